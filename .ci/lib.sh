@@ -1,0 +1,122 @@
+# shellcheck shell=bash
+# Shared set-up steps for .ci/start and .ci/test. Every step installs what is
+# missing and skips what is already there, so both commands are idempotent.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# Must equal the `wasm-bindgen` crate pinned in Cargo.toml / Cargo.lock.
+WASM_BINDGEN_VERSION=0.2.130
+MOTO_VERSION=5.2.5
+export PATH="$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH"
+# Read at compile time by leptos_config; also set in .cargo/config.toml.
+export LEPTOS_OUTPUT_NAME=ecr-portal
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n==> %s\n' "$*"; }
+
+ensure_apt() {
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v wasm-opt >/dev/null || missing+=(binaryen)
+  if ((${#missing[@]})); then
+    step "apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+ensure_rust_target() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    step "rustup target add wasm32-unknown-unknown"
+    rustup target add wasm32-unknown-unknown
+  fi
+}
+
+# `cargo install wasm-bindgen-cli --locked` fails against the registry served here
+# (its lock pins a webpki-roots release that is absent), so build it from the
+# unpacked crate with that one dependency moved to a release that is present.
+ensure_wasm_bindgen() {
+  if command -v wasm-bindgen >/dev/null &&
+    [[ "$(wasm-bindgen --version)" == "wasm-bindgen $WASM_BINDGEN_VERSION" ]]; then
+    return
+  fi
+  step "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 2-3 minutes)"
+  local crate
+  crate=$(ls "$HOME"/.cargo/registry/cache/*/wasm-bindgen-cli-$WASM_BINDGEN_VERSION.crate 2>/dev/null | head -1 || true)
+  if [[ -z "$crate" ]]; then
+    # Downloads the .crate into the registry cache, then fails on the lock; expected.
+    (cd /tmp && cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --locked >/dev/null 2>&1) || true
+    crate=$(ls "$HOME"/.cargo/registry/cache/*/wasm-bindgen-cli-$WASM_BINDGEN_VERSION.crate | head -1)
+  fi
+  local dir
+  dir=$(mktemp -d)
+  tar -xzf "$crate" -C "$dir"
+  (
+    cd "$dir/wasm-bindgen-cli-$WASM_BINDGEN_VERSION"
+    cargo update -p webpki-roots --precise 1.0.10 >/dev/null 2>&1 || true
+    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+      cargo install --path . --locked --quiet
+  )
+  rm -rf "$dir"
+}
+
+ensure_npm() {
+  if [[ ! -x node_modules/.bin/sass ]]; then
+    step "npm ci (sass)"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+}
+
+ensure_npm_end2end() {
+  if [[ ! -d end2end/node_modules/@playwright/test || ! -d end2end/node_modules/oauth2-mock-server ]]; then
+    step "npm ci in end2end/ (Playwright, oauth2-mock-server)"
+    (cd end2end && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+ensure_moto() {
+  if [[ ! -x .venv/bin/moto_server ]] || ! .venv/bin/python -c "import moto,sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+    step "python venv with moto $MOTO_VERSION"
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check "moto[ecr,sts,iam]==$MOTO_VERSION" flask flask-cors
+  fi
+}
+
+# Starts moto on 127.0.0.1:$1 unless something already answers there.
+start_moto() {
+  local port=$1 log=$2
+  if curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then
+    return
+  fi
+  .venv/bin/moto_server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  MOTO_PID=$!
+  for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  echo "moto did not start on port $port; see $log" >&2
+  exit 1
+}
+
+# Builds the site into target/site and the server binary, both in the given
+# cargo profile for the server ("dev" or "release"). The wasm always uses the
+# small wasm-release profile.
+build_site() {
+  local server_profile=${1:-dev}
+  local name=ecr-portal site=target/site pkg=target/site/pkg
+  step "building the site (sass, wasm, wasm-bindgen, wasm-opt)"
+  mkdir -p "$pkg"
+  cp -r public/. "$site/"
+  sass style/main.scss --no-source-map --style=compressed >"$pkg/$name.css"
+  cargo build --package=app --lib --target=wasm32-unknown-unknown \
+    --no-default-features --features=hydrate --profile=wasm-release --target-dir=target/front
+  wasm-bindgen --target=web --out-name=$name --out-dir="$pkg" --no-typescript \
+    target/front/wasm32-unknown-unknown/wasm-release/app.wasm
+  mv "$pkg/${name}_bg.wasm" "$pkg/$name.wasm"
+  wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+    "$pkg/$name.wasm" -o "$pkg/$name.wasm"
+  step "building the server ($server_profile)"
+  cargo build --package=server --bin=ecr-portal --profile="$server_profile"
+}

@@ -1,0 +1,84 @@
+//! Server functions: thin. Each one finds the signed-in user, calls the
+//! service (through the [`Portal`] port, injected as context by the server)
+//! and returns the service's typed result. Rules live in the service.
+use crate::domain::form::RepositoryRequestInput;
+use crate::error::AppError;
+use crate::views::*;
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+
+#[cfg(feature = "ssr")]
+mod port;
+#[cfg(feature = "ssr")]
+pub use port::{Portal, PortalHandle};
+
+#[cfg(feature = "ssr")]
+fn portal() -> Result<std::sync::Arc<dyn Portal>, AppError> {
+    use_context::<PortalHandle>()
+        .map(|h| h.0)
+        .ok_or_else(|| AppError::Internal("no-portal-context".into()))
+}
+
+/// The signed-in user, put into the request by the server's session layer.
+#[cfg(feature = "ssr")]
+fn user() -> Option<crate::domain::principal::Principal> {
+    use_context::<http::request::Parts>().and_then(|p| p.extensions.get::<crate::domain::principal::Principal>().cloned())
+}
+
+#[cfg(feature = "ssr")]
+fn signed_in() -> Result<crate::domain::principal::Principal, AppError> {
+    user().ok_or(AppError::Unauthenticated)
+}
+
+#[server(prefix = "/rpc")]
+pub async fn get_portal_info() -> Result<PortalInfo, AppError> {
+    Ok(portal()?.info(user()))
+}
+
+#[server(prefix = "/rpc", input = Json)]
+pub async fn list_requests(status: Option<String>, mine: bool) -> Result<Vec<RequestSummary>, AppError> {
+    let by = signed_in()?;
+    let status = match status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(
+            crate::domain::request::Status::parse(s)
+                .ok_or_else(|| AppError::BadRequest(format!("unknown status `{s}`")))?,
+        ),
+    };
+    portal()?.list_requests(&by, status, mine).await
+}
+
+#[server(prefix = "/rpc", input = Json)]
+pub async fn get_request(id: i64) -> Result<RequestDetail, AppError> {
+    portal()?.request_detail(&signed_in()?, id).await
+}
+
+#[server(prefix = "/rpc", input = Json)]
+pub async fn submit_repository_request(input: RepositoryRequestInput) -> Result<i64, AppError> {
+    portal()?.submit(&signed_in()?, input).await
+}
+
+#[server(prefix = "/rpc", input = Json)]
+pub async fn approve_request(id: i64, comment: String) -> Result<RequestDetail, AppError> {
+    portal()?.approve(&signed_in()?, id, comment).await
+}
+
+#[server(prefix = "/rpc", input = Json)]
+pub async fn reject_request(id: i64, comment: String) -> Result<RequestDetail, AppError> {
+    portal()?.reject(&signed_in()?, id, comment).await
+}
+
+#[server(prefix = "/rpc", input = Json)]
+pub async fn retry_request(id: i64) -> Result<RequestDetail, AppError> {
+    portal()?.retry(&signed_in()?, id).await
+}
+
+#[server(prefix = "/rpc")]
+pub async fn list_repositories() -> Result<Vec<RepositoryView>, AppError> {
+    portal()?.repositories(&signed_in()?).await
+}
+
+#[server(prefix = "/rpc", input = Json)]
+pub async fn audit_history(query: AuditQuery) -> Result<AuditPage, AppError> {
+    portal()?.audit(&signed_in()?, query).await
+}

@@ -1,0 +1,26 @@
+//! The service port: what the UI's server functions need from the server.
+//! Implemented by `server::service::PortalService`, which the JSON API and the
+//! worker use directly.
+use crate::domain::form::RepositoryRequestInput;
+use crate::domain::principal::Principal;
+use crate::domain::request::Status;
+use crate::error::AppError;
+use crate::views::*;
+use std::sync::Arc;
+
+#[async_trait::async_trait]
+pub trait Portal: Send + Sync + 'static {
+    fn info(&self, user: Option<Principal>) -> PortalInfo;
+    async fn submit(&self, by: &Principal, input: RepositoryRequestInput) -> Result<i64, AppError>;
+    async fn list_requests(&self, by: &Principal, status: Option<Status>, mine: bool) -> Result<Vec<RequestSummary>, AppError>;
+    async fn request_detail(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError>;
+    async fn approve(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError>;
+    async fn reject(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError>;
+    async fn retry(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError>;
+    async fn repositories(&self, by: &Principal) -> Result<Vec<RepositoryView>, AppError>;
+    async fn audit(&self, by: &Principal, query: AuditQuery) -> Result<AuditPage, AppError>;
+}
+
+/// The context value the server provides to every server function.
+#[derive(Clone)]
+pub struct PortalHandle(pub Arc<dyn Portal>);

@@ -1,0 +1,81 @@
+//! Audit actions: the closed list of things the trail records.
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    SignedIn,
+    SignedOut,
+    SignInFailed,
+    RequestSubmitted,
+    RequestApproved,
+    RequestRejected,
+    ApplyStarted,
+    ApplySucceeded,
+    ApplyFailed,
+    ApplyRetried,
+    ActionDenied,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 11] = [
+        AuditAction::SignedIn,
+        AuditAction::SignedOut,
+        AuditAction::SignInFailed,
+        AuditAction::RequestSubmitted,
+        AuditAction::RequestApproved,
+        AuditAction::RequestRejected,
+        AuditAction::ApplyStarted,
+        AuditAction::ApplySucceeded,
+        AuditAction::ApplyFailed,
+        AuditAction::ApplyRetried,
+        AuditAction::ActionDenied,
+    ];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::SignedIn => "signed_in",
+            Self::SignedOut => "signed_out",
+            Self::SignInFailed => "sign_in_failed",
+            Self::RequestSubmitted => "request_submitted",
+            Self::RequestApproved => "request_approved",
+            Self::RequestRejected => "request_rejected",
+            Self::ApplyStarted => "apply_started",
+            Self::ApplySucceeded => "apply_succeeded",
+            Self::ApplyFailed => "apply_failed",
+            Self::ApplyRetried => "apply_retried",
+            Self::ActionDenied => "action_denied",
+        }
+    }
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == raw)
+    }
+    /// A short human label for the timeline.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::SignedIn => "Signed in",
+            Self::SignedOut => "Signed out",
+            Self::SignInFailed => "Sign-in failed",
+            Self::RequestSubmitted => "Submitted",
+            Self::RequestApproved => "Approved",
+            Self::RequestRejected => "Rejected",
+            Self::ApplyStarted => "Apply started",
+            Self::ApplySucceeded => "Applied",
+            Self::ApplyFailed => "Apply failed",
+            Self::ApplyRetried => "Retry requested",
+            Self::ActionDenied => "Action denied",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_round_trip_through_text() {
+        for a in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(a.as_str()), Some(a));
+            assert_eq!(serde_json::to_value(a).expect("json"), a.as_str());
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The request form, as typed by a person or posted by a pipeline, and the one
+//! place where it becomes domain types. Every problem is reported per field so
+//! the UI can show it beside the input, and nothing the user typed is lost.
+use super::name::{Namespace, RepoName};
+use super::settings::{
+    is_kms_key_arn, Encryption, Lifecycle, RepositorySpec, Tag, TagMutability, MAX_KEEP_LAST,
+    MAX_UNTAGGED_DAYS,
+};
+use serde::{Deserialize, Serialize};
+
+pub const MAX_JUSTIFICATION: usize = 2_000;
+pub const MAX_TAG_VALUE: usize = 256;
+
+/// One problem with one field, e.g. `{field: "name", message: "use lowercase letters only"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self { field: field.to_string(), message: message.into() }
+    }
+}
+
+/// A request for a new repository, as received (JSON API) or built from the form.
+/// Optional settings take the portal's recommended defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryRequestInput {
+    /// The part after `<namespace>/` (a full name is accepted too).
+    pub name: String,
+    /// `IMMUTABLE` (default) or `MUTABLE`.
+    #[serde(default)]
+    pub tag_mutability: Option<String>,
+    /// Defaults to true.
+    #[serde(default)]
+    pub scan_on_push: Option<bool>,
+    /// `AES256` (default) or `KMS`.
+    #[serde(default)]
+    pub encryption: Option<String>,
+    /// Required when encryption is `KMS`.
+    #[serde(default)]
+    pub kms_key_arn: Option<String>,
+    #[serde(default)]
+    pub keep_last_images: Option<u32>,
+    #[serde(default)]
+    pub expire_untagged_after_days: Option<u32>,
+    pub team: String,
+    pub cost_center: String,
+    pub justification: String,
+}
+
+/// A parsed, valid request for a new repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewRepositoryRequest {
+    pub spec: RepositorySpec,
+    pub justification: String,
+}
+
+/// Checks a tag value against ECR's character set and length.
+fn tag_value(field: &str, label: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
+    let v = raw.trim();
+    if v.is_empty() {
+        errors.push(FieldError::new(field, format!("enter the {label}")));
+    } else if v.chars().count() > MAX_TAG_VALUE {
+        errors.push(FieldError::new(field, format!("the {label} can be at most {MAX_TAG_VALUE} characters")));
+    } else if let Some(c) = v.chars().find(|c| !(c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(*c))) {
+        errors.push(FieldError::new(field, format!("`{c}` is not allowed in a tag; use letters, digits, spaces and _ . : / = + - @")));
+    }
+    v.to_string()
+}
+
+impl RepositoryRequestInput {
+    /// Parses the whole input, collecting every field's problem at once.
+    pub fn parse(&self, namespace: &Namespace) -> Result<NewRepositoryRequest, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let name = RepoName::parse(namespace, &self.name)
+            .map_err(|e| errors.push(FieldError::new("name", e.to_string())))
+            .ok();
+        let tag_mutability = match self.tag_mutability.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => TagMutability::Immutable,
+            Some(raw) => TagMutability::parse(raw).unwrap_or_else(|| {
+                errors.push(FieldError::new("tag_mutability", "choose IMMUTABLE or MUTABLE"));
+                TagMutability::Immutable
+            }),
+        };
+        let kms = self.kms_key_arn.as_deref().map(str::trim).unwrap_or("");
+        let encryption = match self.encryption.as_deref().map(|s| s.trim().to_ascii_uppercase()).as_deref() {
+            None | Some("") | Some("AES256") => {
+                if !kms.is_empty() {
+                    errors.push(FieldError::new("kms_key_arn", "a KMS key is only used with KMS encryption; clear it or choose KMS"));
+                }
+                Encryption::Aes256
+            }
+            Some("KMS") => {
+                if kms.is_empty() {
+                    errors.push(FieldError::new("kms_key_arn", "enter the KMS key ARN to encrypt with"));
+                } else if !is_kms_key_arn(kms) {
+                    errors.push(FieldError::new("kms_key_arn", "expected arn:aws:kms:<region>:<account>:key/<id> or …:alias/<name>"));
+                }
+                Encryption::Kms(kms.to_string())
+            }
+            Some(_) => {
+                errors.push(FieldError::new("encryption", "choose AES256 or KMS"));
+                Encryption::Aes256
+            }
+        };
+        if let Some(n) = self.keep_last_images {
+            if !(1..=MAX_KEEP_LAST).contains(&n) {
+                errors.push(FieldError::new("keep_last_images", format!("keep between 1 and {MAX_KEEP_LAST} images, or leave it empty")));
+            }
+        }
+        if let Some(d) = self.expire_untagged_after_days {
+            if !(1..=MAX_UNTAGGED_DAYS).contains(&d) {
+                errors.push(FieldError::new("expire_untagged_after_days", format!("choose 1 to {MAX_UNTAGGED_DAYS} days, or leave it empty")));
+            }
+        }
+        let team = tag_value("team", "team", &self.team, &mut errors);
+        let cost_center = tag_value("cost_center", "cost centre", &self.cost_center, &mut errors);
+        let justification = self.justification.trim().to_string();
+        if justification.is_empty() {
+            errors.push(FieldError::new("justification", "say why this repository is needed"));
+        } else if justification.chars().count() > MAX_JUSTIFICATION {
+            errors.push(FieldError::new("justification", format!("keep the justification under {MAX_JUSTIFICATION} characters")));
+        }
+        match (name, errors.is_empty()) {
+            (Some(name), true) => {
+                let mut tags = vec![
+                    Tag { key: "cost-center".into(), value: cost_center },
+                    Tag { key: "team".into(), value: team },
+                ];
+                tags.sort();
+                Ok(NewRepositoryRequest {
+                    spec: RepositorySpec {
+                        name,
+                        tag_mutability,
+                        scan_on_push: self.scan_on_push.unwrap_or(true),
+                        encryption,
+                        lifecycle: Lifecycle {
+                            keep_last_images: self.keep_last_images,
+                            expire_untagged_after_days: self.expire_untagged_after_days,
+                        },
+                        tags,
+                    },
+                    justification,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Parses an optional whole number typed in a form field.
+pub fn parse_optional_number(field: &str, raw: &str) -> Result<Option<u32>, FieldError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse::<u32>()
+        .map(Some)
+        .map_err(|_| FieldError::new(field, format!("`{raw}` is not a whole number")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns() -> Namespace {
+        Namespace::parse("crytera").expect("ns")
+    }
+
+    fn good() -> RepositoryRequestInput {
+        RepositoryRequestInput {
+            name: "templateistio".into(),
+            team: "platform".into(),
+            cost_center: "cc-1234".into(),
+            justification: "Istio template images".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_immutable_scanned_and_aes256() {
+        let r = good().parse(&ns()).expect("valid");
+        assert_eq!(r.spec.name.as_str(), "crytera/templateistio");
+        assert_eq!(r.spec.tag_mutability, TagMutability::Immutable);
+        assert!(r.spec.scan_on_push);
+        assert_eq!(r.spec.encryption, Encryption::Aes256);
+        assert_eq!(r.spec.tags.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(), ["cost-center", "team"]);
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_once() {
+        let input = RepositoryRequestInput {
+            name: "Bad Name".into(),
+            encryption: Some("KMS".into()),
+            keep_last_images: Some(0),
+            team: "".into(),
+            cost_center: "cc<script>".into(),
+            justification: "   ".into(),
+            ..Default::default()
+        };
+        let errs = input.parse(&ns()).expect_err("invalid");
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["name", "kms_key_arn", "keep_last_images", "team", "cost_center", "justification"]);
+    }
+
+    #[test]
+    fn kms_encryption_needs_a_key_arn() {
+        let mut input = good();
+        input.encryption = Some("kms".into());
+        input.kms_key_arn = Some("arn:aws:kms:us-east-1:111122223333:alias/ecr".into());
+        assert!(matches!(input.parse(&ns()).expect("ok").spec.encryption, Encryption::Kms(_)));
+        input.encryption = None;
+        assert_eq!(input.parse(&ns()).expect_err("key without KMS")[0].field, "kms_key_arn");
+    }
+
+    #[test]
+    fn numbers_in_forms_are_checked() {
+        assert_eq!(parse_optional_number("n", " "), Ok(None));
+        assert_eq!(parse_optional_number("n", "30"), Ok(Some(30)));
+        assert_eq!(parse_optional_number("n", "-1").expect_err("neg").field, "n");
+    }
+
+    #[test]
+    fn unknown_json_fields_are_refused() {
+        let r = serde_json::from_str::<RepositoryRequestInput>(
+            r#"{"name":"a","team":"t","cost_center":"c","justification":"j","nmae":"typo"}"#,
+        );
+        assert!(r.is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! The pure domain core: types that can only exist when valid, and the rules
+//! between them. No I/O here; it compiles into the browser bundle too.
+pub mod account;
+pub mod audit;
+pub mod form;
+pub mod name;
+pub mod plan;
+pub mod principal;
+pub mod request;
+pub mod settings;

@@ -1,0 +1,292 @@
+//! A request and its state machine. Nothing else writes a status.
+//!
+//! ```text
+//! pending ──approve──▶ approved ──start_apply──▶ applying ──succeed──▶ applied
+//!    │                    ▲                         │
+//!    └─reject─▶ rejected  └──────retry──── failed ◀─┘ fail
+//! ```
+//! Rules: only admins decide; nobody approves their own request; every other
+//! move from a state is an error naming the state.
+use super::principal::Principal;
+use super::settings::RepositorySpec;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub const MAX_COMMENT: usize = 2_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Approved,
+    Applying,
+    Applied,
+    Rejected,
+    Failed,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Pending,
+        Status::Approved,
+        Status::Applying,
+        Status::Applied,
+        Status::Rejected,
+        Status::Failed,
+    ];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Applying => "applying",
+            Self::Applied => "applied",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+        }
+    }
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+    /// Open requests block another request for the same repository.
+    pub fn is_open(&self) -> bool {
+        matches!(self, Self::Pending | Self::Approved | Self::Applying)
+    }
+    /// Still moving without anyone acting: the UI keeps polling.
+    pub fn is_in_flight(&self) -> bool {
+        matches!(self, Self::Approved | Self::Applying)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("you cannot approve your own request; another admin has to")]
+    SelfApproval,
+    #[error("only admins can {} requests", verb(.0))]
+    NotAdmin(&'static str),
+    #[error("this request is {from}; it cannot be {action}")]
+    Invalid { from: Status, action: &'static str },
+}
+
+fn verb(action: &str) -> &str {
+    match action {
+        "approved" => "approve",
+        "rejected" => "reject",
+        other => other,
+    }
+}
+
+/// A request for a new repository, with its decision and apply state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: i64,
+    pub spec: RepositorySpec,
+    pub justification: String,
+    pub requester: String,
+    pub status: Status,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub decided_by: Option<String>,
+    pub decision_comment: Option<String>,
+    pub failure: Option<String>,
+    pub attempts: u32,
+}
+
+impl Request {
+    fn moved(mut self, to: Status, at: i64) -> Self {
+        self.status = to;
+        self.updated_at = at;
+        self
+    }
+
+    fn expect(&self, from: Status, action: &'static str) -> Result<(), TransitionError> {
+        if self.status == from {
+            Ok(())
+        } else {
+            Err(TransitionError::Invalid { from: self.status, action })
+        }
+    }
+
+    /// Whether `by` may approve now (used by the UI to show the buttons).
+    pub fn check_decision(&self, by: &Principal, action: &'static str) -> Result<(), TransitionError> {
+        if !by.is_admin() {
+            return Err(TransitionError::NotAdmin(action));
+        }
+        self.expect(Status::Pending, action)?;
+        if action == "approved" && by.id == self.requester {
+            return Err(TransitionError::SelfApproval);
+        }
+        Ok(())
+    }
+
+    pub fn approve(self, by: &Principal, comment: Option<String>, at: i64) -> Result<Self, TransitionError> {
+        self.check_decision(by, "approved")?;
+        let mut r = self.moved(Status::Approved, at);
+        r.decided_by = Some(by.id.clone());
+        r.decision_comment = comment;
+        Ok(r)
+    }
+
+    pub fn reject(self, by: &Principal, comment: Option<String>, at: i64) -> Result<Self, TransitionError> {
+        self.check_decision(by, "rejected")?;
+        let mut r = self.moved(Status::Rejected, at);
+        r.decided_by = Some(by.id.clone());
+        r.decision_comment = comment;
+        Ok(r)
+    }
+
+    pub fn start_apply(self, at: i64) -> Result<Self, TransitionError> {
+        self.expect(Status::Approved, "applied")?;
+        let mut r = self.moved(Status::Applying, at);
+        r.attempts += 1;
+        r.failure = None;
+        Ok(r)
+    }
+
+    /// Takes over an apply whose worker stopped (its lease ran out). The
+    /// service decides that the lease has expired; every step is idempotent.
+    pub fn resume(self, at: i64) -> Result<Self, TransitionError> {
+        self.expect(Status::Applying, "resumed")?;
+        let mut r = self.moved(Status::Applying, at);
+        r.attempts += 1;
+        Ok(r)
+    }
+
+    pub fn succeed(self, at: i64) -> Result<Self, TransitionError> {
+        self.expect(Status::Applying, "marked applied")?;
+        Ok(self.moved(Status::Applied, at))
+    }
+
+    pub fn fail(self, reason: String, at: i64) -> Result<Self, TransitionError> {
+        self.expect(Status::Applying, "marked failed")?;
+        let mut r = self.moved(Status::Failed, at);
+        r.failure = Some(reason);
+        Ok(r)
+    }
+
+    pub fn retry(self, by: &Principal, at: i64) -> Result<Self, TransitionError> {
+        if !by.is_admin() {
+            return Err(TransitionError::NotAdmin("retry"));
+        }
+        self.expect(Status::Failed, "retried")?;
+        Ok(self.moved(Status::Approved, at))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::form::RepositoryRequestInput;
+    use crate::domain::name::Namespace;
+    use crate::domain::principal::Role;
+
+    fn who(id: &str, role: Role) -> Principal {
+        Principal { id: id.into(), name: id.into(), role }
+    }
+
+    fn pending() -> Request {
+        let input = RepositoryRequestInput {
+            name: "app".into(),
+            team: "t".into(),
+            cost_center: "c".into(),
+            justification: "j".into(),
+            ..Default::default()
+        };
+        let spec = input.parse(&Namespace::parse("crytera").expect("ns")).expect("valid").spec;
+        Request {
+            id: 1,
+            spec,
+            justification: "j".into(),
+            requester: "local:alice".into(),
+            status: Status::Pending,
+            created_at: 0,
+            updated_at: 0,
+            decided_by: None,
+            decision_comment: None,
+            failure: None,
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn the_happy_path_reaches_applied() {
+        let admin = who("local:bob", Role::Admin);
+        let r = pending().approve(&admin, Some("ok".into()), 1).expect("approve");
+        assert_eq!((r.status, r.decided_by.as_deref()), (Status::Approved, Some("local:bob")));
+        let r = r.start_apply(2).expect("start");
+        assert_eq!((r.status, r.attempts), (Status::Applying, 1));
+        assert_eq!(r.succeed(3).expect("succeed").status, Status::Applied);
+    }
+
+    #[test]
+    fn approving_own_request_is_forbidden_even_for_admins() {
+        let alice_admin = who("local:alice", Role::Admin);
+        assert_eq!(pending().approve(&alice_admin, None, 1), Err(TransitionError::SelfApproval));
+        // Rejecting (withdrawing) one's own request is allowed.
+        assert_eq!(pending().reject(&alice_admin, None, 1).expect("reject").status, Status::Rejected);
+    }
+
+    #[test]
+    fn requesters_cannot_decide() {
+        let carol = who("local:carol", Role::Requester);
+        assert_eq!(pending().approve(&carol, None, 1), Err(TransitionError::NotAdmin("approved")));
+        assert_eq!(pending().reject(&carol, None, 1), Err(TransitionError::NotAdmin("rejected")));
+    }
+
+    #[test]
+    fn approving_twice_is_an_invalid_transition() {
+        let admin = who("local:bob", Role::Admin);
+        let r = pending().approve(&admin, None, 1).expect("first");
+        assert_eq!(
+            r.approve(&admin, None, 2),
+            Err(TransitionError::Invalid { from: Status::Approved, action: "approved" })
+        );
+    }
+
+    #[test]
+    fn failed_requests_can_be_retried_by_admins_only() {
+        let admin = who("local:bob", Role::Admin);
+        let failed = pending()
+            .approve(&admin, None, 1)
+            .and_then(|r| r.start_apply(2))
+            .and_then(|r| r.fail("boom".into(), 3))
+            .expect("failed");
+        assert_eq!(failed.failure.as_deref(), Some("boom"));
+        assert!(failed.clone().retry(&who("local:carol", Role::Requester), 4).is_err());
+        let again = failed.retry(&admin, 4).expect("retry");
+        assert_eq!(again.status, Status::Approved);
+        assert_eq!(again.start_apply(5).expect("start").failure, None);
+    }
+
+    #[test]
+    fn only_applying_requests_can_be_resumed() {
+        let admin = who("local:bob", Role::Admin);
+        let applying = pending().approve(&admin, None, 1).and_then(|r| r.start_apply(2)).expect("applying");
+        let resumed = applying.resume(3).expect("resume");
+        assert_eq!((resumed.status, resumed.attempts), (Status::Applying, 2));
+        assert!(pending().resume(3).is_err());
+    }
+
+    #[test]
+    fn terminal_states_refuse_everything() {
+        let admin = who("local:bob", Role::Admin);
+        let rejected = pending().reject(&admin, None, 1).expect("reject");
+        assert!(rejected.clone().approve(&admin, None, 2).is_err());
+        assert!(rejected.clone().start_apply(2).is_err());
+        assert!(rejected.clone().retry(&admin, 2).is_err());
+        assert!(rejected.succeed(2).is_err());
+    }
+
+    #[test]
+    fn statuses_round_trip_through_text() {
+        for s in Status::ALL {
+            assert_eq!(Status::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Status::parse("bogus"), None);
+    }
+}

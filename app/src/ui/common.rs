@@ -1,0 +1,81 @@
+//! Small shared components: status badges, error notices, empty states.
+use crate::domain::request::Status;
+use crate::error::AppError;
+use leptos::prelude::*;
+use leptos_router::components::A;
+
+#[component]
+pub fn StatusBadge(status: Status) -> impl IntoView {
+    let icon = match status {
+        Status::Pending => "●",
+        Status::Approved => "✓",
+        Status::Applying => "↻",
+        Status::Applied => "✔",
+        Status::Rejected => "✕",
+        Status::Failed => "!",
+    };
+    view! {
+        <span class=format!("badge badge-{}", status.as_str()) data-status=status.as_str()>
+            <span aria-hidden="true">{icon}</span>
+            " "
+            {status.as_str()}
+        </span>
+    }
+}
+
+/// Shows an error from the server in words; a sign-in link when that is the fix.
+#[component]
+pub fn ErrorNotice(error: AppError) -> impl IntoView {
+    match error {
+        AppError::Unauthenticated => view! {
+            <div class="notice notice-info" role="status">
+                <p>"You need to sign in to see this page."</p>
+                <a class="button" href="/login">"Sign in"</a>
+            </div>
+        }
+        .into_any(),
+        other => {
+            let fields = other.field_errors().to_vec();
+            view! {
+                <div class="notice notice-error" role="alert">
+                    <p>{other.to_string()}</p>
+                    {(!fields.is_empty()).then(|| view! {
+                        <ul>
+                            {fields.into_iter().map(|f| view! { <li>{f.field}": "{f.message}</li> }).collect_view()}
+                        </ul>
+                    })}
+                </div>
+            }
+            .into_any()
+        }
+    }
+}
+
+#[component]
+pub fn EmptyState(title: &'static str, children: Children) -> impl IntoView {
+    view! {
+        <div class="empty">
+            <p class="empty-title">{title}</p>
+            {children()}
+        </div>
+    }
+}
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+        resp.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <section class="page">
+            <h1>"Page not found"</h1>
+            <p>"There is nothing at this address. " <A href="/">"Back to the requests"</A></p>
+        </section>
+    }
+}
+
+#[component]
+pub fn Loading() -> impl IntoView {
+    view! { <p class="loading" role="status">"Loading…"</p> }
+}

@@ -1,0 +1,142 @@
+//! Pages and components, by feature. Components render views and call server
+//! functions; rules live in `domain` and the service.
+mod audit;
+mod common;
+mod login;
+mod repos;
+mod requests;
+
+use crate::api::get_portal_info;
+use crate::views::PortalInfo;
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes, A},
+    path,
+};
+
+/// The full HTML document rendered by the server; the wasm bundle hydrates `<App/>` in it.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// Portal-wide facts and the signed-in user, loaded once per page.
+#[derive(Clone, Copy)]
+pub struct InfoResource(pub Resource<Result<PortalInfo, crate::error::AppError>>);
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    let info = Resource::new(|| (), |_| get_portal_info());
+    provide_context(InfoResource(info));
+    view! {
+        <Stylesheet id="leptos" href="/pkg/ecr-portal.css"/>
+        <Link rel="icon" href="/favicon.ico"/>
+        <Title formatter=|t: String| if t.is_empty() { "ecr-portal".to_string() } else { format!("{t} · ecr-portal") }/>
+        <Router>
+            <a class="skip-link" href="#main">"Skip to content"</a>
+            <Header/>
+            <main id="main" tabindex="-1">
+                <Routes fallback=|| view! { <common::NotFound/> }>
+                    <Route path=path!("/") view=requests::RequestList/>
+                    <Route path=path!("/login") view=login::LoginPage/>
+                    <Route path=path!("/requests/new") view=requests::NewRequest/>
+                    <Route path=path!("/requests/:id") view=requests::RequestPage/>
+                    <Route path=path!("/queue") view=requests::Queue/>
+                    <Route path=path!("/repositories") view=repos::Repositories/>
+                    <Route path=path!("/audit") view=audit::AuditPage/>
+                </Routes>
+            </main>
+            <Footer/>
+        </Router>
+    }
+}
+
+#[component]
+fn Header() -> impl IntoView {
+    let info = expect_context::<InfoResource>().0;
+    view! {
+        <header class="topbar">
+            <A href="/" attr:class="brand">
+                <span class="brand-mark" aria-hidden="true">"◆"</span>
+                " ecr-portal"
+            </A>
+            <Suspense fallback=|| ()>
+                {move || {
+                    info.get()
+                        .and_then(Result::ok)
+                        .map(|i| match i.user {
+                            Some(u) => {
+                                let admin = u.is_admin();
+                                view! {
+                                    <nav aria-label="Main">
+                                        <A href="/">"Requests"</A>
+                                        <A href="/requests/new">"New request"</A>
+                                        {admin.then(|| view! { <A href="/queue">"Queue"</A> })}
+                                        <A href="/repositories">"Repositories"</A>
+                                        <A href="/audit">"Audit"</A>
+                                    </nav>
+                                    <div class="who">
+                                        <span class="user" data-testid="current-user">
+                                            {u.name.clone()}
+                                            <span class="role">{u.role.to_string()}</span>
+                                        </span>
+                                        <form method="post" action="/auth/logout">
+                                            <button type="submit" class="link-button">"Sign out"</button>
+                                        </form>
+                                    </div>
+                                }
+                                    .into_any()
+                            }
+                            None => view! { <a class="button" href="/login">"Sign in"</a> }.into_any(),
+                        })
+                }}
+            </Suspense>
+        </header>
+    }
+}
+
+#[component]
+fn Footer() -> impl IntoView {
+    let info = expect_context::<InfoResource>().0;
+    view! {
+        <footer class="footer">
+            <Suspense fallback=|| ()>
+                {move || {
+                    info.get()
+                        .and_then(Result::ok)
+                        .map(|i| {
+                            view! {
+                                <span>"Namespace " <code>{i.namespace}"/"</code></span>
+                                <span>"Region " <code>{i.region}</code></span>
+                                <span>
+                                    "Staging account "
+                                    <code>{i.staging_account.unwrap_or_else(|| "default credentials".into())}</code>
+                                </span>
+                                <span>
+                                    "Production account "
+                                    <code data-testid="production-account">
+                                        {i.production_account.unwrap_or_else(|| "not configured".into())}
+                                    </code>
+                                </span>
+                            }
+                        })
+                }}
+            </Suspense>
+        </footer>
+    }
+}

@@ -1,0 +1,553 @@
+//! Requests: the list, the admin queue, the new-repository form and the
+//! request page (plan, decision, result, timeline).
+use super::common::{EmptyState, ErrorNotice, Loading, StatusBadge};
+use super::InfoResource;
+use crate::api::*;
+use crate::domain::form::{parse_optional_number, FieldError, RepositoryRequestInput};
+use crate::domain::name::{Namespace, RepoName};
+use crate::domain::request::Status;
+use crate::error::AppError;
+use crate::views::{RequestDetail, RequestSummary};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
+
+#[component]
+fn RequestTable(rows: Vec<RequestSummary>) -> impl IntoView {
+    view! {
+        <div class="table-wrap">
+            <table class="table" data-testid="requests-table">
+                <thead>
+                    <tr>
+                        <th scope="col">"#"</th>
+                        <th scope="col">"Repository"</th>
+                        <th scope="col">"Status"</th>
+                        <th scope="col">"Requested by"</th>
+                        <th scope="col">"Submitted"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {rows
+                        .into_iter()
+                        .map(|r| {
+                            view! {
+                                <tr>
+                                    <td>{r.id}</td>
+                                    <td><A href=format!("/requests/{}", r.id)><code>{r.repository}</code></A></td>
+                                    <td><StatusBadge status=r.status/></td>
+                                    <td>{r.requester}</td>
+                                    <td><time>{r.created_at}</time></td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+#[component]
+pub fn RequestList() -> impl IntoView {
+    let query = use_query_map();
+    let status = move || query.with(|q| q.get("status")).filter(|s| !s.is_empty());
+    let mine = move || query.with(|q| q.get("mine")).is_some_and(|m| m == "1");
+    let rows = Resource::new(move || (status(), mine()), |(s, m)| list_requests(s, m));
+    let filter_link = move |s: Option<Status>| {
+        let mut q = Vec::new();
+        if let Some(s) = s {
+            q.push(format!("status={}", s.as_str()));
+        }
+        if mine() {
+            q.push("mine=1".into());
+        }
+        if q.is_empty() { "/".to_string() } else { format!("/?{}", q.join("&")) }
+    };
+    view! {
+        <Title text="Requests"/>
+        <section class="page">
+            <div class="page-head">
+                <h1>"Requests"</h1>
+                <a class="button primary" href="/requests/new">"New repository request"</a>
+            </div>
+            <nav class="filters" aria-label="Filter by status">
+                <a href=move || filter_link(None) aria-current=move || status().is_none().then_some("page")>"All"</a>
+                {Status::ALL
+                    .into_iter()
+                    .map(|s| view! {
+                        <a href=move || filter_link(Some(s))
+                            aria-current=move || (status().as_deref() == Some(s.as_str())).then_some("page")>
+                            {s.as_str()}
+                        </a>
+                    })
+                    .collect_view()}
+                <a class="toggle" href=move || if mine() { "/".to_string() } else { "/?mine=1".to_string() }>
+                    {move || if mine() { "Show everyone's" } else { "Only mine" }}
+                </a>
+            </nav>
+            <Transition fallback=Loading>
+                {move || rows.get().map(|r| match r {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(rows) if rows.is_empty() => view! {
+                        <EmptyState title="No requests here yet">
+                            <p>"Ask for a new repository under the namespace; an admin reviews it and the portal creates it in AWS."</p>
+                            <a class="button" href="/requests/new">"Request a repository"</a>
+                        </EmptyState>
+                    }.into_any(),
+                    Ok(rows) => view! { <RequestTable rows/> }.into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+pub fn Queue() -> impl IntoView {
+    let rows = Resource::new(|| (), |_| list_requests(Some("pending".into()), false));
+    view! {
+        <Title text="Approval queue"/>
+        <section class="page">
+            <div class="page-head"><h1>"Approval queue"</h1></div>
+            <p class="lede">"Pending requests, oldest first. Open one to see its plan and decide."</p>
+            <Transition fallback=Loading>
+                {move || rows.get().map(|r| match r {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(rows) if rows.is_empty() => view! {
+                        <EmptyState title="Nothing waiting for review">
+                            <p>"New requests appear here as soon as they are submitted."</p>
+                        </EmptyState>
+                    }.into_any(),
+                    Ok(mut rows) => {
+                        rows.reverse();
+                        view! { <RequestTable rows/> }.into_any()
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+/// One labelled form field with its help text and error.
+#[component]
+fn Field(
+    id: &'static str,
+    label: &'static str,
+    #[prop(optional)] help: Option<&'static str>,
+    errors: Signal<Vec<FieldError>>,
+    children: Children,
+) -> impl IntoView {
+    let error = move || errors.with(|e| e.iter().find(|f| f.field == id).map(|f| f.message.clone()));
+    view! {
+        <div class="field" class:has-error=move || error().is_some()>
+            <label for=id>{label}</label>
+            {children()}
+            {help.map(|h| view! { <p class="help" id=format!("{id}-help")>{h}</p> })}
+            <p class="field-error" id=format!("{id}-error") role="alert" data-field=id>{error}</p>
+        </div>
+    }
+}
+
+#[component]
+pub fn NewRequest() -> impl IntoView {
+    let info = expect_context::<InfoResource>().0;
+    view! {
+        <Title text="New repository request"/>
+        <section class="page narrow">
+            <h1>"Request a repository"</h1>
+            <Suspense fallback=Loading>
+                {move || info.get().map(|i| match i {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(i) if i.user.is_none() => view! { <ErrorNotice error=AppError::Unauthenticated/> }.into_any(),
+                    Ok(i) => match Namespace::parse(&i.namespace) {
+                        Ok(ns) => view! { <NewRequestForm namespace=ns/> }.into_any(),
+                        Err(e) => view! { <ErrorNotice error=AppError::Internal(e.to_string())/> }.into_any(),
+                    },
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn NewRequestForm(namespace: Namespace) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let tag_mutability = RwSignal::new("IMMUTABLE".to_string());
+    let scan_on_push = RwSignal::new(true);
+    let encryption = RwSignal::new("AES256".to_string());
+    let kms_key_arn = RwSignal::new(String::new());
+    let keep_last = RwSignal::new(String::new());
+    let untagged_days = RwSignal::new(String::new());
+    let team = RwSignal::new(String::new());
+    let cost_center = RwSignal::new(String::new());
+    let justification = RwSignal::new(String::new());
+    let errors = RwSignal::new(Vec::<FieldError>::new());
+    let server_error = RwSignal::new(None::<AppError>);
+    let submit = ServerAction::<SubmitRepositoryRequest>::new();
+    let navigate = use_navigate();
+
+    let ns = namespace.clone();
+    let name_preview = move || {
+        let n = name.get();
+        if n.trim().is_empty() {
+            return format!("{}/…", ns.as_str());
+        }
+        match RepoName::parse(&ns, &n) {
+            Ok(full) => full.to_string(),
+            Err(_) => format!("{}/{}", ns.as_str(), n.trim()),
+        }
+    };
+    // Live check of the name as the user types, with the server's own parser.
+    let ns = namespace.clone();
+    let name_error = Memo::new(move |_| {
+        let n = name.get();
+        if n.is_empty() {
+            None
+        } else {
+            RepoName::parse(&ns, &n).err().map(|e| e.to_string())
+        }
+    });
+    let ns_build = namespace.clone();
+
+    let build = move || -> Result<RepositoryRequestInput, Vec<FieldError>> {
+        let mut errs = Vec::new();
+        let keep = parse_optional_number("keep_last_images", &keep_last.get()).map_err(|e| errs.push(e)).ok().flatten();
+        let days = parse_optional_number("expire_untagged_after_days", &untagged_days.get()).map_err(|e| errs.push(e)).ok().flatten();
+        let input = RepositoryRequestInput {
+            name: name.get(),
+            tag_mutability: Some(tag_mutability.get()),
+            scan_on_push: Some(scan_on_push.get()),
+            encryption: Some(encryption.get()),
+            kms_key_arn: Some(kms_key_arn.get()),
+            keep_last_images: keep,
+            expire_untagged_after_days: days,
+            team: team.get(),
+            cost_center: cost_center.get(),
+            justification: justification.get(),
+        };
+        if let Err(mut more) = input.parse(&ns_build) {
+            errs.append(&mut more);
+        }
+        if errs.is_empty() { Ok(input) } else { Err(errs) }
+    };
+
+    Effect::new(move |_| {
+        if let Some(result) = submit.value().get() {
+            match result {
+                Ok(id) => navigate(&format!("/requests/{id}"), Default::default()),
+                Err(e) => {
+                    errors.set(e.field_errors().to_vec());
+                    server_error.set(Some(e));
+                }
+            }
+        }
+    });
+
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        server_error.set(None);
+        match build() {
+            Ok(input) => {
+                errors.set(Vec::new());
+                submit.dispatch(SubmitRepositoryRequest { input });
+            }
+            Err(errs) => errors.set(errs),
+        }
+    };
+    let errs: Signal<Vec<FieldError>> = errors.into();
+    let invalid = move |f: &'static str| move || errs.with(|e| e.iter().any(|x| x.field == f)).to_string();
+
+    view! {
+        <form class="card form" on:submit=on_submit novalidate data-testid="new-request-form">
+            {move || server_error.get().map(|e| view! { <ErrorNotice error=e/> })}
+            <div class="field" class:has-error=move || name_error.get().is_some() || errs.with(|e| e.iter().any(|f| f.field == "name"))>
+                <label for="name">"Repository name"</label>
+                <div class="prefixed">
+                    <span class="prefix" aria-hidden="true">{format!("{}/", namespace.as_str())}</span>
+                    <input id="name" name="name" required autocomplete="off" spellcheck="false"
+                        aria-describedby="name-help name-error" aria-invalid=invalid("name")
+                        prop:value=name on:input=move |ev| name.set(event_target_value(&ev))/>
+                </div>
+                <p class="help" id="name-help">"Will be created as " <code data-testid="name-preview">{name_preview}</code>". Lowercase letters, digits, and . _ - / between them."</p>
+                <p class="field-error" id="name-error" role="alert" data-field="name">
+                    {move || name_error.get().or_else(|| errs.with(|e| e.iter().find(|f| f.field == "name").map(|f| f.message.clone())))}
+                </p>
+            </div>
+            <div class="grid-2">
+                <Field id="tag_mutability" label="Image tags" errors=errs>
+                    <select id="tag_mutability" name="tag_mutability" prop:value=tag_mutability
+                        on:change=move |ev| tag_mutability.set(event_target_value(&ev))>
+                        <option value="IMMUTABLE">"Immutable (recommended)"</option>
+                        <option value="MUTABLE">"Mutable"</option>
+                    </select>
+                </Field>
+                <Field id="encryption" label="Encryption" errors=errs>
+                    <select id="encryption" name="encryption" prop:value=encryption
+                        on:change=move |ev| encryption.set(event_target_value(&ev))>
+                        <option value="AES256">"AES-256 (AWS managed)"</option>
+                        <option value="KMS">"KMS key"</option>
+                    </select>
+                </Field>
+            </div>
+            <Show when=move || encryption.get() == "KMS">
+                <Field id="kms_key_arn" label="KMS key ARN" errors=errs>
+                    <input id="kms_key_arn" name="kms_key_arn" spellcheck="false" aria-invalid=invalid("kms_key_arn")
+                        prop:value=kms_key_arn on:input=move |ev| kms_key_arn.set(event_target_value(&ev))/>
+                </Field>
+            </Show>
+            <div class="field checkbox">
+                <input type="checkbox" id="scan_on_push" name="scan_on_push" prop:checked=scan_on_push
+                    on:change=move |ev| scan_on_push.set(event_target_checked(&ev))/>
+                <label for="scan_on_push">"Scan images for vulnerabilities on push"</label>
+            </div>
+            <fieldset class="group">
+                <legend>"Lifecycle (optional)"</legend>
+                <div class="grid-2">
+                    <Field id="keep_last_images" label="Keep the last N images" help="Older images are expired." errors=errs>
+                        <input id="keep_last_images" name="keep_last_images" inputmode="numeric" aria-invalid=invalid("keep_last_images")
+                            prop:value=keep_last on:input=move |ev| keep_last.set(event_target_value(&ev))/>
+                    </Field>
+                    <Field id="expire_untagged_after_days" label="Expire untagged images after N days" errors=errs>
+                        <input id="expire_untagged_after_days" name="expire_untagged_after_days" inputmode="numeric"
+                            aria-invalid=invalid("expire_untagged_after_days")
+                            prop:value=untagged_days on:input=move |ev| untagged_days.set(event_target_value(&ev))/>
+                    </Field>
+                </div>
+            </fieldset>
+            <fieldset class="group">
+                <legend>"Tags"</legend>
+                <div class="grid-2">
+                    <Field id="team" label="Team" errors=errs>
+                        <input id="team" name="team" required aria-invalid=invalid("team")
+                            prop:value=team on:input=move |ev| team.set(event_target_value(&ev))/>
+                    </Field>
+                    <Field id="cost_center" label="Cost centre" errors=errs>
+                        <input id="cost_center" name="cost_center" required aria-invalid=invalid("cost_center")
+                            prop:value=cost_center on:input=move |ev| cost_center.set(event_target_value(&ev))/>
+                    </Field>
+                </div>
+            </fieldset>
+            <Field id="justification" label="Justification" help="What will this repository hold, and who pulls from it?" errors=errs>
+                <textarea id="justification" name="justification" rows="4" required aria-invalid=invalid("justification")
+                    prop:value=justification on:input=move |ev| justification.set(event_target_value(&ev))></textarea>
+            </Field>
+            <div class="actions">
+                <button type="submit" class="button primary" disabled=move || submit.pending().get()>
+                    {move || if submit.pending().get() { "Submitting…" } else { "Submit request" }}
+                </button>
+            </div>
+        </form>
+    }
+}
+
+#[component]
+pub fn RequestPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.with(|p| p.get("id")).and_then(|s| s.parse::<i64>().ok());
+    let tick = RwSignal::new(0u32);
+    let detail = Resource::new(move || (id(), tick.get()), |(id, _)| async move {
+        match id {
+            Some(id) => get_request(id).await,
+            None => Err(AppError::NotFound("there is no request with that number".into())),
+        }
+    });
+    // Keep the page current while the worker moves the request along.
+    Effect::new(move |_| {
+        let handle = set_interval_with_handle(
+            move || {
+                let moving = detail
+                    .get_untracked()
+                    .and_then(Result::ok)
+                    .is_some_and(|d| d.summary.status.is_in_flight());
+                if moving {
+                    tick.update(|t| *t += 1);
+                }
+            },
+            std::time::Duration::from_millis(1000),
+        )
+        .ok();
+        on_cleanup(move || {
+            if let Some(h) = handle {
+                h.clear();
+            }
+        });
+    });
+    let refresh = Callback::new(move |_: ()| tick.update(|t| *t += 1));
+    view! {
+        <Title text=move || id().map(|i| format!("Request #{i}")).unwrap_or_default()/>
+        <section class="page">
+            <Transition fallback=Loading>
+                {move || detail.get().map(|d| match d {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(d) => view! { <RequestView detail=d refresh/> }.into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn RequestView(detail: RequestDetail, refresh: Callback<()>) -> impl IntoView {
+    let d = detail;
+    let s = d.spec.clone();
+    let id = d.summary.id;
+    view! {
+        <div class="page-head">
+            <div>
+                <p class="eyebrow">"Request #"{id}" · new repository"</p>
+                <h1><code>{d.summary.repository.clone()}</code></h1>
+            </div>
+            <div data-testid="request-status"><StatusBadge status=d.summary.status/></div>
+        </div>
+        <p class="meta">"Requested by " <strong>{d.summary.requester.clone()}</strong> " on " <time>{d.summary.created_at.clone()}</time></p>
+        <div class="columns">
+            <div class="col-main">
+                <section class="card">
+                    <h2>"Justification"</h2>
+                    <p class="prose" data-testid="justification">{d.justification.clone()}</p>
+                </section>
+                {d.failure.clone().map(|f| view! {
+                    <section class="card notice-error" role="alert">
+                        <h2>"Apply failed"</h2>
+                        <p data-testid="failure">{f}</p>
+                    </section>
+                })}
+                {d.result.clone().map(|r| view! {
+                    <section class="card result" data-testid="result">
+                        <h2>{if r.adopted { "Adopted an existing repository" } else { "Created in AWS" }}</h2>
+                        <dl class="kv">
+                            <dt>"Pull URI"</dt><dd><code data-testid="repository-uri">{r.repository_uri}</code></dd>
+                            <dt>"ARN"</dt><dd><code>{r.repository_arn}</code></dd>
+                            <dt>"AWS request ids"</dt>
+                            <dd>{r.aws_request_ids.into_iter().map(|i| view! { <code class="reqid">{i}</code>" " }).collect_view()}</dd>
+                        </dl>
+                    </section>
+                })}
+                <section class="card">
+                    <h2>"Settings"</h2>
+                    <dl class="kv">
+                        <dt>"Image tags"</dt><dd>{s.tag_mutability.to_string()}</dd>
+                        <dt>"Scan on push"</dt><dd>{if s.scan_on_push { "yes" } else { "no" }}</dd>
+                        <dt>"Encryption"</dt><dd>{s.encryption.to_string()}</dd>
+                        <dt>"Keep last images"</dt><dd>{s.lifecycle.keep_last_images.map(|n| n.to_string()).unwrap_or_else(|| "no limit".into())}</dd>
+                        <dt>"Expire untagged after"</dt><dd>{s.lifecycle.expire_untagged_after_days.map(|n| format!("{n} days")).unwrap_or_else(|| "never".into())}</dd>
+                        <dt>"Tags"</dt>
+                        <dd>{s.tags.iter().map(|t| view! { <span class="chip">{t.key.clone()}"="{t.value.clone()}</span>" " }).collect_view()}</dd>
+                    </dl>
+                </section>
+                <section class="card" data-testid="plan">
+                    <h2>"Plan"</h2>
+                    <p class="help">"These AWS calls run, in this order, when the request is approved."</p>
+                    <ol class="plan">
+                        {d.plan.steps.clone().into_iter().map(|st| view! {
+                            <li>
+                                <p><code class="call">{st.call}</code>" " {st.summary}</p>
+                                <dl class="kv small">
+                                    {st.params.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd><code>{v}</code></dd> }).collect_view()}
+                                </dl>
+                                {st.document.map(|doc| view! { <pre class="doc">{doc}</pre> })}
+                            </li>
+                        }).collect_view()}
+                    </ol>
+                </section>
+            </div>
+            <aside class="col-side">
+                <Decision detail=d.clone() refresh/>
+                <section class="card">
+                    <h2>"Timeline"</h2>
+                    <ol class="timeline" data-testid="timeline">
+                        {d.timeline.clone().into_iter().map(|e| view! {
+                            <li data-action=e.action.clone()>
+                                <p><strong>{e.label}</strong>" · "{e.actor}</p>
+                                <p class="meta"><time>{e.at}</time></p>
+                                {(!e.detail.is_empty()).then(|| view! { <p class="detail">{e.detail}</p> })}
+                            </li>
+                        }).collect_view()}
+                    </ol>
+                </section>
+            </aside>
+        </div>
+    }
+}
+
+#[component]
+fn Decision(detail: RequestDetail, refresh: Callback<()>) -> impl IntoView {
+    let id = detail.summary.id;
+    let comment = RwSignal::new(String::new());
+    let approve = ServerAction::<ApproveRequest>::new();
+    let reject = ServerAction::<RejectRequest>::new();
+    let retry = ServerAction::<RetryRequest>::new();
+    let error = RwSignal::new(None::<AppError>);
+    Effect::new(move |_| {
+        let results = [approve.value().get().map(|r| r.map(|_| ())), reject.value().get().map(|r| r.map(|_| ())), retry.value().get().map(|r| r.map(|_| ()))];
+        for r in results.into_iter().flatten() {
+            match r {
+                Ok(()) => refresh.run(()),
+                Err(e) => error.set(Some(e)),
+            }
+        }
+    });
+    let busy = move || approve.pending().get() || reject.pending().get() || retry.pending().get();
+    let status = detail.summary.status;
+    let decided = detail.decided_by.clone().map(|by| {
+        let verb = if status == Status::Rejected { "Rejected" } else { "Approved" };
+        view! {
+            <section class="card">
+                <h2>"Decision"</h2>
+                <p>{verb}" by " <strong>{by}</strong></p>
+                {detail.decision_comment.clone().filter(|c| !c.is_empty()).map(|c| view! { <p class="prose">{c}</p> })}
+            </section>
+        }
+    });
+    let pending = (status == Status::Pending).then(|| {
+        let blocked = detail.approve_blocked.clone();
+        let can_approve = blocked.is_none();
+        let can_reject = detail.can_reject;
+        view! {
+            <section class="card decision" data-testid="decision">
+                <h2>"Decision"</h2>
+                {blocked.clone().map(|b| view! { <p class="notice notice-info" data-testid="approve-blocked">{b}</p> })}
+                {(can_approve || can_reject).then(|| view! {
+                    <div class="field">
+                        <label for="comment">"Comment (optional)"</label>
+                        <textarea id="comment" rows="3" prop:value=comment on:input=move |ev| comment.set(event_target_value(&ev))></textarea>
+                    </div>
+                    <div class="actions">
+                        {can_approve.then(|| view! {
+                            <button class="button primary" disabled=busy
+                                on:click=move |_| { error.set(None); approve.dispatch(ApproveRequest { id, comment: comment.get_untracked() }); }>
+                                "Approve"
+                            </button>
+                        })}
+                        {can_reject.then(|| view! {
+                            <button class="button danger" disabled=busy
+                                on:click=move |_| { error.set(None); reject.dispatch(RejectRequest { id, comment: comment.get_untracked() }); }>
+                                "Reject"
+                            </button>
+                        })}
+                    </div>
+                })}
+            </section>
+        }
+    });
+    let retry_box = detail.can_retry.then(|| view! {
+        <section class="card">
+            <h2>"Retry"</h2>
+            <p>"Fix the cause, then apply the approved plan again."</p>
+            <button class="button" disabled=busy on:click=move |_| { error.set(None); retry.dispatch(RetryRequest { id }); }>"Retry apply"</button>
+        </section>
+    });
+    let progress = status.is_in_flight().then(|| view! {
+        <section class="card progress" role="status" aria-live="polite">
+            <h2>"In progress"</h2>
+            <p>{if status == Status::Approved { "Approved; waiting for the apply worker…" } else { "Applying the plan in AWS…" }}</p>
+        </section>
+    });
+    view! {
+        {move || error.get().map(|e| view! { <ErrorNotice error=e/> })}
+        {pending}
+        {progress}
+        {decided}
+        {retry_box}
+    }
+}

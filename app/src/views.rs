@@ -1,0 +1,117 @@
+//! What pages and the JSON API show: plain serialisable views built by the
+//! service layer. Times come pre-formatted (UTC) so server and browser agree.
+use crate::domain::plan::Plan;
+use crate::domain::principal::Principal;
+use crate::domain::request::Status;
+use crate::domain::settings::RepositorySpec;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestSummary {
+    pub id: i64,
+    pub kind: String,
+    pub repository: String,
+    pub requester: String,
+    pub status: Status,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApplyResult {
+    pub repository_uri: String,
+    pub repository_arn: String,
+    /// True when the repository already existed with the requested settings.
+    pub adopted: bool,
+    pub aws_request_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestDetail {
+    pub summary: RequestSummary,
+    pub spec: RepositorySpec,
+    pub justification: String,
+    pub decided_by: Option<String>,
+    pub decision_comment: Option<String>,
+    pub failure: Option<String>,
+    pub attempts: u32,
+    pub plan: Plan,
+    pub result: Option<ApplyResult>,
+    pub timeline: Vec<AuditEventView>,
+    /// Why the viewer may not approve (None: they may).
+    pub approve_blocked: Option<String>,
+    pub can_reject: bool,
+    pub can_retry: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepositoryView {
+    pub name: String,
+    pub uri: String,
+    pub arn: String,
+    pub created_at: String,
+    pub tag_mutability: String,
+    pub scan_on_push: bool,
+    pub encryption: String,
+    /// The request that created or adopted it, when the portal did.
+    pub request_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEventView {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub label: String,
+    pub request_id: Option<i64>,
+    pub repository: Option<String>,
+    pub detail: String,
+    pub aws_request_ids: Vec<String>,
+}
+
+/// Filters for the audit history; every field optional. Dates are `YYYY-MM-DD` (UTC, inclusive).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    #[serde(default)]
+    pub actor: Option<String>,
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub repository: Option<String>,
+    #[serde(default)]
+    pub request_id: Option<i64>,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Keyset cursor: events with a smaller id (older).
+    #[serde(default)]
+    pub before: Option<i64>,
+    /// Keyset cursor: events with a larger id (newer).
+    #[serde(default)]
+    pub after: Option<i64>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// Newest first.
+    pub events: Vec<AuditEventView>,
+    /// Cursor for the next (older) page, when there is one.
+    pub older: Option<i64>,
+    /// Cursor for the previous (newer) page, when there is one.
+    pub newer: Option<i64>,
+}
+
+/// What every page needs to know about the portal and the viewer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortalInfo {
+    pub namespace: String,
+    pub region: String,
+    pub staging_account: Option<String>,
+    pub production_account: Option<String>,
+    pub local_sign_in: bool,
+    pub user: Option<Principal>,
+}

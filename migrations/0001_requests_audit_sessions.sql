@@ -1,0 +1,68 @@
+-- Requests for new repositories. `status` changes only through the domain
+-- state machine (app/src/domain/request.rs); the service writes it with a
+-- compare-and-set on the previous status, so two racing decisions cannot both win.
+CREATE TABLE requests (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind             TEXT    NOT NULL CHECK (kind IN ('create_repository')),
+    repository       TEXT    NOT NULL,             -- full name, e.g. crytera/templateistio
+    spec             TEXT    NOT NULL,             -- JSON RepositorySpec as approved
+    justification    TEXT    NOT NULL,
+    requester        TEXT    NOT NULL,             -- principal id, e.g. local:alice
+    status           TEXT    NOT NULL CHECK (status IN ('pending','approved','applying','applied','rejected','failed')),
+    created_at       INTEGER NOT NULL,             -- unix milliseconds, UTC
+    updated_at       INTEGER NOT NULL,
+    decided_by       TEXT,
+    decided_at       INTEGER,
+    decision_comment TEXT,
+    failure          TEXT,                         -- why the last apply failed, in words
+    attempts         INTEGER NOT NULL DEFAULT 0,   -- apply attempts started
+    lease_owner      TEXT,                         -- the worker that holds the apply
+    lease_until      INTEGER,                      -- after this, another worker may resume it
+    result           TEXT                          -- JSON ApplyResult once applied
+);
+
+-- At most one open request per repository: a duplicate submission fails here
+-- even when two arrive at the same instant.
+CREATE UNIQUE INDEX requests_one_open_per_repository
+    ON requests (repository) WHERE status IN ('pending', 'approved', 'applying');
+CREATE INDEX requests_by_status ON requests (status, id);
+CREATE INDEX requests_by_requester ON requests (requester, id);
+
+-- The audit trail. Written in the same transaction as the change it records;
+-- append-only (the triggers below refuse edits and deletions).
+CREATE TABLE audit_events (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    at              INTEGER NOT NULL,              -- unix milliseconds, UTC
+    actor           TEXT    NOT NULL,              -- principal id or system:worker
+    action          TEXT    NOT NULL,              -- AuditAction, snake_case
+    request_id      INTEGER REFERENCES requests (id),
+    repository      TEXT,
+    detail          TEXT    NOT NULL DEFAULT '',
+    aws_request_ids TEXT    NOT NULL DEFAULT '[]'  -- JSON array of AWS request ids
+);
+CREATE INDEX audit_by_actor ON audit_events (actor, id);
+CREATE INDEX audit_by_action ON audit_events (action, id);
+CREATE INDEX audit_by_repository ON audit_events (repository, id);
+CREATE INDEX audit_by_request ON audit_events (request_id, id);
+CREATE INDEX audit_by_time ON audit_events (at, id);
+
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+BEGIN
+    SELECT RAISE(ABORT, 'audit events are append-only');
+END;
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+BEGIN
+    SELECT RAISE(ABORT, 'audit events are append-only');
+END;
+
+-- Server-side sessions. Only the SHA-256 of the cookie value is stored, so a
+-- copy of the database does not let anyone sign in.
+CREATE TABLE sessions (
+    id_hash    TEXT    PRIMARY KEY,
+    user_id    TEXT    NOT NULL,
+    user_name  TEXT    NOT NULL,
+    role       TEXT    NOT NULL CHECK (role IN ('requester', 'admin')),
+    created_at INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL                    -- absolute limit
+);

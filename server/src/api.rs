@@ -1,0 +1,165 @@
+//! The JSON API for automation (`/api/v1`), mirroring the UI through the same
+//! service. Errors are `{"error":{"code","message","fields"?}}` with the status
+//! their variant documents (see `app::error::AppError`).
+use crate::startup::AppState;
+use app::api::Portal;
+use app::domain::form::RepositoryRequestInput;
+use app::domain::principal::Principal;
+use app::domain::request::Status;
+use app::error::AppError;
+use app::views::AuditQuery;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+pub fn error_response(e: &AppError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut body = serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}});
+    if !e.field_errors().is_empty() {
+        body["error"]["fields"] = serde_json::to_value(e.field_errors()).unwrap_or_default();
+    }
+    (status, Json(body)).into_response()
+}
+
+pub struct ApiError(AppError);
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error_response(&self.0)
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn user(u: Option<Extension<Principal>>) -> Result<Principal, ApiError> {
+    u.map(|Extension(p)| p).ok_or(ApiError(AppError::Unauthenticated))
+}
+
+fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        ApiError(match e.classify() {
+            Category::Data => AppError::Invalid(vec![app::domain::form::FieldError::new("body", e.to_string())]),
+            _ => AppError::BadRequest(format!("the body is not valid JSON: {e}")),
+        })
+    })
+}
+
+fn query<T: DeserializeOwned>(raw: Option<String>) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(raw.as_deref().unwrap_or("")).map_err(|e| ApiError(AppError::BadRequest(format!("query string: {e}"))))
+}
+
+async fn submit(State(s): State<AppState>, u: Option<Extension<Principal>>, body: Bytes) -> ApiResult<Response> {
+    let by = user(u)?;
+    let input: RepositoryRequestInput = json_body(&body)?;
+    let id = s.service.submit(&by, input).await?;
+    let detail = s.service.request_detail(&by, id).await?;
+    Ok((StatusCode::CREATED, [("location", format!("/api/v1/requests/{id}"))], Json(detail)).into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    mine: Option<bool>,
+}
+
+async fn list(State(s): State<AppState>, u: Option<Extension<Principal>>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let by = user(u)?;
+    let q: ListQuery = query(q)?;
+    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => Some(Status::parse(raw).ok_or_else(|| {
+            ApiError(AppError::BadRequest(format!(
+                "unknown status `{raw}`; use one of {}",
+                Status::ALL.map(|s| s.as_str()).join(", ")
+            )))
+        })?),
+    };
+    Ok(Json(s.service.list_requests(&by, status, q.mine.unwrap_or(false)).await?).into_response())
+}
+
+async fn show(State(s): State<AppState>, u: Option<Extension<Principal>>, Path(id): Path<String>) -> ApiResult<Response> {
+    let by = user(u)?;
+    let id = parse_id(&id)?;
+    Ok(Json(s.service.request_detail(&by, id).await?).into_response())
+}
+
+fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse().map_err(|_| ApiError(AppError::NotFound(format!("there is no request `{raw}`"))))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Decision {
+    #[serde(default)]
+    comment: String,
+}
+
+fn decision(body: &Bytes) -> Result<Decision, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) { Ok(Decision::default()) } else { json_body(body) }
+}
+
+async fn approve(State(s): State<AppState>, u: Option<Extension<Principal>>, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
+    let by = user(u)?;
+    let id = parse_id(&id)?;
+    let d = decision(&body)?;
+    Ok(Json(s.service.approve(&by, id, d.comment).await?).into_response())
+}
+
+async fn reject(State(s): State<AppState>, u: Option<Extension<Principal>>, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
+    let by = user(u)?;
+    let id = parse_id(&id)?;
+    let d = decision(&body)?;
+    Ok(Json(s.service.reject(&by, id, d.comment).await?).into_response())
+}
+
+async fn retry(State(s): State<AppState>, u: Option<Extension<Principal>>, Path(id): Path<String>) -> ApiResult<Response> {
+    let by = user(u)?;
+    let id = parse_id(&id)?;
+    Ok(Json(s.service.retry(&by, id).await?).into_response())
+}
+
+async fn repositories(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
+    let by = user(u)?;
+    Ok(Json(s.service.repositories(&by).await?).into_response())
+}
+
+async fn audit(State(s): State<AppState>, u: Option<Extension<Principal>>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let by = user(u)?;
+    let q: AuditQuery = query(q)?;
+    Ok(Json(s.service.audit(&by, q).await?).into_response())
+}
+
+async fn me(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
+    Ok(Json(s.service.info(u.map(|Extension(p)| p))).into_response())
+}
+
+async fn not_found() -> ApiError {
+    ApiError(AppError::NotFound("no such API route; see README.md for the API".into()))
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/requests", post(submit).get(list))
+        .route("/api/v1/requests/{id}", get(show))
+        .route("/api/v1/requests/{id}/approve", post(approve))
+        .route("/api/v1/requests/{id}/reject", post(reject))
+        .route("/api/v1/requests/{id}/retry", post(retry))
+        .route("/api/v1/repositories", get(repositories))
+        .route("/api/v1/audit", get(audit))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/{*rest}", axum::routing::any(not_found))
+}

@@ -1,0 +1,464 @@
+//! The SQLite adapter: connection settings, migrations and every query.
+//!
+//! Settings (stated here, tested in `tests/db.rs`): WAL journal so readers
+//! never block the writer; `synchronous = FULL` because an acknowledged approval
+//! or audit event must survive a power cut, and the write rate here is small;
+//! a 5 s busy timeout; foreign keys on. Writes run in `BEGIN IMMEDIATE`
+//! transactions (see [`Db::write`]) so two writers queue instead of failing
+//! half-way with SQLITE_BUSY on lock upgrade.
+use anyhow::Context;
+use app::domain::request::{Request, Status};
+use app::domain::settings::RepositorySpec;
+use app::views::{ApplyResult, AuditQuery};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+#[derive(Clone)]
+pub struct Db {
+    pub pool: SqlitePool,
+}
+
+/// An audit event about to be written.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub at: i64,
+    pub actor: &'a str,
+    pub action: app::domain::audit::AuditAction,
+    pub request_id: Option<i64>,
+    pub repository: Option<&'a str>,
+    pub detail: String,
+    pub aws_request_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub request_id: Option<i64>,
+    pub repository: Option<String>,
+    pub detail: String,
+    pub aws_request_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub user_id: String,
+    pub user_name: String,
+    pub role: String,
+    pub last_seen: i64,
+    pub expires_at: i64,
+}
+
+/// A request row with the columns the domain type does not carry.
+#[derive(Debug, Clone)]
+pub struct RequestRow {
+    pub request: Request,
+    pub result: Option<ApplyResult>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
+}
+
+impl Db {
+    pub async fn connect(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating database directory {}", dir.display()))?;
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .with_context(|| format!("database path {}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening SQLite database {}", path.display()))?;
+        MIGRATOR.run(&pool).await.context("running database migrations")?;
+        Ok(Self { pool })
+    }
+
+    /// Starts a write transaction that takes the write lock at once.
+    pub async fn write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+}
+
+fn request_from_row(row: &SqliteRow) -> Result<RequestRow, sqlx::Error> {
+    let spec: String = row.try_get("spec")?;
+    let spec: RepositorySpec = serde_json::from_str(&spec).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let status: String = row.try_get("status")?;
+    let status = Status::parse(&status).ok_or_else(|| sqlx::Error::Decode(format!("unknown status {status}").into()))?;
+    let result: Option<String> = row.try_get("result")?;
+    let result = result
+        .map(|r| serde_json::from_str::<ApplyResult>(&r))
+        .transpose()
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let attempts: i64 = row.try_get("attempts")?;
+    Ok(RequestRow {
+        request: Request {
+            id: row.try_get("id")?,
+            spec,
+            justification: row.try_get("justification")?,
+            requester: row.try_get("requester")?,
+            status,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            decided_by: row.try_get("decided_by")?,
+            decision_comment: row.try_get("decision_comment")?,
+            failure: row.try_get("failure")?,
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        },
+        result,
+        lease_owner: row.try_get("lease_owner")?,
+        lease_until: row.try_get("lease_until")?,
+    })
+}
+
+fn event_from_row(row: &SqliteRow) -> Result<EventRow, sqlx::Error> {
+    let ids: String = row.try_get("aws_request_ids")?;
+    Ok(EventRow {
+        id: row.try_get("id")?,
+        at: row.try_get("at")?,
+        actor: row.try_get("actor")?,
+        action: row.try_get("action")?,
+        request_id: row.try_get("request_id")?,
+        repository: row.try_get("repository")?,
+        detail: row.try_get("detail")?,
+        aws_request_ids: serde_json::from_str(&ids).unwrap_or_default(),
+    })
+}
+
+// ---- requests ----
+
+pub async fn insert_request(conn: &mut SqliteConnection, r: &Request) -> Result<i64, sqlx::Error> {
+    let spec = serde_json::to_string(&r.spec).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let row = sqlx::query(
+        "INSERT INTO requests (kind, repository, spec, justification, requester, status, created_at, updated_at)
+         VALUES ('create_repository', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(r.spec.name.as_str())
+    .bind(spec)
+    .bind(&r.justification)
+    .bind(&r.requester)
+    .bind(r.status.as_str())
+    .bind(r.created_at)
+    .bind(r.updated_at)
+    .fetch_one(conn)
+    .await?;
+    row.try_get("id")
+}
+
+pub async fn get_request(conn: &mut SqliteConnection, id: i64) -> Result<Option<RequestRow>, sqlx::Error> {
+    sqlx::query("SELECT * FROM requests WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| request_from_row(&r))
+        .transpose()
+}
+
+pub async fn list_requests(
+    pool: &SqlitePool,
+    status: Option<Status>,
+    requester: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Request>, sqlx::Error> {
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM requests WHERE 1 = 1");
+    if let Some(s) = status {
+        q.push(" AND status = ").push_bind(s.as_str());
+    }
+    if let Some(r) = requester {
+        q.push(" AND requester = ").push_bind(r.to_string());
+    }
+    q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+    let rows = q.build().fetch_all(pool).await?;
+    rows.iter().map(|r| request_from_row(r).map(|x| x.request)).collect()
+}
+
+/// Writes a decision (approve/reject/retry) if the request is still in `from`.
+/// Returns false when another writer moved it first.
+pub async fn save_decision(conn: &mut SqliteConnection, r: &Request, from: Status, at: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE requests SET status = ?, updated_at = ?, decided_by = COALESCE(?, decided_by),
+             decided_at = CASE WHEN ? IS NULL THEN decided_at ELSE ? END,
+             decision_comment = COALESCE(?, decision_comment)
+         WHERE id = ? AND status = ?",
+    )
+    .bind(r.status.as_str())
+    .bind(r.updated_at)
+    .bind(r.decided_by.as_deref())
+    .bind(r.decided_by.as_deref())
+    .bind(at)
+    .bind(r.decision_comment.as_deref())
+    .bind(r.id)
+    .bind(from.as_str())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The oldest request that is approved, or applying under an expired lease.
+pub async fn next_claimable(conn: &mut SqliteConnection, now: i64) -> Result<Option<RequestRow>, sqlx::Error> {
+    sqlx::query(
+        "SELECT * FROM requests
+         WHERE status = 'approved' OR (status = 'applying' AND lease_until < ?)
+         ORDER BY id LIMIT 1",
+    )
+    .bind(now)
+    .fetch_optional(conn)
+    .await?
+    .map(|r| request_from_row(&r))
+    .transpose()
+}
+
+/// Takes the apply lease; false if another worker got there first.
+pub async fn claim(
+    conn: &mut SqliteConnection,
+    r: &Request,
+    previous: Status,
+    previous_attempts: u32,
+    owner: &str,
+    lease_until: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE requests SET status = ?, attempts = ?, failure = NULL, updated_at = ?, lease_owner = ?, lease_until = ?
+         WHERE id = ? AND status = ? AND attempts = ?",
+    )
+    .bind(r.status.as_str())
+    .bind(i64::from(r.attempts))
+    .bind(r.updated_at)
+    .bind(owner)
+    .bind(lease_until)
+    .bind(r.id)
+    .bind(previous.as_str())
+    .bind(i64::from(previous_attempts))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records the outcome of an apply, only if this worker still holds the lease.
+pub async fn finish_apply(
+    conn: &mut SqliteConnection,
+    r: &Request,
+    owner: &str,
+    result: Option<&ApplyResult>,
+) -> Result<bool, sqlx::Error> {
+    let result = result
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let done = sqlx::query(
+        "UPDATE requests SET status = ?, updated_at = ?, failure = ?, result = COALESCE(?, result),
+             lease_owner = NULL, lease_until = NULL
+         WHERE id = ? AND status = 'applying' AND lease_owner = ? AND attempts = ?",
+    )
+    .bind(r.status.as_str())
+    .bind(r.updated_at)
+    .bind(r.failure.as_deref())
+    .bind(result)
+    .bind(r.id)
+    .bind(owner)
+    .bind(i64::from(r.attempts))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Repository name → the request that created or adopted it.
+pub async fn applied_requests(pool: &SqlitePool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT repository, MAX(id) AS id FROM requests WHERE status = 'applied' GROUP BY repository")
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get("repository")?, r.try_get("id")?))).collect()
+}
+
+// ---- audit ----
+
+pub async fn insert_event(conn: &mut SqliteConnection, e: &NewEvent<'_>) -> Result<i64, sqlx::Error> {
+    let ids = serde_json::to_string(&e.aws_request_ids).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
+    let row = sqlx::query(
+        "INSERT INTO audit_events (at, actor, action, request_id, repository, detail, aws_request_ids)
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(e.at)
+    .bind(e.actor)
+    .bind(e.action.as_str())
+    .bind(e.request_id)
+    .bind(e.repository)
+    .bind(&e.detail)
+    .bind(ids)
+    .fetch_one(conn)
+    .await?;
+    row.try_get("id")
+}
+
+/// Audit filters already converted to SQL values.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub repository: Option<String>,
+    pub request_id: Option<i64>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+impl EventFilter {
+    fn push(&self, q: &mut QueryBuilder<'_, Sqlite>) {
+        if let Some(v) = &self.actor {
+            q.push(" AND actor = ").push_bind(v.clone());
+        }
+        if let Some(v) = &self.action {
+            q.push(" AND action = ").push_bind(v.clone());
+        }
+        if let Some(v) = &self.repository {
+            q.push(" AND repository = ").push_bind(v.clone());
+        }
+        if let Some(v) = self.request_id {
+            q.push(" AND request_id = ").push_bind(v);
+        }
+        if let Some(v) = self.from_ms {
+            q.push(" AND at >= ").push_bind(v);
+        }
+        if let Some(v) = self.to_ms {
+            q.push(" AND at < ").push_bind(v);
+        }
+    }
+}
+
+/// One page of events, newest first, by keyset on id. `before`/`after` as in [`AuditQuery`].
+pub async fn events_page(
+    pool: &SqlitePool,
+    f: &EventFilter,
+    before: Option<i64>,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<EventRow>, sqlx::Error> {
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM audit_events WHERE 1 = 1");
+    f.push(&mut q);
+    let ascending = before.is_none() && after.is_some();
+    if let Some(b) = before {
+        q.push(" AND id < ").push_bind(b);
+    } else if let Some(a) = after {
+        q.push(" AND id > ").push_bind(a);
+    }
+    q.push(if ascending { " ORDER BY id ASC" } else { " ORDER BY id DESC" });
+    q.push(" LIMIT ").push_bind(limit);
+    let rows = q.build().fetch_all(pool).await?;
+    let mut events = rows.iter().map(event_from_row).collect::<Result<Vec<_>, _>>()?;
+    if ascending {
+        events.reverse();
+    }
+    Ok(events)
+}
+
+/// Whether any event matching `f` has an id below (`older`) or above the given one.
+pub async fn events_exist_beyond(pool: &SqlitePool, f: &EventFilter, id: i64, older: bool) -> Result<bool, sqlx::Error> {
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT EXISTS (SELECT 1 FROM audit_events WHERE 1 = 1");
+    f.push(&mut q);
+    q.push(if older { " AND id < " } else { " AND id > " }).push_bind(id);
+    q.push(") AS e");
+    let row = q.build().fetch_one(pool).await?;
+    Ok(row.try_get::<i64, _>("e")? == 1)
+}
+
+pub async fn events_for_request(pool: &SqlitePool, request_id: i64) -> Result<Vec<EventRow>, sqlx::Error> {
+    let rows = sqlx::query("SELECT * FROM audit_events WHERE request_id = ? ORDER BY id")
+        .bind(request_id)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(event_from_row).collect()
+}
+
+/// Converts an API/UI audit query's dates; `None` dates mean unbounded.
+pub fn filter_from_query(q: &AuditQuery, namespace: &str) -> Result<EventFilter, app::domain::form::FieldError> {
+    use app::domain::form::FieldError;
+    let day = |field: &str, v: &Option<String>, next: bool| -> Result<Option<i64>, FieldError> {
+        match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => {
+                let fmt = time::macros::format_description!("[year]-[month]-[day]");
+                let d = time::Date::parse(s, &fmt).map_err(|_| FieldError::new(field, format!("`{s}` is not a date like 2026-11-27")))?;
+                let d = if next { d.next_day().unwrap_or(d) } else { d };
+                Ok(Some(d.midnight().assume_utc().unix_timestamp() * 1000))
+            }
+        }
+    };
+    let clean = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let repository = clean(&q.repository).map(|r| {
+        if r.starts_with(&format!("{namespace}/")) { r } else { format!("{namespace}/{r}") }
+    });
+    Ok(EventFilter {
+        actor: clean(&q.actor),
+        action: clean(&q.action),
+        repository,
+        request_id: q.request_id,
+        from_ms: day("from", &q.from, false)?,
+        to_ms: day("to", &q.to, true)?,
+    })
+}
+
+// ---- sessions ----
+
+pub async fn insert_session(
+    pool: &SqlitePool,
+    id_hash: &str,
+    user_id: &str,
+    user_name: &str,
+    role: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO sessions (id_hash, user_id, user_name, role, created_at, last_seen, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id_hash)
+    .bind(user_id)
+    .bind(user_name)
+    .bind(role)
+    .bind(now)
+    .bind(now)
+    .bind(expires_at)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+pub async fn get_session(pool: &SqlitePool, id_hash: &str) -> Result<Option<SessionRow>, sqlx::Error> {
+    let row = sqlx::query("SELECT user_id, user_name, role, last_seen, expires_at FROM sessions WHERE id_hash = ?")
+        .bind(id_hash)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| {
+        Ok(SessionRow {
+            user_id: r.try_get("user_id")?,
+            user_name: r.try_get("user_name")?,
+            role: r.try_get("role")?,
+            last_seen: r.try_get("last_seen")?,
+            expires_at: r.try_get("expires_at")?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn touch_session(pool: &SqlitePool, id_hash: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sessions SET last_seen = ? WHERE id_hash = ?").bind(now).bind(id_hash).execute(pool).await.map(|_| ())
+}
+
+pub async fn delete_session(pool: &SqlitePool, id_hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM sessions WHERE id_hash = ?").bind(id_hash).execute(pool).await.map(|_| ())
+}

@@ -1,0 +1,11 @@
+//! ecr-portal's server: configuration, startup, the service layer, the SQLite,
+//! AWS and sign-in adapters, the JSON API and the apply worker.
+pub mod api;
+pub mod auth;
+pub mod aws;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod service;
+pub mod startup;
+pub mod worker;

@@ -1,0 +1,199 @@
+//! Startup as a value: `Application::build(config)` wires the adapters, binds
+//! the listener (port 0 works, for tests) and spawns the worker;
+//! `run_until_stopped` serves until Ctrl-C/SIGTERM or the stop signal.
+use crate::aws::{self, EcrRegistry, Registry};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{AuthMode, Config};
+use crate::db::Db;
+use crate::service::{Deployment, PortalService};
+use anyhow::Context;
+use app::api::{Portal, PortalHandle};
+use app::domain::plan::Target;
+use app::{shell, App};
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<PortalService>,
+    pub session_idle_ms: u64,
+    pub session_absolute_ms: u64,
+}
+
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    addr: SocketAddr,
+    pub service: Arc<PortalService>,
+    stop: watch::Sender<bool>,
+    worker: tokio::task::JoinHandle<()>,
+}
+
+/// Ports that tests may replace (a manual clock, a fault-injecting registry).
+pub struct Overrides {
+    pub clock: Option<Arc<dyn Clock>>,
+    pub registry: Option<Arc<dyn Registry>>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with(config, Overrides { clock: None, registry: None }).await
+    }
+
+    pub async fn build_with(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
+        let db = Db::connect(&config.database_path).await?;
+        let registry: Arc<dyn Registry> = match overrides.registry {
+            Some(r) => r,
+            None => Arc::new(EcrRegistry::new(&config).await),
+        };
+        let staging_account = match registry.ping().await {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!("could not reach AWS at start ({e}); the portal starts anyway and /readyz reports it");
+                None
+            }
+        };
+        let production_account = match aws::production_account(&config).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("could not discover the production account: {e:#}");
+                None
+            }
+        };
+        let service = Arc::new(PortalService {
+            db,
+            registry,
+            clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            deployment: Deployment {
+                namespace: config.namespace.clone(),
+                target: Target {
+                    region: config.raw.aws.region.clone(),
+                    staging_role_arn: config.staging_role.as_ref().map(|r| r.to_string()),
+                },
+                staging_account,
+                production_account,
+                local_sign_in: config.raw.auth.mode == AuthMode::Local,
+            },
+            wake: Arc::new(tokio::sync::Notify::new()),
+        });
+        let state = AppState {
+            service: service.clone(),
+            session_idle_ms: config.raw.auth.session_idle_minutes * 60_000,
+            session_absolute_ms: config.raw.auth.session_absolute_hours * 3_600_000,
+        };
+
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {} (config key `server.listen`)", config.listen))?;
+        let addr = listener.local_addr()?;
+
+        let leptos_options = LeptosOptions::builder()
+            .output_name("ecr-portal")
+            .site_root(config.raw.server.site_root.as_str())
+            .site_pkg_dir("pkg")
+            .site_addr(addr)
+            .build();
+        let routes = generate_route_list(App);
+        let handle = PortalHandle(service.clone() as Arc<dyn Portal>);
+        let site = Router::new()
+            .leptos_routes_with_context(&leptos_options, routes, move || provide_context(handle.clone()), {
+                let options = leptos_options.clone();
+                move || shell(options.clone())
+            })
+            .fallback(leptos_axum::file_and_error_handler(shell))
+            .with_state(leptos_options);
+
+        let own = Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .route("/auth/local", post(crate::auth::local_sign_in))
+            .route("/auth/logout", post(crate::auth::logout))
+            .merge(crate::api::routes())
+            .with_state(state.clone());
+
+        let max_body = usize::try_from(config.raw.server.max_body_bytes).unwrap_or(usize::MAX);
+        let router = own
+            .merge(site)
+            .layer(axum::middleware::from_fn(crate::auth::same_origin_only))
+            .layer(axum::middleware::from_fn_with_state(state, crate::auth::current_user))
+            .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+            .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+            .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+            .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")));
+
+        let (stop, stop_rx) = watch::channel(false);
+        let worker = tokio::spawn(crate::worker::run(
+            service.clone(),
+            Duration::from_millis(config.raw.worker.poll_interval_ms),
+            Duration::from_secs(config.raw.worker.lease_seconds),
+            stop_rx,
+        ));
+        Ok(Self { listener, router, addr, service, stop, worker })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle that stops the server and worker when sent `true`.
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let mut stop_rx = self.stop.subscribe();
+        let stop = self.stop.clone();
+        let shutdown = async move {
+            tokio::select! {
+                _ = shutdown_signal() => { let _ = stop.send(true); }
+                _ = stop_rx.wait_for(|s| *s) => {}
+            }
+        };
+        axum::serve(self.listener, self.router.into_make_service())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
+        let _ = self.worker.await;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Ready when the database answers and AWS (STS, as the staging identity) does.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let db = state.service.db.ping().await.map(|_| String::new()).map_err(|e| e.to_string());
+    let aws = tokio::time::timeout(Duration::from_secs(5), state.service.registry.ping())
+        .await
+        .map_err(|_| "timed out".to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let status = if db.is_ok() && aws.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let show = |r: &Result<_, String>| match r {
+        Ok(_) => "ok".to_string(),
+        Err(e) => e.clone(),
+    };
+    (status, Json(serde_json::json!({"database": show(&db), "aws": show(&aws)})))
+}
