@@ -19,7 +19,6 @@ step() { printf '\n==> %s\n' "$*"; }
 ensure_apt() {
   local missing=()
   command -v chromium >/dev/null || missing+=(chromium)
-  command -v wasm-opt >/dev/null || missing+=(binaryen)
   if ((${#missing[@]})); then
     step "apt-get install ${missing[*]}"
     apt-get update -qq
@@ -63,8 +62,8 @@ ensure_wasm_bindgen() {
 }
 
 ensure_npm() {
-  if [[ ! -x node_modules/.bin/sass ]]; then
-    step "npm ci (sass)"
+  if [[ ! -x node_modules/.bin/sass || ! -x node_modules/.bin/wasm-opt ]]; then
+    step "npm ci (sass, binaryen)"
     npm ci --no-audit --no-fund --loglevel=error
   fi
 }
@@ -112,11 +111,15 @@ build_site() {
   sass style/main.scss --no-source-map --style=compressed >"$pkg/$name.css"
   cargo build --package=app --lib --target=wasm32-unknown-unknown \
     --no-default-features --features=hydrate --profile=wasm-release --target-dir=target/front
-  wasm-bindgen --target=web --out-name=$name --out-dir="$pkg" --no-typescript \
-    target/front/wasm32-unknown-unknown/wasm-release/app.wasm
-  mv "$pkg/${name}_bg.wasm" "$pkg/$name.wasm"
-  wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
-    "$pkg/$name.wasm" -o "$pkg/$name.wasm"
+  local wasm=target/front/wasm32-unknown-unknown/wasm-release/app.wasm
+  # wasm-bindgen + wasm-opt take a minute or more: skip them when the wasm is unchanged.
+  if [[ ! -f "$pkg/$name.wasm" || ! -f "$pkg/$name.js" || "$wasm" -nt "$pkg/$name.wasm" ]]; then
+    wasm-bindgen --target=web --out-name=$name --out-dir="$pkg" --no-typescript "$wasm"
+    # npm binaryen 132: Debian's binaryen 108 emits a table that fails to instantiate.
+    "$ROOT/node_modules/.bin/wasm-opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+      "$pkg/${name}_bg.wasm" -o "$pkg/$name.wasm"
+    rm -f "$pkg/${name}_bg.wasm"
+  fi
   step "building the server ($server_profile)"
   cargo build --package=server --bin=ecr-portal --profile="$server_profile"
 }

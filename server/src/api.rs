@@ -57,7 +57,8 @@ fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 }
 
 fn query<T: DeserializeOwned>(raw: Option<String>) -> Result<T, ApiError> {
-    serde_urlencoded::from_str(raw.as_deref().unwrap_or("")).map_err(|e| ApiError(AppError::BadRequest(format!("query string: {e}"))))
+    serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError(AppError::BadRequest(format!("query string: {e}"))))
 }
 
 async fn submit(State(s): State<AppState>, u: Option<Extension<Principal>>, body: Bytes) -> ApiResult<Response> {
@@ -65,7 +66,12 @@ async fn submit(State(s): State<AppState>, u: Option<Extension<Principal>>, body
     let input: RepositoryRequestInput = json_body(&body)?;
     let id = s.service.submit(&by, input).await?;
     let detail = s.service.request_detail(&by, id).await?;
-    Ok((StatusCode::CREATED, [("location", format!("/api/v1/requests/{id}"))], Json(detail)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [("location", format!("/api/v1/requests/{id}"))],
+        Json(detail),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -76,7 +82,11 @@ struct ListQuery {
     mine: Option<bool>,
 }
 
-async fn list(State(s): State<AppState>, u: Option<Extension<Principal>>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn list(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let by = user(u)?;
     let q: ListQuery = query(q)?;
     let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
@@ -91,14 +101,19 @@ async fn list(State(s): State<AppState>, u: Option<Extension<Principal>>, RawQue
     Ok(Json(s.service.list_requests(&by, status, q.mine.unwrap_or(false)).await?).into_response())
 }
 
-async fn show(State(s): State<AppState>, u: Option<Extension<Principal>>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn show(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let by = user(u)?;
     let id = parse_id(&id)?;
     Ok(Json(s.service.request_detail(&by, id).await?).into_response())
 }
 
 fn parse_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse().map_err(|_| ApiError(AppError::NotFound(format!("there is no request `{raw}`"))))
+    raw.parse()
+        .map_err(|_| ApiError(AppError::NotFound(format!("there is no request `{raw}`"))))
 }
 
 #[derive(Deserialize, Default)]
@@ -109,24 +124,42 @@ struct Decision {
 }
 
 fn decision(body: &Bytes) -> Result<Decision, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) { Ok(Decision::default()) } else { json_body(body) }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(Decision::default())
+    } else {
+        json_body(body)
+    }
 }
 
-async fn approve(State(s): State<AppState>, u: Option<Extension<Principal>>, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
+async fn approve(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let by = user(u)?;
     let id = parse_id(&id)?;
     let d = decision(&body)?;
     Ok(Json(s.service.approve(&by, id, d.comment).await?).into_response())
 }
 
-async fn reject(State(s): State<AppState>, u: Option<Extension<Principal>>, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
+async fn reject(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let by = user(u)?;
     let id = parse_id(&id)?;
     let d = decision(&body)?;
     Ok(Json(s.service.reject(&by, id, d.comment).await?).into_response())
 }
 
-async fn retry(State(s): State<AppState>, u: Option<Extension<Principal>>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn retry(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let by = user(u)?;
     let id = parse_id(&id)?;
     Ok(Json(s.service.retry(&by, id).await?).into_response())
@@ -137,7 +170,11 @@ async fn repositories(State(s): State<AppState>, u: Option<Extension<Principal>>
     Ok(Json(s.service.repositories(&by).await?).into_response())
 }
 
-async fn audit(State(s): State<AppState>, u: Option<Extension<Principal>>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn audit(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let by = user(u)?;
     let q: AuditQuery = query(q)?;
     Ok(Json(s.service.audit(&by, q).await?).into_response())
@@ -148,7 +185,9 @@ async fn me(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiRe
 }
 
 async fn not_found() -> ApiError {
-    ApiError(AppError::NotFound("no such API route; see README.md for the API".into()))
+    ApiError(AppError::NotFound(
+        "no such API route; see README.md for the API".into(),
+    ))
 }
 
 pub fn routes() -> Router<AppState> {

@@ -56,13 +56,22 @@ impl LiveRepository {
     pub fn differences(&self, spec: &RepositorySpec) -> Vec<String> {
         let mut d = Vec::new();
         if self.tag_mutability != spec.tag_mutability {
-            d.push(format!("image tags are {} (requested {})", self.tag_mutability, spec.tag_mutability));
+            d.push(format!(
+                "image tags are {} (requested {})",
+                self.tag_mutability, spec.tag_mutability
+            ));
         }
         if self.scan_on_push != spec.scan_on_push {
-            d.push(format!("scan on push is {} (requested {})", self.scan_on_push, spec.scan_on_push));
+            d.push(format!(
+                "scan on push is {} (requested {})",
+                self.scan_on_push, spec.scan_on_push
+            ));
         }
         if self.encryption != spec.encryption {
-            d.push(format!("encryption is {} (requested {})", self.encryption, spec.encryption));
+            d.push(format!(
+                "encryption is {} (requested {})",
+                self.encryption, spec.encryption
+            ));
         }
         // Compared as parsed JSON: AWS reformats policy text.
         if self.lifecycle_policy != spec.lifecycle.policy_json() {
@@ -75,7 +84,10 @@ impl LiveRepository {
         for want in &spec.tags {
             match self.tags.iter().find(|t| t.key == want.key) {
                 Some(t) if t.value == want.value => {}
-                Some(t) => d.push(format!("tag {} is `{}` (requested `{}`)", want.key, t.value, want.value)),
+                Some(t) => d.push(format!(
+                    "tag {} is `{}` (requested `{}`)",
+                    want.key, t.value, want.value
+                )),
                 None => d.push(format!("tag {} is missing", want.key)),
             }
         }
@@ -83,7 +95,10 @@ impl LiveRepository {
     }
 
     pub fn request_tag(&self) -> Option<&str> {
-        self.tags.iter().find(|t| t.key == REQUEST_TAG).map(|t| t.value.as_str())
+        self.tags
+            .iter()
+            .find(|t| t.key == REQUEST_TAG)
+            .map(|t| t.value.as_str())
     }
 }
 
@@ -106,7 +121,9 @@ pub trait Registry: Send + Sync + 'static {
     async fn ping(&self) -> Result<String, RegistryError>;
 }
 
-fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(err: aws_sdk_ecr::error::SdkError<E>) -> RegistryError {
+fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    err: aws_sdk_ecr::error::SdkError<E>,
+) -> RegistryError {
     use aws_sdk_ecr::error::SdkError;
     match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
@@ -120,9 +137,10 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>
             match code {
                 "RepositoryAlreadyExistsException" => RegistryError::AlreadyExists,
                 "RepositoryNotFoundException" => RegistryError::NotFound,
-                "InvalidParameterException" | "InvalidTagParameterException" | "LimitExceededException" | "KmsException" => {
-                    RegistryError::Invalid(msg)
-                }
+                "InvalidParameterException"
+                | "InvalidTagParameterException"
+                | "LimitExceededException"
+                | "KmsException" => RegistryError::Invalid(msg),
                 "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" => RegistryError::Denied(msg),
                 "ThrottlingException" | "ServerException" => RegistryError::Transient(msg),
                 _ if status == 403 => RegistryError::Denied(format!("HTTP 403 {msg}")),
@@ -175,8 +193,14 @@ pub async fn assume(base: &SdkConfig, role: &str, session: &str) -> SdkConfig {
 
 /// The account the given SDK config acts in (STS GetCallerIdentity).
 pub async fn caller_account(cfg: &SdkConfig) -> anyhow::Result<String> {
-    let who = aws_sdk_sts::Client::new(cfg).get_caller_identity().send().await.context("STS GetCallerIdentity")?;
-    who.account().map(str::to_string).context("GetCallerIdentity returned no account")
+    let who = aws_sdk_sts::Client::new(cfg)
+        .get_caller_identity()
+        .send()
+        .await
+        .context("STS GetCallerIdentity")?;
+    who.account()
+        .map(str::to_string)
+        .context("GetCallerIdentity returned no account")
 }
 
 /// The production account: configured, or discovered through its role or profile
@@ -211,7 +235,10 @@ impl EcrRegistry {
             Some(role) => assume(&base, role.as_str(), "ecr-portal").await,
             None => base,
         };
-        Self { ecr: aws_sdk_ecr::Client::new(&cfg), sts: aws_sdk_sts::Client::new(&cfg) }
+        Self {
+            ecr: aws_sdk_ecr::Client::new(&cfg),
+            sts: aws_sdk_sts::Client::new(&cfg),
+        }
     }
 
     fn live(r: &ecr::Repository) -> LiveRepository {
@@ -227,7 +254,10 @@ impl EcrRegistry {
             uri: r.repository_uri().unwrap_or_default().to_string(),
             arn: r.repository_arn().unwrap_or_default().to_string(),
             registry_id: r.registry_id().unwrap_or_default().to_string(),
-            created_at_ms: r.created_at().map(|t| t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000)).unwrap_or(0),
+            created_at_ms: r
+                .created_at()
+                .map(|t| t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000))
+                .unwrap_or(0),
             tag_mutability: match r.image_tag_mutability() {
                 Some(ecr::ImageTagMutability::Mutable) => TagMutability::Mutable,
                 _ => TagMutability::Immutable,
@@ -246,9 +276,9 @@ impl Registry for EcrRegistry {
     async fn create(&self, spec: &RepositorySpec, request_id: i64) -> Result<Created, RegistryError> {
         let encryption = match &spec.encryption {
             Encryption::Aes256 => ecr::EncryptionConfiguration::builder().encryption_type(ecr::EncryptionType::Aes256),
-            Encryption::Kms(key) => {
-                ecr::EncryptionConfiguration::builder().encryption_type(ecr::EncryptionType::Kms).kms_key(key)
-            }
+            Encryption::Kms(key) => ecr::EncryptionConfiguration::builder()
+                .encryption_type(ecr::EncryptionType::Kms)
+                .kms_key(key),
         }
         .build()
         .map_err(|e| RegistryError::Invalid(e.to_string()))?;
@@ -260,16 +290,29 @@ impl Registry for EcrRegistry {
                 TagMutability::Mutable => ecr::ImageTagMutability::Mutable,
                 TagMutability::Immutable => ecr::ImageTagMutability::Immutable,
             })
-            .image_scanning_configuration(ecr::ImageScanningConfiguration::builder().scan_on_push(spec.scan_on_push).build())
+            .image_scanning_configuration(
+                ecr::ImageScanningConfiguration::builder()
+                    .scan_on_push(spec.scan_on_push)
+                    .build(),
+            )
             .encryption_configuration(encryption);
-        let request_tag = Tag { key: REQUEST_TAG.into(), value: request_id.to_string() };
+        let request_tag = Tag {
+            key: REQUEST_TAG.into(),
+            value: request_id.to_string(),
+        };
         for t in spec.tags.iter().chain(std::iter::once(&request_tag)) {
             req = req.tags(
-                ecr::Tag::builder().key(&t.key).value(&t.value).build().map_err(|e| RegistryError::Invalid(e.to_string()))?,
+                ecr::Tag::builder()
+                    .key(&t.key)
+                    .value(&t.value)
+                    .build()
+                    .map_err(|e| RegistryError::Invalid(e.to_string()))?,
             );
         }
         let out = req.send().await.map_err(classify)?;
-        let repo = out.repository().ok_or_else(|| RegistryError::Other("CreateRepository returned no repository".into()))?;
+        let repo = out
+            .repository()
+            .ok_or_else(|| RegistryError::Other("CreateRepository returned no repository".into()))?;
         Ok(Created {
             uri: repo.repository_uri().unwrap_or_default().to_string(),
             arn: repo.repository_arn().unwrap_or_default().to_string(),
@@ -290,24 +333,48 @@ impl Registry for EcrRegistry {
     }
 
     async fn describe(&self, name: &str) -> Result<Option<LiveRepository>, RegistryError> {
-        let out = match self.ecr.describe_repositories().repository_names(name).send().await.map_err(classify) {
+        let out = match self
+            .ecr
+            .describe_repositories()
+            .repository_names(name)
+            .send()
+            .await
+            .map_err(classify)
+        {
             Ok(o) => o,
             Err(RegistryError::NotFound) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let Some(r) = out.repositories().first() else { return Ok(None) };
+        let Some(r) = out.repositories().first() else {
+            return Ok(None);
+        };
         let mut live = Self::live(r);
         live.request_ids.push(rid(&out));
-        let tags = self.ecr.list_tags_for_resource().resource_arn(&live.arn).send().await.map_err(classify)?;
+        let tags = self
+            .ecr
+            .list_tags_for_resource()
+            .resource_arn(&live.arn)
+            .send()
+            .await
+            .map_err(classify)?;
         live.request_ids.push(rid(&tags));
-        live.tags = tags.tags().iter().map(|t| Tag { key: t.key().to_string(), value: t.value().to_string() }).collect();
+        live.tags = tags
+            .tags()
+            .iter()
+            .map(|t| Tag {
+                key: t.key().to_string(),
+                value: t.value().to_string(),
+            })
+            .collect();
         live.tags.sort();
         match self.ecr.get_lifecycle_policy().repository_name(name).send().await {
             Ok(lp) => {
                 live.request_ids.push(rid(&lp));
                 live.lifecycle_policy = lp.lifecycle_policy_text().and_then(|t| serde_json::from_str(t).ok());
             }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_lifecycle_policy_not_found_exception()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_lifecycle_policy_not_found_exception()) => {}
             Err(e) => return Err(classify(e)),
         }
         Ok(Some(live))
@@ -333,9 +400,9 @@ impl Registry for EcrRegistry {
         let who = self.sts.get_caller_identity().send().await.map_err(|e| {
             use aws_sdk_sts::error::SdkError;
             match &e {
-                SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => RegistryError::Transient(
-                    aws_sdk_sts::error::DisplayErrorContext(&e).to_string(),
-                ),
+                SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+                    RegistryError::Transient(aws_sdk_sts::error::DisplayErrorContext(&e).to_string())
+                }
                 _ => RegistryError::Other(aws_sdk_sts::error::DisplayErrorContext(&e).to_string()),
             }
         })?;

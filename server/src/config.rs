@@ -35,7 +35,11 @@ pub struct ServerSection {
 
 impl Default for ServerSection {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:3000".into(), site_root: "target/site".into(), max_body_bytes: 64 * 1024 }
+        Self {
+            listen: "127.0.0.1:3000".into(),
+            site_root: "target/site".into(),
+            max_body_bytes: 64 * 1024,
+        }
     }
 }
 
@@ -47,7 +51,9 @@ pub struct DatabaseSection {
 
 impl Default for DatabaseSection {
     fn default() -> Self {
-        Self { path: "data/ecr-portal.db".into() }
+        Self {
+            path: "data/ecr-portal.db".into(),
+        }
     }
 }
 
@@ -59,7 +65,9 @@ pub struct PortalSection {
 
 impl Default for PortalSection {
     fn default() -> Self {
-        Self { namespace: "crytera".into() }
+        Self {
+            namespace: "crytera".into(),
+        }
     }
 }
 
@@ -143,7 +151,10 @@ pub struct WorkerSection {
 
 impl Default for WorkerSection {
     fn default() -> Self {
-        Self { poll_interval_ms: 1000, lease_seconds: 300 }
+        Self {
+            poll_interval_ms: 1000,
+            lease_seconds: 300,
+        }
     }
 }
 
@@ -173,8 +184,10 @@ impl Config {
     pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Self> {
         let mut value = toml::Value::try_from(RawConfig::default()).context("serialising defaults")?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-            let file_value: toml::Value = toml::from_str(&text).with_context(|| format!("config file {} is not valid TOML", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+            let file_value: toml::Value =
+                toml::from_str(&text).with_context(|| format!("config file {} is not valid TOML", path.display()))?;
             merge(&mut value, file_value);
         }
         for (key, raw) in env {
@@ -188,11 +201,12 @@ impl Config {
     }
 
     pub fn validate(raw: RawConfig) -> anyhow::Result<Self> {
-        let listen: SocketAddr = raw
-            .server
-            .listen
-            .parse()
-            .map_err(|_| anyhow!("config key `server.listen`: `{}` is not an address like 127.0.0.1:3000", raw.server.listen))?;
+        let listen: SocketAddr = raw.server.listen.parse().map_err(|_| {
+            anyhow!(
+                "config key `server.listen`: `{}` is not an address like 127.0.0.1:3000",
+                raw.server.listen
+            )
+        })?;
         let namespace =
             Namespace::parse(&raw.portal.namespace).map_err(|e| anyhow!("config key `portal.namespace`: {e}"))?;
         if opt(&raw.database.path).is_none() {
@@ -213,8 +227,13 @@ impl Config {
             .map(RoleArn::parse)
             .transpose()
             .map_err(|e| anyhow!("config key `aws.production_role_arn`: {e}"))?;
-        if raw.aws.target == AwsTarget::Local && !raw.aws.local_endpoint.starts_with("http://127.") && !raw.aws.local_endpoint.starts_with("http://localhost") {
-            bail!("config key `aws.local_endpoint`: the local AWS stand-in must be on loopback (http://127.0.0.1:PORT)");
+        if raw.aws.target == AwsTarget::Local
+            && !raw.aws.local_endpoint.starts_with("http://127.")
+            && !raw.aws.local_endpoint.starts_with("http://localhost")
+        {
+            bail!(
+                "config key `aws.local_endpoint`: the local AWS stand-in must be on loopback (http://127.0.0.1:PORT)"
+            );
         }
         if raw.auth.mode == AuthMode::Local && !listen.ip().is_loopback() && !raw.auth.allow_local_on_non_loopback {
             bail!(
@@ -259,7 +278,10 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
 /// `ECR_PORTAL_AWS__REGION=eu-west-1` sets `aws.region`. The value takes the
 /// type of the key's default (bool, integer or string).
 fn apply_env(root: &mut toml::Value, key: &str, raw: &str) -> anyhow::Result<()> {
-    let path: Vec<String> = key[ENV_PREFIX.len()..].split("__").map(str::to_ascii_lowercase).collect();
+    let path: Vec<String> = key[ENV_PREFIX.len()..]
+        .split("__")
+        .map(str::to_ascii_lowercase)
+        .collect();
     let [section, field] = path.as_slice() else {
         bail!("environment variable {key}: expected {ENV_PREFIX}SECTION__KEY, e.g. ECR_PORTAL_AWS__REGION");
     };
@@ -268,12 +290,12 @@ fn apply_env(root: &mut toml::Value, key: &str, raw: &str) -> anyhow::Result<()>
         .and_then(toml::Value::as_table_mut)
         .ok_or_else(|| anyhow!("environment variable {key}: there is no config section `{section}`"))?;
     let value = match table.get(field.as_str()) {
-        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
-            raw.trim().parse().map_err(|_| anyhow!("config key `{section}.{field}` (from {key}): expected true or false, got `{raw}`"))?,
-        ),
-        Some(toml::Value::Integer(_)) => toml::Value::Integer(
-            raw.trim().parse().map_err(|_| anyhow!("config key `{section}.{field}` (from {key}): expected a whole number, got `{raw}`"))?,
-        ),
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(raw.trim().parse().map_err(|_| {
+            anyhow!("config key `{section}.{field}` (from {key}): expected true or false, got `{raw}`")
+        })?),
+        Some(toml::Value::Integer(_)) => toml::Value::Integer(raw.trim().parse().map_err(|_| {
+            anyhow!("config key `{section}.{field}` (from {key}): expected a whole number, got `{raw}`")
+        })?),
         _ => toml::Value::String(raw.to_string()),
     };
     table.insert(field.clone(), value);
@@ -302,10 +324,17 @@ mod tests {
     fn environment_overrides_the_file() {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("c.toml");
-        std::fs::write(&file, "[aws]\nregion = \"eu-west-1\"\n[worker]\npoll_interval_ms = 50\n").expect("write");
+        std::fs::write(
+            &file,
+            "[aws]\nregion = \"eu-west-1\"\n[worker]\npoll_interval_ms = 50\n",
+        )
+        .expect("write");
         let c = Config::load_from(
             Some(&file),
-            &env(&[("ECR_PORTAL_AWS__REGION", "eu-central-1"), ("ECR_PORTAL_AWS__PRODUCTION_ACCOUNT_ID", "222222222222")]),
+            &env(&[
+                ("ECR_PORTAL_AWS__REGION", "eu-central-1"),
+                ("ECR_PORTAL_AWS__PRODUCTION_ACCOUNT_ID", "222222222222"),
+            ]),
         )
         .expect("valid");
         assert_eq!(c.raw.aws.region, "eu-central-1");
@@ -329,7 +358,10 @@ mod tests {
         assert!(e.to_string().contains("loopback"));
         assert!(Config::load_from(
             None,
-            &env(&[("ECR_PORTAL_SERVER__LISTEN", "0.0.0.0:3000"), ("ECR_PORTAL_AUTH__ALLOW_LOCAL_ON_NON_LOOPBACK", "true")])
+            &env(&[
+                ("ECR_PORTAL_SERVER__LISTEN", "0.0.0.0:3000"),
+                ("ECR_PORTAL_AUTH__ALLOW_LOCAL_ON_NON_LOOPBACK", "true")
+            ])
         )
         .is_ok());
     }

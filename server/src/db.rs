@@ -100,7 +100,8 @@ fn request_from_row(row: &SqliteRow) -> Result<RequestRow, sqlx::Error> {
     let spec: String = row.try_get("spec")?;
     let spec: RepositorySpec = serde_json::from_str(&spec).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     let status: String = row.try_get("status")?;
-    let status = Status::parse(&status).ok_or_else(|| sqlx::Error::Decode(format!("unknown status {status}").into()))?;
+    let status =
+        Status::parse(&status).ok_or_else(|| sqlx::Error::Decode(format!("unknown status {status}").into()))?;
     let result: Option<String> = row.try_get("result")?;
     let result = result
         .map(|r| serde_json::from_str::<ApplyResult>(&r))
@@ -190,7 +191,12 @@ pub async fn list_requests(
 
 /// Writes a decision (approve/reject/retry) if the request is still in `from`.
 /// Returns false when another writer moved it first.
-pub async fn save_decision(conn: &mut SqliteConnection, r: &Request, from: Status, at: i64) -> Result<bool, sqlx::Error> {
+pub async fn save_decision(
+    conn: &mut SqliteConnection,
+    r: &Request,
+    from: Status,
+    at: i64,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE requests SET status = ?, updated_at = ?, decided_by = COALESCE(?, decided_by),
              decided_at = CASE WHEN ? IS NULL THEN decided_at ELSE ? END,
@@ -280,10 +286,13 @@ pub async fn finish_apply(
 
 /// Repository name → the request that created or adopted it.
 pub async fn applied_requests(pool: &SqlitePool) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    let rows = sqlx::query("SELECT repository, MAX(id) AS id FROM requests WHERE status = 'applied' GROUP BY repository")
-        .fetch_all(pool)
-        .await?;
-    rows.iter().map(|r| Ok((r.try_get("repository")?, r.try_get("id")?))).collect()
+    let rows =
+        sqlx::query("SELECT repository, MAX(id) AS id FROM requests WHERE status = 'applied' GROUP BY repository")
+            .fetch_all(pool)
+            .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("repository")?, r.try_get("id")?)))
+        .collect()
 }
 
 // ---- audit ----
@@ -356,7 +365,11 @@ pub async fn events_page(
     } else if let Some(a) = after {
         q.push(" AND id > ").push_bind(a);
     }
-    q.push(if ascending { " ORDER BY id ASC" } else { " ORDER BY id DESC" });
+    q.push(if ascending {
+        " ORDER BY id ASC"
+    } else {
+        " ORDER BY id DESC"
+    });
     q.push(" LIMIT ").push_bind(limit);
     let rows = q.build().fetch_all(pool).await?;
     let mut events = rows.iter().map(event_from_row).collect::<Result<Vec<_>, _>>()?;
@@ -367,7 +380,12 @@ pub async fn events_page(
 }
 
 /// Whether any event matching `f` has an id below (`older`) or above the given one.
-pub async fn events_exist_beyond(pool: &SqlitePool, f: &EventFilter, id: i64, older: bool) -> Result<bool, sqlx::Error> {
+pub async fn events_exist_beyond(
+    pool: &SqlitePool,
+    f: &EventFilter,
+    id: i64,
+    older: bool,
+) -> Result<bool, sqlx::Error> {
     let mut q = QueryBuilder::<Sqlite>::new("SELECT EXISTS (SELECT 1 FROM audit_events WHERE 1 = 1");
     f.push(&mut q);
     q.push(if older { " AND id < " } else { " AND id > " }).push_bind(id);
@@ -392,15 +410,25 @@ pub fn filter_from_query(q: &AuditQuery, namespace: &str) -> Result<EventFilter,
             None => Ok(None),
             Some(s) => {
                 let fmt = time::macros::format_description!("[year]-[month]-[day]");
-                let d = time::Date::parse(s, &fmt).map_err(|_| FieldError::new(field, format!("`{s}` is not a date like 2026-11-27")))?;
+                let d = time::Date::parse(s, &fmt)
+                    .map_err(|_| FieldError::new(field, format!("`{s}` is not a date like 2026-11-27")))?;
                 let d = if next { d.next_day().unwrap_or(d) } else { d };
                 Ok(Some(d.midnight().assume_utc().unix_timestamp() * 1000))
             }
         }
     };
-    let clean = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let clean = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     let repository = clean(&q.repository).map(|r| {
-        if r.starts_with(&format!("{namespace}/")) { r } else { format!("{namespace}/{r}") }
+        if r.starts_with(&format!("{namespace}/")) {
+            r
+        } else {
+            format!("{namespace}/{r}")
+        }
     });
     Ok(EventFilter {
         actor: clean(&q.actor),
@@ -456,9 +484,18 @@ pub async fn get_session(pool: &SqlitePool, id_hash: &str) -> Result<Option<Sess
 }
 
 pub async fn touch_session(pool: &SqlitePool, id_hash: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE sessions SET last_seen = ? WHERE id_hash = ?").bind(now).bind(id_hash).execute(pool).await.map(|_| ())
+    sqlx::query("UPDATE sessions SET last_seen = ? WHERE id_hash = ?")
+        .bind(now)
+        .bind(id_hash)
+        .execute(pool)
+        .await
+        .map(|_| ())
 }
 
 pub async fn delete_session(pool: &SqlitePool, id_hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM sessions WHERE id_hash = ?").bind(id_hash).execute(pool).await.map(|_| ())
+    sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
+        .bind(id_hash)
+        .execute(pool)
+        .await
+        .map(|_| ())
 }

@@ -47,7 +47,14 @@ pub struct Overrides {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        Self::build_with(config, Overrides { clock: None, registry: None }).await
+        Self::build_with(
+            config,
+            Overrides {
+                clock: None,
+                registry: None,
+            },
+        )
+        .await
     }
 
     pub async fn build_with(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
@@ -127,9 +134,18 @@ impl Application {
             .layer(axum::middleware::from_fn(crate::auth::same_origin_only))
             .layer(axum::middleware::from_fn_with_state(state, crate::auth::current_user))
             .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
-            .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-            .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
-            .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")));
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_FRAME_OPTIONS,
+                HeaderValue::from_static("DENY"),
+            ));
 
         let (stop, stop_rx) = watch::channel(false);
         let worker = tokio::spawn(crate::worker::run(
@@ -138,7 +154,14 @@ impl Application {
             Duration::from_secs(config.raw.worker.lease_seconds),
             stop_rx,
         ));
-        Ok(Self { listener, router, addr, service, stop, worker })
+        Ok(Self {
+            listener,
+            router,
+            addr,
+            service,
+            stop,
+            worker,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -185,15 +208,28 @@ async fn shutdown_signal() {
 
 /// Ready when the database answers and AWS (STS, as the staging identity) does.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let db = state.service.db.ping().await.map(|_| String::new()).map_err(|e| e.to_string());
+    let db = state
+        .service
+        .db
+        .ping()
+        .await
+        .map(|_| String::new())
+        .map_err(|e| e.to_string());
     let aws = tokio::time::timeout(Duration::from_secs(5), state.service.registry.ping())
         .await
         .map_err(|_| "timed out".to_string())
         .and_then(|r| r.map_err(|e| e.to_string()));
-    let status = if db.is_ok() && aws.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db.is_ok() && aws.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let show = |r: &Result<_, String>| match r {
         Ok(_) => "ok".to_string(),
         Err(e) => e.clone(),
     };
-    (status, Json(serde_json::json!({"database": show(&db), "aws": show(&aws)})))
+    (
+        status,
+        Json(serde_json::json!({"database": show(&db), "aws": show(&aws)})),
+    )
 }

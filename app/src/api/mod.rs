@@ -22,7 +22,8 @@ fn portal() -> Result<std::sync::Arc<dyn Portal>, AppError> {
 /// The signed-in user, put into the request by the server's session layer.
 #[cfg(feature = "ssr")]
 fn user() -> Option<crate::domain::principal::Principal> {
-    use_context::<http::request::Parts>().and_then(|p| p.extensions.get::<crate::domain::principal::Principal>().cloned())
+    use_context::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<crate::domain::principal::Principal>().cloned())
 }
 
 #[cfg(feature = "ssr")]

@@ -12,7 +12,12 @@ use std::sync::Arc;
 pub trait Portal: Send + Sync + 'static {
     fn info(&self, user: Option<Principal>) -> PortalInfo;
     async fn submit(&self, by: &Principal, input: RepositoryRequestInput) -> Result<i64, AppError>;
-    async fn list_requests(&self, by: &Principal, status: Option<Status>, mine: bool) -> Result<Vec<RequestSummary>, AppError>;
+    async fn list_requests(
+        &self,
+        by: &Principal,
+        status: Option<Status>,
+        mine: bool,
+    ) -> Result<Vec<RequestSummary>, AppError>;
     async fn request_detail(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError>;
     async fn approve(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError>;
     async fn reject(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError>;

@@ -49,12 +49,20 @@ impl RoleArn {
     pub fn parse(raw: &str) -> Result<Self, AccountError> {
         let bad = || AccountError::RoleArn(raw.to_string());
         let parts: Vec<&str> = raw.trim().splitn(6, ':').collect();
-        if parts.len() != 6 || parts[0] != "arn" || !parts[1].starts_with("aws") || parts[2] != "iam" || !parts[3].is_empty() {
+        if parts.len() != 6
+            || parts[0] != "arn"
+            || !parts[1].starts_with("aws")
+            || parts[2] != "iam"
+            || !parts[3].is_empty()
+        {
             return Err(bad());
         }
         let account = AccountId::parse(parts[4]).map_err(|_| bad())?;
         match parts[5].strip_prefix("role/") {
-            Some(name) if !name.is_empty() => Ok(Self { arn: raw.trim().to_string(), account }),
+            Some(name) if !name.is_empty() => Ok(Self {
+                arn: raw.trim().to_string(),
+                account,
+            }),
             _ => Err(bad()),
         }
     }
@@ -81,14 +89,23 @@ mod tests {
         assert!(AccountId::parse("123456789012").is_ok());
         assert!(AccountId::parse("12345678901").is_err());
         assert!(AccountId::parse("12345678901a").is_err());
-        assert_eq!(AccountId::parse("222222222222").expect("ok").root_principal(), "arn:aws:iam::222222222222:root");
+        assert_eq!(
+            AccountId::parse("222222222222").expect("ok").root_principal(),
+            "arn:aws:iam::222222222222:root"
+        );
     }
 
     #[test]
     fn role_arns_carry_their_account() {
         let r = RoleArn::parse("arn:aws:iam::111111111111:role/ecr-portal").expect("ok");
         assert_eq!(r.account().as_str(), "111111111111");
-        for bad in ["arn:aws:iam::111111111111:user/x", "arn:aws:iam::1:role/x", "arn:aws:s3:::b", "role/x", "arn:aws:iam::111111111111:role/"] {
+        for bad in [
+            "arn:aws:iam::111111111111:user/x",
+            "arn:aws:iam::1:role/x",
+            "arn:aws:s3:::b",
+            "role/x",
+            "arn:aws:iam::111111111111:role/",
+        ] {
             assert!(RoleArn::parse(bad).is_err(), "{bad}");
         }
     }

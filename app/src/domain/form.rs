@@ -3,8 +3,7 @@
 //! the UI can show it beside the input, and nothing the user typed is lost.
 use super::name::{Namespace, RepoName};
 use super::settings::{
-    is_kms_key_arn, Encryption, Lifecycle, RepositorySpec, Tag, TagMutability, MAX_KEEP_LAST,
-    MAX_UNTAGGED_DAYS,
+    is_kms_key_arn, Encryption, Lifecycle, RepositorySpec, Tag, TagMutability, MAX_KEEP_LAST, MAX_UNTAGGED_DAYS,
 };
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +19,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: &str, message: impl Into<String>) -> Self {
-        Self { field: field.to_string(), message: message.into() }
+        Self {
+            field: field.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -65,9 +67,18 @@ fn tag_value(field: &str, label: &str, raw: &str, errors: &mut Vec<FieldError>) 
     if v.is_empty() {
         errors.push(FieldError::new(field, format!("enter the {label}")));
     } else if v.chars().count() > MAX_TAG_VALUE {
-        errors.push(FieldError::new(field, format!("the {label} can be at most {MAX_TAG_VALUE} characters")));
-    } else if let Some(c) = v.chars().find(|c| !(c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(*c))) {
-        errors.push(FieldError::new(field, format!("`{c}` is not allowed in a tag; use letters, digits, spaces and _ . : / = + - @")));
+        errors.push(FieldError::new(
+            field,
+            format!("the {label} can be at most {MAX_TAG_VALUE} characters"),
+        ));
+    } else if let Some(c) = v
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(*c)))
+    {
+        errors.push(FieldError::new(
+            field,
+            format!("`{c}` is not allowed in a tag; use letters, digits, spaces and _ . : / = + - @"),
+        ));
     }
     v.to_string()
 }
@@ -87,10 +98,18 @@ impl RepositoryRequestInput {
             }),
         };
         let kms = self.kms_key_arn.as_deref().map(str::trim).unwrap_or("");
-        let encryption = match self.encryption.as_deref().map(|s| s.trim().to_ascii_uppercase()).as_deref() {
+        let encryption = match self
+            .encryption
+            .as_deref()
+            .map(|s| s.trim().to_ascii_uppercase())
+            .as_deref()
+        {
             None | Some("") | Some("AES256") => {
                 if !kms.is_empty() {
-                    errors.push(FieldError::new("kms_key_arn", "a KMS key is only used with KMS encryption; clear it or choose KMS"));
+                    errors.push(FieldError::new(
+                        "kms_key_arn",
+                        "a KMS key is only used with KMS encryption; clear it or choose KMS",
+                    ));
                 }
                 Encryption::Aes256
             }
@@ -98,7 +117,10 @@ impl RepositoryRequestInput {
                 if kms.is_empty() {
                     errors.push(FieldError::new("kms_key_arn", "enter the KMS key ARN to encrypt with"));
                 } else if !is_kms_key_arn(kms) {
-                    errors.push(FieldError::new("kms_key_arn", "expected arn:aws:kms:<region>:<account>:key/<id> or …:alias/<name>"));
+                    errors.push(FieldError::new(
+                        "kms_key_arn",
+                        "expected arn:aws:kms:<region>:<account>:key/<id> or …:alias/<name>",
+                    ));
                 }
                 Encryption::Kms(kms.to_string())
             }
@@ -109,12 +131,18 @@ impl RepositoryRequestInput {
         };
         if let Some(n) = self.keep_last_images {
             if !(1..=MAX_KEEP_LAST).contains(&n) {
-                errors.push(FieldError::new("keep_last_images", format!("keep between 1 and {MAX_KEEP_LAST} images, or leave it empty")));
+                errors.push(FieldError::new(
+                    "keep_last_images",
+                    format!("keep between 1 and {MAX_KEEP_LAST} images, or leave it empty"),
+                ));
             }
         }
         if let Some(d) = self.expire_untagged_after_days {
             if !(1..=MAX_UNTAGGED_DAYS).contains(&d) {
-                errors.push(FieldError::new("expire_untagged_after_days", format!("choose 1 to {MAX_UNTAGGED_DAYS} days, or leave it empty")));
+                errors.push(FieldError::new(
+                    "expire_untagged_after_days",
+                    format!("choose 1 to {MAX_UNTAGGED_DAYS} days, or leave it empty"),
+                ));
             }
         }
         let team = tag_value("team", "team", &self.team, &mut errors);
@@ -123,13 +151,22 @@ impl RepositoryRequestInput {
         if justification.is_empty() {
             errors.push(FieldError::new("justification", "say why this repository is needed"));
         } else if justification.chars().count() > MAX_JUSTIFICATION {
-            errors.push(FieldError::new("justification", format!("keep the justification under {MAX_JUSTIFICATION} characters")));
+            errors.push(FieldError::new(
+                "justification",
+                format!("keep the justification under {MAX_JUSTIFICATION} characters"),
+            ));
         }
         match (name, errors.is_empty()) {
             (Some(name), true) => {
                 let mut tags = vec![
-                    Tag { key: "cost-center".into(), value: cost_center },
-                    Tag { key: "team".into(), value: team },
+                    Tag {
+                        key: "cost-center".into(),
+                        value: cost_center,
+                    },
+                    Tag {
+                        key: "team".into(),
+                        value: team,
+                    },
                 ];
                 tags.sort();
                 Ok(NewRepositoryRequest {
@@ -188,7 +225,10 @@ mod tests {
         assert_eq!(r.spec.tag_mutability, TagMutability::Immutable);
         assert!(r.spec.scan_on_push);
         assert_eq!(r.spec.encryption, Encryption::Aes256);
-        assert_eq!(r.spec.tags.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(), ["cost-center", "team"]);
+        assert_eq!(
+            r.spec.tags.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(),
+            ["cost-center", "team"]
+        );
     }
 
     #[test]
@@ -204,7 +244,17 @@ mod tests {
         };
         let errs = input.parse(&ns()).expect_err("invalid");
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["name", "kms_key_arn", "keep_last_images", "team", "cost_center", "justification"]);
+        assert_eq!(
+            fields,
+            [
+                "name",
+                "kms_key_arn",
+                "keep_last_images",
+                "team",
+                "cost_center",
+                "justification"
+            ]
+        );
     }
 
     #[test]
@@ -212,7 +262,10 @@ mod tests {
         let mut input = good();
         input.encryption = Some("kms".into());
         input.kms_key_arn = Some("arn:aws:kms:us-east-1:111122223333:alias/ecr".into());
-        assert!(matches!(input.parse(&ns()).expect("ok").spec.encryption, Encryption::Kms(_)));
+        assert!(matches!(
+            input.parse(&ns()).expect("ok").spec.encryption,
+            Encryption::Kms(_)
+        ));
         input.encryption = None;
         assert_eq!(input.parse(&ns()).expect_err("key without KMS")[0].field, "kms_key_arn");
     }

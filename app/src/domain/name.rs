@@ -81,7 +81,10 @@ impl Namespace {
         }
         check_path(raw)?;
         if raw.len() + 2 > MAX_NAME_LEN {
-            return Err(NameError::Length { full: raw.to_string(), len: raw.len() });
+            return Err(NameError::Length {
+                full: raw.to_string(),
+                len: raw.len(),
+            });
         }
         Ok(Self(raw.to_string()))
     }
@@ -172,7 +175,14 @@ mod tests {
 
     #[test]
     fn valid_names_get_the_namespace() {
-        for ok in ["templateistio", "templatefargate", "team/app", "a.b_c-d", "x1/y2/z3", "a"] {
+        for ok in [
+            "templateistio",
+            "templatefargate",
+            "team/app",
+            "a.b_c-d",
+            "x1/y2/z3",
+            "a",
+        ] {
             let n = RepoName::parse(&ns(), ok).expect(ok);
             assert_eq!(n.as_str(), format!("crytera/{ok}"));
         }
@@ -180,7 +190,10 @@ mod tests {
 
     #[test]
     fn a_pasted_full_name_is_accepted_once() {
-        assert_eq!(RepoName::parse(&ns(), "crytera/app").expect("ok").as_str(), "crytera/app");
+        assert_eq!(
+            RepoName::parse(&ns(), "crytera/app").expect("ok").as_str(),
+            "crytera/app"
+        );
         assert_eq!(
             RepoName::parse(&ns(), "crytera/crytera/app").expect("ok").as_str(),
             "crytera/crytera/app"
@@ -242,7 +255,8 @@ mod tests {
             let rest = parts.join("/");
             let parsed = RepoName::parse(&ns(), &rest);
             if rest.len() + 8 <= MAX_NAME_LEN {
-                prop_assert_eq!(parsed.expect("valid").as_str(), format!("crytera/{rest}"));
+                let parsed = parsed.expect("valid");
+                prop_assert_eq!(parsed.as_str(), format!("crytera/{rest}"));
             }
         }
 

@@ -52,10 +52,18 @@ pub fn for_new_repository(spec: &RepositorySpec, target: &Target) -> Plan {
         Encryption::Aes256 => "AES256".to_string(),
         Encryption::Kms(k) => format!("KMS, key {k}"),
     };
-    let tags = spec.tags.iter().map(|t| format!("{}={}", t.key, t.value)).collect::<Vec<_>>().join(", ");
+    let tags = spec
+        .tags
+        .iter()
+        .map(|t| format!("{}={}", t.key, t.value))
+        .collect::<Vec<_>>()
+        .join(", ");
     steps.push(step(
         "ecr:CreateRepository",
-        format!("Create {} in {} (an existing repository with the same settings is adopted)", spec.name, target.region),
+        format!(
+            "Create {} in {} (an existing repository with the same settings is adopted)",
+            spec.name, target.region
+        ),
         vec![
             ("repositoryName", spec.name.to_string()),
             ("imageTagMutability", spec.tag_mutability.to_string()),
@@ -104,16 +112,36 @@ mod tests {
 
     #[test]
     fn the_plan_lists_every_call_in_order() {
-        let t = Target { region: "us-east-1".into(), staging_role_arn: Some("arn:aws:iam::111111111111:role/x".into()) };
-        let calls: Vec<String> = for_new_repository(&spec(Some(10)), &t).steps.into_iter().map(|s| s.call).collect();
-        assert_eq!(calls, ["sts:AssumeRole", "ecr:CreateRepository", "ecr:PutLifecyclePolicy", "ecr:DescribeRepositories"]);
+        let t = Target {
+            region: "us-east-1".into(),
+            staging_role_arn: Some("arn:aws:iam::111111111111:role/x".into()),
+        };
+        let calls: Vec<String> = for_new_repository(&spec(Some(10)), &t)
+            .steps
+            .into_iter()
+            .map(|s| s.call)
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                "sts:AssumeRole",
+                "ecr:CreateRepository",
+                "ecr:PutLifecyclePolicy",
+                "ecr:DescribeRepositories"
+            ]
+        );
     }
 
     #[test]
     fn no_lifecycle_and_no_role_means_fewer_calls() {
-        let t = Target { region: "us-east-1".into(), staging_role_arn: None };
+        let t = Target {
+            region: "us-east-1".into(),
+            staging_role_arn: None,
+        };
         let plan = for_new_repository(&spec(None), &t);
         assert_eq!(plan.steps.len(), 2);
-        assert!(plan.steps[0].params.contains(&("imageTagMutability".into(), "IMMUTABLE".into())));
+        assert!(plan.steps[0]
+            .params
+            .contains(&("imageTagMutability".into(), "IMMUTABLE".into())));
     }
 }

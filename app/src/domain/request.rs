@@ -108,7 +108,10 @@ impl Request {
         if self.status == from {
             Ok(())
         } else {
-            Err(TransitionError::Invalid { from: self.status, action })
+            Err(TransitionError::Invalid {
+                from: self.status,
+                action,
+            })
         }
     }
 
@@ -186,7 +189,11 @@ mod tests {
     use crate::domain::principal::Role;
 
     fn who(id: &str, role: Role) -> Principal {
-        Principal { id: id.into(), name: id.into(), role }
+        Principal {
+            id: id.into(),
+            name: id.into(),
+            role,
+        }
     }
 
     fn pending() -> Request {
@@ -197,7 +204,10 @@ mod tests {
             justification: "j".into(),
             ..Default::default()
         };
-        let spec = input.parse(&Namespace::parse("crytera").expect("ns")).expect("valid").spec;
+        let spec = input
+            .parse(&Namespace::parse("crytera").expect("ns"))
+            .expect("valid")
+            .spec;
         Request {
             id: 1,
             spec,
@@ -217,7 +227,10 @@ mod tests {
     fn the_happy_path_reaches_applied() {
         let admin = who("local:bob", Role::Admin);
         let r = pending().approve(&admin, Some("ok".into()), 1).expect("approve");
-        assert_eq!((r.status, r.decided_by.as_deref()), (Status::Approved, Some("local:bob")));
+        assert_eq!(
+            (r.status, r.decided_by.as_deref()),
+            (Status::Approved, Some("local:bob"))
+        );
         let r = r.start_apply(2).expect("start");
         assert_eq!((r.status, r.attempts), (Status::Applying, 1));
         assert_eq!(r.succeed(3).expect("succeed").status, Status::Applied);
@@ -226,16 +239,28 @@ mod tests {
     #[test]
     fn approving_own_request_is_forbidden_even_for_admins() {
         let alice_admin = who("local:alice", Role::Admin);
-        assert_eq!(pending().approve(&alice_admin, None, 1), Err(TransitionError::SelfApproval));
+        assert_eq!(
+            pending().approve(&alice_admin, None, 1),
+            Err(TransitionError::SelfApproval)
+        );
         // Rejecting (withdrawing) one's own request is allowed.
-        assert_eq!(pending().reject(&alice_admin, None, 1).expect("reject").status, Status::Rejected);
+        assert_eq!(
+            pending().reject(&alice_admin, None, 1).expect("reject").status,
+            Status::Rejected
+        );
     }
 
     #[test]
     fn requesters_cannot_decide() {
         let carol = who("local:carol", Role::Requester);
-        assert_eq!(pending().approve(&carol, None, 1), Err(TransitionError::NotAdmin("approved")));
-        assert_eq!(pending().reject(&carol, None, 1), Err(TransitionError::NotAdmin("rejected")));
+        assert_eq!(
+            pending().approve(&carol, None, 1),
+            Err(TransitionError::NotAdmin("approved"))
+        );
+        assert_eq!(
+            pending().reject(&carol, None, 1),
+            Err(TransitionError::NotAdmin("rejected"))
+        );
     }
 
     #[test]
@@ -244,7 +269,10 @@ mod tests {
         let r = pending().approve(&admin, None, 1).expect("first");
         assert_eq!(
             r.approve(&admin, None, 2),
-            Err(TransitionError::Invalid { from: Status::Approved, action: "approved" })
+            Err(TransitionError::Invalid {
+                from: Status::Approved,
+                action: "approved"
+            })
         );
     }
 
@@ -266,7 +294,10 @@ mod tests {
     #[test]
     fn only_applying_requests_can_be_resumed() {
         let admin = who("local:bob", Role::Admin);
-        let applying = pending().approve(&admin, None, 1).and_then(|r| r.start_apply(2)).expect("applying");
+        let applying = pending()
+            .approve(&admin, None, 1)
+            .and_then(|r| r.start_apply(2))
+            .expect("applying");
         let resumed = applying.resume(3).expect("resume");
         assert_eq!((resumed.status, resumed.attempts), (Status::Applying, 2));
         assert!(pending().resume(3).is_err());

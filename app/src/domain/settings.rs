@@ -136,7 +136,10 @@ mod tests {
 
     #[test]
     fn lifecycle_policy_orders_untagged_expiry_first() {
-        let l = Lifecycle { keep_last_images: Some(30), expire_untagged_after_days: Some(7) };
+        let l = Lifecycle {
+            keep_last_images: Some(30),
+            expire_untagged_after_days: Some(7),
+        };
         let p = l.policy_json().expect("policy");
         assert_eq!(p["rules"][0]["selection"]["tagStatus"], "untagged");
         assert_eq!(p["rules"][0]["rulePriority"], 1);
@@ -147,7 +150,9 @@ mod tests {
 
     #[test]
     fn kms_key_arns_are_recognised() {
-        assert!(is_kms_key_arn("arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"));
+        assert!(is_kms_key_arn(
+            "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        ));
         assert!(is_kms_key_arn("arn:aws:kms:eu-west-1:111122223333:alias/ecr"));
         assert!(!is_kms_key_arn("arn:aws:kms:us-east-1:1111:key/x"));
         assert!(!is_kms_key_arn("arn:aws:s3:::bucket"));

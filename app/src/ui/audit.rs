@@ -28,7 +28,9 @@ fn query_string(q: &AuditQuery) -> String {
 fn encode(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' | b':' => (b as char).to_string(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' | b':' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -53,7 +55,7 @@ pub fn AuditPage() -> impl IntoView {
             }
         })
     };
-    let page = Resource::new(q, |q| audit_history(q));
+    let page = Resource::new(q, audit_history);
     view! {
         <Title text="Audit history"/>
         <section class="page">

@@ -75,6 +75,15 @@ pub fn NotFound() -> impl IntoView {
     }
 }
 
+/// False during server rendering and until the wasm bundle has hydrated the
+/// page: buttons that need the client stay disabled until then, so an early
+/// click can never submit a half-wired form and lose what was typed.
+pub fn use_hydrated() -> ReadSignal<bool> {
+    let (hydrated, set_hydrated) = signal(false);
+    Effect::new(move |_| set_hydrated.set(true));
+    hydrated
+}
+
 #[component]
 pub fn Loading() -> impl IntoView {
     view! { <p class="loading" role="status">"Loading…"</p> }

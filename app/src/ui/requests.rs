@@ -1,6 +1,6 @@
 //! Requests: the list, the admin queue, the new-repository form and the
 //! request page (plan, decision, result, timeline).
-use super::common::{EmptyState, ErrorNotice, Loading, StatusBadge};
+use super::common::{use_hydrated, EmptyState, ErrorNotice, Loading, StatusBadge};
 use super::InfoResource;
 use crate::api::*;
 use crate::domain::form::{parse_optional_number, FieldError, RepositoryRequestInput};
@@ -62,7 +62,11 @@ pub fn RequestList() -> impl IntoView {
         if mine() {
             q.push("mine=1".into());
         }
-        if q.is_empty() { "/".to_string() } else { format!("/?{}", q.join("&")) }
+        if q.is_empty() {
+            "/".to_string()
+        } else {
+            format!("/?{}", q.join("&"))
+        }
     };
     view! {
         <Title text="Requests"/>
@@ -185,6 +189,7 @@ fn NewRequestForm(namespace: Namespace) -> impl IntoView {
     let server_error = RwSignal::new(None::<AppError>);
     let submit = ServerAction::<SubmitRepositoryRequest>::new();
     let navigate = use_navigate();
+    let hydrated = use_hydrated();
 
     let ns = namespace.clone();
     let name_preview = move || {
@@ -211,8 +216,14 @@ fn NewRequestForm(namespace: Namespace) -> impl IntoView {
 
     let build = move || -> Result<RepositoryRequestInput, Vec<FieldError>> {
         let mut errs = Vec::new();
-        let keep = parse_optional_number("keep_last_images", &keep_last.get()).map_err(|e| errs.push(e)).ok().flatten();
-        let days = parse_optional_number("expire_untagged_after_days", &untagged_days.get()).map_err(|e| errs.push(e)).ok().flatten();
+        let keep = parse_optional_number("keep_last_images", &keep_last.get())
+            .map_err(|e| errs.push(e))
+            .ok()
+            .flatten();
+        let days = parse_optional_number("expire_untagged_after_days", &untagged_days.get())
+            .map_err(|e| errs.push(e))
+            .ok()
+            .flatten();
         let input = RepositoryRequestInput {
             name: name.get(),
             tag_mutability: Some(tag_mutability.get()),
@@ -228,7 +239,11 @@ fn NewRequestForm(namespace: Namespace) -> impl IntoView {
         if let Err(mut more) = input.parse(&ns_build) {
             errs.append(&mut more);
         }
-        if errs.is_empty() { Ok(input) } else { Err(errs) }
+        if errs.is_empty() {
+            Ok(input)
+        } else {
+            Err(errs)
+        }
     };
 
     Effect::new(move |_| {
@@ -332,7 +347,7 @@ fn NewRequestForm(namespace: Namespace) -> impl IntoView {
                     prop:value=justification on:input=move |ev| justification.set(event_target_value(&ev))></textarea>
             </Field>
             <div class="actions">
-                <button type="submit" class="button primary" disabled=move || submit.pending().get()>
+                <button type="submit" class="button primary" disabled=move || !hydrated.get() || submit.pending().get()>
                     {move || if submit.pending().get() { "Submitting…" } else { "Submit request" }}
                 </button>
             </div>
@@ -345,12 +360,15 @@ pub fn RequestPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id")).and_then(|s| s.parse::<i64>().ok());
     let tick = RwSignal::new(0u32);
-    let detail = Resource::new(move || (id(), tick.get()), |(id, _)| async move {
-        match id {
-            Some(id) => get_request(id).await,
-            None => Err(AppError::NotFound("there is no request with that number".into())),
-        }
-    });
+    let detail = Resource::new(
+        move || (id(), tick.get()),
+        |(id, _)| async move {
+            match id {
+                Some(id) => get_request(id).await,
+                None => Err(AppError::NotFound("there is no request with that number".into())),
+            }
+        },
+    );
     // Keep the page current while the worker moves the request along.
     Effect::new(move |_| {
         let handle = set_interval_with_handle(
@@ -387,9 +405,8 @@ pub fn RequestPage() -> impl IntoView {
 }
 
 #[component]
-fn RequestView(detail: RequestDetail, refresh: Callback<()>) -> impl IntoView {
+fn RequestView(detail: RequestDetail, refresh: Callback<()>) -> AnyView {
     let d = detail;
-    let s = d.spec.clone();
     let id = d.summary.id;
     view! {
         <div class="page-head">
@@ -402,76 +419,111 @@ fn RequestView(detail: RequestDetail, refresh: Callback<()>) -> impl IntoView {
         <p class="meta">"Requested by " <strong>{d.summary.requester.clone()}</strong> " on " <time>{d.summary.created_at.clone()}</time></p>
         <div class="columns">
             <div class="col-main">
-                <section class="card">
-                    <h2>"Justification"</h2>
-                    <p class="prose" data-testid="justification">{d.justification.clone()}</p>
-                </section>
-                {d.failure.clone().map(|f| view! {
-                    <section class="card notice-error" role="alert">
-                        <h2>"Apply failed"</h2>
-                        <p data-testid="failure">{f}</p>
-                    </section>
-                })}
-                {d.result.clone().map(|r| view! {
-                    <section class="card result" data-testid="result">
-                        <h2>{if r.adopted { "Adopted an existing repository" } else { "Created in AWS" }}</h2>
-                        <dl class="kv">
-                            <dt>"Pull URI"</dt><dd><code data-testid="repository-uri">{r.repository_uri}</code></dd>
-                            <dt>"ARN"</dt><dd><code>{r.repository_arn}</code></dd>
-                            <dt>"AWS request ids"</dt>
-                            <dd>{r.aws_request_ids.into_iter().map(|i| view! { <code class="reqid">{i}</code>" " }).collect_view()}</dd>
-                        </dl>
-                    </section>
-                })}
-                <section class="card">
-                    <h2>"Settings"</h2>
-                    <dl class="kv">
-                        <dt>"Image tags"</dt><dd>{s.tag_mutability.to_string()}</dd>
-                        <dt>"Scan on push"</dt><dd>{if s.scan_on_push { "yes" } else { "no" }}</dd>
-                        <dt>"Encryption"</dt><dd>{s.encryption.to_string()}</dd>
-                        <dt>"Keep last images"</dt><dd>{s.lifecycle.keep_last_images.map(|n| n.to_string()).unwrap_or_else(|| "no limit".into())}</dd>
-                        <dt>"Expire untagged after"</dt><dd>{s.lifecycle.expire_untagged_after_days.map(|n| format!("{n} days")).unwrap_or_else(|| "never".into())}</dd>
-                        <dt>"Tags"</dt>
-                        <dd>{s.tags.iter().map(|t| view! { <span class="chip">{t.key.clone()}"="{t.value.clone()}</span>" " }).collect_view()}</dd>
-                    </dl>
-                </section>
-                <section class="card" data-testid="plan">
-                    <h2>"Plan"</h2>
-                    <p class="help">"These AWS calls run, in this order, when the request is approved."</p>
-                    <ol class="plan">
-                        {d.plan.steps.clone().into_iter().map(|st| view! {
-                            <li>
-                                <p><code class="call">{st.call}</code>" " {st.summary}</p>
-                                <dl class="kv small">
-                                    {st.params.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd><code>{v}</code></dd> }).collect_view()}
-                                </dl>
-                                {st.document.map(|doc| view! { <pre class="doc">{doc}</pre> })}
-                            </li>
-                        }).collect_view()}
-                    </ol>
-                </section>
+                <Outcome detail=d.clone()/>
+                <Settings detail=d.clone()/>
+                <PlanView detail=d.clone()/>
             </div>
             <aside class="col-side">
                 <Decision detail=d.clone() refresh/>
-                <section class="card">
-                    <h2>"Timeline"</h2>
-                    <ol class="timeline" data-testid="timeline">
-                        {d.timeline.clone().into_iter().map(|e| view! {
-                            <li data-action=e.action.clone()>
-                                <p><strong>{e.label}</strong>" · "{e.actor}</p>
-                                <p class="meta"><time>{e.at}</time></p>
-                                {(!e.detail.is_empty()).then(|| view! { <p class="detail">{e.detail}</p> })}
-                            </li>
-                        }).collect_view()}
-                    </ol>
-                </section>
+                <Timeline detail=d/>
             </aside>
         </div>
     }
+    .into_any()
 }
 
 #[component]
-fn Decision(detail: RequestDetail, refresh: Callback<()>) -> impl IntoView {
+fn Outcome(detail: RequestDetail) -> AnyView {
+    let d = detail;
+    view! {
+        <section class="card">
+            <h2>"Justification"</h2>
+            <p class="prose" data-testid="justification">{d.justification.clone()}</p>
+        </section>
+        {d.failure.clone().map(|f| view! {
+            <section class="card notice-error" role="alert">
+                <h2>"Apply failed"</h2>
+                <p data-testid="failure">{f}</p>
+            </section>
+        })}
+        {d.result.clone().map(|r| view! {
+            <section class="card result" data-testid="result">
+                <h2>{if r.adopted { "Adopted an existing repository" } else { "Created in AWS" }}</h2>
+                <dl class="kv">
+                    <dt>"Pull URI"</dt><dd><code data-testid="repository-uri">{r.repository_uri}</code></dd>
+                    <dt>"ARN"</dt><dd><code>{r.repository_arn}</code></dd>
+                    <dt>"AWS request ids"</dt>
+                    <dd>{r.aws_request_ids.into_iter().map(|i| view! { <code class="reqid">{i}</code>" " }).collect_view()}</dd>
+                </dl>
+            </section>
+        })}
+    }
+    .into_any()
+}
+
+#[component]
+fn Settings(detail: RequestDetail) -> AnyView {
+    let s = detail.spec;
+    view! {
+        <section class="card">
+            <h2>"Settings"</h2>
+            <dl class="kv">
+                <dt>"Image tags"</dt><dd>{s.tag_mutability.to_string()}</dd>
+                <dt>"Scan on push"</dt><dd>{if s.scan_on_push { "yes" } else { "no" }}</dd>
+                <dt>"Encryption"</dt><dd>{s.encryption.to_string()}</dd>
+                <dt>"Keep last images"</dt><dd>{s.lifecycle.keep_last_images.map(|n| n.to_string()).unwrap_or_else(|| "no limit".into())}</dd>
+                <dt>"Expire untagged after"</dt><dd>{s.lifecycle.expire_untagged_after_days.map(|n| format!("{n} days")).unwrap_or_else(|| "never".into())}</dd>
+                <dt>"Tags"</dt>
+                <dd>{s.tags.iter().map(|t| view! { <span class="chip">{t.key.clone()}"="{t.value.clone()}</span>" " }).collect_view()}</dd>
+            </dl>
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn PlanView(detail: RequestDetail) -> AnyView {
+    view! {
+        <section class="card" data-testid="plan">
+            <h2>"Plan"</h2>
+            <p class="help">"These AWS calls run, in this order, when the request is approved."</p>
+            <ol class="plan">
+                {detail.plan.steps.into_iter().map(|st| view! {
+                    <li>
+                        <p><code class="call">{st.call}</code>" " {st.summary}</p>
+                        <dl class="kv small">
+                            {st.params.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd><code>{v}</code></dd> }).collect_view()}
+                        </dl>
+                        {st.document.map(|doc| view! { <pre class="doc">{doc}</pre> })}
+                    </li>
+                }).collect_view()}
+            </ol>
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn Timeline(detail: RequestDetail) -> AnyView {
+    view! {
+        <section class="card">
+            <h2>"Timeline"</h2>
+            <ol class="timeline" data-testid="timeline">
+                {detail.timeline.into_iter().map(|e| view! {
+                    <li data-action=e.action.clone()>
+                        <p><strong>{e.label}</strong>" · "{e.actor}</p>
+                        <p class="meta"><time>{e.at}</time></p>
+                        {(!e.detail.is_empty()).then(|| view! { <p class="detail">{e.detail}</p> })}
+                    </li>
+                }).collect_view()}
+            </ol>
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn Decision(detail: RequestDetail, refresh: Callback<()>) -> AnyView {
     let id = detail.summary.id;
     let comment = RwSignal::new(String::new());
     let approve = ServerAction::<ApproveRequest>::new();
@@ -479,7 +531,11 @@ fn Decision(detail: RequestDetail, refresh: Callback<()>) -> impl IntoView {
     let retry = ServerAction::<RetryRequest>::new();
     let error = RwSignal::new(None::<AppError>);
     Effect::new(move |_| {
-        let results = [approve.value().get().map(|r| r.map(|_| ())), reject.value().get().map(|r| r.map(|_| ())), retry.value().get().map(|r| r.map(|_| ()))];
+        let results = [
+            approve.value().get().map(|r| r.map(|_| ())),
+            reject.value().get().map(|r| r.map(|_| ())),
+            retry.value().get().map(|r| r.map(|_| ())),
+        ];
         for r in results.into_iter().flatten() {
             match r {
                 Ok(()) => refresh.run(()),
@@ -487,10 +543,15 @@ fn Decision(detail: RequestDetail, refresh: Callback<()>) -> impl IntoView {
             }
         }
     });
-    let busy = move || approve.pending().get() || reject.pending().get() || retry.pending().get();
+    let hydrated = use_hydrated();
+    let busy = move || !hydrated.get() || approve.pending().get() || reject.pending().get() || retry.pending().get();
     let status = detail.summary.status;
     let decided = detail.decided_by.clone().map(|by| {
-        let verb = if status == Status::Rejected { "Rejected" } else { "Approved" };
+        let verb = if status == Status::Rejected {
+            "Rejected"
+        } else {
+            "Approved"
+        };
         view! {
             <section class="card">
                 <h2>"Decision"</h2>
@@ -550,4 +611,5 @@ fn Decision(detail: RequestDetail, refresh: Callback<()>) -> impl IntoView {
         {decided}
         {retry_box}
     }
+    .into_any()
 }

@@ -49,8 +49,15 @@ impl PortalService {
         let previous = row.request.status;
         let previous_attempts = row.request.attempts;
         let resumed = previous == Status::Applying;
-        let started = if resumed { row.request.resume(now) } else { row.request.start_apply(now) }?;
-        if !db::claim(&mut tx, &started, previous, previous_attempts, owner, now + lease_ms).await.map_err(db_err)? {
+        let started = if resumed {
+            row.request.resume(now)
+        } else {
+            row.request.start_apply(now)
+        }?;
+        if !db::claim(&mut tx, &started, previous, previous_attempts, owner, now + lease_ms)
+            .await
+            .map_err(db_err)?
+        {
             return Ok(ApplyOutcome::Idle);
         }
         let detail = if resumed {
@@ -87,7 +94,13 @@ impl PortalService {
                     format!("created {}", res.repository_uri)
                 };
                 let ids = res.aws_request_ids.clone();
-                (started.succeed(now)?, Some(res), AuditAction::ApplySucceeded, detail, ids)
+                (
+                    started.succeed(now)?,
+                    Some(res),
+                    AuditAction::ApplySucceeded,
+                    detail,
+                    ids,
+                )
             }
             Err(f) => {
                 let r = started.fail(f.reason.clone(), now)?;
@@ -95,8 +108,14 @@ impl PortalService {
             }
         };
         let mut tx = self.db.write().await.map_err(db_err)?;
-        if !db::finish_apply(&mut tx, &finished, owner, result.as_ref()).await.map_err(db_err)? {
-            tracing::warn!(request = id, "lease lost before the result was recorded; another worker owns it now");
+        if !db::finish_apply(&mut tx, &finished, owner, result.as_ref())
+            .await
+            .map_err(db_err)?
+        {
+            tracing::warn!(
+                request = id,
+                "lease lost before the result was recorded; another worker owns it now"
+            );
             return Ok(ApplyOutcome::LostLease(id));
         }
         db::insert_event(
@@ -125,14 +144,21 @@ impl PortalService {
         let spec = &r.spec;
         let name = spec.name.as_str();
         let mut ids: Vec<String> = Vec::new();
-        let fail = |reason: String, ids: &Vec<String>| Failure { reason, request_ids: ids.clone() };
+        let fail = |reason: String, ids: &Vec<String>| Failure {
+            reason,
+            request_ids: ids.clone(),
+        };
         let lifecycle = spec.lifecycle.policy_json();
 
         let (uri, arn, adopted) = match self.registry.create(spec, r.id).await {
             Ok(created) => {
                 ids.push(created.request_id);
                 if let Some(policy) = &lifecycle {
-                    let id = self.registry.put_lifecycle_policy(name, policy).await.map_err(|e| fail(aws_reason("PutLifecyclePolicy", e), &ids))?;
+                    let id = self
+                        .registry
+                        .put_lifecycle_policy(name, policy)
+                        .await
+                        .map_err(|e| fail(aws_reason("PutLifecyclePolicy", e), &ids))?;
                     ids.push(id);
                 }
                 (created.uri, created.arn, false)
@@ -143,14 +169,23 @@ impl PortalService {
                     .describe(name)
                     .await
                     .map_err(|e| fail(aws_reason("DescribeRepositories", e), &ids))?
-                    .ok_or_else(|| fail(format!("{name} was reported as existing but could not be read; retry"), &ids))?;
+                    .ok_or_else(|| {
+                        fail(
+                            format!("{name} was reported as existing but could not be read; retry"),
+                            &ids,
+                        )
+                    })?;
                 ids.extend(live.request_ids.iter().cloned());
                 let ours = live.request_tag() == Some(r.id.to_string().as_str());
                 if ours {
                     // An earlier attempt of this request created it: finish the job.
                     if lifecycle.is_some() && live.lifecycle_policy != lifecycle {
                         if let Some(policy) = &lifecycle {
-                            let id = self.registry.put_lifecycle_policy(name, policy).await.map_err(|e| fail(aws_reason("PutLifecyclePolicy", e), &ids))?;
+                            let id = self
+                                .registry
+                                .put_lifecycle_policy(name, policy)
+                                .await
+                                .map_err(|e| fail(aws_reason("PutLifecyclePolicy", e), &ids))?;
                             ids.push(id);
                         }
                     }
@@ -159,7 +194,10 @@ impl PortalService {
                     let diffs = live.differences(spec);
                     if !diffs.is_empty() {
                         return Err(fail(
-                            format!("{name} already exists in ECR with different settings: {}. Nothing was changed.", diffs.join("; ")),
+                            format!(
+                                "{name} already exists in ECR with different settings: {}. Nothing was changed.",
+                                diffs.join("; ")
+                            ),
                             &ids,
                         ));
                     }
@@ -178,7 +216,12 @@ impl PortalService {
             .describe(name)
             .await
             .map_err(|e| fail(aws_reason("verifying (DescribeRepositories)", e), &ids))?
-            .ok_or_else(|| fail(format!("verification failed: {name} is not in ECR after creation"), &ids))?;
+            .ok_or_else(|| {
+                fail(
+                    format!("verification failed: {name} is not in ECR after creation"),
+                    &ids,
+                )
+            })?;
         ids.extend(live.request_ids.iter().cloned());
         let diffs = live.differences(spec);
         if !diffs.is_empty() {
@@ -187,6 +230,11 @@ impl PortalService {
         if !adopted && live.request_tag().is_none() {
             tracing::warn!(request = r.id, "{name} lacks its {REQUEST_TAG} tag");
         }
-        Ok(ApplyResult { repository_uri: uri, repository_arn: arn, adopted, aws_request_ids: ids })
+        Ok(ApplyResult {
+            repository_uri: uri,
+            repository_arn: arn,
+            adopted,
+            aws_request_ids: ids,
+        })
     }
 }

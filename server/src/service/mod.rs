@@ -55,7 +55,9 @@ fn db_err(e: sqlx::Error) -> AppError {
 }
 
 fn event_view(e: EventRow) -> AuditEventView {
-    let label = AuditAction::parse(&e.action).map(|a| a.label().to_string()).unwrap_or_else(|| e.action.clone());
+    let label = AuditAction::parse(&e.action)
+        .map(|a| a.label().to_string())
+        .unwrap_or_else(|| e.action.clone());
     AuditEventView {
         id: e.id,
         at: format_ms(e.at),
@@ -84,7 +86,10 @@ fn summary(r: &Request) -> RequestSummary {
 fn clean_comment(comment: String) -> Result<Option<String>, AppError> {
     let c = comment.trim().to_string();
     if c.chars().count() > MAX_COMMENT {
-        return Err(AppError::Invalid(vec![FieldError::new("comment", format!("keep the comment under {MAX_COMMENT} characters"))]));
+        return Err(AppError::Invalid(vec![FieldError::new(
+            "comment",
+            format!("keep the comment under {MAX_COMMENT} characters"),
+        )]));
     }
     Ok(Some(c).filter(|c| !c.is_empty()))
 }
@@ -99,7 +104,15 @@ impl PortalService {
         let mut tx = self.db.write().await.map_err(db_err)?;
         db::insert_event(
             &mut tx,
-            &NewEvent { at: self.now(), actor, action, request_id: None, repository: None, detail, aws_request_ids: vec![] },
+            &NewEvent {
+                at: self.now(),
+                actor,
+                action,
+                request_id: None,
+                repository: None,
+                detail,
+                aws_request_ids: vec![],
+            },
         )
         .await
         .map_err(db_err)?;
@@ -108,7 +121,10 @@ impl PortalService {
 
     async fn load(&self, id: i64) -> Result<db::RequestRow, AppError> {
         let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
-        db::get_request(&mut conn, id).await.map_err(db_err)?.ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))
+        db::get_request(&mut conn, id)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))
     }
 
     /// Applies one decision through the state machine, with its audit event, atomically.
@@ -122,17 +138,25 @@ impl PortalService {
     ) -> Result<RequestDetail, AppError> {
         let now = self.now();
         let mut tx = self.db.write().await.map_err(db_err)?;
-        let row = db::get_request(&mut tx, id).await.map_err(db_err)?.ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))?;
+        let row = db::get_request(&mut tx, id)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))?;
         let from = row.request.status;
         let next = step(row.request, now)?;
-        let saved = db::save_decision(&mut tx, &next, from, now).await.map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => {
-                AppError::Conflict(format!("{} already has an open request; finish that one first", next.spec.name))
-            }
-            _ => db_err(e),
-        })?;
+        let saved = db::save_decision(&mut tx, &next, from, now)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.is_unique_violation() => AppError::Conflict(format!(
+                    "{} already has an open request; finish that one first",
+                    next.spec.name
+                )),
+                _ => db_err(e),
+            })?;
         if !saved {
-            return Err(AppError::Conflict("the request changed while you were deciding; reload it".into()));
+            return Err(AppError::Conflict(
+                "the request changed while you were deciding; reload it".into(),
+            ));
         }
         db::insert_event(
             &mut tx,
@@ -175,7 +199,9 @@ impl Portal for PortalService {
         match self.registry.describe(name.as_str()).await {
             Ok(None) => {}
             Ok(Some(_)) => {
-                return Err(AppError::Conflict(format!("{name} already exists in ECR; choose another name")));
+                return Err(AppError::Conflict(format!(
+                    "{name} already exists in ECR; choose another name"
+                )));
             }
             Err(RegistryError::Transient(e)) | Err(RegistryError::Other(e)) => {
                 tracing::warn!("checking {name} in ECR: {e}");
@@ -224,16 +250,28 @@ impl Portal for PortalService {
         Ok(id)
     }
 
-    async fn list_requests(&self, by: &Principal, status: Option<Status>, mine: bool) -> Result<Vec<RequestSummary>, AppError> {
+    async fn list_requests(
+        &self,
+        by: &Principal,
+        status: Option<Status>,
+        mine: bool,
+    ) -> Result<Vec<RequestSummary>, AppError> {
         let requester = mine.then_some(by.id.as_str());
-        let rows = db::list_requests(&self.db.pool, status, requester, 500).await.map_err(db_err)?;
+        let rows = db::list_requests(&self.db.pool, status, requester, 500)
+            .await
+            .map_err(db_err)?;
         Ok(rows.iter().map(summary).collect())
     }
 
     async fn request_detail(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError> {
         let row = self.load(id).await?;
         let r = &row.request;
-        let timeline = db::events_for_request(&self.db.pool, id).await.map_err(db_err)?.into_iter().map(event_view).collect();
+        let timeline = db::events_for_request(&self.db.pool, id)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(event_view)
+            .collect();
         let approve_blocked = match r.check_decision(by, "approved") {
             Ok(()) => None,
             Err(e) if r.status == Status::Pending => Some(e.to_string()),
@@ -251,7 +289,11 @@ impl Portal for PortalService {
             plan: plan::for_new_repository(&r.spec, &self.deployment.target),
             result: row.result.clone(),
             timeline,
-            approve_blocked: if r.status == Status::Pending { approve_blocked } else { None },
+            approve_blocked: if r.status == Status::Pending {
+                approve_blocked
+            } else {
+                None
+            },
             can_reject: r.check_decision(by, "rejected").is_ok(),
             can_retry: by.is_admin() && r.status == Status::Failed,
         })
@@ -260,27 +302,41 @@ impl Portal for PortalService {
     async fn approve(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError> {
         let comment = clean_comment(comment)?;
         let detail = comment.clone().unwrap_or_default();
-        self.decide(by, id, AuditAction::RequestApproved, detail, |r, now| r.approve(by, comment, now)).await
+        self.decide(by, id, AuditAction::RequestApproved, detail, |r, now| {
+            r.approve(by, comment, now)
+        })
+        .await
     }
 
     async fn reject(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError> {
         let comment = clean_comment(comment)?;
         let detail = comment.clone().unwrap_or_default();
-        self.decide(by, id, AuditAction::RequestRejected, detail, |r, now| r.reject(by, comment, now)).await
+        self.decide(by, id, AuditAction::RequestRejected, detail, |r, now| {
+            r.reject(by, comment, now)
+        })
+        .await
     }
 
     async fn retry(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError> {
-        self.decide(by, id, AuditAction::ApplyRetried, String::new(), |r, now| r.retry(by, now)).await
+        self.decide(by, id, AuditAction::ApplyRetried, String::new(), |r, now| {
+            r.retry(by, now)
+        })
+        .await
     }
 
     async fn repositories(&self, _by: &Principal) -> Result<Vec<RepositoryView>, AppError> {
         let prefix = format!("{}/", self.deployment.namespace);
         let live = self.registry.list(&prefix).await.map_err(|e| match e {
-            RegistryError::Transient(_) => AppError::Unavailable("ECR is not answering right now; try again shortly".into()),
+            RegistryError::Transient(_) => {
+                AppError::Unavailable("ECR is not answering right now; try again shortly".into())
+            }
             other => internal("listing repositories", other),
         })?;
-        let owners: std::collections::HashMap<String, i64> =
-            db::applied_requests(&self.db.pool).await.map_err(db_err)?.into_iter().collect();
+        let owners: std::collections::HashMap<String, i64> = db::applied_requests(&self.db.pool)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .collect();
         Ok(live
             .into_iter()
             .map(|r| RepositoryView {
@@ -297,22 +353,36 @@ impl Portal for PortalService {
     }
 
     async fn audit(&self, _by: &Principal, query: AuditQuery) -> Result<AuditPage, AppError> {
-        let filter = db::filter_from_query(&query, self.deployment.namespace.as_str()).map_err(|e| AppError::Invalid(vec![e]))?;
+        let filter = db::filter_from_query(&query, self.deployment.namespace.as_str())
+            .map_err(|e| AppError::Invalid(vec![e]))?;
         if let Some(a) = &filter.action {
             if AuditAction::parse(a).is_none() {
-                return Err(AppError::Invalid(vec![FieldError::new("action", format!("unknown action `{a}`"))]));
+                return Err(AppError::Invalid(vec![FieldError::new(
+                    "action",
+                    format!("unknown action `{a}`"),
+                )]));
             }
         }
         let limit = i64::from(query.limit.unwrap_or(50).clamp(1, 200));
-        let rows = db::events_page(&self.db.pool, &filter, query.before, query.after, limit).await.map_err(db_err)?;
+        let rows = db::events_page(&self.db.pool, &filter, query.before, query.after, limit)
+            .await
+            .map_err(db_err)?;
         let (older, newer) = match (rows.first(), rows.last()) {
             (Some(first), Some(last)) => {
-                let older = db::events_exist_beyond(&self.db.pool, &filter, last.id, true).await.map_err(db_err)?;
-                let newer = db::events_exist_beyond(&self.db.pool, &filter, first.id, false).await.map_err(db_err)?;
+                let older = db::events_exist_beyond(&self.db.pool, &filter, last.id, true)
+                    .await
+                    .map_err(db_err)?;
+                let newer = db::events_exist_beyond(&self.db.pool, &filter, first.id, false)
+                    .await
+                    .map_err(db_err)?;
                 (older.then_some(last.id), newer.then_some(first.id))
             }
             _ => (None, None),
         };
-        Ok(AuditPage { events: rows.into_iter().map(event_view).collect(), older, newer })
+        Ok(AuditPage {
+            events: rows.into_iter().map(event_view).collect(),
+            older,
+            newer,
+        })
     }
 }

@@ -1,0 +1,25 @@
+import { expect, Page } from "@playwright/test";
+
+export const SHOTS = process.env.SCREENSHOT_DIR ?? "../docs/screenshots";
+
+/** Signs in through the local sign-in page, as a person would. */
+export async function signIn(page: Page, username: string, role: "requester" | "admin") {
+  await page.goto("/login");
+  await page.getByLabel("User name").fill(username);
+  await page.getByLabel(role === "admin" ? "Admin" : "Requester").check();
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByTestId("current-user")).toContainText(username);
+}
+
+/** Fails the test on any console error, page error or failed request. */
+export function watchForErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("response", (r) => { if (r.status() >= 500) errors.push(`${r.status()} ${r.url()}`); });
+  return errors;
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
+}

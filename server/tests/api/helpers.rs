@@ -1,0 +1,193 @@
+//! `spawn_app()`: the real application on port 0, a fresh SQLite file, and
+//! moto as AWS, in a staging account of its own (so tests run in parallel
+//! against one moto without resets). Checks against AWS go through the SDK
+//! directly to moto, independently of the portal.
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sts::config::Credentials;
+use serde_json::{json, Value};
+use server::config::{Config, RawConfig};
+use server::startup::Application;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub struct TestApp {
+    pub base: String,
+    pub account: String,
+    pub moto: String,
+    _dir: tempfile::TempDir,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+pub fn moto_endpoint() -> String {
+    std::env::var("TEST_MOTO_ENDPOINT")
+        .expect("set TEST_MOTO_ENDPOINT=http://127.0.0.1:PORT to a running moto_server (.ci/test does this)")
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// A 12-digit account id unique to this test run and test.
+fn fresh_account() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64;
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    format!(
+        "{:012}",
+        (now.wrapping_mul(31).wrapping_add(n * 7919)) % 900_000_000_000 + 100_000_000_000
+    )
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut RawConfig)) -> TestApp {
+    let moto = moto_endpoint();
+    let account = fresh_account();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_path = dir.path().join("portal.db");
+    let mut raw = RawConfig::default();
+    raw.server.listen = "127.0.0.1:0".into();
+    raw.database.path = db_path.display().to_string();
+    raw.aws.local_endpoint = moto.clone();
+    raw.aws.staging_role_arn = format!("arn:aws:iam::{account}:role/ecr-portal-apply");
+    raw.aws.production_role_arn = "arn:aws:iam::222222222222:role/ecr-portal-discover".into();
+    raw.worker.poll_interval_ms = 50;
+    tweak(&mut raw);
+    let config = Config::validate(raw).expect("valid test config");
+    let app = Application::build(config).await.expect("application builds");
+    let base = format!("http://{}", app.addr());
+    let stop = app.stopper();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        base,
+        account,
+        moto,
+        _dir: dir,
+        stop,
+    }
+}
+
+/// One person's HTTP client with its own cookie jar.
+pub struct User {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl TestApp {
+    pub fn anonymous(&self) -> User {
+        User {
+            http: reqwest::Client::builder().cookie_store(true).build().expect("client"),
+            base: self.base.clone(),
+        }
+    }
+
+    pub async fn sign_in(&self, username: &str, role: &str) -> User {
+        let user = self.anonymous();
+        let r = user
+            .http
+            .post(format!("{}/auth/local", self.base))
+            .header("accept", "application/json")
+            .form(&[("username", username), ("role", role)])
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(r.status(), 200, "sign-in as {username}");
+        user
+    }
+
+    /// An ECR client acting in this test's staging account, straight to moto.
+    pub async fn ecr(&self) -> aws_sdk_ecr::Client {
+        let base = moto_config(&self.moto).await;
+        let creds = aws_sdk_sts::Client::new(&base)
+            .assume_role()
+            .role_arn(format!("arn:aws:iam::{}:role/test-inspector", self.account))
+            .role_session_name("test")
+            .send()
+            .await
+            .expect("assume role in moto")
+            .credentials
+            .expect("credentials");
+        let assumed = Credentials::new(
+            creds.access_key_id(),
+            creds.secret_access_key(),
+            Some(creds.session_token().to_string()),
+            None,
+            "test",
+        );
+        aws_sdk_ecr::Client::from_conf(
+            aws_sdk_ecr::config::Builder::from(&base)
+                .credentials_provider(assumed)
+                .build(),
+        )
+    }
+}
+
+pub async fn moto_config(moto: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(moto)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await
+}
+
+impl User {
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(format!("{}{path}", self.base)).send().await.expect("GET");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn submit(&self, name: &str) -> (u16, Value) {
+        self.post("/api/v1/requests", request_body(name)).await
+    }
+
+    /// Polls until the request leaves approved/applying (or 20 s pass).
+    pub async fn wait_settled(&self, id: i64) -> Value {
+        for _ in 0..200 {
+            let (_, d) = self.get(&format!("/api/v1/requests/{id}")).await;
+            let s = d["summary"]["status"].as_str().unwrap_or("").to_string();
+            if s != "approved" && s != "applying" {
+                return d;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("request {id} did not settle");
+    }
+}
+
+pub fn request_body(name: &str) -> Value {
+    json!({
+        "name": name,
+        "team": "platform",
+        "cost_center": "cc-1234",
+        "justification": "Images for the service mesh templates",
+    })
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        NEXT.fetch_add(1, Ordering::SeqCst) + std::process::id() as u64 * 1000
+    )
+}

@@ -1,0 +1,4 @@
+//! Integration tests through HTTP against the real application, SQLite and moto.
+mod helpers;
+mod requests;
+mod web;
