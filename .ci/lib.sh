@@ -120,6 +120,12 @@ build_site() {
       "$pkg/${name}_bg.wasm" -o "$pkg/$name.wasm"
     rm -f "$pkg/${name}_bg.wasm"
   fi
+  if [[ "$server_profile" == "from-tests" ]]; then
+    # `cargo test` already built target/debug/ecr-portal for the integration
+    # tests; a separate `cargo build` would resolve features without the
+    # dev-dependencies and rebuild half the dependency tree.
+    return
+  fi
   step "building the server ($server_profile)"
   cargo build --package=server --bin=ecr-portal --profile="$server_profile"
 }

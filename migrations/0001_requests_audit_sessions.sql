@@ -1,19 +1,20 @@
--- Requests for new repositories. `status` changes only through the domain
+-- Requests (new repository, production grant/revoke, restore). `status` changes only through the domain
 -- state machine (app/src/domain/request.rs); the service writes it with a
 -- compare-and-set on the previous status, so two racing decisions cannot both win.
 CREATE TABLE requests (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind             TEXT    NOT NULL CHECK (kind IN ('create_repository')),
+    kind             TEXT    NOT NULL CHECK (kind IN ('create_repository', 'grant_production', 'revoke_production', 'restore_repository')),
     repository       TEXT    NOT NULL,             -- full name, e.g. crytera/templateistio
-    spec             TEXT    NOT NULL,             -- JSON RepositorySpec as approved
+    payload          TEXT    NOT NULL,             -- JSON RequestKind: what is asked for
     justification    TEXT    NOT NULL,
-    requester        TEXT    NOT NULL,             -- principal id, e.g. local:alice
-    status           TEXT    NOT NULL CHECK (status IN ('pending','approved','applying','applied','rejected','failed')),
+    requester        TEXT    NOT NULL,             -- principal id, e.g. local:alice, or system:worker
+    status           TEXT    NOT NULL CHECK (status IN ('pending','approved','applying','applied','rejected','failed','needs_reapproval')),
     created_at       INTEGER NOT NULL,             -- unix milliseconds, UTC
     updated_at       INTEGER NOT NULL,
     decided_by       TEXT,
     decided_at       INTEGER,
     decision_comment TEXT,
+    approved_policy  TEXT,                         -- the live repository policy when approved (JSON; 'null': none)
     failure          TEXT,                         -- why the last apply failed, in words
     attempts         INTEGER NOT NULL DEFAULT 0,   -- apply attempts started
     lease_owner      TEXT,                         -- the worker that holds the apply
@@ -24,7 +25,7 @@ CREATE TABLE requests (
 -- At most one open request per repository: a duplicate submission fails here
 -- even when two arrive at the same instant.
 CREATE UNIQUE INDEX requests_one_open_per_repository
-    ON requests (repository) WHERE status IN ('pending', 'approved', 'applying');
+    ON requests (repository) WHERE status IN ('pending', 'approved', 'applying', 'needs_reapproval');
 CREATE INDEX requests_by_status ON requests (status, id);
 CREATE INDEX requests_by_requester ON requests (requester, id);
 
@@ -66,3 +67,17 @@ CREATE TABLE sessions (
     last_seen  INTEGER NOT NULL,
     expires_at INTEGER NOT NULL                    -- absolute limit
 );
+
+-- What the portal approved for each repository it manages: the source of
+-- truth that drift checks compare the live state with.
+CREATE TABLE repositories (
+    name              TEXT    PRIMARY KEY,          -- full name
+    spec              TEXT,                          -- JSON RepositorySpec approved; NULL: settings not managed
+    production_access INTEGER NOT NULL DEFAULT 0,   -- 1: the portal's pull statement must be in the policy
+    production_until  INTEGER,                       -- unix ms: a temporary grant ends then
+    request_id        INTEGER REFERENCES requests (id), -- the last request that changed it
+    adopted_at        INTEGER,                       -- set when adopted from outside the portal
+    drift             TEXT    NOT NULL DEFAULT '[]', -- JSON list of differences at the last check
+    checked_at        INTEGER                        -- unix ms of the last drift check
+);
+CREATE INDEX repositories_by_grant_end ON repositories (production_until) WHERE production_access = 1;

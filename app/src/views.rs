@@ -2,14 +2,15 @@
 //! service layer. Times come pre-formatted (UTC) so server and browser agree.
 use crate::domain::plan::Plan;
 use crate::domain::principal::Principal;
-use crate::domain::request::Status;
-use crate::domain::settings::RepositorySpec;
+use crate::domain::request::{RequestKind, Status};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestSummary {
     pub id: i64,
+    /// `create_repository`, `grant_production`, `revoke_production` or `restore_repository`.
     pub kind: String,
+    pub kind_label: String,
     pub repository: String,
     pub requester: String,
     pub status: Status,
@@ -29,7 +30,9 @@ pub struct ApplyResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestDetail {
     pub summary: RequestSummary,
-    pub spec: RepositorySpec,
+    pub kind: RequestKind,
+    /// The end of a temporary grant, formatted.
+    pub until: Option<String>,
     pub justification: String,
     pub decided_by: Option<String>,
     pub decision_comment: Option<String>,
@@ -40,6 +43,8 @@ pub struct RequestDetail {
     pub timeline: Vec<AuditEventView>,
     /// Why the viewer may not approve (None: they may).
     pub approve_blocked: Option<String>,
+    /// The repository's drift from its approved state, as last checked.
+    pub drift: Vec<String>,
     pub can_reject: bool,
     pub can_retry: bool,
 }
@@ -53,8 +58,18 @@ pub struct RepositoryView {
     pub tag_mutability: String,
     pub scan_on_push: bool,
     pub encryption: String,
-    /// The request that created or adopted it, when the portal did.
+    /// The last request that changed it through the portal.
     pub request_id: Option<i64>,
+    /// In the portal's records (created, changed or adopted through it).
+    pub managed: bool,
+    /// The production account can pull (the portal's statement is in the policy).
+    pub production_access: bool,
+    pub production_until: Option<String>,
+    pub image_count: usize,
+    pub last_push: Option<String>,
+    /// Differences between the live state and the approved one (empty: in sync).
+    pub drift: Vec<String>,
+    pub drift_checked_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 //! their variant documents (see `app::error::AppError`).
 use crate::startup::AppState;
 use app::api::Portal;
-use app::domain::form::RepositoryRequestInput;
+use app::domain::form::{AccessRequestInput, RepositoryRequestInput};
 use app::domain::principal::Principal;
 use app::domain::request::Status;
 use app::error::AppError;
@@ -56,22 +56,44 @@ fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
+fn from_value<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, ApiError> {
+    json_body(&Bytes::from(v.to_string()))
+}
+
 fn query<T: DeserializeOwned>(raw: Option<String>) -> Result<T, ApiError> {
     serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
         .map_err(|e| ApiError(AppError::BadRequest(format!("query string: {e}"))))
 }
 
+/// `kind` picks the request: `create_repository` (default), `grant_production` or `revoke_production`.
 async fn submit(State(s): State<AppState>, u: Option<Extension<Principal>>, body: Bytes) -> ApiResult<Response> {
     let by = user(u)?;
-    let input: RepositoryRequestInput = json_body(&body)?;
-    let id = s.service.submit(&by, input).await?;
+    let mut value: serde_json::Value = json_body(&body)?;
+    let kind = match value.as_object_mut().and_then(|o| o.remove("kind")) {
+        None => "create_repository".to_string(),
+        Some(serde_json::Value::String(k)) => k,
+        Some(_) => return Err(ApiError(AppError::BadRequest("`kind` must be a string".into()))),
+    };
+    let id = match kind.as_str() {
+        "create_repository" => {
+            let input: RepositoryRequestInput = from_value(value)?;
+            s.service.submit(&by, input).await?
+        }
+        "grant_production" | "revoke_production" => {
+            if let Some(o) = value.as_object_mut() {
+                o.insert("action".into(), (if kind == "grant_production" { "grant" } else { "revoke" }).into());
+            }
+            let input: AccessRequestInput = from_value(value)?;
+            s.service.submit_access(&by, input).await?
+        }
+        other => {
+            return Err(ApiError(AppError::BadRequest(format!(
+                "unknown kind `{other}`; use create_repository, grant_production or revoke_production"
+            ))))
+        }
+    };
     let detail = s.service.request_detail(&by, id).await?;
-    Ok((
-        StatusCode::CREATED,
-        [("location", format!("/api/v1/requests/{id}"))],
-        Json(detail),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, [("location", format!("/api/v1/requests/{id}"))], Json(detail)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -112,8 +134,7 @@ async fn show(
 }
 
 fn parse_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError(AppError::NotFound(format!("there is no request `{raw}`"))))
+    raw.parse().map_err(|_| ApiError(AppError::NotFound(format!("there is no request `{raw}`"))))
 }
 
 #[derive(Deserialize, Default)]
@@ -165,6 +186,55 @@ async fn retry(
     Ok(Json(s.service.retry(&by, id).await?).into_response())
 }
 
+async fn plan(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let by = user(u)?;
+    let id = parse_id(&id)?;
+    Ok(Json(s.service.request_detail(&by, id).await?.plan).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RepositoryAction {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    justification: String,
+}
+
+/// `POST /api/v1/repositories/{adopt|check|accept|restore}` with `{"name": …}`.
+async fn repository_action(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    Path(action): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let by = user(u)?;
+    let a: RepositoryAction = json_body(&body)?;
+    let name = || {
+        a.name.clone().ok_or_else(|| {
+            ApiError(AppError::Invalid(vec![app::domain::form::FieldError::new("name", "name the repository")]))
+        })
+    };
+    Ok(match action.as_str() {
+        "adopt" => Json(s.service.adopt(&by, name()?).await?).into_response(),
+        "check" => Json(s.service.check_drift(&by, a.name.clone()).await?).into_response(),
+        "accept" => Json(s.service.accept_drift(&by, name()?).await?).into_response(),
+        "restore" => {
+            let id = s.service.request_restore(&by, name()?, a.justification.clone()).await?;
+            (StatusCode::CREATED, Json(s.service.request_detail(&by, id).await?)).into_response()
+        }
+        other => {
+            return Err(ApiError(AppError::NotFound(format!(
+                "no repository action `{other}`; use adopt, check, accept or restore"
+            ))))
+        }
+    })
+}
+
 async fn repositories(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
     let by = user(u)?;
     Ok(Json(s.service.repositories(&by).await?).into_response())
@@ -185,9 +255,7 @@ async fn me(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiRe
 }
 
 async fn not_found() -> ApiError {
-    ApiError(AppError::NotFound(
-        "no such API route; see README.md for the API".into(),
-    ))
+    ApiError(AppError::NotFound("no such API route; see README.md for the API".into()))
 }
 
 pub fn routes() -> Router<AppState> {
@@ -197,7 +265,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/requests/{id}/approve", post(approve))
         .route("/api/v1/requests/{id}/reject", post(reject))
         .route("/api/v1/requests/{id}/retry", post(retry))
+        .route("/api/v1/requests/{id}/plan", get(plan))
         .route("/api/v1/repositories", get(repositories))
+        .route("/api/v1/repositories/{action}", post(repository_action))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/me", get(me))
         .route("/api/v1/{*rest}", axum::routing::any(not_found))

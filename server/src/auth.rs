@@ -57,11 +57,7 @@ pub async fn current_user(State(state): State<AppState>, mut req: Request, next:
                     if now - s.last_seen > 60_000 {
                         let _ = crate::db::touch_session(&svc.db.pool, &id_hash, now).await;
                     }
-                    req.extensions_mut().insert(Principal {
-                        id: s.user_id,
-                        name: s.user_name,
-                        role,
-                    });
+                    req.extensions_mut().insert(Principal { id: s.user_id, name: s.user_name, role });
                 }
             }
             Ok(None) => {}
@@ -78,10 +74,8 @@ pub async fn same_origin_only(req: Request, next: Next) -> Response {
         return next.run(req).await;
     }
     let h = req.headers();
-    let cross_site = h
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == "cross-site" || v == "same-site");
+    let cross_site =
+        h.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|v| v == "cross-site" || v == "same-site");
     let origin_mismatch = match (
         h.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
         h.get(header::HOST).and_then(|v| v.to_str().ok()),
@@ -119,13 +113,7 @@ fn safe_next(next: &str) -> String {
 fn login_error(msg: &str) -> Response {
     let q: String = msg
         .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect();
     Redirect::to(&format!("/login?error={q}")).into_response()
 }
@@ -135,17 +123,9 @@ async fn start_session(state: &AppState, p: &Principal) -> Result<String, Respon
     let token = new_token();
     let now = svc.now();
     let expires = now + i64::try_from(state.session_absolute_ms).unwrap_or(i64::MAX / 2);
-    crate::db::insert_session(
-        &svc.db.pool,
-        &hash(&token),
-        &p.id,
-        &p.name,
-        p.role.as_str(),
-        now,
-        expires,
-    )
-    .await
-    .map_err(|e| crate::api::error_response(&crate::service::internal("creating session", e)))?;
+    crate::db::insert_session(&svc.db.pool, &hash(&token), &p.id, &p.name, p.role.as_str(), now, expires)
+        .await
+        .map_err(|e| crate::api::error_response(&crate::service::internal("creating session", e)))?;
     Ok(session_cookie(&token, (expires - now) / 1000))
 }
 
@@ -158,10 +138,8 @@ pub async fn local_sign_in(
     if !state.service.deployment.local_sign_in {
         return (StatusCode::NOT_FOUND, "local sign-in is not enabled").into_response();
     }
-    let wants_json = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/json"));
+    let wants_json =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"));
     let username = match parse_local_username(&form.username) {
         Ok(u) => u,
         Err(e) if wants_json => {
@@ -180,20 +158,12 @@ pub async fn local_sign_in(
         }
         return login_error(msg);
     };
-    let p = Principal {
-        id: format!("local:{username}"),
-        name: username,
-        role,
-    };
+    let p = Principal { id: format!("local:{username}"), name: username, role };
     let cookie = match start_session(&state, &p).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(e) = state
-        .service
-        .record(&p.id, AuditAction::SignedIn, format!("local sign-in as {}", role))
-        .await
-    {
+    if let Err(e) = state.service.record(&p.id, AuditAction::SignedIn, format!("local sign-in as {}", role)).await {
         return crate::api::error_response(&e);
     }
     let mut resp = if wants_json {
@@ -241,10 +211,7 @@ mod tests {
     #[test]
     fn the_session_cookie_is_found_among_others() {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            "a=1; ecr_portal_session=abc; b=2".parse().expect("header"),
-        );
+        h.insert(header::COOKIE, "a=1; ecr_portal_session=abc; b=2".parse().expect("header"));
         assert_eq!(cookie_value(&h).as_deref(), Some("abc"));
         assert_ne!(hash("abc"), "abc");
         assert_eq!(new_token().len(), 64);

@@ -47,6 +47,8 @@ pub struct LiveRepository {
     /// Only filled by [`Registry::describe`] (not by listing).
     pub tags: Vec<Tag>,
     pub lifecycle_policy: Option<serde_json::Value>,
+    /// Only filled by [`Registry::describe`]: the repository policy, parsed.
+    pub policy: Option<serde_json::Value>,
     /// The AWS request ids of the reads that produced this view.
     pub request_ids: Vec<String>,
 }
@@ -56,22 +58,13 @@ impl LiveRepository {
     pub fn differences(&self, spec: &RepositorySpec) -> Vec<String> {
         let mut d = Vec::new();
         if self.tag_mutability != spec.tag_mutability {
-            d.push(format!(
-                "image tags are {} (requested {})",
-                self.tag_mutability, spec.tag_mutability
-            ));
+            d.push(format!("image tags are {} (requested {})", self.tag_mutability, spec.tag_mutability));
         }
         if self.scan_on_push != spec.scan_on_push {
-            d.push(format!(
-                "scan on push is {} (requested {})",
-                self.scan_on_push, spec.scan_on_push
-            ));
+            d.push(format!("scan on push is {} (requested {})", self.scan_on_push, spec.scan_on_push));
         }
         if self.encryption != spec.encryption {
-            d.push(format!(
-                "encryption is {} (requested {})",
-                self.encryption, spec.encryption
-            ));
+            d.push(format!("encryption is {} (requested {})", self.encryption, spec.encryption));
         }
         // Compared as parsed JSON: AWS reformats policy text.
         if self.lifecycle_policy != spec.lifecycle.policy_json() {
@@ -81,13 +74,10 @@ impl LiveRepository {
                 Some(_) => "its lifecycle policy differs from the requested one".into(),
             });
         }
-        for want in &spec.tags {
+        for want in spec.tags.iter().filter(|t| t.key != REQUEST_TAG) {
             match self.tags.iter().find(|t| t.key == want.key) {
                 Some(t) if t.value == want.value => {}
-                Some(t) => d.push(format!(
-                    "tag {} is `{}` (requested `{}`)",
-                    want.key, t.value, want.value
-                )),
+                Some(t) => d.push(format!("tag {} is `{}` (requested `{}`)", want.key, t.value, want.value)),
                 None => d.push(format!("tag {} is missing", want.key)),
             }
         }
@@ -95,11 +85,72 @@ impl LiveRepository {
     }
 
     pub fn request_tag(&self) -> Option<&str> {
-        self.tags
-            .iter()
-            .find(|t| t.key == REQUEST_TAG)
-            .map(|t| t.value.as_str())
+        self.tags.iter().find(|t| t.key == REQUEST_TAG).map(|t| t.value.as_str())
     }
+}
+
+/// One setting to put back to its approved value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fix {
+    TagMutability(TagMutability),
+    ScanOnPush(bool),
+    Lifecycle(Option<serde_json::Value>),
+    Tags(Vec<Tag>),
+}
+
+impl Fix {
+    pub fn call(&self) -> &'static str {
+        match self {
+            Fix::TagMutability(_) => "ecr:PutImageTagMutability",
+            Fix::ScanOnPush(_) => "ecr:PutImageScanningConfiguration",
+            Fix::Lifecycle(Some(_)) => "ecr:PutLifecyclePolicy",
+            Fix::Lifecycle(None) => "ecr:DeleteLifecyclePolicy",
+            Fix::Tags(_) => "ecr:TagResource",
+        }
+    }
+    pub fn describe(&self) -> String {
+        match self {
+            Fix::TagMutability(m) => format!("set image tags to {m}"),
+            Fix::ScanOnPush(b) => format!("set scan on push to {b}"),
+            Fix::Lifecycle(Some(_)) => "put the approved lifecycle policy back".into(),
+            Fix::Lifecycle(None) => "delete the lifecycle policy".into(),
+            Fix::Tags(t) => format!(
+                "set tags {}",
+                t.iter().map(|t| format!("{}={}", t.key, t.value)).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+}
+
+/// The settings that differ between `live` and `spec`, as fixes (encryption cannot be changed).
+pub fn fixes(live: &LiveRepository, spec: &RepositorySpec) -> (Vec<Fix>, Vec<String>) {
+    let mut fixes = Vec::new();
+    let mut impossible = Vec::new();
+    if live.tag_mutability != spec.tag_mutability {
+        fixes.push(Fix::TagMutability(spec.tag_mutability));
+    }
+    if live.scan_on_push != spec.scan_on_push {
+        fixes.push(Fix::ScanOnPush(spec.scan_on_push));
+    }
+    if live.lifecycle_policy != spec.lifecycle.policy_json() {
+        fixes.push(Fix::Lifecycle(spec.lifecycle.policy_json()));
+    }
+    let wrong_tags: Vec<Tag> =
+        spec.tags.iter().filter(|want| t_value(live, &want.key) != Some(want.value.as_str())).cloned().collect();
+    if !wrong_tags.is_empty() {
+        fixes.push(Fix::Tags(wrong_tags));
+    }
+    if live.encryption != spec.encryption {
+        impossible.push(format!(
+            "encryption is {} (approved {}); ECR cannot change it after creation",
+            live.encryption, spec.encryption
+        ));
+    }
+    (fixes, impossible)
+}
+
+fn t_value<'a>(live: &'a LiveRepository, key: &str) -> Option<&'a str> {
+    live.tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
 }
 
 /// What creating a repository returned.
@@ -117,6 +168,14 @@ pub trait Registry: Send + Sync + 'static {
     async fn put_lifecycle_policy(&self, name: &str, policy: &serde_json::Value) -> Result<String, RegistryError>;
     async fn describe(&self, name: &str) -> Result<Option<LiveRepository>, RegistryError>;
     async fn list(&self, prefix: &str) -> Result<Vec<LiveRepository>, RegistryError>;
+    /// The repository policy text (None: no policy) and the request id.
+    async fn get_policy(&self, name: &str) -> Result<(Option<String>, String), RegistryError>;
+    async fn set_policy(&self, name: &str, policy: &serde_json::Value) -> Result<String, RegistryError>;
+    async fn delete_policy(&self, name: &str) -> Result<String, RegistryError>;
+    /// How many images, and when the newest was pushed (unix ms).
+    async fn image_stats(&self, name: &str) -> Result<(usize, Option<i64>), RegistryError>;
+    /// Restores one setting (used by restore requests).
+    async fn fix(&self, name: &str, arn: &str, fix: &Fix) -> Result<String, RegistryError>;
     /// A cheap authenticated call (STS GetCallerIdentity) for readiness.
     async fn ping(&self) -> Result<String, RegistryError>;
 }
@@ -181,26 +240,15 @@ pub async fn base_config(config: &Config, profile: Option<&str>) -> SdkConfig {
 
 /// Credentials for `role` through STS AssumeRole, refreshed shortly before they expire.
 pub async fn assume(base: &SdkConfig, role: &str, session: &str) -> SdkConfig {
-    let provider = aws_config::sts::AssumeRoleProvider::builder(role)
-        .session_name(session)
-        .configure(base)
-        .build()
-        .await;
-    base.to_builder()
-        .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(provider))
-        .build()
+    let provider =
+        aws_config::sts::AssumeRoleProvider::builder(role).session_name(session).configure(base).build().await;
+    base.to_builder().credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(provider)).build()
 }
 
 /// The account the given SDK config acts in (STS GetCallerIdentity).
 pub async fn caller_account(cfg: &SdkConfig) -> anyhow::Result<String> {
-    let who = aws_sdk_sts::Client::new(cfg)
-        .get_caller_identity()
-        .send()
-        .await
-        .context("STS GetCallerIdentity")?;
-    who.account()
-        .map(str::to_string)
-        .context("GetCallerIdentity returned no account")
+    let who = aws_sdk_sts::Client::new(cfg).get_caller_identity().send().await.context("STS GetCallerIdentity")?;
+    who.account().map(str::to_string).context("GetCallerIdentity returned no account")
 }
 
 /// The production account: configured, or discovered through its role or profile
@@ -235,10 +283,7 @@ impl EcrRegistry {
             Some(role) => assume(&base, role.as_str(), "ecr-portal").await,
             None => base,
         };
-        Self {
-            ecr: aws_sdk_ecr::Client::new(&cfg),
-            sts: aws_sdk_sts::Client::new(&cfg),
-        }
+        Self { ecr: aws_sdk_ecr::Client::new(&cfg), sts: aws_sdk_sts::Client::new(&cfg) }
     }
 
     fn live(r: &ecr::Repository) -> LiveRepository {
@@ -266,6 +311,7 @@ impl EcrRegistry {
             encryption,
             tags: Vec::new(),
             lifecycle_policy: None,
+            policy: None,
             request_ids: Vec::new(),
         }
     }
@@ -276,9 +322,9 @@ impl Registry for EcrRegistry {
     async fn create(&self, spec: &RepositorySpec, request_id: i64) -> Result<Created, RegistryError> {
         let encryption = match &spec.encryption {
             Encryption::Aes256 => ecr::EncryptionConfiguration::builder().encryption_type(ecr::EncryptionType::Aes256),
-            Encryption::Kms(key) => ecr::EncryptionConfiguration::builder()
-                .encryption_type(ecr::EncryptionType::Kms)
-                .kms_key(key),
+            Encryption::Kms(key) => {
+                ecr::EncryptionConfiguration::builder().encryption_type(ecr::EncryptionType::Kms).kms_key(key)
+            }
         }
         .build()
         .map_err(|e| RegistryError::Invalid(e.to_string()))?;
@@ -291,15 +337,10 @@ impl Registry for EcrRegistry {
                 TagMutability::Immutable => ecr::ImageTagMutability::Immutable,
             })
             .image_scanning_configuration(
-                ecr::ImageScanningConfiguration::builder()
-                    .scan_on_push(spec.scan_on_push)
-                    .build(),
+                ecr::ImageScanningConfiguration::builder().scan_on_push(spec.scan_on_push).build(),
             )
             .encryption_configuration(encryption);
-        let request_tag = Tag {
-            key: REQUEST_TAG.into(),
-            value: request_id.to_string(),
-        };
+        let request_tag = Tag { key: REQUEST_TAG.into(), value: request_id.to_string() };
         for t in spec.tags.iter().chain(std::iter::once(&request_tag)) {
             req = req.tags(
                 ecr::Tag::builder()
@@ -310,9 +351,8 @@ impl Registry for EcrRegistry {
             );
         }
         let out = req.send().await.map_err(classify)?;
-        let repo = out
-            .repository()
-            .ok_or_else(|| RegistryError::Other("CreateRepository returned no repository".into()))?;
+        let repo =
+            out.repository().ok_or_else(|| RegistryError::Other("CreateRepository returned no repository".into()))?;
         Ok(Created {
             uri: repo.repository_uri().unwrap_or_default().to_string(),
             arn: repo.repository_arn().unwrap_or_default().to_string(),
@@ -333,14 +373,7 @@ impl Registry for EcrRegistry {
     }
 
     async fn describe(&self, name: &str) -> Result<Option<LiveRepository>, RegistryError> {
-        let out = match self
-            .ecr
-            .describe_repositories()
-            .repository_names(name)
-            .send()
-            .await
-            .map_err(classify)
-        {
+        let out = match self.ecr.describe_repositories().repository_names(name).send().await.map_err(classify) {
             Ok(o) => o,
             Err(RegistryError::NotFound) => return Ok(None),
             Err(e) => return Err(e),
@@ -350,34 +383,125 @@ impl Registry for EcrRegistry {
         };
         let mut live = Self::live(r);
         live.request_ids.push(rid(&out));
-        let tags = self
-            .ecr
-            .list_tags_for_resource()
-            .resource_arn(&live.arn)
-            .send()
-            .await
-            .map_err(classify)?;
+        let tags = self.ecr.list_tags_for_resource().resource_arn(&live.arn).send().await.map_err(classify)?;
         live.request_ids.push(rid(&tags));
-        live.tags = tags
-            .tags()
-            .iter()
-            .map(|t| Tag {
-                key: t.key().to_string(),
-                value: t.value().to_string(),
-            })
-            .collect();
+        live.tags =
+            tags.tags().iter().map(|t| Tag { key: t.key().to_string(), value: t.value().to_string() }).collect();
         live.tags.sort();
         match self.ecr.get_lifecycle_policy().repository_name(name).send().await {
             Ok(lp) => {
                 live.request_ids.push(rid(&lp));
                 live.lifecycle_policy = lp.lifecycle_policy_text().and_then(|t| serde_json::from_str(t).ok());
             }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_lifecycle_policy_not_found_exception()) => {}
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_lifecycle_policy_not_found_exception()) => {}
             Err(e) => return Err(classify(e)),
         }
+        let (policy, id) = self.get_policy(name).await?;
+        live.request_ids.push(id);
+        live.policy = policy.and_then(|t| serde_json::from_str(&t).ok());
         Ok(Some(live))
+    }
+
+    async fn get_policy(&self, name: &str) -> Result<(Option<String>, String), RegistryError> {
+        match self.ecr.get_repository_policy().repository_name(name).send().await {
+            Ok(out) => Ok((out.policy_text().map(str::to_string), rid(&out))),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_policy_not_found_exception()) => {
+                Ok((None, e.request_id().unwrap_or("unknown").to_string()))
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn set_policy(&self, name: &str, policy: &serde_json::Value) -> Result<String, RegistryError> {
+        let out = self
+            .ecr
+            .set_repository_policy()
+            .repository_name(name)
+            .policy_text(policy.to_string())
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(rid(&out))
+    }
+
+    async fn delete_policy(&self, name: &str) -> Result<String, RegistryError> {
+        match self.ecr.delete_repository_policy().repository_name(name).send().await {
+            Ok(out) => Ok(rid(&out)),
+            // Already gone: the desired state.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_policy_not_found_exception()) => {
+                Ok(e.request_id().unwrap_or("unknown").to_string())
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn image_stats(&self, name: &str) -> Result<(usize, Option<i64>), RegistryError> {
+        let mut count = 0;
+        let mut last: Option<i64> = None;
+        let mut pages = self.ecr.describe_images().repository_name(name).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(classify)?;
+            for img in page.image_details() {
+                count += 1;
+                if let Some(t) = img.image_pushed_at() {
+                    let ms = t.secs() * 1000;
+                    last = Some(last.map_or(ms, |l| l.max(ms)));
+                }
+            }
+        }
+        Ok((count, last))
+    }
+
+    async fn fix(&self, name: &str, arn: &str, fix: &Fix) -> Result<String, RegistryError> {
+        match fix {
+            Fix::TagMutability(m) => {
+                let out = self
+                    .ecr
+                    .put_image_tag_mutability()
+                    .repository_name(name)
+                    .image_tag_mutability(match m {
+                        TagMutability::Mutable => ecr::ImageTagMutability::Mutable,
+                        TagMutability::Immutable => ecr::ImageTagMutability::Immutable,
+                    })
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                Ok(rid(&out))
+            }
+            Fix::ScanOnPush(b) => {
+                let out = self
+                    .ecr
+                    .put_image_scanning_configuration()
+                    .repository_name(name)
+                    .image_scanning_configuration(ecr::ImageScanningConfiguration::builder().scan_on_push(*b).build())
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                Ok(rid(&out))
+            }
+            Fix::Lifecycle(Some(p)) => self.put_lifecycle_policy(name, p).await,
+            Fix::Lifecycle(None) => match self.ecr.delete_lifecycle_policy().repository_name(name).send().await {
+                Ok(out) => Ok(rid(&out)),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_lifecycle_policy_not_found_exception()) => {
+                    Ok(e.request_id().unwrap_or("unknown").to_string())
+                }
+                Err(e) => Err(classify(e)),
+            },
+            Fix::Tags(tags) => {
+                let mut req = self.ecr.tag_resource().resource_arn(arn);
+                for t in tags {
+                    req = req.tags(
+                        ecr::Tag::builder()
+                            .key(&t.key)
+                            .value(&t.value)
+                            .build()
+                            .map_err(|e| RegistryError::Invalid(e.to_string()))?,
+                    );
+                }
+                let out = req.send().await.map_err(classify)?;
+                Ok(rid(&out))
+            }
+        }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<LiveRepository>, RegistryError> {

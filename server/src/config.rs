@@ -35,11 +35,7 @@ pub struct ServerSection {
 
 impl Default for ServerSection {
     fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:3000".into(),
-            site_root: "target/site".into(),
-            max_body_bytes: 64 * 1024,
-        }
+        Self { listen: "127.0.0.1:3000".into(), site_root: "target/site".into(), max_body_bytes: 64 * 1024 }
     }
 }
 
@@ -51,9 +47,7 @@ pub struct DatabaseSection {
 
 impl Default for DatabaseSection {
     fn default() -> Self {
-        Self {
-            path: "data/ecr-portal.db".into(),
-        }
+        Self { path: "data/ecr-portal.db".into() }
     }
 }
 
@@ -61,13 +55,13 @@ impl Default for DatabaseSection {
 #[serde(deny_unknown_fields, default)]
 pub struct PortalSection {
     pub namespace: String,
+    /// Production may also list and describe images (ecr:ListImages, ecr:DescribeImages), not only pull.
+    pub production_can_list: bool,
 }
 
 impl Default for PortalSection {
     fn default() -> Self {
-        Self {
-            namespace: "crytera".into(),
-        }
+        Self { namespace: "crytera".into(), production_can_list: false }
     }
 }
 
@@ -147,14 +141,15 @@ pub struct WorkerSection {
     pub poll_interval_ms: u64,
     /// How long a claimed job stays with one worker before another may resume it.
     pub lease_seconds: u64,
+    /// How often every managed repository is compared with its approved state.
+    pub drift_check_seconds: u64,
+    /// Run the apply worker in this process (tests turn it off and drive it by hand).
+    pub enabled: bool,
 }
 
 impl Default for WorkerSection {
     fn default() -> Self {
-        Self {
-            poll_interval_ms: 1000,
-            lease_seconds: 300,
-        }
+        Self { poll_interval_ms: 1000, lease_seconds: 300, drift_check_seconds: 300, enabled: true }
     }
 }
 
@@ -202,10 +197,7 @@ impl Config {
 
     pub fn validate(raw: RawConfig) -> anyhow::Result<Self> {
         let listen: SocketAddr = raw.server.listen.parse().map_err(|_| {
-            anyhow!(
-                "config key `server.listen`: `{}` is not an address like 127.0.0.1:3000",
-                raw.server.listen
-            )
+            anyhow!("config key `server.listen`: `{}` is not an address like 127.0.0.1:3000", raw.server.listen)
         })?;
         let namespace =
             Namespace::parse(&raw.portal.namespace).map_err(|e| anyhow!("config key `portal.namespace`: {e}"))?;
@@ -241,8 +233,8 @@ impl Config {
                  `server.listen` is {listen}. Use 127.0.0.1, or set `auth.allow_local_on_non_loopback = true` if you really mean it"
             );
         }
-        if raw.worker.poll_interval_ms == 0 || raw.worker.lease_seconds == 0 {
-            bail!("config keys `worker.poll_interval_ms` and `worker.lease_seconds` must be above 0");
+        if raw.worker.poll_interval_ms == 0 || raw.worker.lease_seconds == 0 || raw.worker.drift_check_seconds == 0 {
+            bail!("config keys `worker.poll_interval_ms`, `worker.lease_seconds` and `worker.drift_check_seconds` must be above 0");
         }
         if raw.auth.session_idle_minutes == 0 || raw.auth.session_absolute_hours == 0 {
             bail!("config keys `auth.session_idle_minutes` and `auth.session_absolute_hours` must be above 0");
@@ -278,10 +270,7 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
 /// `ECR_PORTAL_AWS__REGION=eu-west-1` sets `aws.region`. The value takes the
 /// type of the key's default (bool, integer or string).
 fn apply_env(root: &mut toml::Value, key: &str, raw: &str) -> anyhow::Result<()> {
-    let path: Vec<String> = key[ENV_PREFIX.len()..]
-        .split("__")
-        .map(str::to_ascii_lowercase)
-        .collect();
+    let path: Vec<String> = key[ENV_PREFIX.len()..].split("__").map(str::to_ascii_lowercase).collect();
     let [section, field] = path.as_slice() else {
         bail!("environment variable {key}: expected {ENV_PREFIX}SECTION__KEY, e.g. ECR_PORTAL_AWS__REGION");
     };
@@ -324,11 +313,7 @@ mod tests {
     fn environment_overrides_the_file() {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("c.toml");
-        std::fs::write(
-            &file,
-            "[aws]\nregion = \"eu-west-1\"\n[worker]\npoll_interval_ms = 50\n",
-        )
-        .expect("write");
+        std::fs::write(&file, "[aws]\nregion = \"eu-west-1\"\n[worker]\npoll_interval_ms = 50\n").expect("write");
         let c = Config::load_from(
             Some(&file),
             &env(&[
@@ -364,6 +349,13 @@ mod tests {
             ])
         )
         .is_ok());
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ecr-portal.example.toml");
+        let c = Config::load_from(Some(&file), &[]).expect("the example config loads");
+        assert_eq!(c.raw.aws.target, AwsTarget::Aws);
     }
 
     #[test]

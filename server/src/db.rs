@@ -7,7 +7,7 @@
 //! transactions (see [`Db::write`]) so two writers queue instead of failing
 //! half-way with SQLITE_BUSY on lock upgrade.
 use anyhow::Context;
-use app::domain::request::{Request, Status};
+use app::domain::request::{Request, RequestKind, Status};
 use app::domain::settings::RepositorySpec;
 use app::views::{ApplyResult, AuditQuery};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -63,6 +63,21 @@ pub struct RequestRow {
     pub result: Option<ApplyResult>,
     pub lease_owner: Option<String>,
     pub lease_until: Option<i64>,
+    /// The live repository policy when approved: `None` not captured, `Some(None)` no policy.
+    pub approved_policy: Option<Option<serde_json::Value>>,
+}
+
+/// What the portal approved for one repository.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordRow {
+    pub name: String,
+    pub spec: Option<RepositorySpec>,
+    pub production_access: bool,
+    pub production_until: Option<i64>,
+    pub request_id: Option<i64>,
+    pub adopted_at: Option<i64>,
+    pub drift: Vec<String>,
+    pub checked_at: Option<i64>,
 }
 
 impl Db {
@@ -97,8 +112,13 @@ impl Db {
 }
 
 fn request_from_row(row: &SqliteRow) -> Result<RequestRow, sqlx::Error> {
-    let spec: String = row.try_get("spec")?;
-    let spec: RepositorySpec = serde_json::from_str(&spec).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let payload: String = row.try_get("payload")?;
+    let kind: RequestKind = serde_json::from_str(&payload).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let approved: Option<String> = row.try_get("approved_policy")?;
+    let approved_policy = approved
+        .map(|t| serde_json::from_str::<Option<serde_json::Value>>(&t))
+        .transpose()
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     let status: String = row.try_get("status")?;
     let status =
         Status::parse(&status).ok_or_else(|| sqlx::Error::Decode(format!("unknown status {status}").into()))?;
@@ -111,7 +131,7 @@ fn request_from_row(row: &SqliteRow) -> Result<RequestRow, sqlx::Error> {
     Ok(RequestRow {
         request: Request {
             id: row.try_get("id")?,
-            spec,
+            kind,
             justification: row.try_get("justification")?,
             requester: row.try_get("requester")?,
             status,
@@ -125,6 +145,7 @@ fn request_from_row(row: &SqliteRow) -> Result<RequestRow, sqlx::Error> {
         result,
         lease_owner: row.try_get("lease_owner")?,
         lease_until: row.try_get("lease_until")?,
+        approved_policy,
     })
 }
 
@@ -145,13 +166,14 @@ fn event_from_row(row: &SqliteRow) -> Result<EventRow, sqlx::Error> {
 // ---- requests ----
 
 pub async fn insert_request(conn: &mut SqliteConnection, r: &Request) -> Result<i64, sqlx::Error> {
-    let spec = serde_json::to_string(&r.spec).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let payload = serde_json::to_string(&r.kind).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let row = sqlx::query(
-        "INSERT INTO requests (kind, repository, spec, justification, requester, status, created_at, updated_at)
-         VALUES ('create_repository', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO requests (kind, repository, payload, justification, requester, status, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
-    .bind(r.spec.name.as_str())
-    .bind(spec)
+    .bind(r.kind.as_str())
+    .bind(r.kind.repository().as_str())
+    .bind(payload)
     .bind(&r.justification)
     .bind(&r.requester)
     .bind(r.status.as_str())
@@ -216,6 +238,21 @@ pub async fn save_decision(
     Ok(done.rows_affected() == 1)
 }
 
+/// Stores the live policy an approval was based on (JSON; `null` for none).
+pub async fn set_approved_policy(
+    conn: &mut SqliteConnection,
+    id: i64,
+    policy: Option<&serde_json::Value>,
+) -> Result<(), sqlx::Error> {
+    let text = serde_json::to_string(&policy).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query("UPDATE requests SET approved_policy = ? WHERE id = ?")
+        .bind(text)
+        .bind(id)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
 /// The oldest request that is approved, or applying under an expired lease.
 pub async fn next_claimable(conn: &mut SqliteConnection, now: i64) -> Result<Option<RequestRow>, sqlx::Error> {
     sqlx::query(
@@ -263,10 +300,7 @@ pub async fn finish_apply(
     owner: &str,
     result: Option<&ApplyResult>,
 ) -> Result<bool, sqlx::Error> {
-    let result = result
-        .map(serde_json::to_string)
-        .transpose()
-        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let result = result.map(serde_json::to_string).transpose().map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let done = sqlx::query(
         "UPDATE requests SET status = ?, updated_at = ?, failure = ?, result = COALESCE(?, result),
              lease_owner = NULL, lease_until = NULL
@@ -284,15 +318,76 @@ pub async fn finish_apply(
     Ok(done.rows_affected() == 1)
 }
 
-/// Repository name → the request that created or adopted it.
-pub async fn applied_requests(pool: &SqlitePool) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    let rows =
-        sqlx::query("SELECT repository, MAX(id) AS id FROM requests WHERE status = 'applied' GROUP BY repository")
-            .fetch_all(pool)
-            .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("repository")?, r.try_get("id")?)))
-        .collect()
+// ---- repository records ----
+
+fn record_from_row(row: &SqliteRow) -> Result<RecordRow, sqlx::Error> {
+    let spec: Option<String> = row.try_get("spec")?;
+    let spec = spec
+        .map(|s| serde_json::from_str::<RepositorySpec>(&s))
+        .transpose()
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let drift: String = row.try_get("drift")?;
+    Ok(RecordRow {
+        name: row.try_get("name")?,
+        spec,
+        production_access: row.try_get::<i64, _>("production_access")? == 1,
+        production_until: row.try_get("production_until")?,
+        request_id: row.try_get("request_id")?,
+        adopted_at: row.try_get("adopted_at")?,
+        drift: serde_json::from_str(&drift).unwrap_or_default(),
+        checked_at: row.try_get("checked_at")?,
+    })
+}
+
+pub async fn get_record(conn: &mut SqliteConnection, name: &str) -> Result<Option<RecordRow>, sqlx::Error> {
+    sqlx::query("SELECT * FROM repositories WHERE name = ?")
+        .bind(name)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| record_from_row(&r))
+        .transpose()
+}
+
+pub async fn list_records(pool: &SqlitePool) -> Result<Vec<RecordRow>, sqlx::Error> {
+    let rows = sqlx::query("SELECT * FROM repositories ORDER BY name").fetch_all(pool).await?;
+    rows.iter().map(record_from_row).collect()
+}
+
+pub async fn upsert_record(conn: &mut SqliteConnection, r: &RecordRow) -> Result<(), sqlx::Error> {
+    let spec = r.spec.as_ref().map(serde_json::to_string).transpose().map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let drift = serde_json::to_string(&r.drift).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "INSERT INTO repositories (name, spec, production_access, production_until, request_id, adopted_at, drift, checked_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, production_access = excluded.production_access,
+             production_until = excluded.production_until, request_id = excluded.request_id,
+             adopted_at = excluded.adopted_at, drift = excluded.drift, checked_at = excluded.checked_at",
+    )
+    .bind(&r.name)
+    .bind(spec)
+    .bind(i64::from(r.production_access))
+    .bind(r.production_until)
+    .bind(r.request_id)
+    .bind(r.adopted_at)
+    .bind(drift)
+    .bind(r.checked_at)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Records whose temporary production grant has ended and that have no open request.
+pub async fn ended_grants(conn: &mut SqliteConnection, now: i64) -> Result<Vec<RecordRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT * FROM repositories r
+         WHERE production_access = 1 AND production_until IS NOT NULL AND production_until <= ?
+           AND NOT EXISTS (SELECT 1 FROM requests q WHERE q.repository = r.name
+                           AND q.status IN ('pending', 'approved', 'applying', 'needs_reapproval'))",
+    )
+    .bind(now)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(record_from_row).collect()
 }
 
 // ---- audit ----
@@ -365,11 +460,7 @@ pub async fn events_page(
     } else if let Some(a) = after {
         q.push(" AND id > ").push_bind(a);
     }
-    q.push(if ascending {
-        " ORDER BY id ASC"
-    } else {
-        " ORDER BY id DESC"
-    });
+    q.push(if ascending { " ORDER BY id ASC" } else { " ORDER BY id DESC" });
     q.push(" LIMIT ").push_bind(limit);
     let rows = q.build().fetch_all(pool).await?;
     let mut events = rows.iter().map(event_from_row).collect::<Result<Vec<_>, _>>()?;
@@ -417,19 +508,17 @@ pub fn filter_from_query(q: &AuditQuery, namespace: &str) -> Result<EventFilter,
             }
         }
     };
-    let clean = |v: &Option<String>| {
-        v.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
-    let repository = clean(&q.repository).map(|r| {
-        if r.starts_with(&format!("{namespace}/")) {
-            r
-        } else {
-            format!("{namespace}/{r}")
-        }
-    });
+    let clean = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let repository =
+        clean(&q.repository).map(
+            |r| {
+                if r.starts_with(&format!("{namespace}/")) {
+                    r
+                } else {
+                    format!("{namespace}/{r}")
+                }
+            },
+        );
     Ok(EventFilter {
         actor: clean(&q.actor),
         action: clean(&q.action),
@@ -493,9 +582,5 @@ pub async fn touch_session(pool: &SqlitePool, id_hash: &str, now: i64) -> Result
 }
 
 pub async fn delete_session(pool: &SqlitePool, id_hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
-        .bind(id_hash)
-        .execute(pool)
-        .await
-        .map(|_| ())
+    sqlx::query("DELETE FROM sessions WHERE id_hash = ?").bind(id_hash).execute(pool).await.map(|_| ())
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 fn usage() -> &'static str {
     "usage: ecr-portal [serve|check-config] [--config PATH]\n\
-     Every config key can be overridden with ECR_PORTAL_SECTION__KEY (see config/ecr-portal.example.toml)."
+     Every config key can be overridden with ECR_PORTAL_SECTION__KEY (see server/config/ecr-portal.example.toml)."
 }
 
 #[tokio::main]

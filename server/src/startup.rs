@@ -47,14 +47,7 @@ pub struct Overrides {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        Self::build_with(
-            config,
-            Overrides {
-                clock: None,
-                registry: None,
-            },
-        )
-        .await
+        Self::build_with(config, Overrides { clock: None, registry: None }).await
     }
 
     pub async fn build_with(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
@@ -77,22 +70,22 @@ impl Application {
                 None
             }
         };
-        let service = Arc::new(PortalService {
+        let service = Arc::new(PortalService::new(
             db,
             registry,
-            clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-            deployment: Deployment {
+            overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            Deployment {
                 namespace: config.namespace.clone(),
                 target: Target {
                     region: config.raw.aws.region.clone(),
                     staging_role_arn: config.staging_role.as_ref().map(|r| r.to_string()),
+                    production_account,
+                    production_can_list: config.raw.portal.production_can_list,
                 },
                 staging_account,
-                production_account,
                 local_sign_in: config.raw.auth.mode == AuthMode::Local,
             },
-            wake: Arc::new(tokio::sync::Notify::new()),
-        });
+        ));
         let state = AppState {
             service: service.clone(),
             session_idle_ms: config.raw.auth.session_idle_minutes * 60_000,
@@ -138,30 +131,24 @@ impl Application {
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
             ))
-            .layer(SetResponseHeaderLayer::overriding(
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("same-origin"),
-            ))
-            .layer(SetResponseHeaderLayer::overriding(
-                header::X_FRAME_OPTIONS,
-                HeaderValue::from_static("DENY"),
-            ));
+            .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+            .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")));
 
         let (stop, stop_rx) = watch::channel(false);
-        let worker = tokio::spawn(crate::worker::run(
-            service.clone(),
-            Duration::from_millis(config.raw.worker.poll_interval_ms),
-            Duration::from_secs(config.raw.worker.lease_seconds),
-            stop_rx,
-        ));
-        Ok(Self {
-            listener,
-            router,
-            addr,
-            service,
-            stop,
-            worker,
-        })
+        let worker = if config.raw.worker.enabled {
+            tokio::spawn(crate::worker::run(
+                service.clone(),
+                crate::worker::Settings {
+                    poll: Duration::from_millis(config.raw.worker.poll_interval_ms),
+                    lease: Duration::from_secs(config.raw.worker.lease_seconds),
+                    drift_every: Duration::from_secs(config.raw.worker.drift_check_seconds),
+                },
+                stop_rx,
+            ))
+        } else {
+            tokio::spawn(async {})
+        };
+        Ok(Self { listener, router, addr, service, stop, worker })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -208,28 +195,15 @@ async fn shutdown_signal() {
 
 /// Ready when the database answers and AWS (STS, as the staging identity) does.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let db = state
-        .service
-        .db
-        .ping()
-        .await
-        .map(|_| String::new())
-        .map_err(|e| e.to_string());
+    let db = state.service.db.ping().await.map(|_| String::new()).map_err(|e| e.to_string());
     let aws = tokio::time::timeout(Duration::from_secs(5), state.service.registry.ping())
         .await
         .map_err(|_| "timed out".to_string())
         .and_then(|r| r.map_err(|e| e.to_string()));
-    let status = if db.is_ok() && aws.is_ok() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if db.is_ok() && aws.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let show = |r: &Result<_, String>| match r {
         Ok(_) => "ok".to_string(),
         Err(e) => e.clone(),
     };
-    (
-        status,
-        Json(serde_json::json!({"database": show(&db), "aws": show(&aws)})),
-    )
+    (status, Json(serde_json::json!({"database": show(&db), "aws": show(&aws)})))
 }

@@ -1,17 +1,38 @@
 //! The apply worker: runs beside the HTTP server, takes approved requests one
-//! at a time, and sleeps until woken by an approval or the poll interval.
+//! at a time, and sleeps until woken by an approval or the poll interval. On
+//! each round it also ends temporary grants whose time is up, and every
+//! `drift_every` it compares managed repositories with their approved state.
 use crate::service::{ApplyOutcome, PortalService};
+use app::domain::principal::SYSTEM_ACTOR;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-pub async fn run(service: Arc<PortalService>, poll: Duration, lease: Duration, mut stop: watch::Receiver<bool>) {
+pub struct Settings {
+    pub poll: Duration,
+    pub lease: Duration,
+    pub drift_every: Duration,
+}
+
+pub async fn run(service: Arc<PortalService>, settings: Settings, mut stop: watch::Receiver<bool>) {
     let owner = format!("worker-{}", uuid::Uuid::new_v4().simple());
-    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+    let lease_ms = i64::try_from(settings.lease.as_millis()).unwrap_or(i64::MAX / 2);
+    let mut next_drift_check = Instant::now() + settings.drift_every;
     tracing::info!(%owner, "apply worker started");
     loop {
         if *stop.borrow() {
             break;
+        }
+        if let Err(e) = service.end_expired_grants().await {
+            tracing::error!("ending temporary grants: {e}");
+        }
+        if Instant::now() >= next_drift_check {
+            next_drift_check = Instant::now() + settings.drift_every;
+            match service.run_drift_check(SYSTEM_ACTOR, None).await {
+                Ok(n) if n > 0 => tracing::warn!("{n} repositories drifted from their approved state"),
+                Ok(_) => {}
+                Err(e) => tracing::error!("drift check: {e}"),
+            }
         }
         match service.apply_next(&owner, lease_ms).await {
             Ok(ApplyOutcome::Idle) => {}
@@ -23,7 +44,7 @@ pub async fn run(service: Arc<PortalService>, poll: Duration, lease: Duration, m
         }
         tokio::select! {
             _ = service.wake.notified() => {}
-            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::time::sleep(settings.poll) => {}
             _ = stop.changed() => {}
         }
     }

@@ -1,7 +1,7 @@
 //! Server functions: thin. Each one finds the signed-in user, calls the
 //! service (through the [`Portal`] port, injected as context by the server)
 //! and returns the service's typed result. Rules live in the service.
-use crate::domain::form::RepositoryRequestInput;
+use crate::domain::form::{AccessRequestInput, RepositoryRequestInput};
 use crate::error::AppError;
 use crate::views::*;
 use leptos::prelude::*;
@@ -14,9 +14,7 @@ pub use port::{Portal, PortalHandle};
 
 #[cfg(feature = "ssr")]
 fn portal() -> Result<std::sync::Arc<dyn Portal>, AppError> {
-    use_context::<PortalHandle>()
-        .map(|h| h.0)
-        .ok_or_else(|| AppError::Internal("no-portal-context".into()))
+    use_context::<PortalHandle>().map(|h| h.0).ok_or_else(|| AppError::Internal("no-portal-context".into()))
 }
 
 /// The signed-in user, put into the request by the server's session layer.
@@ -82,4 +80,29 @@ pub async fn list_repositories() -> Result<Vec<RepositoryView>, AppError> {
 #[server(prefix = "/rpc", input = Json)]
 pub async fn audit_history(query: AuditQuery) -> Result<AuditPage, AppError> {
     portal()?.audit(&signed_in()?, query).await
+}
+
+#[server(prefix = "/rpc", input = Json)]
+pub async fn submit_access_request(input: AccessRequestInput) -> Result<i64, AppError> {
+    portal()?.submit_access(&signed_in()?, input).await
+}
+
+#[server(prefix = "/rpc", input = Json)]
+pub async fn adopt_repository(repository: String) -> Result<RepositoryView, AppError> {
+    portal()?.adopt(&signed_in()?, repository).await
+}
+
+#[server(prefix = "/rpc", input = Json)]
+pub async fn check_drift(repository: Option<String>) -> Result<Vec<RepositoryView>, AppError> {
+    portal()?.check_drift(&signed_in()?, repository).await
+}
+
+#[server(prefix = "/rpc", input = Json)]
+pub async fn accept_drift(repository: String) -> Result<RepositoryView, AppError> {
+    portal()?.accept_drift(&signed_in()?, repository).await
+}
+
+#[server(prefix = "/rpc", input = Json)]
+pub async fn request_restore(repository: String, justification: String) -> Result<i64, AppError> {
+    portal()?.request_restore(&signed_in()?, repository, justification).await
 }

@@ -1,7 +1,7 @@
 //! The service port: what the UI's server functions need from the server.
 //! Implemented by `server::service::PortalService`, which the JSON API and the
 //! worker use directly.
-use crate::domain::form::RepositoryRequestInput;
+use crate::domain::form::{AccessRequestInput, RepositoryRequestInput};
 use crate::domain::principal::Principal;
 use crate::domain::request::Status;
 use crate::error::AppError;
@@ -12,6 +12,7 @@ use std::sync::Arc;
 pub trait Portal: Send + Sync + 'static {
     fn info(&self, user: Option<Principal>) -> PortalInfo;
     async fn submit(&self, by: &Principal, input: RepositoryRequestInput) -> Result<i64, AppError>;
+    async fn submit_access(&self, by: &Principal, input: AccessRequestInput) -> Result<i64, AppError>;
     async fn list_requests(
         &self,
         by: &Principal,
@@ -24,6 +25,12 @@ pub trait Portal: Send + Sync + 'static {
     async fn retry(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError>;
     async fn repositories(&self, by: &Principal) -> Result<Vec<RepositoryView>, AppError>;
     async fn audit(&self, by: &Principal, query: AuditQuery) -> Result<AuditPage, AppError>;
+    async fn adopt(&self, by: &Principal, repository: String) -> Result<RepositoryView, AppError>;
+    /// Checks one repository (or all managed ones) for drift now; returns the inventory.
+    async fn check_drift(&self, by: &Principal, repository: Option<String>) -> Result<Vec<RepositoryView>, AppError>;
+    async fn accept_drift(&self, by: &Principal, repository: String) -> Result<RepositoryView, AppError>;
+    async fn request_restore(&self, by: &Principal, repository: String, justification: String)
+        -> Result<i64, AppError>;
 }
 
 /// The context value the server provides to every server function.

@@ -59,10 +59,7 @@ impl RoleArn {
         }
         let account = AccountId::parse(parts[4]).map_err(|_| bad())?;
         match parts[5].strip_prefix("role/") {
-            Some(name) if !name.is_empty() => Ok(Self {
-                arn: raw.trim().to_string(),
-                account,
-            }),
+            Some(name) if !name.is_empty() => Ok(Self { arn: raw.trim().to_string(), account }),
             _ => Err(bad()),
         }
     }
@@ -89,10 +86,7 @@ mod tests {
         assert!(AccountId::parse("123456789012").is_ok());
         assert!(AccountId::parse("12345678901").is_err());
         assert!(AccountId::parse("12345678901a").is_err());
-        assert_eq!(
-            AccountId::parse("222222222222").expect("ok").root_principal(),
-            "arn:aws:iam::222222222222:root"
-        );
+        assert_eq!(AccountId::parse("222222222222").expect("ok").root_principal(), "arn:aws:iam::222222222222:root");
     }
 
     #[test]

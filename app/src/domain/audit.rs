@@ -14,11 +14,16 @@ pub enum AuditAction {
     ApplySucceeded,
     ApplyFailed,
     ApplyRetried,
+    ApplyNeedsReapproval,
     ActionDenied,
+    RepositoryAdopted,
+    DriftDetected,
+    DriftResolved,
+    DriftAccepted,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 11] = [
+    pub const ALL: [AuditAction; 16] = [
         AuditAction::SignedIn,
         AuditAction::SignedOut,
         AuditAction::SignInFailed,
@@ -29,7 +34,12 @@ impl AuditAction {
         AuditAction::ApplySucceeded,
         AuditAction::ApplyFailed,
         AuditAction::ApplyRetried,
+        AuditAction::ApplyNeedsReapproval,
         AuditAction::ActionDenied,
+        AuditAction::RepositoryAdopted,
+        AuditAction::DriftDetected,
+        AuditAction::DriftResolved,
+        AuditAction::DriftAccepted,
     ];
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -43,7 +53,12 @@ impl AuditAction {
             Self::ApplySucceeded => "apply_succeeded",
             Self::ApplyFailed => "apply_failed",
             Self::ApplyRetried => "apply_retried",
+            Self::ApplyNeedsReapproval => "apply_needs_reapproval",
             Self::ActionDenied => "action_denied",
+            Self::RepositoryAdopted => "repository_adopted",
+            Self::DriftDetected => "drift_detected",
+            Self::DriftResolved => "drift_resolved",
+            Self::DriftAccepted => "drift_accepted",
         }
     }
     pub fn parse(raw: &str) -> Option<Self> {
@@ -62,7 +77,12 @@ impl AuditAction {
             Self::ApplySucceeded => "Applied",
             Self::ApplyFailed => "Apply failed",
             Self::ApplyRetried => "Retry requested",
+            Self::ApplyNeedsReapproval => "Sent back for re-approval",
             Self::ActionDenied => "Action denied",
+            Self::RepositoryAdopted => "Adopted into the portal",
+            Self::DriftDetected => "Drift detected",
+            Self::DriftResolved => "Drift resolved",
+            Self::DriftAccepted => "Live state accepted",
         }
     }
 }

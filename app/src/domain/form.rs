@@ -19,10 +19,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: &str, message: impl Into<String>) -> Self {
-        Self {
-            field: field.to_string(),
-            message: message.into(),
-        }
+        Self { field: field.to_string(), message: message.into() }
     }
 }
 
@@ -52,13 +49,122 @@ pub struct RepositoryRequestInput {
     pub team: String,
     pub cost_center: String,
     pub justification: String,
+    /// Also let the production account pull from it (read-only). Defaults to false.
+    #[serde(default)]
+    pub grant_production: Option<bool>,
 }
 
 /// A parsed, valid request for a new repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewRepositoryRequest {
     pub spec: RepositorySpec,
+    pub grant_production: bool,
     pub justification: String,
+}
+
+fn justification(raw: &str, errors: &mut Vec<FieldError>) -> String {
+    let j = raw.trim().to_string();
+    if j.is_empty() {
+        errors.push(FieldError::new("justification", "say why this is needed"));
+    } else if j.chars().count() > MAX_JUSTIFICATION {
+        errors.push(FieldError::new(
+            "justification",
+            format!("keep the justification under {MAX_JUSTIFICATION} characters"),
+        ));
+    }
+    j
+}
+
+/// A request to grant or revoke the production account's read-only pull access.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRequestInput {
+    /// `grant` or `revoke`.
+    pub action: String,
+    /// The repository (with or without the namespace prefix).
+    pub repository: String,
+    /// Optional last day of a temporary grant, `YYYY-MM-DD` (UTC); revoked when it has passed.
+    #[serde(default)]
+    pub until: Option<String>,
+    pub justification: String,
+}
+
+/// A parsed, valid access request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRequest {
+    pub grant: bool,
+    pub repository: RepoName,
+    /// When the grant ends (unix ms, the start of the day after `until`).
+    pub until: Option<i64>,
+    pub justification: String,
+}
+
+/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses `YYYY-MM-DD` into unix ms at 00:00 UTC of that day.
+pub fn parse_date_ms(raw: &str) -> Option<i64> {
+    let parts: Vec<&str> = raw.trim().split('-').collect();
+    let [y, m, d] = parts.as_slice() else { return None };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let (y, m, d): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in_month = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&m) || d < 1 || d > days_in_month[(m - 1) as usize] {
+        return None;
+    }
+    Some(days_from_civil(y, m, d) * 86_400_000)
+}
+
+impl AccessRequestInput {
+    /// `now_ms` decides whether an end date is in the future.
+    pub fn parse(&self, namespace: &Namespace, now_ms: i64) -> Result<AccessRequest, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let grant = match self.action.trim() {
+            "grant" => true,
+            "revoke" => false,
+            _ => {
+                errors.push(FieldError::new("action", "choose grant or revoke"));
+                true
+            }
+        };
+        let repository = RepoName::parse(namespace, &self.repository)
+            .map_err(|e| errors.push(FieldError::new("repository", e.to_string())))
+            .ok();
+        let until = match self.until.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(_) if !grant => {
+                errors.push(FieldError::new("until", "an end date only applies to a grant"));
+                None
+            }
+            Some(raw) => match parse_date_ms(raw) {
+                None => {
+                    errors.push(FieldError::new("until", format!("`{raw}` is not a date like 2026-12-31")));
+                    None
+                }
+                Some(day) if day + 86_400_000 <= now_ms => {
+                    errors.push(FieldError::new("until", "the end date has already passed"));
+                    None
+                }
+                Some(day) => Some(day + 86_400_000),
+            },
+        };
+        let justification = justification(&self.justification, &mut errors);
+        match (repository, errors.is_empty()) {
+            (Some(repository), true) => Ok(AccessRequest { grant, repository, until, justification }),
+            _ => Err(errors),
+        }
+    }
 }
 
 /// Checks a tag value against ECR's character set and length.
@@ -67,14 +173,8 @@ fn tag_value(field: &str, label: &str, raw: &str, errors: &mut Vec<FieldError>) 
     if v.is_empty() {
         errors.push(FieldError::new(field, format!("enter the {label}")));
     } else if v.chars().count() > MAX_TAG_VALUE {
-        errors.push(FieldError::new(
-            field,
-            format!("the {label} can be at most {MAX_TAG_VALUE} characters"),
-        ));
-    } else if let Some(c) = v
-        .chars()
-        .find(|c| !(c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(*c)))
-    {
+        errors.push(FieldError::new(field, format!("the {label} can be at most {MAX_TAG_VALUE} characters")));
+    } else if let Some(c) = v.chars().find(|c| !(c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(*c))) {
         errors.push(FieldError::new(
             field,
             format!("`{c}` is not allowed in a tag; use letters, digits, spaces and _ . : / = + - @"),
@@ -98,12 +198,7 @@ impl RepositoryRequestInput {
             }),
         };
         let kms = self.kms_key_arn.as_deref().map(str::trim).unwrap_or("");
-        let encryption = match self
-            .encryption
-            .as_deref()
-            .map(|s| s.trim().to_ascii_uppercase())
-            .as_deref()
-        {
+        let encryption = match self.encryption.as_deref().map(|s| s.trim().to_ascii_uppercase()).as_deref() {
             None | Some("") | Some("AES256") => {
                 if !kms.is_empty() {
                     errors.push(FieldError::new(
@@ -159,14 +254,8 @@ impl RepositoryRequestInput {
         match (name, errors.is_empty()) {
             (Some(name), true) => {
                 let mut tags = vec![
-                    Tag {
-                        key: "cost-center".into(),
-                        value: cost_center,
-                    },
-                    Tag {
-                        key: "team".into(),
-                        value: team,
-                    },
+                    Tag { key: "cost-center".into(), value: cost_center },
+                    Tag { key: "team".into(), value: team },
                 ];
                 tags.sort();
                 Ok(NewRepositoryRequest {
@@ -181,6 +270,7 @@ impl RepositoryRequestInput {
                         },
                         tags,
                     },
+                    grant_production: self.grant_production.unwrap_or(false),
                     justification,
                 })
             }
@@ -195,9 +285,7 @@ pub fn parse_optional_number(field: &str, raw: &str) -> Result<Option<u32>, Fiel
     if raw.is_empty() {
         return Ok(None);
     }
-    raw.parse::<u32>()
-        .map(Some)
-        .map_err(|_| FieldError::new(field, format!("`{raw}` is not a whole number")))
+    raw.parse::<u32>().map(Some).map_err(|_| FieldError::new(field, format!("`{raw}` is not a whole number")))
 }
 
 #[cfg(test)]
@@ -225,10 +313,7 @@ mod tests {
         assert_eq!(r.spec.tag_mutability, TagMutability::Immutable);
         assert!(r.spec.scan_on_push);
         assert_eq!(r.spec.encryption, Encryption::Aes256);
-        assert_eq!(
-            r.spec.tags.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(),
-            ["cost-center", "team"]
-        );
+        assert_eq!(r.spec.tags.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(), ["cost-center", "team"]);
     }
 
     #[test]
@@ -244,17 +329,7 @@ mod tests {
         };
         let errs = input.parse(&ns()).expect_err("invalid");
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            [
-                "name",
-                "kms_key_arn",
-                "keep_last_images",
-                "team",
-                "cost_center",
-                "justification"
-            ]
-        );
+        assert_eq!(fields, ["name", "kms_key_arn", "keep_last_images", "team", "cost_center", "justification"]);
     }
 
     #[test]
@@ -262,10 +337,7 @@ mod tests {
         let mut input = good();
         input.encryption = Some("kms".into());
         input.kms_key_arn = Some("arn:aws:kms:us-east-1:111122223333:alias/ecr".into());
-        assert!(matches!(
-            input.parse(&ns()).expect("ok").spec.encryption,
-            Encryption::Kms(_)
-        ));
+        assert!(matches!(input.parse(&ns()).expect("ok").spec.encryption, Encryption::Kms(_)));
         input.encryption = None;
         assert_eq!(input.parse(&ns()).expect_err("key without KMS")[0].field, "kms_key_arn");
     }
@@ -275,6 +347,41 @@ mod tests {
         assert_eq!(parse_optional_number("n", " "), Ok(None));
         assert_eq!(parse_optional_number("n", "30"), Ok(Some(30)));
         assert_eq!(parse_optional_number("n", "-1").expect_err("neg").field, "n");
+    }
+
+    #[test]
+    fn access_requests_check_the_action_name_and_end_date() {
+        let now = parse_date_ms("2026-11-27").expect("date") + 3_600_000;
+        let ok = AccessRequestInput {
+            action: "grant".into(),
+            repository: "crytera/app".into(),
+            until: Some("2026-11-27".into()),
+            justification: "pilot".into(),
+        };
+        let r = ok.parse(&ns(), now).expect("valid");
+        assert_eq!(r.until, parse_date_ms("2026-11-28"), "valid through the end date");
+        let past = AccessRequestInput { until: Some("2026-11-26".into()), ..ok.clone() };
+        assert_eq!(past.parse(&ns(), now).expect_err("past")[0].field, "until");
+        let revoke_with_date = AccessRequestInput { action: "revoke".into(), ..ok.clone() };
+        assert_eq!(revoke_with_date.parse(&ns(), now).expect_err("date on revoke")[0].field, "until");
+        let bad = AccessRequestInput {
+            action: "steal".into(),
+            repository: "../x".into(),
+            until: Some("2026-02-30".into()),
+            justification: "".into(),
+        };
+        let fields: Vec<String> = bad.parse(&ns(), now).expect_err("bad").into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["action", "repository", "until", "justification"]);
+    }
+
+    #[test]
+    fn dates_are_parsed_exactly() {
+        assert_eq!(parse_date_ms("1970-01-01"), Some(0));
+        assert_eq!(parse_date_ms("2000-03-01"), Some(951_868_800_000));
+        assert!(parse_date_ms("2024-02-29").is_some());
+        assert_eq!(parse_date_ms("2023-02-29"), None);
+        assert_eq!(parse_date_ms("2026-13-01"), None);
+        assert_eq!(parse_date_ms("26-1-1"), None);
     }
 
     #[test]

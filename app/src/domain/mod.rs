@@ -5,6 +5,7 @@ pub mod audit;
 pub mod form;
 pub mod name;
 pub mod plan;
+pub mod policy;
 pub mod principal;
 pub mod request;
 pub mod settings;

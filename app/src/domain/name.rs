@@ -81,10 +81,7 @@ impl Namespace {
         }
         check_path(raw)?;
         if raw.len() + 2 > MAX_NAME_LEN {
-            return Err(NameError::Length {
-                full: raw.to_string(),
-                len: raw.len(),
-            });
+            return Err(NameError::Length { full: raw.to_string(), len: raw.len() });
         }
         Ok(Self(raw.to_string()))
     }
@@ -109,10 +106,7 @@ impl RepoName {
     /// name (`crytera/x`) is accepted too: its namespace prefix is removed once.
     pub fn parse(namespace: &Namespace, input: &str) -> Result<Self, NameError> {
         let input = input.trim();
-        let rest = input
-            .strip_prefix(namespace.as_str())
-            .and_then(|r| r.strip_prefix('/'))
-            .unwrap_or(input);
+        let rest = input.strip_prefix(namespace.as_str()).and_then(|r| r.strip_prefix('/')).unwrap_or(input);
         if rest.is_empty() {
             return Err(NameError::Empty);
         }
@@ -175,14 +169,7 @@ mod tests {
 
     #[test]
     fn valid_names_get_the_namespace() {
-        for ok in [
-            "templateistio",
-            "templatefargate",
-            "team/app",
-            "a.b_c-d",
-            "x1/y2/z3",
-            "a",
-        ] {
+        for ok in ["templateistio", "templatefargate", "team/app", "a.b_c-d", "x1/y2/z3", "a"] {
             let n = RepoName::parse(&ns(), ok).expect(ok);
             assert_eq!(n.as_str(), format!("crytera/{ok}"));
         }
@@ -190,14 +177,8 @@ mod tests {
 
     #[test]
     fn a_pasted_full_name_is_accepted_once() {
-        assert_eq!(
-            RepoName::parse(&ns(), "crytera/app").expect("ok").as_str(),
-            "crytera/app"
-        );
-        assert_eq!(
-            RepoName::parse(&ns(), "crytera/crytera/app").expect("ok").as_str(),
-            "crytera/crytera/app"
-        );
+        assert_eq!(RepoName::parse(&ns(), "crytera/app").expect("ok").as_str(), "crytera/app");
+        assert_eq!(RepoName::parse(&ns(), "crytera/crytera/app").expect("ok").as_str(), "crytera/crytera/app");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The plan: exactly which AWS calls approval will make, with their settings,
 //! so an approver sees the change before it happens. The worker follows the
 //! same plan, so the page cannot drift from what is applied.
+use super::policy::{self, DiffLine};
 use super::settings::{Encryption, RepositorySpec};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanStep {
@@ -16,16 +18,118 @@ pub struct PlanStep {
     pub document: Option<String>,
 }
 
+/// The repository policy before and after, for the approver to compare.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyChange {
+    /// Pretty-printed; empty when there is no policy.
+    pub before: String,
+    pub after: String,
+    pub lines: Vec<DiffLine>,
+    /// Already in the desired state: applying changes nothing.
+    pub unchanged: bool,
+}
+
+impl PolicyChange {
+    pub fn new(before: Option<&Value>, after: Option<&Value>) -> Self {
+        let unchanged = match (before, after) {
+            (None, None) => true,
+            (Some(a), Some(b)) => policy::same(a, b),
+            _ => false,
+        };
+        let (before, after) = (policy::pretty(before), policy::pretty(after));
+        let lines = policy::diff(&before, &after);
+        Self { before, after, lines, unchanged }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub steps: Vec<PlanStep>,
+    pub policy: Option<PolicyChange>,
+    /// Why the plan cannot be applied as it stands (e.g. the policy would be too large).
+    pub blocked: Option<String>,
 }
 
-/// Where the plan runs: the role assumed in the staging account, and the region.
+/// Where the plan runs: the role assumed in the staging account, the region,
+/// and the production account that pull grants name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     pub region: String,
     pub staging_role_arn: Option<String>,
+    pub production_account: Option<String>,
+    /// Production may also list and describe images.
+    pub production_can_list: bool,
+}
+
+fn assume_step(target: &Target) -> Option<PlanStep> {
+    target.staging_role_arn.as_ref().map(|role| {
+        step(
+            "sts:AssumeRole",
+            "Get temporary credentials in the staging account",
+            vec![("RoleArn", role.clone())],
+            None,
+        )
+    })
+}
+
+/// The steps that write a policy change, if it changes anything.
+pub fn policy_steps(repository: &str, change: &PolicyChange) -> Vec<PlanStep> {
+    if change.unchanged {
+        return Vec::new();
+    }
+    let read = step(
+        "ecr:GetRepositoryPolicy",
+        "Read the live policy again; stop for re-approval if it changed since this plan was approved",
+        vec![("repositoryName", repository.to_string())],
+        None,
+    );
+    let write = if change.after.is_empty() {
+        step(
+            "ecr:DeleteRepositoryPolicy",
+            "Delete the policy (no statements would remain)",
+            vec![("repositoryName", repository.to_string())],
+            None,
+        )
+    } else {
+        step(
+            "ecr:SetRepositoryPolicy",
+            "Write the policy shown below (statements the portal does not own are kept)",
+            vec![("repositoryName", repository.to_string())],
+            Some(change.after.clone()),
+        )
+    };
+    vec![read, write]
+}
+
+/// The plan for granting or revoking production pull access, from the live policy.
+pub fn for_access(repository: &str, before: Option<&Value>, grant: bool, target: &Target) -> Plan {
+    let account = target.production_account.as_deref();
+    let wanted = match (grant, account) {
+        (true, None) => {
+            return Plan {
+                steps: Vec::new(),
+                policy: None,
+                blocked: Some("the production account is not configured or could not be discovered".into()),
+            }
+        }
+        (true, Some(a)) => Some((a, target.production_can_list)),
+        (false, _) => None,
+    };
+    match policy::desired(before, wanted) {
+        Err(e) => Plan { steps: Vec::new(), policy: None, blocked: Some(e.to_string()) },
+        Ok(after) => {
+            let change = PolicyChange::new(before, after.as_ref());
+            let mut steps: Vec<PlanStep> = assume_step(target).into_iter().collect();
+            steps.extend(policy_steps(repository, &change));
+            steps.push(step(
+                "ecr:GetRepositoryPolicy",
+                "Verify the live policy is the one shown",
+                vec![("repositoryName", repository.to_string())],
+                None,
+            ));
+            Plan { steps, policy: Some(change), blocked: None }
+        }
+    }
 }
 
 fn step(call: &str, summary: impl Into<String>, params: Vec<(&str, String)>, document: Option<String>) -> PlanStep {
@@ -38,38 +142,22 @@ fn step(call: &str, summary: impl Into<String>, params: Vec<(&str, String)>, doc
 }
 
 /// The plan for creating one repository.
-pub fn for_new_repository(spec: &RepositorySpec, target: &Target) -> Plan {
-    let mut steps = Vec::new();
-    if let Some(role) = &target.staging_role_arn {
-        steps.push(step(
-            "sts:AssumeRole",
-            "Get temporary credentials in the staging account",
-            vec![("RoleArn", role.clone())],
-            None,
-        ));
-    }
+pub fn for_new_repository(spec: &RepositorySpec, grant_production: bool, target: &Target) -> Plan {
+    let mut steps: Vec<PlanStep> = assume_step(target).into_iter().collect();
     let encryption = match &spec.encryption {
         Encryption::Aes256 => "AES256".to_string(),
         Encryption::Kms(k) => format!("KMS, key {k}"),
     };
-    let tags = spec
-        .tags
-        .iter()
-        .map(|t| format!("{}={}", t.key, t.value))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let tags = spec.tags.iter().map(|t| format!("{}={}", t.key, t.value)).collect::<Vec<_>>().join(", ");
     steps.push(step(
         "ecr:CreateRepository",
-        format!(
-            "Create {} in {} (an existing repository with the same settings is adopted)",
-            spec.name, target.region
-        ),
+        format!("Create {} in {} (an existing repository with the same settings is adopted)", spec.name, target.region),
         vec![
             ("repositoryName", spec.name.to_string()),
             ("imageTagMutability", spec.tag_mutability.to_string()),
             ("scanOnPush", spec.scan_on_push.to_string()),
             ("encryption", encryption),
-            ("tags", tags),
+            ("tags", format!("{tags}, ecr-portal:request=<this request's number>")),
         ],
         None,
     ));
@@ -81,13 +169,26 @@ pub fn for_new_repository(spec: &RepositorySpec, target: &Target) -> Plan {
             serde_json::to_string_pretty(&policy).ok(),
         ));
     }
+    let mut policy_change = None;
+    let mut blocked = None;
+    if grant_production {
+        match &target.production_account {
+            Some(account) => {
+                let after = policy::desired(None, Some((account, target.production_can_list))).ok().flatten();
+                let change = PolicyChange::new(None, after.as_ref());
+                steps.extend(policy_steps(spec.name.as_str(), &change));
+                policy_change = Some(change);
+            }
+            None => blocked = Some("the production account is not configured or could not be discovered".into()),
+        }
+    }
     steps.push(step(
         "ecr:DescribeRepositories",
-        "Verify the repository and its settings (also reads its lifecycle policy and tags)",
+        "Verify the repository and its settings (also reads its lifecycle policy, tags and policy)",
         vec![("repositoryName", spec.name.to_string())],
         None,
     ));
-    Plan { steps }
+    Plan { steps, policy: policy_change, blocked }
 }
 
 #[cfg(test)]
@@ -95,6 +196,32 @@ mod tests {
     use super::*;
     use crate::domain::form::RepositoryRequestInput;
     use crate::domain::name::Namespace;
+
+    fn target(role: Option<&str>) -> Target {
+        Target {
+            region: "us-east-1".into(),
+            staging_role_arn: role.map(str::to_string),
+            production_account: Some("222222222222".into()),
+            production_can_list: false,
+        }
+    }
+
+    #[test]
+    fn an_access_plan_shows_the_policy_diff_and_is_empty_when_nothing_changes() {
+        let plan = for_access("crytera/app", None, true, &target(None));
+        let change = plan.policy.expect("policy change");
+        assert!(change.before.is_empty() && change.after.contains("arn:aws:iam::222222222222:root"));
+        assert!(change.lines.iter().all(|l| l.change == crate::domain::policy::Change::Added));
+        let granted: Value = serde_json::from_str(&change.after).expect("json");
+        let again = for_access("crytera/app", Some(&granted), true, &target(None));
+        assert!(again.policy.expect("change").unchanged);
+        assert_eq!(again.steps.iter().map(|s| s.call.as_str()).collect::<Vec<_>>(), ["ecr:GetRepositoryPolicy"]);
+        let revoke = for_access("crytera/app", Some(&granted), false, &target(None));
+        assert!(revoke.steps.iter().any(|s| s.call == "ecr:DeleteRepositoryPolicy"));
+        let mut no_prod = target(None);
+        no_prod.production_account = None;
+        assert!(for_access("crytera/app", None, true, &no_prod).blocked.is_some());
+    }
 
     fn spec(keep: Option<u32>) -> RepositorySpec {
         RepositoryRequestInput {
@@ -112,21 +239,22 @@ mod tests {
 
     #[test]
     fn the_plan_lists_every_call_in_order() {
-        let t = Target {
-            region: "us-east-1".into(),
-            staging_role_arn: Some("arn:aws:iam::111111111111:role/x".into()),
-        };
-        let calls: Vec<String> = for_new_repository(&spec(Some(10)), &t)
-            .steps
-            .into_iter()
-            .map(|s| s.call)
-            .collect();
+        let t = target(Some("arn:aws:iam::111111111111:role/x"));
+        let calls: Vec<String> =
+            for_new_repository(&spec(Some(10)), false, &t).steps.into_iter().map(|s| s.call).collect();
         assert_eq!(
             calls,
+            ["sts:AssumeRole", "ecr:CreateRepository", "ecr:PutLifecyclePolicy", "ecr:DescribeRepositories"]
+        );
+        let with_grant: Vec<String> =
+            for_new_repository(&spec(None), true, &t).steps.into_iter().map(|s| s.call).collect();
+        assert_eq!(
+            with_grant,
             [
                 "sts:AssumeRole",
                 "ecr:CreateRepository",
-                "ecr:PutLifecyclePolicy",
+                "ecr:GetRepositoryPolicy",
+                "ecr:SetRepositoryPolicy",
                 "ecr:DescribeRepositories"
             ]
         );
@@ -134,14 +262,8 @@ mod tests {
 
     #[test]
     fn no_lifecycle_and_no_role_means_fewer_calls() {
-        let t = Target {
-            region: "us-east-1".into(),
-            staging_role_arn: None,
-        };
-        let plan = for_new_repository(&spec(None), &t);
+        let plan = for_new_repository(&spec(None), false, &target(None));
         assert_eq!(plan.steps.len(), 2);
-        assert!(plan.steps[0]
-            .params
-            .contains(&("imageTagMutability".into(), "IMMUTABLE".into())));
+        assert!(plan.steps[0].params.contains(&("imageTagMutability".into(), "IMMUTABLE".into())));
     }
 }

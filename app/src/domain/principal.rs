@@ -62,10 +62,7 @@ pub fn parse_local_username(raw: &str) -> Result<String, String> {
     if !u.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
         return Err("a user name starts with a letter or digit".into());
     }
-    if let Some(c) = u
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(*c)))
-    {
+    if let Some(c) = u.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(*c))) {
         return Err(format!("`{c}` is not allowed; use lowercase letters, digits and . _ -"));
     }
     Ok(u.to_string())

@@ -2,11 +2,14 @@
 //!
 //! ```text
 //! pending ──approve──▶ approved ──start_apply──▶ applying ──succeed──▶ applied
-//!    │                    ▲                         │
-//!    └─reject─▶ rejected  └──────retry──── failed ◀─┘ fail
+//!    │                    ▲   ▲                     │  │
+//!    └─reject─▶ rejected  │   └──────retry── failed ◀┘  │ fail
+//!                         └─approve── needs_reapproval ◀┘ stop_for_reapproval
 //! ```
 //! Rules: only admins decide; nobody approves their own request; every other
-//! move from a state is an error naming the state.
+//! move from a state is an error naming the state. `needs_reapproval` is
+//! decided like `pending`: the live policy changed since the plan was approved.
+use super::name::RepoName;
 use super::principal::Principal;
 use super::settings::RepositorySpec;
 use serde::{Deserialize, Serialize};
@@ -15,7 +18,7 @@ use std::fmt;
 pub const MAX_COMMENT: usize = 2_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     Pending,
     Approved,
@@ -23,16 +26,18 @@ pub enum Status {
     Applied,
     Rejected,
     Failed,
+    NeedsReapproval,
 }
 
 impl Status {
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::Pending,
         Status::Approved,
         Status::Applying,
         Status::Applied,
         Status::Rejected,
         Status::Failed,
+        Status::NeedsReapproval,
     ];
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -42,6 +47,7 @@ impl Status {
             Self::Applied => "applied",
             Self::Rejected => "rejected",
             Self::Failed => "failed",
+            Self::NeedsReapproval => "needs_reapproval",
         }
     }
     pub fn parse(raw: &str) -> Option<Self> {
@@ -49,7 +55,11 @@ impl Status {
     }
     /// Open requests block another request for the same repository.
     pub fn is_open(&self) -> bool {
-        matches!(self, Self::Pending | Self::Approved | Self::Applying)
+        matches!(self, Self::Pending | Self::Approved | Self::Applying | Self::NeedsReapproval)
+    }
+    /// Waiting for an admin's decision.
+    pub fn is_awaiting_decision(&self) -> bool {
+        matches!(self, Self::Pending | Self::NeedsReapproval)
     }
     /// Still moving without anyone acting: the UI keeps polling.
     pub fn is_in_flight(&self) -> bool {
@@ -81,11 +91,65 @@ fn verb(action: &str) -> &str {
     }
 }
 
-/// A request for a new repository, with its decision and apply state.
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RequestKind {
+    /// A new repository, optionally pullable by production from the start.
+    CreateRepository {
+        spec: RepositorySpec,
+        grant_production: bool,
+    },
+    /// Read-only pull access for the production account, until a date (unix ms) or for good.
+    GrantProduction {
+        repository: RepoName,
+        until: Option<i64>,
+    },
+    RevokeProduction {
+        repository: RepoName,
+    },
+    /// Put a drifted repository back to its approved settings and access.
+    RestoreRepository {
+        repository: RepoName,
+    },
+}
+
+impl RequestKind {
+    pub fn repository(&self) -> &RepoName {
+        match self {
+            Self::CreateRepository { spec, .. } => &spec.name,
+            Self::GrantProduction { repository, .. }
+            | Self::RevokeProduction { repository }
+            | Self::RestoreRepository { repository } => repository,
+        }
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::CreateRepository { .. } => "create_repository",
+            Self::GrantProduction { .. } => "grant_production",
+            Self::RevokeProduction { .. } => "revoke_production",
+            Self::RestoreRepository { .. } => "restore_repository",
+        }
+    }
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::CreateRepository { .. } => "new repository",
+            Self::GrantProduction { .. } => "grant production access",
+            Self::RevokeProduction { .. } => "revoke production access",
+            Self::RestoreRepository { .. } => "restore approved state",
+        }
+    }
+    /// Whether applying it writes the repository policy.
+    pub fn touches_policy(&self) -> bool {
+        !matches!(self, Self::CreateRepository { grant_production: false, .. })
+    }
+}
+
+/// A request, with its decision and apply state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     pub id: i64,
-    pub spec: RepositorySpec,
+    pub kind: RequestKind,
     pub justification: String,
     pub requester: String,
     pub status: Status,
@@ -108,10 +172,7 @@ impl Request {
         if self.status == from {
             Ok(())
         } else {
-            Err(TransitionError::Invalid {
-                from: self.status,
-                action,
-            })
+            Err(TransitionError::Invalid { from: self.status, action })
         }
     }
 
@@ -120,7 +181,9 @@ impl Request {
         if !by.is_admin() {
             return Err(TransitionError::NotAdmin(action));
         }
-        self.expect(Status::Pending, action)?;
+        if !self.status.is_awaiting_decision() {
+            return Err(TransitionError::Invalid { from: self.status, action });
+        }
         if action == "approved" && by.id == self.requester {
             return Err(TransitionError::SelfApproval);
         }
@@ -165,6 +228,14 @@ impl Request {
         Ok(self.moved(Status::Applied, at))
     }
 
+    /// The live policy changed since approval: an admin has to look again.
+    pub fn stop_for_reapproval(self, reason: String, at: i64) -> Result<Self, TransitionError> {
+        self.expect(Status::Applying, "sent back for re-approval")?;
+        let mut r = self.moved(Status::NeedsReapproval, at);
+        r.failure = Some(reason);
+        Ok(r)
+    }
+
     pub fn fail(self, reason: String, at: i64) -> Result<Self, TransitionError> {
         self.expect(Status::Applying, "marked failed")?;
         let mut r = self.moved(Status::Failed, at);
@@ -189,11 +260,7 @@ mod tests {
     use crate::domain::principal::Role;
 
     fn who(id: &str, role: Role) -> Principal {
-        Principal {
-            id: id.into(),
-            name: id.into(),
-            role,
-        }
+        Principal { id: id.into(), name: id.into(), role }
     }
 
     fn pending() -> Request {
@@ -204,13 +271,10 @@ mod tests {
             justification: "j".into(),
             ..Default::default()
         };
-        let spec = input
-            .parse(&Namespace::parse("crytera").expect("ns"))
-            .expect("valid")
-            .spec;
+        let spec = input.parse(&Namespace::parse("crytera").expect("ns")).expect("valid").spec;
         Request {
             id: 1,
-            spec,
+            kind: RequestKind::CreateRepository { spec, grant_production: false },
             justification: "j".into(),
             requester: "local:alice".into(),
             status: Status::Pending,
@@ -227,10 +291,7 @@ mod tests {
     fn the_happy_path_reaches_applied() {
         let admin = who("local:bob", Role::Admin);
         let r = pending().approve(&admin, Some("ok".into()), 1).expect("approve");
-        assert_eq!(
-            (r.status, r.decided_by.as_deref()),
-            (Status::Approved, Some("local:bob"))
-        );
+        assert_eq!((r.status, r.decided_by.as_deref()), (Status::Approved, Some("local:bob")));
         let r = r.start_apply(2).expect("start");
         assert_eq!((r.status, r.attempts), (Status::Applying, 1));
         assert_eq!(r.succeed(3).expect("succeed").status, Status::Applied);
@@ -239,28 +300,16 @@ mod tests {
     #[test]
     fn approving_own_request_is_forbidden_even_for_admins() {
         let alice_admin = who("local:alice", Role::Admin);
-        assert_eq!(
-            pending().approve(&alice_admin, None, 1),
-            Err(TransitionError::SelfApproval)
-        );
+        assert_eq!(pending().approve(&alice_admin, None, 1), Err(TransitionError::SelfApproval));
         // Rejecting (withdrawing) one's own request is allowed.
-        assert_eq!(
-            pending().reject(&alice_admin, None, 1).expect("reject").status,
-            Status::Rejected
-        );
+        assert_eq!(pending().reject(&alice_admin, None, 1).expect("reject").status, Status::Rejected);
     }
 
     #[test]
     fn requesters_cannot_decide() {
         let carol = who("local:carol", Role::Requester);
-        assert_eq!(
-            pending().approve(&carol, None, 1),
-            Err(TransitionError::NotAdmin("approved"))
-        );
-        assert_eq!(
-            pending().reject(&carol, None, 1),
-            Err(TransitionError::NotAdmin("rejected"))
-        );
+        assert_eq!(pending().approve(&carol, None, 1), Err(TransitionError::NotAdmin("approved")));
+        assert_eq!(pending().reject(&carol, None, 1), Err(TransitionError::NotAdmin("rejected")));
     }
 
     #[test]
@@ -269,10 +318,7 @@ mod tests {
         let r = pending().approve(&admin, None, 1).expect("first");
         assert_eq!(
             r.approve(&admin, None, 2),
-            Err(TransitionError::Invalid {
-                from: Status::Approved,
-                action: "approved"
-            })
+            Err(TransitionError::Invalid { from: Status::Approved, action: "approved" })
         );
     }
 
@@ -294,13 +340,24 @@ mod tests {
     #[test]
     fn only_applying_requests_can_be_resumed() {
         let admin = who("local:bob", Role::Admin);
-        let applying = pending()
-            .approve(&admin, None, 1)
-            .and_then(|r| r.start_apply(2))
-            .expect("applying");
+        let applying = pending().approve(&admin, None, 1).and_then(|r| r.start_apply(2)).expect("applying");
         let resumed = applying.resume(3).expect("resume");
         assert_eq!((resumed.status, resumed.attempts), (Status::Applying, 2));
         assert!(pending().resume(3).is_err());
+    }
+
+    #[test]
+    fn a_request_sent_back_for_reapproval_is_decided_again() {
+        let admin = who("local:bob", Role::Admin);
+        let back = pending()
+            .approve(&admin, None, 1)
+            .and_then(|r| r.start_apply(2))
+            .and_then(|r| r.stop_for_reapproval("policy changed".into(), 3))
+            .expect("sent back");
+        assert_eq!(back.status, Status::NeedsReapproval);
+        assert!(back.status.is_open());
+        assert_eq!(back.clone().approve(&who("local:alice", Role::Admin), None, 4), Err(TransitionError::SelfApproval));
+        assert_eq!(back.approve(&admin, None, 4).expect("re-approved").status, Status::Approved);
     }
 
     #[test]
@@ -317,6 +374,7 @@ mod tests {
     fn statuses_round_trip_through_text() {
         for s in Status::ALL {
             assert_eq!(Status::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).expect("json"), s.as_str());
         }
         assert_eq!(Status::parse("bogus"), None);
     }

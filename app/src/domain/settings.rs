@@ -109,6 +109,22 @@ impl Lifecycle {
         }
         (!rules.is_empty()).then(|| serde_json::json!({ "rules": rules }))
     }
+
+    /// The preset a live lifecycle policy was made from, if it is exactly one of ours.
+    pub fn from_policy(policy: Option<&serde_json::Value>) -> Option<Self> {
+        let Some(p) = policy else { return Some(Self::default()) };
+        let mut l = Self::default();
+        for rule in p.get("rules")?.as_array()? {
+            let sel = rule.get("selection")?;
+            let n = u32::try_from(sel.get("countNumber")?.as_u64()?).ok()?;
+            match (sel.get("tagStatus")?.as_str()?, sel.get("countType")?.as_str()?) {
+                ("untagged", "sinceImagePushed") => l.expire_untagged_after_days = Some(n),
+                ("any", "imageCountMoreThan") => l.keep_last_images = Some(n),
+                _ => return None,
+            }
+        }
+        (l.policy_json().as_ref() == Some(p)).then_some(l)
+    }
 }
 
 /// A tag as ECR stores it.
@@ -136,23 +152,21 @@ mod tests {
 
     #[test]
     fn lifecycle_policy_orders_untagged_expiry_first() {
-        let l = Lifecycle {
-            keep_last_images: Some(30),
-            expire_untagged_after_days: Some(7),
-        };
+        let l = Lifecycle { keep_last_images: Some(30), expire_untagged_after_days: Some(7) };
         let p = l.policy_json().expect("policy");
         assert_eq!(p["rules"][0]["selection"]["tagStatus"], "untagged");
         assert_eq!(p["rules"][0]["rulePriority"], 1);
         assert_eq!(p["rules"][1]["selection"]["countNumber"], 30);
         assert_eq!(p["rules"][1]["rulePriority"], 2);
         assert!(Lifecycle::default().policy_json().is_none());
+        assert_eq!(Lifecycle::from_policy(Some(&p)), Some(l));
+        assert_eq!(Lifecycle::from_policy(None), Some(Lifecycle::default()));
+        assert_eq!(Lifecycle::from_policy(Some(&serde_json::json!({"rules": [{"selection": {}}]}))), None);
     }
 
     #[test]
     fn kms_key_arns_are_recognised() {
-        assert!(is_kms_key_arn(
-            "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-        ));
+        assert!(is_kms_key_arn("arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"));
         assert!(is_kms_key_arn("arn:aws:kms:eu-west-1:111122223333:alias/ecr"));
         assert!(!is_kms_key_arn("arn:aws:kms:us-east-1:1111:key/x"));
         assert!(!is_kms_key_arn("arn:aws:s3:::bucket"));

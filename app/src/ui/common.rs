@@ -13,6 +13,7 @@ pub fn StatusBadge(status: Status) -> impl IntoView {
         Status::Applied => "✔",
         Status::Rejected => "✕",
         Status::Failed => "!",
+        Status::NeedsReapproval => "?",
     };
     view! {
         <span class=format!("badge badge-{}", status.as_str()) data-status=status.as_str()>

@@ -55,6 +55,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=requests::RequestList/>
                     <Route path=path!("/login") view=login::LoginPage/>
                     <Route path=path!("/requests/new") view=requests::NewRequest/>
+                    <Route path=path!("/requests/access") view=requests::AccessRequest/>
                     <Route path=path!("/requests/:id") view=requests::RequestPage/>
                     <Route path=path!("/queue") view=requests::Queue/>
                     <Route path=path!("/repositories") view=repos::Repositories/>

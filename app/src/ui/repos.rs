@@ -1,18 +1,139 @@
-//! Repositories under the namespace, read from ECR itself.
-use super::common::{EmptyState, ErrorNotice, Loading};
-use crate::api::list_repositories;
+//! The inventory: every repository under the namespace, read from ECR itself,
+//! with its pull URI, settings, production access, images and drift. Admins
+//! adopt repositories made outside the portal, check drift, and resolve it.
+use super::common::{use_hydrated, EmptyState, ErrorNotice, Loading};
+use super::InfoResource;
+use crate::api::{list_repositories, AcceptDrift, AdoptRepository, CheckDrift, RequestRestore};
+use crate::error::AppError;
+use crate::views::RepositoryView;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
+use leptos_router::hooks::use_navigate;
 
 #[component]
 pub fn Repositories() -> impl IntoView {
-    let repos = Resource::new(|| (), |_| list_repositories());
+    let tick = RwSignal::new(0u32);
+    let repos = Resource::new(move || tick.get(), |_| list_repositories());
+    let info = expect_context::<InfoResource>().0;
+    let is_admin = move || info.get().and_then(Result::ok).and_then(|i| i.user).is_some_and(|u| u.is_admin());
+    let check = ServerAction::<CheckDrift>::new();
+    let adopt = ServerAction::<AdoptRepository>::new();
+    let accept = ServerAction::<AcceptDrift>::new();
+    let restore = ServerAction::<RequestRestore>::new();
+    let error = RwSignal::new(None::<AppError>);
+    let navigate = use_navigate();
+    let hydrated = use_hydrated();
+    Effect::new(move |_| {
+        let results = [
+            check.value().get().map(|r| r.map(|_| ())),
+            adopt.value().get().map(|r| r.map(|_| ())),
+            accept.value().get().map(|r| r.map(|_| ())),
+        ];
+        for r in results.into_iter().flatten() {
+            match r {
+                Ok(()) => tick.update(|t| *t += 1),
+                Err(e) => error.set(Some(e)),
+            }
+        }
+    });
+    Effect::new(move |_| match restore.value().get() {
+        Some(Ok(id)) => navigate(&format!("/requests/{id}"), Default::default()),
+        Some(Err(e)) => error.set(Some(e)),
+        None => {}
+    });
+    let busy = move || {
+        !hydrated.get()
+            || check.pending().get()
+            || adopt.pending().get()
+            || accept.pending().get()
+            || restore.pending().get()
+    };
+    let row = move |r: RepositoryView| {
+        let name = r.name.clone();
+        let (n1, n2, n3, n4) = (name.clone(), name.clone(), name.clone(), name.clone());
+        let drifted = !r.drift.is_empty();
+        let uri = r.uri.clone();
+        view! {
+            <tr data-repository=name.clone() class:drifted=drifted>
+                <td>
+                    <code>{name.clone()}</code>
+                    {(!r.managed).then(|| view! { <span class="chip muted">"not in the portal"</span> })}
+                    {r.request_id.map(|id| view! { <A href=format!("/requests/{id}") attr:class="small-link">"request #"{id}</A> })}
+                </td>
+                <td class="uri">
+                    <code>{uri.clone()}</code>
+                    <button type="button" class="link-button copy" disabled=move || !hydrated.get()
+                        aria-label=format!("Copy the pull URI of {name}")
+                        on:click=move |_| copy(&uri)>"Copy"</button>
+                </td>
+                <td class="settings">
+                    {r.tag_mutability.clone()} <br/>
+                    {if r.scan_on_push { "scan on push" } else { "no scan" }} <br/>
+                    {r.encryption.clone()}
+                </td>
+                <td data-testid="production-access">
+                    {if r.production_access {
+                        view! { <span class="badge badge-applied">"pullable"</span> }.into_any()
+                    } else {
+                        view! { <span class="badge badge-rejected">"no access"</span> }.into_any()
+                    }}
+                    {r.production_until.clone().map(|u| view! { <p class="help">"until "{u}</p> })}
+                    <p><a class="small-link" href=format!("/requests/access?repository={}&action={}", n4, if r.production_access { "revoke" } else { "grant" })>
+                        {if r.production_access { "Request revoke" } else { "Request access" }}
+                    </a></p>
+                </td>
+                <td>{r.image_count} <br/> <span class="help">{r.last_push.clone().map(|l| format!("last push {l}")).unwrap_or_else(|| "no images yet".into())}</span></td>
+                <td data-testid="drift">
+                    {if drifted {
+                        view! {
+                            <span class="badge badge-failed">"drift"</span>
+                            <ul class="drift-list">{r.drift.clone().into_iter().map(|d| view! { <li>{d}</li> }).collect_view()}</ul>
+                        }.into_any()
+                    } else if r.managed {
+                        view! { <span class="badge badge-applied">"in sync"</span> }.into_any()
+                    } else {
+                        view! { <span class="help">"—"</span> }.into_any()
+                    }}
+                    {r.drift_checked_at.clone().map(|c| view! { <p class="help">"checked "{c}</p> })}
+                </td>
+                <td class="row-actions">
+                    <Show when=is_admin>
+                        {
+                            let (n1, n2, n3) = (n1.clone(), n2.clone(), n3.clone());
+                            let managed = r.managed;
+                            view! {
+                                {(!managed).then(|| {
+                                    let n = n1.clone();
+                                    view! { <button class="button small" disabled=busy on:click=move |_| { adopt.dispatch(AdoptRepository { repository: n.clone() }); }>"Adopt"</button> }
+                                })}
+                                {drifted.then(|| {
+                                    let (a, b) = (n2.clone(), n3.clone());
+                                    view! {
+                                        <button class="button small" disabled=busy on:click=move |_| { accept.dispatch(AcceptDrift { repository: a.clone() }); }>"Accept live state"</button>
+                                        <button class="button small primary" disabled=busy on:click=move |_| { restore.dispatch(RequestRestore { repository: b.clone(), justification: String::new() }); }>"Request restore"</button>
+                                    }
+                                })}
+                            }
+                        }
+                    </Show>
+                </td>
+            </tr>
+        }
+    };
     view! {
         <Title text="Repositories"/>
-        <section class="page">
-            <div class="page-head"><h1>"Repositories"</h1></div>
-            <p class="lede">"Read live from ECR in the staging account."</p>
+        <section class="page wide">
+            <div class="page-head">
+                <h1>"Repositories"</h1>
+                <Show when=is_admin>
+                    <button class="button" disabled=busy on:click=move |_| { error.set(None); check.dispatch(CheckDrift { repository: None }); }>
+                        {move || if check.pending().get() { "Checking…" } else { "Check drift now" }}
+                    </button>
+                </Show>
+            </div>
+            <p class="lede">"Read live from ECR in the staging account, including repositories created outside the portal."</p>
+            {move || error.get().map(|e| view! { <ErrorNotice error=e/> })}
             <Transition fallback=Loading>
                 {move || repos.get().map(|r| match r {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
@@ -28,26 +149,14 @@ pub fn Repositories() -> impl IntoView {
                                     <tr>
                                         <th scope="col">"Name"</th>
                                         <th scope="col">"Pull URI"</th>
-                                        <th scope="col">"Tags"</th>
-                                        <th scope="col">"Scan"</th>
-                                        <th scope="col">"Encryption"</th>
-                                        <th scope="col">"Created"</th>
-                                        <th scope="col">"Request"</th>
+                                        <th scope="col">"Settings"</th>
+                                        <th scope="col">"Production"</th>
+                                        <th scope="col">"Images"</th>
+                                        <th scope="col">"Drift"</th>
+                                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
                                     </tr>
                                 </thead>
-                                <tbody>
-                                    {list.into_iter().map(|r| view! {
-                                        <tr>
-                                            <td><code>{r.name}</code></td>
-                                            <td class="uri"><code>{r.uri}</code></td>
-                                            <td>{r.tag_mutability}</td>
-                                            <td>{if r.scan_on_push { "on push" } else { "off" }}</td>
-                                            <td>{r.encryption}</td>
-                                            <td><time>{r.created_at}</time></td>
-                                            <td>{r.request_id.map(|id| view! { <A href=format!("/requests/{id}")>"#"{id}</A> })}</td>
-                                        </tr>
-                                    }).collect_view()}
-                                </tbody>
+                                <tbody>{list.into_iter().map(row).collect_view()}</tbody>
                             </table>
                         </div>
                     }.into_any(),
@@ -55,4 +164,14 @@ pub fn Repositories() -> impl IntoView {
             </Transition>
         </section>
     }
+}
+
+/// Copies text to the clipboard (browser only).
+fn copy(text: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        let _ = window().navigator().clipboard().write_text(text);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = text;
 }

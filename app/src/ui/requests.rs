@@ -3,9 +3,11 @@
 use super::common::{use_hydrated, EmptyState, ErrorNotice, Loading, StatusBadge};
 use super::InfoResource;
 use crate::api::*;
-use crate::domain::form::{parse_optional_number, FieldError, RepositoryRequestInput};
+use crate::domain::form::{parse_optional_number, AccessRequestInput, FieldError, RepositoryRequestInput};
 use crate::domain::name::{Namespace, RepoName};
-use crate::domain::request::Status;
+use crate::domain::plan::PolicyChange;
+use crate::domain::policy::Change;
+use crate::domain::request::{RequestKind, Status};
 use crate::error::AppError;
 use crate::views::{RequestDetail, RequestSummary};
 use leptos::prelude::*;
@@ -22,6 +24,7 @@ fn RequestTable(rows: Vec<RequestSummary>) -> impl IntoView {
                     <tr>
                         <th scope="col">"#"</th>
                         <th scope="col">"Repository"</th>
+                        <th scope="col">"Asks for"</th>
                         <th scope="col">"Status"</th>
                         <th scope="col">"Requested by"</th>
                         <th scope="col">"Submitted"</th>
@@ -35,6 +38,7 @@ fn RequestTable(rows: Vec<RequestSummary>) -> impl IntoView {
                                 <tr>
                                     <td>{r.id}</td>
                                     <td><A href=format!("/requests/{}", r.id)><code>{r.repository}</code></A></td>
+                                    <td>{r.kind_label}</td>
                                     <td><StatusBadge status=r.status/></td>
                                     <td>{r.requester}</td>
                                     <td><time>{r.created_at}</time></td>
@@ -73,7 +77,10 @@ pub fn RequestList() -> impl IntoView {
         <section class="page">
             <div class="page-head">
                 <h1>"Requests"</h1>
-                <a class="button primary" href="/requests/new">"New repository request"</a>
+                <div class="actions">
+                    <a class="button" href="/requests/access">"Production access"</a>
+                    <a class="button primary" href="/requests/new">"New repository request"</a>
+                </div>
             </div>
             <nav class="filters" aria-label="Filter by status">
                 <a href=move || filter_link(None) aria-current=move || status().is_none().then_some("page")>"All"</a>
@@ -108,12 +115,20 @@ pub fn RequestList() -> impl IntoView {
 
 #[component]
 pub fn Queue() -> impl IntoView {
-    let rows = Resource::new(|| (), |_| list_requests(Some("pending".into()), false));
+    let rows = Resource::new(
+        || (),
+        |_| async move {
+            let mut rows = list_requests(Some("pending".into()), false).await?;
+            rows.extend(list_requests(Some("needs_reapproval".into()), false).await?);
+            rows.sort_by_key(|r| std::cmp::Reverse(r.id));
+            Ok::<_, AppError>(rows)
+        },
+    );
     view! {
         <Title text="Approval queue"/>
         <section class="page">
             <div class="page-head"><h1>"Approval queue"</h1></div>
-            <p class="lede">"Pending requests, oldest first. Open one to see its plan and decide."</p>
+            <p class="lede">"Requests waiting for a decision (new, or sent back because the live policy changed), oldest first. Open one to see its plan and decide."</p>
             <Transition fallback=Loading>
                 {move || rows.get().map(|r| match r {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
@@ -159,6 +174,7 @@ pub fn NewRequest() -> impl IntoView {
         <Title text="New repository request"/>
         <section class="page narrow">
             <h1>"Request a repository"</h1>
+            <p class="lede">"Need production to pull from an existing repository? " <a href="/requests/access">"Ask for production access"</a></p>
             <Suspense fallback=Loading>
                 {move || info.get().map(|i| match i {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
@@ -178,6 +194,7 @@ fn NewRequestForm(namespace: Namespace) -> impl IntoView {
     let name = RwSignal::new(String::new());
     let tag_mutability = RwSignal::new("IMMUTABLE".to_string());
     let scan_on_push = RwSignal::new(true);
+    let grant_production = RwSignal::new(false);
     let encryption = RwSignal::new("AES256".to_string());
     let kms_key_arn = RwSignal::new(String::new());
     let keep_last = RwSignal::new(String::new());
@@ -216,10 +233,7 @@ fn NewRequestForm(namespace: Namespace) -> impl IntoView {
 
     let build = move || -> Result<RepositoryRequestInput, Vec<FieldError>> {
         let mut errs = Vec::new();
-        let keep = parse_optional_number("keep_last_images", &keep_last.get())
-            .map_err(|e| errs.push(e))
-            .ok()
-            .flatten();
+        let keep = parse_optional_number("keep_last_images", &keep_last.get()).map_err(|e| errs.push(e)).ok().flatten();
         let days = parse_optional_number("expire_untagged_after_days", &untagged_days.get())
             .map_err(|e| errs.push(e))
             .ok()
@@ -235,6 +249,7 @@ fn NewRequestForm(namespace: Namespace) -> impl IntoView {
             team: team.get(),
             cost_center: cost_center.get(),
             justification: justification.get(),
+            grant_production: Some(grant_production.get()),
         };
         if let Err(mut more) = input.parse(&ns_build) {
             errs.append(&mut more);
@@ -315,6 +330,11 @@ fn NewRequestForm(namespace: Namespace) -> impl IntoView {
                     on:change=move |ev| scan_on_push.set(event_target_checked(&ev))/>
                 <label for="scan_on_push">"Scan images for vulnerabilities on push"</label>
             </div>
+            <div class="field checkbox">
+                <input type="checkbox" id="grant_production" name="grant_production" prop:checked=grant_production
+                    on:change=move |ev| grant_production.set(event_target_checked(&ev))/>
+                <label for="grant_production">"Also grant the production account read-only pull access"</label>
+            </div>
             <fieldset class="group">
                 <legend>"Lifecycle (optional)"</legend>
                 <div class="grid-2">
@@ -373,10 +393,8 @@ pub fn RequestPage() -> impl IntoView {
     Effect::new(move |_| {
         let handle = set_interval_with_handle(
             move || {
-                let moving = detail
-                    .get_untracked()
-                    .and_then(Result::ok)
-                    .is_some_and(|d| d.summary.status.is_in_flight());
+                let moving =
+                    detail.get_untracked().and_then(Result::ok).is_some_and(|d| d.summary.status.is_in_flight());
                 if moving {
                     tick.update(|t| *t += 1);
                 }
@@ -411,7 +429,7 @@ fn RequestView(detail: RequestDetail, refresh: Callback<()>) -> AnyView {
     view! {
         <div class="page-head">
             <div>
-                <p class="eyebrow">"Request #"{id}" · new repository"</p>
+                <p class="eyebrow">"Request #"{id}" · "{d.summary.kind_label.clone()}</p>
                 <h1><code>{d.summary.repository.clone()}</code></h1>
             </div>
             <div data-testid="request-status"><StatusBadge status=d.summary.status/></div>
@@ -419,6 +437,13 @@ fn RequestView(detail: RequestDetail, refresh: Callback<()>) -> AnyView {
         <p class="meta">"Requested by " <strong>{d.summary.requester.clone()}</strong> " on " <time>{d.summary.created_at.clone()}</time></p>
         <div class="columns">
             <div class="col-main">
+                {(!d.drift.is_empty()).then(|| view! {
+                    <section class="card notice-warn" data-testid="request-drift">
+                        <h2>"This repository has drifted from its approved state"</h2>
+                        <ul>{d.drift.clone().into_iter().map(|x| view! { <li>{x}</li> }).collect_view()}</ul>
+                        <p><a href="/repositories">"Review it on the repositories page"</a></p>
+                    </section>
+                })}
                 <Outcome detail=d.clone()/>
                 <Settings detail=d.clone()/>
                 <PlanView detail=d.clone()/>
@@ -440,11 +465,14 @@ fn Outcome(detail: RequestDetail) -> AnyView {
             <h2>"Justification"</h2>
             <p class="prose" data-testid="justification">{d.justification.clone()}</p>
         </section>
-        {d.failure.clone().map(|f| view! {
-            <section class="card notice-error" role="alert">
-                <h2>"Apply failed"</h2>
-                <p data-testid="failure">{f}</p>
-            </section>
+        {d.failure.clone().map(|f| {
+            let title = if d.summary.status == Status::NeedsReapproval { "Stopped: needs re-approval" } else { "Apply failed" };
+            view! {
+                <section class="card notice-error" role="alert">
+                    <h2>{title}</h2>
+                    <p data-testid="failure">{f}</p>
+                </section>
+            }
         })}
         {d.result.clone().map(|r| view! {
             <section class="card result" data-testid="result">
@@ -463,7 +491,40 @@ fn Outcome(detail: RequestDetail) -> AnyView {
 
 #[component]
 fn Settings(detail: RequestDetail) -> AnyView {
-    let s = detail.spec;
+    let (s, grant) = match detail.kind {
+        RequestKind::CreateRepository { spec, grant_production } => (spec, grant_production),
+        RequestKind::GrantProduction { repository, .. } => {
+            return view! {
+                <section class="card">
+                    <h2>"Production access"</h2>
+                    <p>"Let the production account pull images from " <code>{repository.to_string()}</code> " (read-only)."</p>
+                    <p data-testid="grant-until">{match detail.until {
+                        Some(u) => format!("Temporary: revoked automatically at {u}."),
+                        None => "Until revoked.".to_string(),
+                    }}</p>
+                </section>
+            }
+            .into_any()
+        }
+        RequestKind::RevokeProduction { repository } => {
+            return view! {
+                <section class="card">
+                    <h2>"Production access"</h2>
+                    <p>"Remove the production account's pull access to " <code>{repository.to_string()}</code> "."</p>
+                </section>
+            }
+            .into_any()
+        }
+        RequestKind::RestoreRepository { repository } => {
+            return view! {
+                <section class="card">
+                    <h2>"Restore"</h2>
+                    <p>"Put " <code>{repository.to_string()}</code> " back to the settings and access the portal approved."</p>
+                </section>
+            }
+            .into_any()
+        }
+    };
     view! {
         <section class="card">
             <h2>"Settings"</h2>
@@ -475,6 +536,7 @@ fn Settings(detail: RequestDetail) -> AnyView {
                 <dt>"Expire untagged after"</dt><dd>{s.lifecycle.expire_untagged_after_days.map(|n| format!("{n} days")).unwrap_or_else(|| "never".into())}</dd>
                 <dt>"Tags"</dt>
                 <dd>{s.tags.iter().map(|t| view! { <span class="chip">{t.key.clone()}"="{t.value.clone()}</span>" " }).collect_view()}</dd>
+                <dt>"Production pull"</dt><dd>{if grant { "granted on creation" } else { "no" }}</dd>
             </dl>
         </section>
     }
@@ -483,10 +545,14 @@ fn Settings(detail: RequestDetail) -> AnyView {
 
 #[component]
 fn PlanView(detail: RequestDetail) -> AnyView {
+    let blocked = detail.plan.blocked.clone();
+    let policy = detail.plan.policy.clone();
     view! {
         <section class="card" data-testid="plan">
             <h2>"Plan"</h2>
             <p class="help">"These AWS calls run, in this order, when the request is approved."</p>
+            {blocked.map(|b| view! { <p class="notice notice-error" data-testid="plan-blocked">"This plan cannot be applied: "{b}</p> })}
+            {policy.map(|p| view! { <PolicyDiff change=p/> })}
             <ol class="plan">
                 {detail.plan.steps.into_iter().map(|st| view! {
                     <li>
@@ -499,6 +565,55 @@ fn PlanView(detail: RequestDetail) -> AnyView {
                 }).collect_view()}
             </ol>
         </section>
+    }
+    .into_any()
+}
+
+/// The repository policy before and after, side by side, changed lines marked.
+#[component]
+fn PolicyDiff(change: PolicyChange) -> AnyView {
+    let side = |lines: Vec<(Change, String)>, empty: &'static str| {
+        if lines.is_empty() {
+            view! { <p class="empty-policy">{empty}</p> }.into_any()
+        } else {
+            view! {
+                <pre class="policy">
+                    {lines.into_iter().map(|(c, t)| {
+                        let (class, mark) = match c {
+                            Change::Added => ("line added", "+ "),
+                            Change::Removed => ("line removed", "- "),
+                            Change::Same => ("line", "  "),
+                        };
+                        view! { <span class=class><span class="mark" aria-hidden="true">{mark}</span>{t}"\n"</span> }
+                    }).collect_view()}
+                </pre>
+            }
+            .into_any()
+        }
+    };
+    let before: Vec<(Change, String)> =
+        change.lines.iter().filter(|l| l.change != Change::Added).map(|l| (l.change, l.text.clone())).collect();
+    let after: Vec<(Change, String)> =
+        change.lines.iter().filter(|l| l.change != Change::Removed).map(|l| (l.change, l.text.clone())).collect();
+    let added = change.lines.iter().filter(|l| l.change == Change::Added).count();
+    let removed = change.lines.iter().filter(|l| l.change == Change::Removed).count();
+    view! {
+        <div class="policy-diff" data-testid="policy-diff">
+            <h3>"Repository policy"</h3>
+            <p class="help" data-testid="policy-diff-summary">
+                {if change.unchanged { "Already in the desired state: nothing will be written.".to_string() } else { format!("{added} lines added, {removed} removed. Statements the portal does not own stay as they are.") }}
+            </p>
+            <div class="diff-columns">
+                <div>
+                    <h4>"Before (live)"</h4>
+                    <div data-testid="policy-before">{side(before, "No policy")}</div>
+                </div>
+                <div>
+                    <h4>"After"</h4>
+                    <div data-testid="policy-after">{side(after, "No policy (it will be deleted)")}</div>
+                </div>
+            </div>
+        </div>
     }
     .into_any()
 }
@@ -547,11 +662,7 @@ fn Decision(detail: RequestDetail, refresh: Callback<()>) -> AnyView {
     let busy = move || !hydrated.get() || approve.pending().get() || reject.pending().get() || retry.pending().get();
     let status = detail.summary.status;
     let decided = detail.decided_by.clone().map(|by| {
-        let verb = if status == Status::Rejected {
-            "Rejected"
-        } else {
-            "Approved"
-        };
+        let verb = if status == Status::Rejected { "Rejected" } else { "Approved" };
         view! {
             <section class="card">
                 <h2>"Decision"</h2>
@@ -560,7 +671,7 @@ fn Decision(detail: RequestDetail, refresh: Callback<()>) -> AnyView {
             </section>
         }
     });
-    let pending = (status == Status::Pending).then(|| {
+    let pending = status.is_awaiting_decision().then(|| {
         let blocked = detail.approve_blocked.clone();
         let can_approve = blocked.is_none();
         let can_reject = detail.can_reject;
@@ -612,4 +723,111 @@ fn Decision(detail: RequestDetail, refresh: Callback<()>) -> AnyView {
         {retry_box}
     }
     .into_any()
+}
+
+#[component]
+pub fn AccessRequest() -> impl IntoView {
+    let info = expect_context::<InfoResource>().0;
+    view! {
+        <Title text="Production access"/>
+        <section class="page narrow">
+            <h1>"Production access"</h1>
+            <p class="lede">"Let the production account pull images from a repository (read-only), or take that away. An admin reviews the exact policy change before anything happens."</p>
+            <Suspense fallback=Loading>
+                {move || info.get().map(|i| match i {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(i) if i.user.is_none() => view! { <ErrorNotice error=AppError::Unauthenticated/> }.into_any(),
+                    Ok(i) => view! { <AccessForm namespace=i.namespace production=i.production_account/> }.into_any(),
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn AccessForm(namespace: String, production: Option<String>) -> impl IntoView {
+    let query = use_query_map();
+    let repository = RwSignal::new(query.with_untracked(|q| q.get("repository")).unwrap_or_default());
+    let action = RwSignal::new(
+        query.with_untracked(|q| q.get("action")).filter(|a| a == "revoke").unwrap_or_else(|| "grant".into()),
+    );
+    let until = RwSignal::new(String::new());
+    let justification = RwSignal::new(String::new());
+    let errors = RwSignal::new(Vec::<FieldError>::new());
+    let server_error = RwSignal::new(None::<AppError>);
+    let submit = ServerAction::<SubmitAccessRequest>::new();
+    let navigate = use_navigate();
+    let hydrated = use_hydrated();
+    Effect::new(move |_| {
+        if let Some(result) = submit.value().get() {
+            match result {
+                Ok(id) => navigate(&format!("/requests/{id}"), Default::default()),
+                Err(e) => {
+                    errors.set(e.field_errors().to_vec());
+                    server_error.set(Some(e));
+                }
+            }
+        }
+    });
+    let ns = namespace.clone();
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        server_error.set(None);
+        let input = AccessRequestInput {
+            action: action.get(),
+            repository: repository.get(),
+            until: (action.get() == "grant").then(|| until.get()),
+            justification: justification.get(),
+        };
+        // The end date is checked against the clock on the server.
+        let check = Namespace::parse(&ns).map(|n| input.parse(&n, 0));
+        match check {
+            Ok(Err(errs)) => errors.set(errs),
+            _ => {
+                errors.set(Vec::new());
+                submit.dispatch(SubmitAccessRequest { input });
+            }
+        }
+    };
+    let errs: Signal<Vec<FieldError>> = errors.into();
+    view! {
+        <form class="card form" on:submit=on_submit novalidate data-testid="access-form">
+            {move || server_error.get().map(|e| view! { <ErrorNotice error=e/> })}
+            <p class="help">"Production account: " <code>{production.unwrap_or_else(|| "not configured".into())}</code></p>
+            <Field id="repository" label="Repository" help="The full name, or the part after the namespace." errors=errs>
+                <div class="prefixed">
+                    <span class="prefix" aria-hidden="true">{format!("{namespace}/")}</span>
+                    <input id="repository" name="repository" required autocomplete="off" spellcheck="false"
+                        prop:value=repository on:input=move |ev| repository.set(event_target_value(&ev))/>
+                </div>
+            </Field>
+            <fieldset class="field">
+                <legend>"Change"</legend>
+                <label class="choice">
+                    <input type="radio" name="action" value="grant" prop:checked=move || action.get() == "grant"
+                        on:change=move |_| action.set("grant".into())/>
+                    " Grant read-only pull"
+                </label>
+                <label class="choice">
+                    <input type="radio" name="action" value="revoke" prop:checked=move || action.get() == "revoke"
+                        on:change=move |_| action.set("revoke".into())/>
+                    " Revoke"
+                </label>
+            </fieldset>
+            <Show when=move || action.get() == "grant">
+                <Field id="until" label="End date (optional)" help="Leave empty for a lasting grant. The portal revokes a temporary grant by itself the day after this date (UTC)." errors=errs>
+                    <input id="until" name="until" type="date" prop:value=until on:input=move |ev| until.set(event_target_value(&ev))/>
+                </Field>
+            </Show>
+            <Field id="justification" label="Justification" help="Which production workload pulls these images, and why?" errors=errs>
+                <textarea id="justification" name="justification" rows="4" required
+                    prop:value=justification on:input=move |ev| justification.set(event_target_value(&ev))></textarea>
+            </Field>
+            <div class="actions">
+                <button type="submit" class="button primary" disabled=move || !hydrated.get() || submit.pending().get()>
+                    {move || if submit.pending().get() { "Submitting…" } else { "Submit request" }}
+                </button>
+            </div>
+        </form>
+    }
 }

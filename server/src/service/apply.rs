@@ -2,17 +2,23 @@
 //! verify, and record the outcome only if the lease is still ours.
 //!
 //! Every step is idempotent, so a worker that dies anywhere can be resumed:
-//! the repository carries the tag `ecr-portal:request=<id>`, so a resumed
-//! attempt recognises its own half-finished repository and completes it, while
-//! a repository made by someone else is adopted only if it already matches.
-use super::{db_err, PortalService};
-use crate::aws::{RegistryError, REQUEST_TAG};
-use crate::db::{self, NewEvent};
+//! - a new repository carries the tag `ecr-portal:request=<id>`, so a resumed
+//!   attempt recognises its own half-made repository and completes it, while a
+//!   repository made by someone else is adopted only if it already matches;
+//! - a policy already in the desired state is left alone;
+//! - the live policy is compared with the one the approval was based on: a
+//!   change by someone else since then stops the apply as `needs_reapproval`
+//!   instead of overwriting it.
+use super::{db_err, same_policy, PortalService};
+use crate::aws::{fixes, RegistryError, REQUEST_TAG};
+use crate::db::{self, NewEvent, RecordRow};
 use app::domain::audit::AuditAction;
+use app::domain::policy;
 use app::domain::principal::SYSTEM_ACTOR;
-use app::domain::request::{Request, Status};
+use app::domain::request::{Request, RequestKind, Status};
 use app::error::AppError;
 use app::views::ApplyResult;
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApplyOutcome {
@@ -20,13 +26,16 @@ pub enum ApplyOutcome {
     Idle,
     Applied(i64),
     Failed(i64, String),
+    /// The live policy changed since approval: sent back to the admins.
+    NeedsReapproval(i64),
     /// Another worker took the job over (our lease ran out); our result was dropped.
     LostLease(i64),
 }
 
-struct Failure {
+pub(crate) struct Failure {
     reason: String,
     request_ids: Vec<String>,
+    reapprove: bool,
 }
 
 fn aws_reason(step: &str, e: RegistryError) -> String {
@@ -38,6 +47,20 @@ fn aws_reason(step: &str, e: RegistryError) -> String {
     }
 }
 
+/// Collects AWS request ids as the apply goes, and builds failures that carry them.
+struct Calls {
+    ids: Vec<String>,
+}
+
+impl Calls {
+    fn fail(&self, reason: String) -> Failure {
+        Failure { reason, request_ids: self.ids.clone(), reapprove: false }
+    }
+    fn aws(&self, step: &str, e: RegistryError) -> Failure {
+        self.fail(aws_reason(step, e))
+    }
+}
+
 impl PortalService {
     /// Claims and applies the oldest approved request. Returns what happened.
     pub async fn apply_next(&self, owner: &str, lease_ms: i64) -> Result<ApplyOutcome, AppError> {
@@ -46,18 +69,12 @@ impl PortalService {
         let Some(row) = db::next_claimable(&mut tx, now).await.map_err(db_err)? else {
             return Ok(ApplyOutcome::Idle);
         };
+        let approved_policy = row.approved_policy.clone();
         let previous = row.request.status;
         let previous_attempts = row.request.attempts;
         let resumed = previous == Status::Applying;
-        let started = if resumed {
-            row.request.resume(now)
-        } else {
-            row.request.start_apply(now)
-        }?;
-        if !db::claim(&mut tx, &started, previous, previous_attempts, owner, now + lease_ms)
-            .await
-            .map_err(db_err)?
-        {
+        let started = if resumed { row.request.resume(now) } else { row.request.start_apply(now) }?;
+        if !db::claim(&mut tx, &started, previous, previous_attempts, owner, now + lease_ms).await.map_err(db_err)? {
             return Ok(ApplyOutcome::Idle);
         }
         let detail = if resumed {
@@ -65,6 +82,7 @@ impl PortalService {
         } else {
             format!("attempt {}", started.attempts)
         };
+        let name = started.kind.repository().to_string();
         db::insert_event(
             &mut tx,
             &NewEvent {
@@ -72,7 +90,7 @@ impl PortalService {
                 actor: SYSTEM_ACTOR,
                 action: AuditAction::ApplyStarted,
                 request_id: Some(started.id),
-                repository: Some(started.spec.name.as_str()),
+                repository: Some(&name),
                 detail,
                 aws_request_ids: vec![],
             },
@@ -81,41 +99,39 @@ impl PortalService {
         .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
 
-        let outcome = self.execute(&started).await;
+        let outcome = self.execute(&started, approved_policy).await;
 
         let now = self.now();
         let id = started.id;
-        let name = started.spec.name.to_string();
+        let mut tx = self.db.write().await.map_err(db_err)?;
+        let record = db::get_record(&mut tx, &name).await.map_err(db_err)?;
         let (finished, result, action, detail, ids) = match outcome {
             Ok(res) => {
-                let detail = if res.adopted {
-                    format!("adopted the existing repository {}", res.repository_uri)
-                } else {
-                    format!("created {}", res.repository_uri)
+                let detail = match &started.kind {
+                    RequestKind::CreateRepository { .. } if res.adopted => {
+                        format!("adopted the existing repository {}", res.repository_uri)
+                    }
+                    RequestKind::CreateRepository { .. } => format!("created {}", res.repository_uri),
+                    RequestKind::GrantProduction { .. } => "production can pull".to_string(),
+                    RequestKind::RevokeProduction { .. } => "production can no longer pull".to_string(),
+                    RequestKind::RestoreRepository { .. } => "restored the approved state".to_string(),
                 };
+                let new_record = updated_record(&started, record, res.adopted, now);
+                db::upsert_record(&mut tx, &new_record).await.map_err(db_err)?;
                 let ids = res.aws_request_ids.clone();
-                (
-                    started.succeed(now)?,
-                    Some(res),
-                    AuditAction::ApplySucceeded,
-                    detail,
-                    ids,
-                )
+                (started.succeed(now)?, Some(res), AuditAction::ApplySucceeded, detail, ids)
+            }
+            Err(f) if f.reapprove => {
+                let r = started.stop_for_reapproval(f.reason.clone(), now)?;
+                (r, None, AuditAction::ApplyNeedsReapproval, f.reason, f.request_ids)
             }
             Err(f) => {
                 let r = started.fail(f.reason.clone(), now)?;
                 (r, None, AuditAction::ApplyFailed, f.reason, f.request_ids)
             }
         };
-        let mut tx = self.db.write().await.map_err(db_err)?;
-        if !db::finish_apply(&mut tx, &finished, owner, result.as_ref())
-            .await
-            .map_err(db_err)?
-        {
-            tracing::warn!(
-                request = id,
-                "lease lost before the result was recorded; another worker owns it now"
-            );
+        if !db::finish_apply(&mut tx, &finished, owner, result.as_ref()).await.map_err(db_err)? {
+            tracing::warn!(request = id, "lease lost before the result was recorded; another worker owns it now");
             return Ok(ApplyOutcome::LostLease(id));
         }
         db::insert_event(
@@ -135,106 +151,224 @@ impl PortalService {
         tx.commit().await.map_err(db_err)?;
         Ok(match finished.status {
             Status::Applied => ApplyOutcome::Applied(id),
+            Status::NeedsReapproval => ApplyOutcome::NeedsReapproval(id),
             _ => ApplyOutcome::Failed(id, detail),
         })
     }
 
     /// Runs the plan against the registry. Idempotent (see the module header).
-    async fn execute(&self, r: &Request) -> Result<ApplyResult, Failure> {
-        let spec = &r.spec;
-        let name = spec.name.as_str();
-        let mut ids: Vec<String> = Vec::new();
-        let fail = |reason: String, ids: &Vec<String>| Failure {
-            reason,
-            request_ids: ids.clone(),
+    async fn execute(&self, r: &Request, approved_policy: Option<Option<Value>>) -> Result<ApplyResult, Failure> {
+        let mut calls = Calls { ids: Vec::new() };
+        let name = r.kind.repository().as_str().to_string();
+        let (uri, arn, adopted) = match &r.kind {
+            RequestKind::CreateRepository { spec, grant_production } => {
+                let (uri, arn, adopted) = self.create(r, spec, &mut calls).await?;
+                if *grant_production {
+                    // The approval saw no repository, hence no policy.
+                    self.apply_policy(&name, true, Some(&None), &mut calls).await?;
+                }
+                (uri, arn, adopted)
+            }
+            RequestKind::GrantProduction { .. } | RequestKind::RevokeProduction { .. } => {
+                let grant = matches!(r.kind, RequestKind::GrantProduction { .. });
+                self.apply_policy(&name, grant, approved_policy.as_ref(), &mut calls).await?;
+                let live = self.describe_for(&name, &mut calls).await?;
+                (live.uri, live.arn, false)
+            }
+            RequestKind::RestoreRepository { .. } => {
+                let mut conn =
+                    self.db.pool.acquire().await.map_err(|e| calls.fail(format!("reading the approved state: {e}")))?;
+                let record = db::get_record(&mut conn, &name)
+                    .await
+                    .map_err(|e| calls.fail(format!("reading the approved state: {e}")))?
+                    .ok_or_else(|| calls.fail(format!("{name} is no longer in the portal's records")))?;
+                drop(conn);
+                let live = self.describe_for(&name, &mut calls).await?;
+                if let Some(spec) = &record.spec {
+                    let (todo, _impossible) = fixes(&live, spec);
+                    for fix in &todo {
+                        let id =
+                            self.registry.fix(&name, &live.arn, fix).await.map_err(|e| calls.aws(fix.call(), e))?;
+                        calls.ids.push(id);
+                    }
+                }
+                self.apply_policy(&name, record.production_access, approved_policy.as_ref(), &mut calls).await?;
+                (live.uri, live.arn, false)
+            }
         };
-        let lifecycle = spec.lifecycle.policy_json();
 
-        let (uri, arn, adopted) = match self.registry.create(spec, r.id).await {
+        // Verify: read it back and compare with what was approved.
+        let live = self.describe_for(&name, &mut calls).await?;
+        if let RequestKind::CreateRepository { spec, .. } = &r.kind {
+            let diffs = live.differences(spec);
+            if !diffs.is_empty() {
+                return Err(calls.fail(format!("verification failed: {}", diffs.join("; "))));
+            }
+        }
+        let account = self.deployment.target.production_account.as_deref();
+        let can_list = self.deployment.target.production_can_list;
+        let must_grant = match &r.kind {
+            RequestKind::CreateRepository { grant_production, .. } => Some(*grant_production).filter(|g| *g),
+            RequestKind::GrantProduction { .. } => Some(true),
+            RequestKind::RevokeProduction { .. } => Some(false),
+            RequestKind::RestoreRepository { .. } => None,
+        };
+        match (must_grant, account) {
+            (Some(true), Some(a)) if !policy::grants(live.policy.as_ref(), a, can_list) => {
+                return Err(calls.fail("verification failed: the policy does not grant production pull access".into()))
+            }
+            (Some(false), _) if policy::portal_statement(live.policy.as_ref()).is_some() => {
+                return Err(calls.fail("verification failed: the portal's statement is still in the policy".into()))
+            }
+            _ => {}
+        }
+        Ok(ApplyResult { repository_uri: uri, repository_arn: arn, adopted, aws_request_ids: calls.ids })
+    }
+
+    async fn describe_for(&self, name: &str, calls: &mut Calls) -> Result<crate::aws::LiveRepository, Failure> {
+        let live = self
+            .registry
+            .describe(name)
+            .await
+            .map_err(|e| calls.aws("DescribeRepositories", e))?
+            .ok_or_else(|| calls.fail(format!("{name} is not in ECR")))?;
+        calls.ids.extend(live.request_ids.iter().cloned());
+        Ok(live)
+    }
+
+    async fn create(
+        &self,
+        r: &Request,
+        spec: &app::domain::settings::RepositorySpec,
+        calls: &mut Calls,
+    ) -> Result<(String, String, bool), Failure> {
+        let name = spec.name.as_str();
+        let lifecycle = spec.lifecycle.policy_json();
+        match self.registry.create(spec, r.id).await {
             Ok(created) => {
-                ids.push(created.request_id);
+                calls.ids.push(created.request_id);
                 if let Some(policy) = &lifecycle {
                     let id = self
                         .registry
                         .put_lifecycle_policy(name, policy)
                         .await
-                        .map_err(|e| fail(aws_reason("PutLifecyclePolicy", e), &ids))?;
-                    ids.push(id);
+                        .map_err(|e| calls.aws("PutLifecyclePolicy", e))?;
+                    calls.ids.push(id);
                 }
-                (created.uri, created.arn, false)
+                Ok((created.uri, created.arn, false))
             }
             Err(RegistryError::AlreadyExists) => {
-                let live = self
-                    .registry
-                    .describe(name)
-                    .await
-                    .map_err(|e| fail(aws_reason("DescribeRepositories", e), &ids))?
-                    .ok_or_else(|| {
-                        fail(
-                            format!("{name} was reported as existing but could not be read; retry"),
-                            &ids,
-                        )
-                    })?;
-                ids.extend(live.request_ids.iter().cloned());
-                let ours = live.request_tag() == Some(r.id.to_string().as_str());
-                if ours {
+                let live = self.describe_for(name, calls).await?;
+                if live.request_tag() == Some(r.id.to_string().as_str()) {
                     // An earlier attempt of this request created it: finish the job.
-                    if lifecycle.is_some() && live.lifecycle_policy != lifecycle {
-                        if let Some(policy) = &lifecycle {
-                            let id = self
-                                .registry
-                                .put_lifecycle_policy(name, policy)
-                                .await
-                                .map_err(|e| fail(aws_reason("PutLifecyclePolicy", e), &ids))?;
-                            ids.push(id);
-                        }
+                    if let Some(policy) = lifecycle.as_ref().filter(|p| live.lifecycle_policy.as_ref() != Some(*p)) {
+                        let id = self
+                            .registry
+                            .put_lifecycle_policy(name, policy)
+                            .await
+                            .map_err(|e| calls.aws("PutLifecyclePolicy", e))?;
+                        calls.ids.push(id);
                     }
-                    (live.uri, live.arn, false)
-                } else {
-                    let diffs = live.differences(spec);
-                    if !diffs.is_empty() {
-                        return Err(fail(
-                            format!(
-                                "{name} already exists in ECR with different settings: {}. Nothing was changed.",
-                                diffs.join("; ")
-                            ),
-                            &ids,
-                        ));
-                    }
-                    if let Some(other) = live.request_tag() {
-                        tracing::info!(request = r.id, "adopting {name}, created by portal request {other}");
-                    }
-                    (live.uri, live.arn, true)
+                    return Ok((live.uri, live.arn, false));
                 }
+                let diffs = live.differences(spec);
+                if !diffs.is_empty() {
+                    return Err(calls.fail(format!(
+                        "{name} already exists in ECR with different settings: {}. Nothing was changed.",
+                        diffs.join("; ")
+                    )));
+                }
+                if let Some(other) = live.request_tag() {
+                    tracing::info!(request = r.id, "adopting {name}, created by portal request {other}");
+                }
+                Ok((live.uri, live.arn, true))
             }
-            Err(e) => return Err(fail(aws_reason("CreateRepository", e), &ids)),
-        };
-
-        // Verify: read it back and compare with what was approved.
-        let live = self
-            .registry
-            .describe(name)
-            .await
-            .map_err(|e| fail(aws_reason("verifying (DescribeRepositories)", e), &ids))?
-            .ok_or_else(|| {
-                fail(
-                    format!("verification failed: {name} is not in ECR after creation"),
-                    &ids,
-                )
-            })?;
-        ids.extend(live.request_ids.iter().cloned());
-        let diffs = live.differences(spec);
-        if !diffs.is_empty() {
-            return Err(fail(format!("verification failed: {}", diffs.join("; ")), &ids));
+            Err(e) => Err(calls.aws("CreateRepository", e)),
         }
-        if !adopted && live.request_tag().is_none() {
-            tracing::warn!(request = r.id, "{name} lacks its {REQUEST_TAG} tag");
-        }
-        Ok(ApplyResult {
-            repository_uri: uri,
-            repository_arn: arn,
-            adopted,
-            aws_request_ids: ids,
-        })
     }
+
+    /// Puts the portal's statement into (grant) or out of (revoke) the live policy,
+    /// under the repository's policy lock. `approved` is the policy the approval saw.
+    async fn apply_policy(
+        &self,
+        name: &str,
+        grant: bool,
+        approved: Option<&Option<Value>>,
+        calls: &mut Calls,
+    ) -> Result<(), Failure> {
+        let lock = self.policy_lock(name);
+        let _guard = lock.lock().await;
+        let wanted = match (grant, self.deployment.target.production_account.as_deref()) {
+            (true, Some(a)) => Some((a, self.deployment.target.production_can_list)),
+            (true, None) => {
+                return Err(calls.fail("the production account is not configured or could not be discovered".into()))
+            }
+            (false, _) => None,
+        };
+        let (text, id) = self.registry.get_policy(name).await.map_err(|e| calls.aws("GetRepositoryPolicy", e))?;
+        calls.ids.push(id);
+        let live = policy::parse(text.as_deref()).map_err(|e| calls.fail(e.to_string()))?;
+        if let Some(approved) = approved {
+            if !same_policy(live.as_ref(), approved.as_ref()) {
+                let approved_after =
+                    policy::desired(approved.as_ref(), wanted).map_err(|e| calls.fail(e.to_string()))?;
+                if same_policy(live.as_ref(), approved_after.as_ref()) {
+                    return Ok(()); // Someone (or an earlier attempt) already made exactly the approved change.
+                }
+                let mut f = calls.fail(format!(
+                    "the policy of {name} changed since this plan was approved; nothing was written. Review the new plan and approve it again."
+                ));
+                f.reapprove = true;
+                return Err(f);
+            }
+        }
+        let after = policy::desired(live.as_ref(), wanted).map_err(|e| calls.fail(e.to_string()))?;
+        if same_policy(live.as_ref(), after.as_ref()) {
+            return Ok(());
+        }
+        let id = match &after {
+            Some(doc) => self.registry.set_policy(name, doc).await.map_err(|e| calls.aws("SetRepositoryPolicy", e))?,
+            None => self.registry.delete_policy(name).await.map_err(|e| calls.aws("DeleteRepositoryPolicy", e))?,
+        };
+        calls.ids.push(id);
+        Ok(())
+    }
+}
+
+/// The approved state of a repository after a request succeeded.
+fn updated_record(r: &Request, record: Option<RecordRow>, adopted: bool, now: i64) -> RecordRow {
+    let name = r.kind.repository().to_string();
+    let mut rec = record.unwrap_or(RecordRow {
+        name,
+        spec: None,
+        production_access: false,
+        production_until: None,
+        request_id: None,
+        adopted_at: None,
+        drift: Vec::new(),
+        checked_at: None,
+    });
+    rec.request_id = Some(r.id);
+    match &r.kind {
+        RequestKind::CreateRepository { spec, grant_production } => {
+            let mut spec = spec.clone();
+            spec.tags.retain(|t| t.key != REQUEST_TAG);
+            rec.spec = Some(spec);
+            rec.production_access = *grant_production;
+            rec.production_until = None;
+            rec.adopted_at = adopted.then_some(now);
+        }
+        RequestKind::GrantProduction { until, .. } => {
+            rec.production_access = true;
+            rec.production_until = *until;
+        }
+        RequestKind::RevokeProduction { .. } => {
+            rec.production_access = false;
+            rec.production_until = None;
+        }
+        RequestKind::RestoreRepository { .. } => {}
+    }
+    rec.drift = Vec::new();
+    rec.checked_at = Some(now);
+    rec
 }

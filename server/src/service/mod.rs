@@ -1,36 +1,40 @@
-//! The use cases: submit, decide, apply, and read. Called by the server
-//! functions (through the `Portal` port), the JSON API and the worker alike.
+//! The use cases: submit, decide, apply, read, and keep repositories in their
+//! approved state. Called by the server functions (through the `Portal`
+//! port), the JSON API and the worker alike.
 //!
 //! Rules kept here: every state change goes through the domain state machine
 //! and is written together with its audit event in ONE `BEGIN IMMEDIATE`
 //! transaction, with a compare-and-set on the previous state; if the audit
 //! event cannot be written, the change does not happen.
 mod apply;
+mod drift;
 
 pub use apply::ApplyOutcome;
 
 use crate::aws::{Registry, RegistryError};
 use crate::clock::{format_ms, Clock};
-use crate::db::{self, Db, EventRow, NewEvent};
+use crate::db::{self, Db, EventRow, NewEvent, RequestRow};
 use app::api::Portal;
 use app::domain::audit::AuditAction;
-use app::domain::form::{FieldError, RepositoryRequestInput};
-use app::domain::name::Namespace;
-use app::domain::plan::{self, Target};
+use app::domain::form::{AccessRequestInput, FieldError, RepositoryRequestInput};
+use app::domain::name::{Namespace, RepoName};
+use app::domain::plan::{self, Plan, Target};
+use app::domain::policy;
 use app::domain::principal::Principal;
-use app::domain::request::{Request, Status, MAX_COMMENT};
+use app::domain::request::{Request, RequestKind, Status, MAX_COMMENT};
 use app::error::AppError;
 use app::views::*;
+use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
-/// Facts about the deployment that pages show.
+/// Facts about the deployment that pages show and plans use.
 #[derive(Debug, Clone)]
 pub struct Deployment {
     pub namespace: Namespace,
     pub target: Target,
     pub staging_account: Option<String>,
-    pub production_account: Option<String>,
     pub local_sign_in: bool,
 }
 
@@ -41,6 +45,9 @@ pub struct PortalService {
     pub deployment: Deployment,
     /// Wakes the worker when there is approved work.
     pub wake: Arc<Notify>,
+    /// One lock per repository: SetRepositoryPolicy replaces the whole document,
+    /// so two policy writes to one repository must never interleave.
+    policy_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Logs an internal failure in full and gives the user only a reference.
@@ -50,14 +57,22 @@ pub fn internal(context: &str, err: impl std::fmt::Display) -> AppError {
     AppError::Internal(reference)
 }
 
-fn db_err(e: sqlx::Error) -> AppError {
+pub(crate) fn db_err(e: sqlx::Error) -> AppError {
     internal("database", e)
 }
 
+fn aws_unavailable(what: &str, e: RegistryError) -> AppError {
+    match e {
+        RegistryError::Transient(m) | RegistryError::Other(m) => {
+            tracing::warn!("{what}: {m}");
+            AppError::Unavailable(format!("could not {what} in ECR right now; nothing was changed, try again shortly"))
+        }
+        other => internal(what, other),
+    }
+}
+
 fn event_view(e: EventRow) -> AuditEventView {
-    let label = AuditAction::parse(&e.action)
-        .map(|a| a.label().to_string())
-        .unwrap_or_else(|| e.action.clone());
+    let label = AuditAction::parse(&e.action).map(|a| a.label().to_string()).unwrap_or_else(|| e.action.clone());
     AuditEventView {
         id: e.id,
         at: format_ms(e.at),
@@ -74,8 +89,9 @@ fn event_view(e: EventRow) -> AuditEventView {
 fn summary(r: &Request) -> RequestSummary {
     RequestSummary {
         id: r.id,
-        kind: "create_repository".into(),
-        repository: r.spec.name.to_string(),
+        kind: r.kind.as_str().into(),
+        kind_label: r.kind.label().into(),
+        repository: r.kind.repository().to_string(),
         requester: r.requester.clone(),
         status: r.status,
         created_at: format_ms(r.created_at),
@@ -94,12 +110,37 @@ fn clean_comment(comment: String) -> Result<Option<String>, AppError> {
     Ok(Some(c).filter(|c| !c.is_empty()))
 }
 
+/// Two optional policies are the same when both are absent or equal as IAM compares them.
+pub(crate) fn same_policy(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => policy::same(a, b),
+        _ => false,
+    }
+}
+
 impl PortalService {
+    pub fn new(db: Db, registry: Arc<dyn Registry>, clock: Arc<dyn Clock>, deployment: Deployment) -> Self {
+        Self {
+            db,
+            registry,
+            clock,
+            deployment,
+            wake: Arc::new(Notify::new()),
+            policy_locks: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.now_ms()
     }
 
-    /// Records a sign-in or sign-out (one event, its own transaction).
+    pub(crate) fn policy_lock(&self, repository: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.policy_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(repository.to_string()).or_default().clone()
+    }
+
+    /// Records one event in its own transaction (sign-in, sign-out).
     pub async fn record(&self, actor: &str, action: AuditAction, detail: String) -> Result<(), AppError> {
         let mut tx = self.db.write().await.map_err(db_err)?;
         db::insert_event(
@@ -119,12 +160,121 @@ impl PortalService {
         tx.commit().await.map_err(db_err)
     }
 
-    async fn load(&self, id: i64) -> Result<db::RequestRow, AppError> {
+    async fn load(&self, id: i64) -> Result<RequestRow, AppError> {
         let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
         db::get_request(&mut conn, id)
             .await
             .map_err(db_err)?
             .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))
+    }
+
+    /// The live policy of a repository, parsed.
+    pub(crate) async fn live_policy(&self, name: &str) -> Result<Option<Value>, RegistryError> {
+        let (text, _) = self.registry.get_policy(name).await?;
+        policy::parse(text.as_deref()).map_err(|e| RegistryError::Other(e.to_string()))
+    }
+
+    fn require_admin(by: &Principal, what: &str) -> Result<(), AppError> {
+        if by.is_admin() {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!("only admins can {what}")))
+        }
+    }
+
+    /// Inserts a new request and its submission event (and, for system requests, the approval).
+    async fn insert_request(&self, request: Request, detail: String) -> Result<i64, AppError> {
+        let name = request.kind.repository().to_string();
+        let mut tx = self.db.write().await.map_err(db_err)?;
+        let id = db::insert_request(&mut tx, &request).await.map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                AppError::Conflict(format!("{name} already has an open request; see the requests list"))
+            }
+            _ => db_err(e),
+        })?;
+        db::insert_event(
+            &mut tx,
+            &NewEvent {
+                at: request.created_at,
+                actor: &request.requester,
+                action: AuditAction::RequestSubmitted,
+                request_id: Some(id),
+                repository: Some(&name),
+                detail: detail.clone(),
+                aws_request_ids: vec![],
+            },
+        )
+        .await
+        .map_err(db_err)?;
+        if request.status == Status::Approved {
+            db::insert_event(
+                &mut tx,
+                &NewEvent {
+                    at: request.created_at,
+                    actor: &request.requester,
+                    action: AuditAction::RequestApproved,
+                    request_id: Some(id),
+                    repository: Some(&name),
+                    detail,
+                    aws_request_ids: vec![],
+                },
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        if request.status == Status::Approved {
+            self.wake.notify_one();
+        }
+        Ok(id)
+    }
+
+    fn new_request(&self, requester: &str, kind: RequestKind, justification: String, status: Status) -> Request {
+        let now = self.now();
+        Request {
+            id: 0,
+            kind,
+            justification,
+            requester: requester.to_string(),
+            status,
+            created_at: now,
+            updated_at: now,
+            decided_by: (status == Status::Approved).then(|| requester.to_string()),
+            decision_comment: None,
+            failure: None,
+            attempts: 0,
+        }
+    }
+
+    /// The plan of a request: from the snapshot taken at approval once approved,
+    /// from the live state while it waits for a decision.
+    pub async fn plan_for(&self, row: &RequestRow) -> Plan {
+        let target = &self.deployment.target;
+        let r = &row.request;
+        let snapshot = if r.status.is_awaiting_decision() { None } else { row.approved_policy.clone() };
+        match &r.kind {
+            RequestKind::CreateRepository { spec, grant_production } => {
+                plan::for_new_repository(spec, *grant_production, target)
+            }
+            RequestKind::GrantProduction { repository, .. } | RequestKind::RevokeProduction { repository } => {
+                let grant = matches!(r.kind, RequestKind::GrantProduction { .. });
+                let before = match snapshot {
+                    Some(p) => p,
+                    None => match self.live_policy(repository.as_str()).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            return Plan {
+                                steps: vec![],
+                                policy: None,
+                                blocked: Some(format!("could not read the live policy: {e}")),
+                            }
+                        }
+                    },
+                };
+                plan::for_access(repository.as_str(), before.as_ref(), grant, target)
+            }
+            RequestKind::RestoreRepository { repository } => self.restore_plan(repository, snapshot).await,
+        }
     }
 
     /// Applies one decision through the state machine, with its audit event, atomically.
@@ -136,6 +286,20 @@ impl PortalService {
         detail: String,
         step: impl FnOnce(Request, i64) -> Result<Request, app::domain::request::TransitionError>,
     ) -> Result<RequestDetail, AppError> {
+        // The policy an approval is based on is read before the transaction (an AWS call).
+        let before = self.load(id).await?;
+        let snapshot = if action == AuditAction::RequestApproved && before.request.kind.touches_policy() {
+            match &before.request.kind {
+                RequestKind::CreateRepository { .. } => Some(None),
+                other => Some(
+                    self.live_policy(other.repository().as_str())
+                        .await
+                        .map_err(|e| aws_unavailable("read the policy", e))?,
+                ),
+            }
+        } else {
+            None
+        };
         let now = self.now();
         let mut tx = self.db.write().await.map_err(db_err)?;
         let row = db::get_request(&mut tx, id)
@@ -144,19 +308,18 @@ impl PortalService {
             .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))?;
         let from = row.request.status;
         let next = step(row.request, now)?;
-        let saved = db::save_decision(&mut tx, &next, from, now)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(d) if d.is_unique_violation() => AppError::Conflict(format!(
-                    "{} already has an open request; finish that one first",
-                    next.spec.name
-                )),
-                _ => db_err(e),
-            })?;
+        let saved = db::save_decision(&mut tx, &next, from, now).await.map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => AppError::Conflict(format!(
+                "{} already has an open request; finish that one first",
+                next.kind.repository()
+            )),
+            _ => db_err(e),
+        })?;
         if !saved {
-            return Err(AppError::Conflict(
-                "the request changed while you were deciding; reload it".into(),
-            ));
+            return Err(AppError::Conflict("the request changed while you were deciding; reload it".into()));
+        }
+        if let Some(p) = &snapshot {
+            db::set_approved_policy(&mut tx, id, p.as_ref()).await.map_err(db_err)?;
         }
         db::insert_event(
             &mut tx,
@@ -165,7 +328,7 @@ impl PortalService {
                 actor: &by.id,
                 action,
                 request_id: Some(id),
-                repository: Some(next.spec.name.as_str()),
+                repository: Some(next.kind.repository().as_str()),
                 detail,
                 aws_request_ids: vec![],
             },
@@ -178,6 +341,35 @@ impl PortalService {
         }
         self.request_detail(by, id).await
     }
+
+    /// Revokes temporary grants whose end has passed: a revoke request made and
+    /// approved by the system, applied by the worker like any other.
+    pub async fn end_expired_grants(&self) -> Result<usize, AppError> {
+        let now = self.now();
+        let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
+        let ended = db::ended_grants(&mut conn, now).await.map_err(db_err)?;
+        drop(conn);
+        let mut made = 0;
+        for rec in ended {
+            let Ok(name) = RepoName::parse_full(&self.deployment.namespace, &rec.name) else { continue };
+            let detail = format!(
+                "the temporary grant ended on {}; revoking production access",
+                format_ms(rec.production_until.unwrap_or(now))
+            );
+            let request = self.new_request(
+                app::domain::principal::SYSTEM_ACTOR,
+                RequestKind::RevokeProduction { repository: name },
+                detail.clone(),
+                Status::Approved,
+            );
+            match self.insert_request(request, detail).await {
+                Ok(_) => made += 1,
+                Err(AppError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(made)
+    }
 }
 
 #[async_trait::async_trait]
@@ -187,7 +379,7 @@ impl Portal for PortalService {
             namespace: self.deployment.namespace.to_string(),
             region: self.deployment.target.region.clone(),
             staging_account: self.deployment.staging_account.clone(),
-            production_account: self.deployment.production_account.clone(),
+            production_account: self.deployment.target.production_account.clone(),
             local_sign_in: self.deployment.local_sign_in,
             user,
         }
@@ -195,59 +387,50 @@ impl Portal for PortalService {
 
     async fn submit(&self, by: &Principal, input: RepositoryRequestInput) -> Result<i64, AppError> {
         let parsed = input.parse(&self.deployment.namespace).map_err(AppError::Invalid)?;
+        if parsed.grant_production && self.deployment.target.production_account.is_none() {
+            return Err(AppError::Invalid(vec![FieldError::new(
+                "grant_production",
+                "the production account is not configured, so access cannot be granted yet",
+            )]));
+        }
         let name = parsed.spec.name.clone();
         match self.registry.describe(name.as_str()).await {
             Ok(None) => {}
             Ok(Some(_)) => {
-                return Err(AppError::Conflict(format!(
-                    "{name} already exists in ECR; choose another name"
-                )));
+                return Err(AppError::Conflict(format!("{name} already exists in ECR; choose another name")))
             }
-            Err(RegistryError::Transient(e)) | Err(RegistryError::Other(e)) => {
-                tracing::warn!("checking {name} in ECR: {e}");
-                return Err(AppError::Unavailable(format!(
-                    "could not check whether {name} exists in ECR; nothing was submitted, try again shortly"
-                )));
-            }
-            Err(e) => return Err(internal("checking ECR", e)),
+            Err(e) => return Err(aws_unavailable(&format!("check whether {name} exists"), e)),
         }
-        let now = self.now();
-        let request = Request {
-            id: 0,
-            spec: parsed.spec,
-            justification: parsed.justification,
-            requester: by.id.clone(),
-            status: Status::Pending,
-            created_at: now,
-            updated_at: now,
-            decided_by: None,
-            decision_comment: None,
-            failure: None,
-            attempts: 0,
-        };
-        let mut tx = self.db.write().await.map_err(db_err)?;
-        let id = db::insert_request(&mut tx, &request).await.map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => {
-                AppError::Conflict(format!("{name} already has an open request; see the requests list"))
+        let kind = RequestKind::CreateRepository { spec: parsed.spec, grant_production: parsed.grant_production };
+        let request = self.new_request(&by.id, kind, parsed.justification, Status::Pending);
+        self.insert_request(request, String::new()).await
+    }
+
+    async fn submit_access(&self, by: &Principal, input: AccessRequestInput) -> Result<i64, AppError> {
+        let parsed = input.parse(&self.deployment.namespace, self.now()).map_err(AppError::Invalid)?;
+        let name = parsed.repository.clone();
+        if parsed.grant && self.deployment.target.production_account.is_none() {
+            return Err(AppError::Conflict(
+                "the production account is not configured, so access cannot be granted".into(),
+            ));
+        }
+        match self.registry.describe(name.as_str()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(AppError::Invalid(vec![FieldError::new(
+                    "repository",
+                    format!("there is no repository {name} in ECR"),
+                )]))
             }
-            _ => db_err(e),
-        })?;
-        db::insert_event(
-            &mut tx,
-            &NewEvent {
-                at: now,
-                actor: &by.id,
-                action: AuditAction::RequestSubmitted,
-                request_id: Some(id),
-                repository: Some(name.as_str()),
-                detail: String::new(),
-                aws_request_ids: vec![],
-            },
-        )
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(id)
+            Err(e) => return Err(aws_unavailable(&format!("check {name}"), e)),
+        }
+        let kind = if parsed.grant {
+            RequestKind::GrantProduction { repository: name, until: parsed.until }
+        } else {
+            RequestKind::RevokeProduction { repository: name }
+        };
+        let request = self.new_request(&by.id, kind, parsed.justification, Status::Pending);
+        self.insert_request(request, String::new()).await
     }
 
     async fn list_requests(
@@ -257,99 +440,74 @@ impl Portal for PortalService {
         mine: bool,
     ) -> Result<Vec<RequestSummary>, AppError> {
         let requester = mine.then_some(by.id.as_str());
-        let rows = db::list_requests(&self.db.pool, status, requester, 500)
-            .await
-            .map_err(db_err)?;
+        let rows = db::list_requests(&self.db.pool, status, requester, 500).await.map_err(db_err)?;
         Ok(rows.iter().map(summary).collect())
     }
 
     async fn request_detail(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError> {
         let row = self.load(id).await?;
+        let plan = self.plan_for(&row).await;
         let r = &row.request;
-        let timeline = db::events_for_request(&self.db.pool, id)
+        let timeline =
+            db::events_for_request(&self.db.pool, id).await.map_err(db_err)?.into_iter().map(event_view).collect();
+        let approve_blocked = if r.status.is_awaiting_decision() {
+            r.check_decision(by, "approved").err().map(|e| e.to_string()).or_else(|| plan.blocked.clone())
+        } else {
+            None
+        };
+        let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
+        let drift = db::get_record(&mut conn, r.kind.repository().as_str())
             .await
             .map_err(db_err)?
-            .into_iter()
-            .map(event_view)
-            .collect();
-        let approve_blocked = match r.check_decision(by, "approved") {
-            Ok(()) => None,
-            Err(e) if r.status == Status::Pending => Some(e.to_string()),
-            Err(_) => Some(String::new()),
-        }
-        .filter(|s| !s.is_empty());
+            .map(|rec| rec.drift)
+            .unwrap_or_default();
+        let until = match &r.kind {
+            RequestKind::GrantProduction { until: Some(t), .. } => Some(format_ms(*t)),
+            _ => None,
+        };
         Ok(RequestDetail {
             summary: summary(r),
-            spec: r.spec.clone(),
+            kind: r.kind.clone(),
+            until,
             justification: r.justification.clone(),
             decided_by: r.decided_by.clone(),
             decision_comment: r.decision_comment.clone(),
             failure: r.failure.clone(),
             attempts: r.attempts,
-            plan: plan::for_new_repository(&r.spec, &self.deployment.target),
+            plan,
             result: row.result.clone(),
             timeline,
-            approve_blocked: if r.status == Status::Pending {
-                approve_blocked
-            } else {
-                None
-            },
+            approve_blocked,
             can_reject: r.check_decision(by, "rejected").is_ok(),
             can_retry: by.is_admin() && r.status == Status::Failed,
+            drift,
         })
     }
 
     async fn approve(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError> {
         let comment = clean_comment(comment)?;
+        let row = self.load(id).await?;
+        if row.request.status.is_awaiting_decision() && row.request.check_decision(by, "approved").is_ok() {
+            if let Some(why) = self.plan_for(&row).await.blocked {
+                return Err(AppError::Conflict(format!("this plan cannot be applied: {why}")));
+            }
+        }
         let detail = comment.clone().unwrap_or_default();
-        self.decide(by, id, AuditAction::RequestApproved, detail, |r, now| {
-            r.approve(by, comment, now)
-        })
-        .await
+        self.decide(by, id, AuditAction::RequestApproved, detail, |r, now| r.approve(by, comment, now)).await
     }
 
     async fn reject(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError> {
         let comment = clean_comment(comment)?;
         let detail = comment.clone().unwrap_or_default();
-        self.decide(by, id, AuditAction::RequestRejected, detail, |r, now| {
-            r.reject(by, comment, now)
-        })
-        .await
+        self.decide(by, id, AuditAction::RequestRejected, detail, |r, now| r.reject(by, comment, now)).await
     }
 
     async fn retry(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError> {
-        self.decide(by, id, AuditAction::ApplyRetried, String::new(), |r, now| {
-            r.retry(by, now)
-        })
-        .await
+        self.decide(by, id, AuditAction::ApplyRetried, String::new(), |r, now| r.retry(by, now)).await
     }
 
     async fn repositories(&self, _by: &Principal) -> Result<Vec<RepositoryView>, AppError> {
-        let prefix = format!("{}/", self.deployment.namespace);
-        let live = self.registry.list(&prefix).await.map_err(|e| match e {
-            RegistryError::Transient(_) => {
-                AppError::Unavailable("ECR is not answering right now; try again shortly".into())
-            }
-            other => internal("listing repositories", other),
-        })?;
-        let owners: std::collections::HashMap<String, i64> = db::applied_requests(&self.db.pool)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .collect();
-        Ok(live
-            .into_iter()
-            .map(|r| RepositoryView {
-                request_id: owners.get(&r.name).copied(),
-                name: r.name,
-                uri: r.uri,
-                arn: r.arn,
-                created_at: format_ms(r.created_at_ms),
-                tag_mutability: r.tag_mutability.to_string(),
-                scan_on_push: r.scan_on_push,
-                encryption: r.encryption.to_string(),
-            })
-            .collect())
+        self.inventory().await
     }
 
     async fn audit(&self, _by: &Principal, query: AuditQuery) -> Result<AuditPage, AppError> {
@@ -357,32 +515,61 @@ impl Portal for PortalService {
             .map_err(|e| AppError::Invalid(vec![e]))?;
         if let Some(a) = &filter.action {
             if AuditAction::parse(a).is_none() {
-                return Err(AppError::Invalid(vec![FieldError::new(
-                    "action",
-                    format!("unknown action `{a}`"),
-                )]));
+                return Err(AppError::Invalid(vec![FieldError::new("action", format!("unknown action `{a}`"))]));
             }
         }
         let limit = i64::from(query.limit.unwrap_or(50).clamp(1, 200));
-        let rows = db::events_page(&self.db.pool, &filter, query.before, query.after, limit)
-            .await
-            .map_err(db_err)?;
+        let rows = db::events_page(&self.db.pool, &filter, query.before, query.after, limit).await.map_err(db_err)?;
         let (older, newer) = match (rows.first(), rows.last()) {
             (Some(first), Some(last)) => {
-                let older = db::events_exist_beyond(&self.db.pool, &filter, last.id, true)
-                    .await
-                    .map_err(db_err)?;
-                let newer = db::events_exist_beyond(&self.db.pool, &filter, first.id, false)
-                    .await
-                    .map_err(db_err)?;
+                let older = db::events_exist_beyond(&self.db.pool, &filter, last.id, true).await.map_err(db_err)?;
+                let newer = db::events_exist_beyond(&self.db.pool, &filter, first.id, false).await.map_err(db_err)?;
                 (older.then_some(last.id), newer.then_some(first.id))
             }
             _ => (None, None),
         };
-        Ok(AuditPage {
-            events: rows.into_iter().map(event_view).collect(),
-            older,
-            newer,
-        })
+        Ok(AuditPage { events: rows.into_iter().map(event_view).collect(), older, newer })
+    }
+
+    async fn adopt(&self, by: &Principal, repository: String) -> Result<RepositoryView, AppError> {
+        Self::require_admin(by, "adopt repositories")?;
+        self.adopt_repository(by, &repository).await
+    }
+
+    async fn check_drift(&self, by: &Principal, repository: Option<String>) -> Result<Vec<RepositoryView>, AppError> {
+        Self::require_admin(by, "run drift checks")?;
+        self.run_drift_check(&by.id, repository.as_deref()).await?;
+        self.inventory().await
+    }
+
+    async fn accept_drift(&self, by: &Principal, repository: String) -> Result<RepositoryView, AppError> {
+        Self::require_admin(by, "accept the live state")?;
+        self.accept_live(by, &repository).await
+    }
+
+    async fn request_restore(
+        &self,
+        by: &Principal,
+        repository: String,
+        justification: String,
+    ) -> Result<i64, AppError> {
+        Self::require_admin(by, "request a restore")?;
+        let name = RepoName::parse(&self.deployment.namespace, &repository)
+            .map_err(|e| AppError::Invalid(vec![FieldError::new("repository", e.to_string())]))?;
+        let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
+        if db::get_record(&mut conn, name.as_str()).await.map_err(db_err)?.is_none() {
+            return Err(AppError::NotFound(format!("{name} is not in the portal's records; adopt it first")));
+        }
+        drop(conn);
+        let justification = Some(justification.trim().to_string())
+            .filter(|j| !j.is_empty())
+            .unwrap_or_else(|| "Put the repository back to its approved state".into());
+        let request = self.new_request(
+            &by.id,
+            RequestKind::RestoreRepository { repository: name },
+            justification,
+            Status::Pending,
+        );
+        self.insert_request(request, String::new()).await
     }
 }

@@ -5,15 +5,19 @@
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sts::config::Credentials;
 use serde_json::{json, Value};
+use server::clock::{Clock, ManualClock};
 use server::config::{Config, RawConfig};
-use server::startup::Application;
+use server::service::PortalService;
+use server::startup::{Application, Overrides};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct TestApp {
     pub base: String,
     pub account: String,
     pub moto: String,
+    pub service: Arc<PortalService>,
     _dir: tempfile::TempDir,
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -33,15 +37,9 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// A 12-digit account id unique to this test run and test.
 fn fresh_account() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros() as u64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() as u64;
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
-    format!(
-        "{:012}",
-        (now.wrapping_mul(31).wrapping_add(n * 7919)) % 900_000_000_000 + 100_000_000_000
-    )
+    format!("{:012}", (now.wrapping_mul(31).wrapping_add(n * 7919)) % 900_000_000_000 + 100_000_000_000)
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -49,6 +47,17 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut RawConfig)) -> TestApp {
+    spawn_app_full(tweak, None).await
+}
+
+/// The time tests start at on a manual clock: 2026-11-27 12:00 UTC.
+pub const NOON_2026_11_27: i64 = 1_795_780_800_000;
+
+pub fn manual_clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock(std::sync::atomic::AtomicI64::new(NOON_2026_11_27)))
+}
+
+pub async fn spawn_app_full(tweak: impl FnOnce(&mut RawConfig), clock: Option<Arc<ManualClock>>) -> TestApp {
     let moto = moto_endpoint();
     let account = fresh_account();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -62,17 +71,13 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut RawConfig)) -> TestApp {
     raw.worker.poll_interval_ms = 50;
     tweak(&mut raw);
     let config = Config::validate(raw).expect("valid test config");
-    let app = Application::build(config).await.expect("application builds");
+    let clock = clock.map(|c| c as Arc<dyn Clock>);
+    let app = Application::build_with(config, Overrides { clock, registry: None }).await.expect("application builds");
     let base = format!("http://{}", app.addr());
     let stop = app.stopper();
+    let service = app.service.clone();
     tokio::spawn(app.run_until_stopped());
-    TestApp {
-        base,
-        account,
-        moto,
-        _dir: dir,
-        stop,
-    }
+    TestApp { base, account, moto, service, _dir: dir, stop }
 }
 
 /// One person's HTTP client with its own cookie jar.
@@ -83,10 +88,7 @@ pub struct User {
 
 impl TestApp {
     pub fn anonymous(&self) -> User {
-        User {
-            http: reqwest::Client::builder().cookie_store(true).build().expect("client"),
-            base: self.base.clone(),
-        }
+        User { http: reqwest::Client::builder().cookie_store(true).build().expect("client"), base: self.base.clone() }
     }
 
     pub async fn sign_in(&self, username: &str, role: &str) -> User {
@@ -101,6 +103,11 @@ impl TestApp {
             .expect("sign in");
         assert_eq!(r.status(), 200, "sign-in as {username}");
         user
+    }
+
+    /// Runs the apply worker's step once (for tests that turn the worker off).
+    pub async fn apply_once(&self) -> server::service::ApplyOutcome {
+        self.service.apply_next("test-worker", 60_000).await.expect("apply step")
     }
 
     /// An ECR client acting in this test's staging account, straight to moto.
@@ -122,11 +129,7 @@ impl TestApp {
             None,
             "test",
         );
-        aws_sdk_ecr::Client::from_conf(
-            aws_sdk_ecr::config::Builder::from(&base)
-                .credentials_provider(assumed)
-                .build(),
-        )
+        aws_sdk_ecr::Client::from_conf(aws_sdk_ecr::config::Builder::from(&base).credentials_provider(assumed).build())
     }
 }
 
@@ -147,13 +150,7 @@ impl User {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .expect("POST");
+        let r = self.http.post(format!("{}{path}", self.base)).json(&body).send().await.expect("POST");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -186,8 +183,5 @@ pub fn request_body(name: &str) -> Value {
 }
 
 pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        NEXT.fetch_add(1, Ordering::SeqCst) + std::process::id() as u64 * 1000
-    )
+    format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::SeqCst) + std::process::id() as u64 * 1000)
 }

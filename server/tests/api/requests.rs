@@ -35,66 +35,28 @@ async fn an_approved_request_creates_the_repository_with_its_settings_in_aws() {
     assert_eq!(status, 201, "{created}");
     let id = id_of(&created);
     assert_eq!(created["summary"]["status"], "pending");
-    let plan: Vec<&str> = created["plan"]["steps"]
-        .as_array()
-        .expect("plan")
-        .iter()
-        .map(|s| s["call"].as_str().unwrap_or(""))
-        .collect();
-    assert_eq!(
-        plan,
-        [
-            "sts:AssumeRole",
-            "ecr:CreateRepository",
-            "ecr:PutLifecyclePolicy",
-            "ecr:DescribeRepositories"
-        ]
-    );
+    let plan: Vec<&str> =
+        created["plan"]["steps"].as_array().expect("plan").iter().map(|s| s["call"].as_str().unwrap_or("")).collect();
+    assert_eq!(plan, ["sts:AssumeRole", "ecr:CreateRepository", "ecr:PutLifecyclePolicy", "ecr:DescribeRepositories"]);
 
-    let (status, approved) = bob
-        .post(&format!("/api/v1/requests/{id}/approve"), json!({"comment": "ok"}))
-        .await;
+    let (status, approved) = bob.post(&format!("/api/v1/requests/{id}/approve"), json!({"comment": "ok"})).await;
     assert_eq!(status, 200, "{approved}");
     let done = bob.wait_settled(id).await;
     assert_eq!(done["summary"]["status"], "applied", "{done}");
     assert_eq!(done["result"]["adopted"], false);
     let full = format!("crytera/{name}");
-    assert_eq!(
-        done["result"]["repository_uri"],
-        format!("{}.dkr.ecr.us-east-1.amazonaws.com/{full}", app.account)
-    );
-    assert_eq!(
-        actions(&done),
-        [
-            "request_submitted",
-            "request_approved",
-            "apply_started",
-            "apply_succeeded"
-        ]
-    );
+    assert_eq!(done["result"]["repository_uri"], format!("{}.dkr.ecr.us-east-1.amazonaws.com/{full}", app.account));
+    assert_eq!(actions(&done), ["request_submitted", "request_approved", "apply_started", "apply_succeeded"]);
     let succeeded = &done["timeline"][3];
-    assert!(
-        succeeded["aws_request_ids"]
-            .as_array()
-            .is_some_and(|ids| ids.len() >= 3),
-        "{succeeded}"
-    );
+    assert!(succeeded["aws_request_ids"].as_array().is_some_and(|ids| ids.len() >= 3), "{succeeded}");
     assert_eq!(succeeded["actor"], "system:worker");
 
     // Independently, in moto: the repository exists in the staging account with the requested settings.
     let ecr = app.ecr().await;
-    let repo = ecr
-        .describe_repositories()
-        .repository_names(&full)
-        .send()
-        .await
-        .expect("describe");
+    let repo = ecr.describe_repositories().repository_names(&full).send().await.expect("describe");
     let repo = &repo.repositories()[0];
     assert_eq!(repo.image_tag_mutability(), Some(&ImageTagMutability::Mutable));
-    assert_eq!(
-        repo.image_scanning_configuration().map(|s| s.scan_on_push()),
-        Some(false)
-    );
+    assert_eq!(repo.image_scanning_configuration().map(|s| s.scan_on_push()), Some(false));
     assert_eq!(repo.registry_id(), Some(app.account.as_str()));
     let tags = ecr
         .list_tags_for_resource()
@@ -102,11 +64,8 @@ async fn an_approved_request_creates_the_repository_with_its_settings_in_aws() {
         .send()
         .await
         .expect("tags");
-    let mut tags: Vec<(String, String)> = tags
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
+    let mut tags: Vec<(String, String)> =
+        tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
     tags.sort();
     assert_eq!(
         tags,
@@ -116,12 +75,7 @@ async fn an_approved_request_creates_the_repository_with_its_settings_in_aws() {
             ("team".into(), "mesh".into())
         ]
     );
-    let lp = ecr
-        .get_lifecycle_policy()
-        .repository_name(&full)
-        .send()
-        .await
-        .expect("lifecycle");
+    let lp = ecr.get_lifecycle_policy().repository_name(&full).send().await.expect("lifecycle");
     let lp: Value = serde_json::from_str(lp.lifecycle_policy_text().unwrap_or("{}")).expect("json");
     assert_eq!(lp["rules"][0]["selection"]["tagStatus"], "untagged");
     assert_eq!(lp["rules"][0]["selection"]["countNumber"], 7);
@@ -129,12 +83,7 @@ async fn an_approved_request_creates_the_repository_with_its_settings_in_aws() {
 
     // And the repositories page lists it, linked to the request.
     let (_, repos) = alice.get("/api/v1/repositories").await;
-    let listed = repos
-        .as_array()
-        .expect("list")
-        .iter()
-        .find(|r| r["name"] == full.as_str())
-        .expect("listed");
+    let listed = repos.as_array().expect("list").iter().find(|r| r["name"] == full.as_str()).expect("listed");
     assert_eq!(listed["request_id"], id);
 }
 
@@ -150,13 +99,7 @@ async fn bad_names_are_refused_with_a_reason_and_nothing_is_stored() {
     }
     let (status, body) = alice.submit(&"a".repeat(250)).await;
     assert_eq!(status, 422);
-    assert!(
-        body["error"]["fields"][0]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("256"),
-        "{body}"
-    );
+    assert!(body["error"]["fields"][0]["message"].as_str().unwrap_or("").contains("256"), "{body}");
     let (_, list) = alice.get("/api/v1/requests").await;
     assert_eq!(list, json!([]));
 }
@@ -190,20 +133,11 @@ async fn a_second_open_request_for_the_same_name_is_refused() {
 async fn a_name_that_already_exists_in_ecr_is_refused() {
     let app = spawn_app().await;
     let name = unique("exists");
-    app.ecr()
-        .await
-        .create_repository()
-        .repository_name(format!("crytera/{name}"))
-        .send()
-        .await
-        .expect("create");
+    app.ecr().await.create_repository().repository_name(format!("crytera/{name}")).send().await.expect("create");
     let alice = app.sign_in("alice", "requester").await;
     let (status, body) = alice.submit(&name).await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap_or("")
-        .contains("already exists in ECR"));
+    assert!(body["error"]["message"].as_str().unwrap_or("").contains("already exists in ECR"));
 }
 
 #[tokio::test]
@@ -227,10 +161,7 @@ async fn approving_own_request_is_forbidden_even_for_an_admin() {
     let id = id_of(&alice.submit(&unique("own")).await.1);
     let (status, body) = alice.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
     assert_eq!(status, 403, "{body}");
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap_or("")
-        .contains("your own request"));
+    assert!(body["error"]["message"].as_str().unwrap_or("").contains("your own request"));
     let (_, d) = alice.get(&format!("/api/v1/requests/{id}")).await;
     assert_eq!(d["summary"]["status"], "pending");
     assert_eq!(actions(&d), ["request_submitted"]);
@@ -243,18 +174,9 @@ async fn requesters_cannot_approve_or_reject() {
     let alice = app.sign_in("alice", "requester").await;
     let carol = app.sign_in("carol", "requester").await;
     let id = id_of(&alice.submit(&unique("nope")).await.1);
-    assert_eq!(
-        carol.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0,
-        403
-    );
-    assert_eq!(
-        carol.post(&format!("/api/v1/requests/{id}/reject"), json!({})).await.0,
-        403
-    );
-    assert_eq!(
-        alice.get(&format!("/api/v1/requests/{id}")).await.1["summary"]["status"],
-        "pending"
-    );
+    assert_eq!(carol.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0, 403);
+    assert_eq!(carol.post(&format!("/api/v1/requests/{id}/reject"), json!({})).await.0, 403);
+    assert_eq!(alice.get(&format!("/api/v1/requests/{id}")).await.1["summary"]["status"], "pending");
 }
 
 #[tokio::test]
@@ -264,10 +186,7 @@ async fn approving_twice_is_a_conflict_and_applies_once() {
     let bob = app.sign_in("bob", "admin").await;
     let dave = app.sign_in("dave", "admin").await;
     let id = id_of(&alice.submit(&unique("twice")).await.1);
-    assert_eq!(
-        bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0,
-        200
-    );
+    assert_eq!(bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0, 200);
     let (status, body) = dave.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
     assert_eq!(status, 409, "{body}");
     let d = bob.wait_settled(id).await;
@@ -283,29 +202,14 @@ async fn a_rejected_request_keeps_the_comment_and_cannot_be_approved() {
     let alice = app.sign_in("alice", "requester").await;
     let bob = app.sign_in("bob", "admin").await;
     let id = id_of(&alice.submit(&unique("rej")).await.1);
-    let (status, d) = bob
-        .post(
-            &format!("/api/v1/requests/{id}/reject"),
-            json!({"comment": "use the shared repository"}),
-        )
-        .await;
+    let (status, d) =
+        bob.post(&format!("/api/v1/requests/{id}/reject"), json!({"comment": "use the shared repository"})).await;
     assert_eq!(status, 200);
     assert_eq!(d["summary"]["status"], "rejected");
     assert_eq!(d["decision_comment"], "use the shared repository");
-    assert_eq!(
-        bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0,
-        409
-    );
+    assert_eq!(bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0, 409);
     // A rejected request no longer blocks the name.
-    assert_eq!(
-        alice
-            .get("/api/v1/requests?status=rejected")
-            .await
-            .1
-            .as_array()
-            .map(Vec::len),
-        Some(1)
-    );
+    assert_eq!(alice.get("/api/v1/requests?status=rejected").await.1.as_array().map(Vec::len), Some(1));
 }
 
 #[tokio::test]
@@ -327,10 +231,7 @@ async fn a_repository_that_appeared_with_the_same_settings_is_adopted() {
         .send()
         .await
         .expect("create by hand");
-    assert_eq!(
-        bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0,
-        200
-    );
+    assert_eq!(bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0, 200);
     let d = bob.wait_settled(id).await;
     assert_eq!(d["summary"]["status"], "applied", "{d}");
     assert_eq!(d["result"]["adopted"], true);
@@ -351,42 +252,18 @@ async fn a_repository_with_different_settings_fails_clearly_and_an_admin_can_ret
         .send()
         .await
         .expect("create");
-    assert_eq!(
-        bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0,
-        200
-    );
+    assert_eq!(bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0, 200);
     let d = bob.wait_settled(id).await;
     assert_eq!(d["summary"]["status"], "failed");
     let reason = d["failure"].as_str().unwrap_or("");
-    assert!(
-        reason.contains("different settings") && reason.contains("MUTABLE"),
-        "{reason}"
-    );
+    assert!(reason.contains("different settings") && reason.contains("MUTABLE"), "{reason}");
     // Nothing was changed in AWS.
-    let live = ecr
-        .describe_repositories()
-        .repository_names(&full)
-        .send()
-        .await
-        .expect("describe");
-    assert_eq!(
-        live.repositories()[0].image_tag_mutability(),
-        Some(&ImageTagMutability::Mutable)
-    );
+    let live = ecr.describe_repositories().repository_names(&full).send().await.expect("describe");
+    assert_eq!(live.repositories()[0].image_tag_mutability(), Some(&ImageTagMutability::Mutable));
     // Requesters cannot retry; admins can, once the cause is gone.
-    assert_eq!(
-        alice.post(&format!("/api/v1/requests/{id}/retry"), json!({})).await.0,
-        403
-    );
-    ecr.delete_repository()
-        .repository_name(&full)
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(
-        bob.post(&format!("/api/v1/requests/{id}/retry"), json!({})).await.0,
-        200
-    );
+    assert_eq!(alice.post(&format!("/api/v1/requests/{id}/retry"), json!({})).await.0, 403);
+    ecr.delete_repository().repository_name(&full).send().await.expect("delete");
+    assert_eq!(bob.post(&format!("/api/v1/requests/{id}/retry"), json!({})).await.0, 200);
     let d = bob.wait_settled(id).await;
     assert_eq!(d["summary"]["status"], "applied", "{d}");
     assert_eq!(d["attempts"], 2);
@@ -474,12 +351,8 @@ async fn the_audit_history_filters_and_pages() {
     let (_, by_actor) = bob.get("/api/v1/audit?actor=local:bob&action=request_rejected").await;
     assert_eq!(by_actor["events"].as_array().map(Vec::len), Some(3));
     let (_, by_repo) = bob.get(&format!("/api/v1/audit?repository={}", names[1])).await;
-    let acts: Vec<&str> = by_repo["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| e["action"].as_str().unwrap_or(""))
-        .collect();
+    let acts: Vec<&str> =
+        by_repo["events"].as_array().expect("events").iter().map(|e| e["action"].as_str().unwrap_or("")).collect();
     assert_eq!(acts, ["request_rejected", "request_submitted"]);
 
     // Keyset pages of 3, newest first, with cursors both ways.
@@ -487,20 +360,10 @@ async fn the_audit_history_filters_and_pages() {
     assert_eq!(p1["newer"], Value::Null);
     let older = p1["older"].as_i64().expect("older cursor");
     let (_, p2) = bob.get(&format!("/api/v1/audit?limit=3&before={older}")).await;
-    let (_, p3) = bob
-        .get(&format!(
-            "/api/v1/audit?limit=3&before={}",
-            p2["older"].as_i64().expect("cursor")
-        ))
-        .await;
+    let (_, p3) = bob.get(&format!("/api/v1/audit?limit=3&before={}", p2["older"].as_i64().expect("cursor"))).await;
     assert_eq!(p3["events"].as_array().map(Vec::len), Some(2));
     assert_eq!(p3["older"], Value::Null);
-    let (_, back) = bob
-        .get(&format!(
-            "/api/v1/audit?limit=3&after={}",
-            p2["newer"].as_i64().expect("newer")
-        ))
-        .await;
+    let (_, back) = bob.get(&format!("/api/v1/audit?limit=3&after={}", p2["newer"].as_i64().expect("newer"))).await;
     assert_eq!(back["events"], p1["events"]);
 
     let today = time::OffsetDateTime::now_utc().date();

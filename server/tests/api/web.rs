@@ -6,12 +6,7 @@ use serde_json::json;
 async fn health_and_readiness_report_the_database_and_aws() {
     let app = spawn_app().await;
     let anon = app.anonymous();
-    let r = anon
-        .http
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .expect("healthz");
+    let r = anon.http.get(format!("{}/healthz", app.base)).send().await.expect("healthz");
     assert_eq!(r.status(), 200);
     let (status, body) = anon.get("/readyz").await;
     assert_eq!(status, 200);
@@ -33,24 +28,11 @@ async fn pages_are_rendered_on_the_server_with_the_request() {
     let alice = app.sign_in("alice", "requester").await;
     let name = unique("ssr");
     let id = alice.submit(&name).await.1["summary"]["id"].as_i64().expect("id");
-    let html = alice
-        .http
-        .get(format!("{}/requests/{id}", app.base))
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
-    assert!(
-        html.contains(&format!("crytera/{name}")),
-        "SSR page names the repository"
-    );
+    let html =
+        alice.http.get(format!("{}/requests/{id}", app.base)).send().await.expect("page").text().await.expect("html");
+    assert!(html.contains(&format!("crytera/{name}")), "SSR page names the repository");
     assert!(html.contains("data-status=\"pending\""));
-    assert!(
-        html.contains("/pkg/ecr-portal.js") || html.contains("ecr-portal"),
-        "hydration script"
-    );
+    assert!(html.contains("/pkg/ecr-portal.js") || html.contains("ecr-portal"), "hydration script");
     // The production account was discovered through the production role.
     assert!(html.contains("222222222222"));
 }
@@ -71,10 +53,7 @@ async fn local_sign_in_checks_the_user_name_and_role() {
         assert_eq!(resp.status(), 422, "{u}/{r}");
     }
     // The browser form is redirected back with the reason.
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let resp = no_redirects
         .post(format!("{}/auth/local", app.base))
         .form(&[("username", "Bad"), ("role", "admin")])
@@ -82,10 +61,7 @@ async fn local_sign_in_checks_the_user_name_and_role() {
         .await
         .expect("post");
     assert_eq!(resp.status(), 303);
-    assert!(resp.headers()["location"]
-        .to_str()
-        .unwrap_or("")
-        .starts_with("/login?error="));
+    assert!(resp.headers()["location"].to_str().unwrap_or("").starts_with("/login?error="));
 }
 
 #[tokio::test]
@@ -93,23 +69,10 @@ async fn signing_out_ends_the_session_on_the_server() {
     let app = spawn_app().await;
     let alice = app.sign_in("alice", "requester").await;
     assert_eq!(alice.get("/api/v1/requests").await.0, 200);
-    alice
-        .http
-        .post(format!("{}/auth/logout", app.base))
-        .send()
-        .await
-        .expect("logout");
+    alice.http.post(format!("{}/auth/logout", app.base)).send().await.expect("logout");
     assert_eq!(alice.get("/api/v1/requests").await.0, 401);
-    let (_, audit) = app
-        .sign_in("bob", "admin")
-        .await
-        .get("/api/v1/audit?actor=local:alice")
-        .await;
-    let acts: Vec<&str> = audit["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| e["action"].as_str().unwrap_or(""))
-        .collect();
+    let (_, audit) = app.sign_in("bob", "admin").await.get("/api/v1/audit?actor=local:alice").await;
+    let acts: Vec<&str> =
+        audit["events"].as_array().expect("events").iter().map(|e| e["action"].as_str().unwrap_or("")).collect();
     assert_eq!(acts, ["signed_out", "signed_in"]);
 }

@@ -1,0 +1,241 @@
+//! Repository policies: the one statement the portal owns, and the diff an
+//! approver reads before approval.
+//!
+//! Rules: the portal owns exactly one statement, found by its `Sid`; every
+//! other statement is kept as it is; a policy with no statements left is
+//! deleted rather than written empty; the result must fit ECR's 10,240
+//! character limit; computing the desired policy twice gives the same result,
+//! so applying twice changes nothing. Policies are compared as parsed JSON,
+//! never as text (AWS reformats what it stores).
+use serde_json::{json, Value};
+
+/// The `Sid` of the statement the portal owns.
+pub const PORTAL_SID: &str = "EcrPortalProductionPull";
+/// ECR's limit for a repository policy.
+pub const MAX_POLICY_CHARS: usize = 10_240;
+/// What production needs to pull an image.
+pub const PULL_ACTIONS: [&str; 3] =
+    ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"];
+/// Added when configured: lets production list and describe images too.
+pub const LIST_ACTIONS: [&str; 2] = ["ecr:DescribeImages", "ecr:ListImages"];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("the current repository policy is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("the current repository policy has no Statement list")]
+    NoStatements,
+    #[error("the resulting policy would be {0} characters; ECR allows {MAX_POLICY_CHARS}")]
+    TooLarge(usize),
+}
+
+/// The statement that lets `account` pull images.
+pub fn grant_statement(account: &str, with_list: bool) -> Value {
+    let mut actions: Vec<&str> = PULL_ACTIONS.to_vec();
+    if with_list {
+        actions.extend(LIST_ACTIONS);
+    }
+    actions.sort_unstable();
+    json!({
+        "Sid": PORTAL_SID,
+        "Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
+        "Action": actions,
+    })
+}
+
+/// Parses a policy document (`None` or empty text: no policy).
+pub fn parse(text: Option<&str>) -> Result<Option<Value>, PolicyError> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) => serde_json::from_str(t).map(Some).map_err(|e| PolicyError::NotJson(e.to_string())),
+    }
+}
+
+fn statements(policy: &Value) -> Result<Vec<Value>, PolicyError> {
+    match policy.get("Statement") {
+        None => Ok(Vec::new()),
+        Some(Value::Array(list)) => Ok(list.clone()),
+        Some(one @ Value::Object(_)) => Ok(vec![one.clone()]),
+        Some(_) => Err(PolicyError::NoStatements),
+    }
+}
+
+fn is_ours(statement: &Value) -> bool {
+    statement.get("Sid").and_then(Value::as_str) == Some(PORTAL_SID)
+}
+
+/// The policy after granting (`Some(account)`) or revoking (`None`) production pull access.
+/// `Ok(None)` means: no policy at all (delete it).
+pub fn desired(current: Option<&Value>, grant: Option<(&str, bool)>) -> Result<Option<Value>, PolicyError> {
+    let mut doc = current.cloned().unwrap_or_else(|| json!({"Version": "2012-10-17"}));
+    if !doc.is_object() {
+        return Err(PolicyError::NoStatements);
+    }
+    let mut list: Vec<Value> = statements(&doc)?.into_iter().filter(|s| !is_ours(s)).collect();
+    if let Some((account, with_list)) = grant {
+        list.push(grant_statement(account, with_list));
+    }
+    if list.is_empty() {
+        return Ok(None);
+    }
+    if doc.get("Version").is_none() {
+        doc["Version"] = json!("2012-10-17");
+    }
+    doc["Statement"] = Value::Array(list);
+    let size = doc.to_string().chars().count();
+    if size > MAX_POLICY_CHARS {
+        return Err(PolicyError::TooLarge(size));
+    }
+    Ok(Some(doc))
+}
+
+/// The portal's statement, if the policy has one.
+pub fn portal_statement(policy: Option<&Value>) -> Option<Value> {
+    policy.and_then(|p| statements(p).ok()).and_then(|l| l.into_iter().find(is_ours))
+}
+
+/// Whether `policy` lets `account` pull through the portal's statement, exactly as the portal writes it.
+pub fn grants(policy: Option<&Value>, account: &str, with_list: bool) -> bool {
+    portal_statement(policy).is_some_and(|s| same(&s, &grant_statement(account, with_list)))
+}
+
+/// Compares two JSON values as IAM does: lists of actions in any order, single values as one-item lists.
+pub fn same(a: &Value, b: &Value) -> bool {
+    normalise(a) == normalise(b)
+}
+
+fn normalise(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), normalise(v))).collect()),
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.iter().map(normalise).collect();
+            items.sort_by_key(|x| x.to_string());
+            if items.len() == 1 {
+                items.remove(0)
+            } else {
+                Value::Array(items)
+            }
+        }
+        other => other.clone(),
+    }
+}
+
+/// Pretty-printed, with keys in a stable order, for showing and diffing.
+pub fn pretty(policy: Option<&Value>) -> String {
+    match policy {
+        None => String::new(),
+        Some(p) => serde_json::to_string_pretty(p).unwrap_or_default(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Change {
+    Same,
+    Added,
+    Removed,
+}
+
+/// One line of a diff.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DiffLine {
+    pub change: Change,
+    pub text: String,
+}
+
+/// A line diff (longest common subsequence); policies are small, so O(n·m) is fine.
+pub fn diff(before: &str, after: &str) -> Vec<DiffLine> {
+    let a: Vec<&str> = before.lines().collect();
+    let b: Vec<&str> = after.lines().collect();
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    let line = |change, text: &str| DiffLine { change, text: text.to_string() };
+    while i < a.len() && j < b.len() {
+        if a[i] == b[j] {
+            out.push(line(Change::Same, a[i]));
+            i += 1;
+            j += 1;
+        } else if lcs[i + 1][j] >= lcs[i][j + 1] {
+            out.push(line(Change::Removed, a[i]));
+            i += 1;
+        } else {
+            out.push(line(Change::Added, b[j]));
+            j += 1;
+        }
+    }
+    out.extend(a[i..].iter().map(|t| line(Change::Removed, t)));
+    out.extend(b[j..].iter().map(|t| line(Change::Added, t)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn foreign() -> Value {
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "CiPush", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:role/ci"}, "Action": ["ecr:PutImage"]}
+        ]})
+    }
+
+    #[test]
+    fn granting_keeps_foreign_statements_and_adds_ours_once() {
+        let once = desired(Some(&foreign()), Some(("222222222222", false))).expect("ok").expect("policy");
+        let list = once["Statement"].as_array().expect("list");
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0]["Sid"], "CiPush");
+        assert!(grants(Some(&once), "222222222222", false));
+        let twice = desired(Some(&once), Some(("222222222222", false))).expect("ok").expect("policy");
+        assert_eq!(once, twice, "granting twice changes nothing");
+    }
+
+    #[test]
+    fn revoking_removes_only_ours_and_deletes_an_empty_policy() {
+        let granted = desired(Some(&foreign()), Some(("222222222222", false))).expect("ok");
+        let revoked = desired(granted.as_ref(), None).expect("ok").expect("policy");
+        assert!(same(&revoked, &foreign()));
+        let only_ours = desired(None, Some(("222222222222", false))).expect("ok");
+        assert_eq!(desired(only_ours.as_ref(), None), Ok(None));
+    }
+
+    #[test]
+    fn a_single_statement_object_is_understood() {
+        let p = json!({"Version": "2012-10-17", "Statement": {"Sid": "X", "Effect": "Allow", "Principal": "*", "Action": "ecr:ListImages"}});
+        let d = desired(Some(&p), Some(("222222222222", true))).expect("ok").expect("policy");
+        assert_eq!(d["Statement"].as_array().map(Vec::len), Some(2));
+        assert!(grants(Some(&d), "222222222222", true));
+        assert!(!grants(Some(&d), "222222222222", false), "a different action list is not our grant");
+    }
+
+    #[test]
+    fn the_size_limit_is_enforced() {
+        let big: Vec<Value> = (0..200)
+            .map(|i| json!({"Sid": format!("S{i}"), "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "ecr:BatchGetImage"}))
+            .collect();
+        let p = json!({"Version": "2012-10-17", "Statement": big});
+        assert!(matches!(desired(Some(&p), Some(("222222222222", false))), Err(PolicyError::TooLarge(_))));
+    }
+
+    #[test]
+    fn comparison_ignores_order_and_text_layout() {
+        let a: Value = serde_json::from_str(r#"{"Action":["b","a"],"Principal":{"AWS":["x"]}}"#).expect("json");
+        let b: Value =
+            serde_json::from_str("{ \"Principal\" : { \"AWS\" : \"x\" }, \"Action\" : [\"a\", \"b\"] }").expect("json");
+        assert!(same(&a, &b));
+        assert!(parse(Some("{nope")).is_err());
+        assert_eq!(parse(Some("  ")), Ok(None));
+    }
+
+    #[test]
+    fn the_diff_marks_added_and_removed_lines() {
+        let d = diff("a\nb\nc", "a\nc\nd");
+        let marks: Vec<(Change, &str)> = d.iter().map(|l| (l.change, l.text.as_str())).collect();
+        assert_eq!(marks, [(Change::Same, "a"), (Change::Removed, "b"), (Change::Same, "c"), (Change::Added, "d")]);
+        assert!(diff("", "x").iter().all(|l| l.change == Change::Added));
+    }
+}

@@ -1,0 +1,31 @@
+"""Edits a repository policy in moto by hand, as someone outside the portal would.
+
+Usage: moto_policy.py ENDPOINT ACCOUNT REPOSITORY remove-portal-statement
+Runs with the project's venv (boto3 comes with moto).
+"""
+import json
+import sys
+
+import boto3
+
+endpoint, account, repository, action = sys.argv[1:5]
+creds = boto3.client(
+    "sts", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+).assume_role(RoleArn=f"arn:aws:iam::{account}:role/hand-edit", RoleSessionName="hand-edit")["Credentials"]
+ecr = boto3.client(
+    "ecr",
+    endpoint_url=endpoint,
+    region_name="us-east-1",
+    aws_access_key_id=creds["AccessKeyId"],
+    aws_secret_access_key=creds["SecretAccessKey"],
+    aws_session_token=creds["SessionToken"],
+)
+if action == "remove-portal-statement":
+    policy = json.loads(ecr.get_repository_policy(repositoryName=repository)["policyText"])
+    policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") != "EcrPortalProductionPull"]
+    policy["Statement"].append(
+        {"Sid": "HandEdit", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444444444444:root"}, "Action": "ecr:ListImages"}
+    )
+    ecr.set_repository_policy(repositoryName=repository, policyText=json.dumps(policy))
+else:
+    raise SystemExit(f"unknown action {action}")

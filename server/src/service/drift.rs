@@ -1,0 +1,339 @@
+//! The inventory (what is really in ECR), drift (how the live state differs
+//! from what was approved), adoption and accepting the live state.
+use super::{aws_unavailable, db_err, PortalService};
+use crate::aws::{fixes, LiveRepository};
+use crate::clock::format_ms;
+use crate::db::{self, NewEvent, RecordRow};
+use app::domain::audit::AuditAction;
+use app::domain::name::RepoName;
+use app::domain::plan::{self, Plan, PlanStep, PolicyChange};
+use app::domain::policy;
+use app::domain::principal::Principal;
+use app::domain::settings::{Lifecycle, RepositorySpec, Tag};
+use app::error::AppError;
+use app::views::RepositoryView;
+use futures::StreamExt;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// How many repositories are read from ECR at once for the inventory.
+const CONCURRENCY: usize = 8;
+
+impl PortalService {
+    fn grant_target(&self) -> Option<(&str, bool)> {
+        self.deployment.target.production_account.as_deref().map(|a| (a, self.deployment.target.production_can_list))
+    }
+
+    /// Differences between a repository's live state and its record, in words.
+    pub(crate) fn drift_of(&self, record: &RecordRow, live: Option<&LiveRepository>) -> Vec<String> {
+        let Some(live) = live else { return vec!["the repository no longer exists in ECR".into()] };
+        let mut d = record.spec.as_ref().map(|s| live.differences(s)).unwrap_or_default();
+        let statement = policy::portal_statement(live.policy.as_ref());
+        match (record.production_access, self.grant_target()) {
+            (true, Some((account, list))) if !policy::grants(live.policy.as_ref(), account, list) => {
+                d.push(if statement.is_some() {
+                    "the policy statement that lets production pull was edited outside the portal".into()
+                } else {
+                    "production can no longer pull: the portal's policy statement is missing".into()
+                })
+            }
+            (false, _) if statement.is_some() => {
+                d.push("the policy lets production pull, which was not approved".into())
+            }
+            _ => {}
+        }
+        d
+    }
+
+    /// Every repository under the namespace, live from ECR, with the portal's records and drift.
+    pub async fn inventory(&self) -> Result<Vec<RepositoryView>, AppError> {
+        let prefix = format!("{}/", self.deployment.namespace);
+        let live = self.registry.list(&prefix).await.map_err(|e| aws_unavailable("list repositories", e))?;
+        let records: HashMap<String, RecordRow> =
+            db::list_records(&self.db.pool).await.map_err(db_err)?.into_iter().map(|r| (r.name.clone(), r)).collect();
+        let details: Vec<(LiveRepository, Option<Value>, usize, Option<i64>)> = futures::stream::iter(live)
+            .map(|r| async move {
+                let policy = self.live_policy(&r.name).await.unwrap_or(None);
+                let (count, last) = self.registry.image_stats(&r.name).await.unwrap_or((0, None));
+                (r, policy, count, last)
+            })
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+        Ok(details
+            .into_iter()
+            .map(|(r, policy, count, last)| {
+                let record = records.get(&r.name);
+                let access = self.grant_target().is_some_and(|(a, list)| policy::grants(policy.as_ref(), a, list));
+                RepositoryView {
+                    request_id: record.and_then(|x| x.request_id),
+                    managed: record.is_some(),
+                    production_access: access,
+                    production_until: record
+                        .filter(|x| x.production_access)
+                        .and_then(|x| x.production_until)
+                        .map(format_ms),
+                    image_count: count,
+                    last_push: last.map(format_ms),
+                    drift: record.map(|x| x.drift.clone()).unwrap_or_default(),
+                    drift_checked_at: record.and_then(|x| x.checked_at).map(format_ms),
+                    name: r.name,
+                    uri: r.uri,
+                    arn: r.arn,
+                    created_at: format_ms(r.created_at_ms),
+                    tag_mutability: r.tag_mutability.to_string(),
+                    scan_on_push: r.scan_on_push,
+                    encryption: r.encryption.to_string(),
+                }
+            })
+            .collect())
+    }
+
+    async fn one_view(&self, name: &str) -> Result<RepositoryView, AppError> {
+        self.inventory()
+            .await?
+            .into_iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| AppError::NotFound(format!("there is no repository {name} in ECR")))
+    }
+
+    /// Compares managed repositories (all, or one) with what was approved; records
+    /// the result, and audits each change of drift state.
+    pub async fn run_drift_check(&self, actor: &str, only: Option<&str>) -> Result<usize, AppError> {
+        let only = match only {
+            Some(n) => Some(
+                RepoName::parse(&self.deployment.namespace, n)
+                    .map_err(|e| {
+                        AppError::Invalid(vec![app::domain::form::FieldError::new("repository", e.to_string())])
+                    })?
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let records = db::list_records(&self.db.pool).await.map_err(db_err)?;
+        let mut drifted = 0;
+        for rec in records.into_iter().filter(|r| only.as_deref().is_none_or(|n| n == r.name)) {
+            let live =
+                self.registry.describe(&rec.name).await.map_err(|e| aws_unavailable("read the repository", e))?;
+            let drift = self.drift_of(&rec, live.as_ref());
+            if !drift.is_empty() {
+                drifted += 1;
+            }
+            let now = self.now();
+            let mut tx = self.db.write().await.map_err(db_err)?;
+            // Re-read inside the transaction: a request may have just changed the record.
+            let Some(mut current) = db::get_record(&mut tx, &rec.name).await.map_err(db_err)? else { continue };
+            if current != rec {
+                continue;
+            }
+            let changed = current.drift != drift;
+            current.drift = drift.clone();
+            current.checked_at = Some(now);
+            db::upsert_record(&mut tx, &current).await.map_err(db_err)?;
+            if changed {
+                let (action, detail) = if drift.is_empty() {
+                    (AuditAction::DriftResolved, "the live state matches the approved state again".to_string())
+                } else {
+                    (AuditAction::DriftDetected, drift.join("; "))
+                };
+                db::insert_event(
+                    &mut tx,
+                    &NewEvent {
+                        at: now,
+                        actor,
+                        action,
+                        request_id: current.request_id,
+                        repository: Some(&rec.name),
+                        detail,
+                        aws_request_ids: live.map(|l| l.request_ids).unwrap_or_default(),
+                    },
+                )
+                .await
+                .map_err(db_err)?;
+            }
+            tx.commit().await.map_err(db_err)?;
+        }
+        Ok(drifted)
+    }
+
+    /// The settings as they are live, if the portal can express them.
+    fn spec_from_live(name: &RepoName, live: &LiveRepository) -> Option<RepositorySpec> {
+        let lifecycle = Lifecycle::from_policy(live.lifecycle_policy.as_ref())?;
+        let mut tags: Vec<Tag> =
+            live.tags.iter().filter(|t| t.key == "team" || t.key == "cost-center").cloned().collect();
+        tags.sort();
+        Some(RepositorySpec {
+            name: name.clone(),
+            tag_mutability: live.tag_mutability,
+            scan_on_push: live.scan_on_push,
+            encryption: live.encryption.clone(),
+            lifecycle,
+            tags,
+        })
+    }
+
+    async fn write_record(
+        &self,
+        by: &Principal,
+        rec: &RecordRow,
+        action: AuditAction,
+        detail: String,
+    ) -> Result<(), AppError> {
+        let mut tx = self.db.write().await.map_err(db_err)?;
+        db::upsert_record(&mut tx, rec).await.map_err(db_err)?;
+        db::insert_event(
+            &mut tx,
+            &NewEvent {
+                at: self.now(),
+                actor: &by.id,
+                action,
+                request_id: rec.request_id,
+                repository: Some(&rec.name),
+                detail,
+                aws_request_ids: vec![],
+            },
+        )
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    /// Takes a repository made outside the portal into its records, as it is.
+    pub async fn adopt_repository(&self, by: &Principal, repository: &str) -> Result<RepositoryView, AppError> {
+        let name = RepoName::parse(&self.deployment.namespace, repository)
+            .map_err(|e| AppError::Invalid(vec![app::domain::form::FieldError::new("repository", e.to_string())]))?;
+        let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
+        if db::get_record(&mut conn, name.as_str()).await.map_err(db_err)?.is_some() {
+            return Err(AppError::Conflict(format!("{name} is already in the portal's records")));
+        }
+        drop(conn);
+        let live = self
+            .registry
+            .describe(name.as_str())
+            .await
+            .map_err(|e| aws_unavailable("read the repository", e))?
+            .ok_or_else(|| AppError::NotFound(format!("there is no repository {name} in ECR")))?;
+        let access = self.grant_target().is_some_and(|(a, l)| policy::grants(live.policy.as_ref(), a, l));
+        let spec = Self::spec_from_live(&name, &live);
+        let now = self.now();
+        let rec = RecordRow {
+            name: name.to_string(),
+            spec: spec.clone(),
+            production_access: access,
+            production_until: None,
+            request_id: None,
+            adopted_at: Some(now),
+            drift: Vec::new(),
+            checked_at: Some(now),
+        };
+        let detail = match spec {
+            Some(_) => format!("adopted as it is; production access: {}", if access { "yes" } else { "no" }),
+            None => {
+                "adopted; its lifecycle policy is not one of the portal's presets, so only access is managed".into()
+            }
+        };
+        self.write_record(by, &rec, AuditAction::RepositoryAdopted, detail).await?;
+        self.one_view(name.as_str()).await
+    }
+
+    /// Makes the live state the approved one (drift resolved by accepting it).
+    pub async fn accept_live(&self, by: &Principal, repository: &str) -> Result<RepositoryView, AppError> {
+        let name = RepoName::parse(&self.deployment.namespace, repository)
+            .map_err(|e| AppError::Invalid(vec![app::domain::form::FieldError::new("repository", e.to_string())]))?;
+        let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
+        let mut rec = db::get_record(&mut conn, name.as_str())
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| AppError::NotFound(format!("{name} is not in the portal's records; adopt it instead")))?;
+        drop(conn);
+        let live = self
+            .registry
+            .describe(name.as_str())
+            .await
+            .map_err(|e| aws_unavailable("read the repository", e))?
+            .ok_or_else(|| AppError::Conflict(format!("{name} no longer exists in ECR; there is nothing to accept")))?;
+        let statement = policy::portal_statement(live.policy.as_ref());
+        let access = self.grant_target().is_some_and(|(a, l)| policy::grants(live.policy.as_ref(), a, l));
+        if statement.is_some() && !access {
+            return Err(AppError::Conflict(
+                "the portal's policy statement was edited by hand; the portal cannot adopt an edited grant. \
+                 Restore it (re-apply) or revoke production access instead"
+                    .into(),
+            ));
+        }
+        if rec.spec.is_some() {
+            rec.spec = Some(Self::spec_from_live(&name, &live).ok_or_else(|| {
+                AppError::Conflict(
+                    "the live lifecycle policy is not one of the portal's presets; restore it instead".into(),
+                )
+            })?);
+        }
+        let before = rec.drift.join("; ");
+        rec.production_access = access;
+        if !access {
+            rec.production_until = None;
+        }
+        rec.drift = Vec::new();
+        rec.checked_at = Some(self.now());
+        self.write_record(by, &rec, AuditAction::DriftAccepted, format!("accepted the live state ({before})")).await?;
+        self.one_view(name.as_str()).await
+    }
+
+    /// The plan of a restore request: the fixes from the live state to the record.
+    pub(crate) async fn restore_plan(&self, repository: &RepoName, approved_policy: Option<Option<Value>>) -> Plan {
+        let name = repository.as_str();
+        let blocked = |why: String| Plan { steps: Vec::new(), policy: None, blocked: Some(why) };
+        let mut conn = match self.db.pool.acquire().await {
+            Ok(c) => c,
+            Err(e) => return blocked(format!("could not read the records: {e}")),
+        };
+        let rec = match db::get_record(&mut conn, name).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return blocked(format!("{name} is not in the portal's records")),
+            Err(e) => return blocked(format!("could not read the records: {e}")),
+        };
+        drop(conn);
+        let live = match self.registry.describe(name).await {
+            Ok(Some(l)) => l,
+            Ok(None) => return blocked(format!("{name} no longer exists in ECR")),
+            Err(e) => return blocked(format!("could not read {name}: {e}")),
+        };
+        let mut steps: Vec<PlanStep> = Vec::new();
+        if let Some(role) = &self.deployment.target.staging_role_arn {
+            steps.push(PlanStep {
+                call: "sts:AssumeRole".into(),
+                summary: "Get temporary credentials in the staging account".into(),
+                params: vec![("RoleArn".into(), role.clone())],
+                document: None,
+            });
+        }
+        let mut notes = Vec::new();
+        if let Some(spec) = &rec.spec {
+            let (todo, impossible) = fixes(&live, spec);
+            notes = impossible;
+            steps.extend(todo.iter().map(|f| PlanStep {
+                call: f.call().into(),
+                summary: format!("Put back the approved setting: {}", f.describe()),
+                params: vec![("repositoryName".into(), name.to_string())],
+                document: match f {
+                    crate::aws::Fix::Lifecycle(Some(p)) => serde_json::to_string_pretty(p).ok(),
+                    _ => None,
+                },
+            }));
+        }
+        let before = approved_policy.unwrap_or(live.policy.clone());
+        let wanted = if rec.production_access { self.grant_target() } else { None };
+        let policy_change = match policy::desired(before.as_ref(), wanted) {
+            Ok(after) => {
+                let change = PolicyChange::new(before.as_ref(), after.as_ref());
+                steps.extend(plan::policy_steps(name, &change));
+                Some(change)
+            }
+            Err(e) => return blocked(e.to_string()),
+        };
+        for n in notes {
+            steps.push(PlanStep { call: "(not restorable)".into(), summary: n, params: vec![], document: None });
+        }
+        Plan { steps, policy: policy_change, blocked: None }
+    }
+}

@@ -1,0 +1,338 @@
+//! Production access against moto: the policy the portal owns, drift, and the
+//! guards around them. Policies are always compared as parsed JSON.
+use super::helpers::*;
+use app::domain::policy;
+use aws_sdk_ecr::types::ImageTagMutability;
+use serde_json::{json, Value};
+
+const PROD: &str = "222222222222";
+
+fn foreign_statement() -> Value {
+    json!({"Sid": "CiPush", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:role/ci"}, "Action": ["ecr:PutImage", "ecr:InitiateLayerUpload"]})
+}
+
+async fn live_policy(app: &TestApp, full: &str) -> Option<Value> {
+    match app.ecr().await.get_repository_policy().repository_name(full).send().await {
+        Ok(p) => p.policy_text().map(|t| serde_json::from_str(t).expect("policy json")),
+        Err(_) => None,
+    }
+}
+
+async fn set_policy(app: &TestApp, full: &str, doc: &Value) {
+    app.ecr()
+        .await
+        .set_repository_policy()
+        .repository_name(full)
+        .policy_text(doc.to_string())
+        .send()
+        .await
+        .expect("set policy");
+}
+
+/// A repository made outside the portal, with a foreign statement in its policy.
+async fn repo_with_foreign_policy(app: &TestApp, prefix: &str) -> (String, String) {
+    let name = unique(prefix);
+    let full = format!("crytera/{name}");
+    app.ecr().await.create_repository().repository_name(&full).send().await.expect("create");
+    set_policy(app, &full, &json!({"Version": "2012-10-17", "Statement": [foreign_statement()]})).await;
+    (name, full)
+}
+
+async fn access(user: &User, kind: &str, name: &str, until: Option<&str>) -> (u16, Value) {
+    let mut body = json!({"kind": kind, "repository": name, "justification": "EKS in production runs these images"});
+    if let Some(u) = until {
+        body["until"] = json!(u);
+    }
+    user.post("/api/v1/requests", body).await
+}
+
+fn id_of(v: &Value) -> i64 {
+    v["summary"]["id"].as_i64().unwrap_or_else(|| panic!("no request id in {v}"))
+}
+
+fn statements(p: &Option<Value>) -> Vec<Value> {
+    p.as_ref().and_then(|p| p["Statement"].as_array().cloned()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn granting_keeps_foreign_statements_and_granting_twice_changes_nothing() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let (name, full) = repo_with_foreign_policy(&app, "grant").await;
+
+    let (status, created) = access(&alice, "grant_production", &name, None).await;
+    assert_eq!(status, 201, "{created}");
+    let change = &created["plan"]["policy"];
+    assert!(change["before"].as_str().unwrap_or("").contains("CiPush"));
+    assert!(change["after"].as_str().unwrap_or("").contains(&format!("arn:aws:iam::{PROD}:root")));
+    assert!(change["lines"].as_array().expect("diff").iter().any(|l| l["change"] == "Added"));
+    assert!(!change["lines"]
+        .as_array()
+        .expect("diff")
+        .iter()
+        .any(|l| l["change"] == "Removed" && l["text"].as_str().unwrap_or("").contains("CiPush")));
+
+    let id = id_of(&created);
+    assert_eq!(bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0, 200);
+    assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
+    let live = live_policy(&app, &full).await;
+    let list = statements(&live);
+    assert_eq!(list.len(), 2, "{live:?}");
+    assert!(policy::same(&list[0], &foreign_statement()), "the foreign statement is untouched");
+    assert!(policy::grants(live.as_ref(), PROD, false));
+
+    // Again: the plan says nothing will be written, and nothing is.
+    let (_, again) = access(&alice, "grant_production", &name, None).await;
+    assert_eq!(again["plan"]["policy"]["unchanged"], true);
+    let calls: Vec<&str> =
+        again["plan"]["steps"].as_array().expect("steps").iter().map(|s| s["call"].as_str().unwrap_or("")).collect();
+    assert!(!calls.contains(&"ecr:SetRepositoryPolicy"), "{calls:?}");
+    let id2 = id_of(&again);
+    bob.post(&format!("/api/v1/requests/{id2}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(id2).await["summary"]["status"], "applied");
+    assert_eq!(live_policy(&app, &full).await, live, "unchanged, to the letter");
+}
+
+#[tokio::test]
+async fn revoking_removes_only_the_portals_statement() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let (name, full) = repo_with_foreign_policy(&app, "revoke").await;
+    let id = id_of(&access(&alice, "grant_production", &name, None).await.1);
+    bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    bob.wait_settled(id).await;
+    let (status, revoke) = access(&alice, "revoke_production", &name, None).await;
+    assert_eq!(status, 201, "{revoke}");
+    let id = id_of(&revoke);
+    bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
+    let live = live_policy(&app, &full).await;
+    let list = statements(&live);
+    assert_eq!(list.len(), 1);
+    assert!(policy::same(&list[0], &foreign_statement()));
+    assert!(policy::portal_statement(live.as_ref()).is_none());
+}
+
+#[tokio::test]
+async fn a_new_repository_can_be_pullable_by_production_from_the_start() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let name = unique("withgrant");
+    let mut body = request_body(&name);
+    body["grant_production"] = json!(true);
+    let (status, created) = alice.post("/api/v1/requests", body).await;
+    assert_eq!(status, 201, "{created}");
+    assert!(created["plan"]["policy"]["after"].as_str().unwrap_or("").contains(PROD));
+    let id = id_of(&created);
+    bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
+    let full = format!("crytera/{name}");
+    assert!(policy::grants(live_policy(&app, &full).await.as_ref(), PROD, false));
+    let (_, repos) = alice.get("/api/v1/repositories").await;
+    let row = repos.as_array().expect("list").iter().find(|r| r["name"] == full.as_str()).cloned().expect("listed");
+    assert_eq!(row["production_access"], true);
+    assert_eq!(row["managed"], true);
+    assert_eq!(row["drift"], json!([]));
+}
+
+#[tokio::test]
+async fn a_policy_edited_by_hand_is_reported_as_drift_and_can_be_restored() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let dave = app.sign_in("dave", "admin").await;
+    let (name, full) = repo_with_foreign_policy(&app, "drift").await;
+    let id = id_of(&access(&alice, "grant_production", &name, None).await.1);
+    bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    bob.wait_settled(id).await;
+
+    // Someone removes the portal's statement by hand.
+    set_policy(&app, &full, &json!({"Version": "2012-10-17", "Statement": [foreign_statement()]})).await;
+    assert_eq!(alice.post("/api/v1/repositories/check", json!({})).await.0, 403, "requesters cannot run checks");
+    let (status, inventory) = bob.post("/api/v1/repositories/check", json!({"name": full})).await;
+    assert_eq!(status, 200, "{inventory}");
+    let row = inventory.as_array().expect("list").iter().find(|r| r["name"] == full.as_str()).cloned().expect("row");
+    assert_eq!(row["production_access"], false);
+    assert!(row["drift"][0].as_str().unwrap_or("").contains("production can no longer pull"), "{row}");
+    let (_, audit) = bob.get(&format!("/api/v1/audit?repository={full}&action=drift_detected")).await;
+    assert_eq!(audit["events"].as_array().map(Vec::len), Some(1));
+    // The request page shows it too.
+    assert!(!alice.get(&format!("/api/v1/requests/{id}")).await.1["drift"].as_array().expect("drift").is_empty());
+
+    // Re-apply the approved state through a request, approved by another admin.
+    let (status, restore) = bob.post("/api/v1/repositories/restore", json!({"name": full})).await;
+    assert_eq!(status, 201, "{restore}");
+    let rid = id_of(&restore);
+    assert!(restore["plan"]["policy"]["after"].as_str().unwrap_or("").contains(PROD));
+    assert_eq!(bob.post(&format!("/api/v1/requests/{rid}/approve"), json!({})).await.0, 403, "no self-approval");
+    dave.post(&format!("/api/v1/requests/{rid}/approve"), json!({})).await;
+    assert_eq!(dave.wait_settled(rid).await["summary"]["status"], "applied");
+    assert!(policy::grants(live_policy(&app, &full).await.as_ref(), PROD, false));
+    let (_, inventory) = bob.post("/api/v1/repositories/check", json!({})).await;
+    let row = inventory.as_array().expect("list").iter().find(|r| r["name"] == full.as_str()).cloned().expect("row");
+    assert_eq!(row["drift"], json!([]));
+}
+
+#[tokio::test]
+async fn a_settings_change_by_hand_is_drift_until_the_live_state_is_accepted() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let name = unique("accept");
+    let full = format!("crytera/{name}");
+    let id = id_of(&alice.submit(&name).await.1);
+    bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    bob.wait_settled(id).await;
+    app.ecr()
+        .await
+        .put_image_tag_mutability()
+        .repository_name(&full)
+        .image_tag_mutability(ImageTagMutability::Mutable)
+        .send()
+        .await
+        .expect("edit by hand");
+    let (_, inventory) = bob.post("/api/v1/repositories/check", json!({})).await;
+    let row = inventory.as_array().expect("list").iter().find(|r| r["name"] == full.as_str()).cloned().expect("row");
+    assert!(row["drift"][0].as_str().unwrap_or("").contains("image tags are MUTABLE"), "{row}");
+    assert_eq!(alice.post("/api/v1/repositories/accept", json!({"name": full})).await.0, 403);
+    let (status, accepted) = bob.post("/api/v1/repositories/accept", json!({"name": full})).await;
+    assert_eq!(status, 200, "{accepted}");
+    assert_eq!(accepted["drift"], json!([]));
+    let (_, inventory) = bob.post("/api/v1/repositories/check", json!({})).await;
+    let row = inventory.as_array().expect("list").iter().find(|r| r["name"] == full.as_str()).cloned().expect("row");
+    assert_eq!(row["drift"], json!([]), "the accepted state is the approved one now");
+    let (_, audit) = bob.get(&format!("/api/v1/audit?repository={full}")).await;
+    let acts: Vec<&str> =
+        audit["events"].as_array().expect("events").iter().map(|e| e["action"].as_str().unwrap_or("")).collect();
+    assert_eq!(acts[..2], ["drift_accepted", "drift_detected"]);
+}
+
+#[tokio::test]
+async fn an_edit_between_approval_and_apply_stops_the_apply_for_reapproval() {
+    let app = spawn_app_with(|c| c.worker.enabled = false).await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let (name, full) = repo_with_foreign_policy(&app, "race").await;
+    let id = id_of(&access(&alice, "grant_production", &name, None).await.1);
+    assert_eq!(bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0, 200);
+
+    // After approval, before the worker runs, someone adds a statement by hand.
+    let extra = json!({"Sid": "Audit", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444444444444:root"}, "Action": "ecr:DescribeImages"});
+    let edited = json!({"Version": "2012-10-17", "Statement": [foreign_statement(), extra]});
+    set_policy(&app, &full, &edited).await;
+    assert_eq!(app.apply_once().await, server::service::ApplyOutcome::NeedsReapproval(id));
+    let (_, d) = bob.get(&format!("/api/v1/requests/{id}")).await;
+    assert_eq!(d["summary"]["status"], "needs_reapproval");
+    assert!(d["failure"].as_str().unwrap_or("").contains("changed since this plan was approved"));
+    assert!(policy::same(&live_policy(&app, &full).await.expect("policy"), &edited), "nothing was overwritten");
+    // The new plan is computed from the live policy; approving it again applies it.
+    assert!(d["plan"]["policy"]["before"].as_str().unwrap_or("").contains("444444444444"));
+    assert_eq!(bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0, 200);
+    assert_eq!(app.apply_once().await, server::service::ApplyOutcome::Applied(id));
+    let live = live_policy(&app, &full).await;
+    assert_eq!(statements(&live).len(), 3, "both foreign statements kept, ours added");
+    assert!(policy::grants(live.as_ref(), PROD, false));
+}
+
+#[tokio::test]
+async fn a_temporary_grant_is_revoked_by_the_portal_after_its_end_date() {
+    let clock = manual_clock();
+    let app = spawn_app_full(|_| {}, Some(clock.clone())).await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let (name, full) = repo_with_foreign_policy(&app, "temp").await;
+    let (status, body) = access(&alice, "grant_production", &name, Some("2026-11-26")).await;
+    assert_eq!((status, body["error"]["fields"][0]["field"].as_str()), (422, Some("until")), "an end date in the past");
+    let (_, created) = access(&alice, "grant_production", &name, Some("2026-11-28")).await;
+    let id = id_of(&created);
+    assert_eq!(created["until"], "2026-11-29 00:00:00 UTC");
+    bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
+    assert!(policy::grants(live_policy(&app, &full).await.as_ref(), PROD, false));
+
+    // Time passes (the clock is the portal's, not a sleep): the grant ends.
+    clock.0.store(NOON_2026_11_27 + 36 * 3_600_000 + 1_000, std::sync::atomic::Ordering::SeqCst);
+    app.service.wake.notify_one();
+    // A day and a half later the old sessions have ended too (absolute timeout): sign in again.
+    assert_eq!(bob.get("/api/v1/requests").await.0, 401);
+    let bob = app.sign_in("bob", "admin").await;
+    let mut revoke = None;
+    for _ in 0..100 {
+        let (_, list) = bob.get("/api/v1/requests?status=applied").await;
+        revoke = list.as_array().expect("list").iter().find(|r| r["kind"] == "revoke_production").cloned();
+        if revoke.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let revoke = revoke.expect("the portal revoked the grant by itself");
+    assert_eq!(revoke["requester"], "system:worker");
+    let live = live_policy(&app, &full).await;
+    assert!(policy::portal_statement(live.as_ref()).is_none());
+    assert_eq!(statements(&live).len(), 1, "the foreign statement stays");
+    let (_, audit) =
+        bob.get(&format!("/api/v1/audit?repository={full}&actor=system:worker&action=request_submitted")).await;
+    assert!(audit["events"][0]["detail"].as_str().unwrap_or("").contains("temporary grant ended"));
+}
+
+#[tokio::test]
+async fn policies_are_compared_as_parsed_json_not_as_text() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let (name, full) = repo_with_foreign_policy(&app, "json").await;
+    // Our exact grant, written by hand with other spacing and action order.
+    let text = format!(
+        "{{ \"Statement\" : [ {}, {{\"Action\":[\"ecr:GetDownloadUrlForLayer\",\"ecr:BatchGetImage\",\"ecr:BatchCheckLayerAvailability\"],\"Principal\":{{\"AWS\":\"arn:aws:iam::{PROD}:root\"}},\"Effect\":\"Allow\",\"Sid\":\"EcrPortalProductionPull\"}} ],\n  \"Version\" : \"2012-10-17\" }}",
+        foreign_statement()
+    );
+    app.ecr().await.set_repository_policy().repository_name(&full).policy_text(text).send().await.expect("set");
+    let (_, created) = access(&alice, "grant_production", &name, None).await;
+    assert_eq!(created["plan"]["policy"]["unchanged"], true, "{}", created["plan"]);
+}
+
+#[tokio::test]
+async fn repositories_made_outside_the_portal_are_listed_and_can_be_adopted() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let (_, full) = repo_with_foreign_policy(&app, "outside").await;
+    let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":1,"digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111"},"layers":[]}"#;
+    app.ecr()
+        .await
+        .put_image()
+        .repository_name(&full)
+        .image_manifest(manifest)
+        .image_tag("v1")
+        .send()
+        .await
+        .expect("push");
+    let (_, repos) = alice.get("/api/v1/repositories").await;
+    let row = repos.as_array().expect("list").iter().find(|r| r["name"] == full.as_str()).cloned().expect("listed");
+    assert_eq!((row["managed"].as_bool(), row["image_count"].as_u64()), (Some(false), Some(1)));
+    assert!(row["last_push"].is_string());
+    assert!(row["uri"].as_str().unwrap_or("").ends_with(&format!(".dkr.ecr.us-east-1.amazonaws.com/{full}")));
+    assert_eq!(alice.post("/api/v1/repositories/adopt", json!({"name": full})).await.0, 403);
+    let (status, adopted) = bob.post("/api/v1/repositories/adopt", json!({"name": full})).await;
+    assert_eq!(status, 200, "{adopted}");
+    assert_eq!(adopted["managed"], true);
+    assert_eq!(bob.post("/api/v1/repositories/adopt", json!({"name": full})).await.0, 409);
+    assert_eq!(bob.post("/api/v1/repositories/adopt", json!({"name": "crytera/none-such"})).await.0, 404);
+}
+
+#[tokio::test]
+async fn access_requests_for_missing_repositories_or_bad_input_are_refused() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let (status, body) = access(&alice, "grant_production", "does-not-exist", None).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["fields"][0]["field"], "repository");
+    let (status, _) =
+        alice.post("/api/v1/requests", json!({"kind": "steal", "repository": "x", "justification": "j"})).await;
+    assert_eq!(status, 400);
+    let (status, body) = alice.post("/api/v1/requests", json!({"kind": "grant_production", "repository": "x"})).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(alice.get("/api/v1/requests").await.1, json!([]));
+}
