@@ -17,6 +17,8 @@ CREATE TABLE requests (
     approved_policy  TEXT,                         -- the live repository policy when approved (JSON; 'null': none)
     failure          TEXT,                         -- why the last apply failed, in words
     attempts         INTEGER NOT NULL DEFAULT 0,   -- apply attempts started
+    retries          INTEGER NOT NULL DEFAULT 0,   -- consecutive attempts that failed with a temporary AWS error
+    not_before       INTEGER,                      -- unix ms: a deferred retry waits until then
     lease_owner      TEXT,                         -- the worker that holds the apply
     lease_until      INTEGER,                      -- after this, another worker may resume it
     result           TEXT                          -- JSON ApplyResult once applied
@@ -30,16 +32,22 @@ CREATE INDEX requests_by_status ON requests (status, id);
 CREATE INDEX requests_by_requester ON requests (requester, id);
 
 -- The audit trail. Written in the same transaction as the change it records;
--- append-only (the triggers below refuse edits and deletions).
+-- append-only (the triggers below refuse edits and deletions), and
+-- tamper-evident: each event carries the SHA-256 of its canonical encoding
+-- chained to the previous event's hash (see server/src/audit.rs), so editing,
+-- deleting, inserting or reordering rows behind the portal's back is detected
+-- by `ecr-portal audit verify`. Ids are consecutive (assigned by the writer).
 CREATE TABLE audit_events (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              INTEGER PRIMARY KEY,
     at              INTEGER NOT NULL,              -- unix milliseconds, UTC
     actor           TEXT    NOT NULL,              -- principal id or system:worker
     action          TEXT    NOT NULL,              -- AuditAction, snake_case
     request_id      INTEGER REFERENCES requests (id),
     repository      TEXT,
     detail          TEXT    NOT NULL DEFAULT '',
-    aws_request_ids TEXT    NOT NULL DEFAULT '[]'  -- JSON array of AWS request ids
+    aws_request_ids TEXT    NOT NULL DEFAULT '[]', -- JSON array of AWS request ids
+    prev_hash       TEXT    NOT NULL,              -- the previous event's hash (64 zeros for the first)
+    hash            TEXT    NOT NULL               -- SHA-256 hex of prev_hash + canonical encoding
 );
 CREATE INDEX audit_by_actor ON audit_events (actor, id);
 CREATE INDEX audit_by_action ON audit_events (action, id);

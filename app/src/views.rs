@@ -120,6 +120,18 @@ pub struct AuditPage {
     pub newer: Option<i64>,
 }
 
+/// The result of checking the audit chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditVerification {
+    pub intact: bool,
+    pub events: u64,
+    /// The newest event's hash (record it elsewhere to detect truncation later).
+    pub head: String,
+    pub broken_at: Option<i64>,
+    pub reason: Option<String>,
+    pub checked_at: String,
+}
+
 /// What every page needs to know about the portal and the viewer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PortalInfo {

@@ -89,6 +89,10 @@ test("a requester asks for a repository, an admin approves it, it is created and
   await expect(actions).toHaveCount(4);
   const order = await actions.evaluateAll((rows) => rows.map((r) => r.getAttribute("data-action")));
   expect(order).toEqual(["apply_succeeded", "apply_started", "request_approved", "request_submitted"]);
+  // The chain verifies, and the export links carry the filter.
+  await bob.getByRole("button", { name: "Verify integrity" }).click();
+  await expect(bob.getByTestId("verification")).toContainText("Intact");
+  await expect(bob.getByRole("link", { name: "Export CSV" })).toHaveAttribute("href", /format=csv&repository=/);
   await bob.screenshot({ path: `${SHOTS}/audit.png`, fullPage: true });
 
   // On a phone-sized screen the request page still reads well.

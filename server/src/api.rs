@@ -250,6 +250,37 @@ async fn audit(
     Ok(Json(s.service.audit(&by, q).await?).into_response())
 }
 
+#[derive(Deserialize)]
+struct ExportFormat {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// `GET /api/v1/audit/export?format=csv|ndjson&<the audit filters>`: every matching event, oldest first.
+async fn export(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    user(u)?;
+    let f: ExportFormat = query(q.clone())?;
+    let filter: AuditQuery = query(q)?;
+    let format = crate::export::Format::parse(f.format.as_deref().unwrap_or("csv"))
+        .ok_or_else(|| ApiError(AppError::BadRequest("format must be csv or ndjson".into())))?;
+    let filter = crate::db::filter_from_query(&filter, s.service.deployment.namespace.as_str())
+        .map_err(|e| ApiError(AppError::Invalid(vec![e])))?;
+    let body = axum::body::Body::from_stream(crate::export::stream(s.service.db.pool.clone(), filter, format));
+    let name = format!("attachment; filename=\"ecr-portal-audit.{}\"", format.extension());
+    Ok(([("content-type", format.content_type().to_string()), ("content-disposition", name)], body).into_response())
+}
+
+async fn verify(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
+    let by = user(u)?;
+    let v = s.service.verify_audit(&by).await?;
+    let status = if v.intact { StatusCode::OK } else { StatusCode::CONFLICT };
+    Ok((status, Json(v)).into_response())
+}
+
 async fn me(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
     Ok(Json(s.service.info(u.map(|Extension(p)| p))).into_response())
 }
@@ -269,6 +300,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/repositories", get(repositories))
         .route("/api/v1/repositories/{action}", post(repository_action))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/audit/export", get(export))
+        .route("/api/v1/audit/verify", get(verify))
         .route("/api/v1/me", get(me))
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
 }

@@ -178,6 +178,10 @@ pub trait Registry: Send + Sync + 'static {
     async fn fix(&self, name: &str, arn: &str, fix: &Fix) -> Result<String, RegistryError>;
     /// A cheap authenticated call (STS GetCallerIdentity) for readiness.
     async fn ping(&self) -> Result<String, RegistryError>;
+    /// The same registry acting under its own assumed-role session, named so AWS's
+    /// own logs (CloudTrail) show whose request it is. Credentials are cached by the
+    /// provider until shortly before they expire.
+    async fn scoped(&self, session: &str) -> std::sync::Arc<dyn Registry>;
 }
 
 fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
@@ -273,17 +277,31 @@ pub async fn production_account(config: &Config) -> anyhow::Result<Option<String
 pub struct EcrRegistry {
     ecr: aws_sdk_ecr::Client,
     sts: aws_sdk_sts::Client,
+    base: SdkConfig,
+    role: Option<String>,
+}
+
+/// An STS role session name: `[\w+=,.@-]`, at most 64 characters.
+pub fn session_name(raw: &str) -> String {
+    let clean: String =
+        raw.chars().map(|c| if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) { c } else { '-' }).collect();
+    clean.chars().take(64).collect()
 }
 
 impl EcrRegistry {
     /// Clients acting in the staging account: through the staging role when configured.
     pub async fn new(config: &Config) -> Self {
         let base = base_config(config, None).await;
-        let cfg = match &config.staging_role {
-            Some(role) => assume(&base, role.as_str(), "ecr-portal").await,
-            None => base,
+        let role = config.staging_role.as_ref().map(|r| r.to_string());
+        Self::with_session(base, role, "ecr-portal").await
+    }
+
+    async fn with_session(base: SdkConfig, role: Option<String>, session: &str) -> Self {
+        let cfg = match &role {
+            Some(r) => assume(&base, r, &session_name(session)).await,
+            None => base.clone(),
         };
-        Self { ecr: aws_sdk_ecr::Client::new(&cfg), sts: aws_sdk_sts::Client::new(&cfg) }
+        Self { ecr: aws_sdk_ecr::Client::new(&cfg), sts: aws_sdk_sts::Client::new(&cfg), base, role }
     }
 
     fn live(r: &ecr::Repository) -> LiveRepository {
@@ -518,6 +536,10 @@ impl Registry for EcrRegistry {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    async fn scoped(&self, session: &str) -> std::sync::Arc<dyn Registry> {
+        std::sync::Arc::new(Self::with_session(self.base.clone(), self.role.clone(), session).await)
     }
 
     async fn ping(&self) -> Result<String, RegistryError> {

@@ -145,11 +145,24 @@ pub struct WorkerSection {
     pub drift_check_seconds: u64,
     /// Run the apply worker in this process (tests turn it off and drive it by hand).
     pub enabled: bool,
+    /// Attempts per apply when AWS throttles, answers 5xx or is unreachable; then it fails.
+    pub max_attempts: u32,
+    /// First retry delay; doubled per attempt (with jitter) up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
 }
 
 impl Default for WorkerSection {
     fn default() -> Self {
-        Self { poll_interval_ms: 1000, lease_seconds: 300, drift_check_seconds: 300, enabled: true }
+        Self {
+            poll_interval_ms: 1000,
+            lease_seconds: 300,
+            drift_check_seconds: 300,
+            enabled: true,
+            max_attempts: 5,
+            retry_base_ms: 2_000,
+            retry_max_ms: 60_000,
+        }
     }
 }
 
@@ -235,6 +248,12 @@ impl Config {
         }
         if raw.worker.poll_interval_ms == 0 || raw.worker.lease_seconds == 0 || raw.worker.drift_check_seconds == 0 {
             bail!("config keys `worker.poll_interval_ms`, `worker.lease_seconds` and `worker.drift_check_seconds` must be above 0");
+        }
+        if raw.worker.max_attempts == 0
+            || raw.worker.retry_base_ms == 0
+            || raw.worker.retry_max_ms < raw.worker.retry_base_ms
+        {
+            bail!("config keys `worker.max_attempts` and `worker.retry_base_ms` must be above 0, and `worker.retry_max_ms` at least `worker.retry_base_ms`");
         }
         if raw.auth.session_idle_minutes == 0 || raw.auth.session_absolute_hours == 0 {
             bail!("config keys `auth.session_idle_minutes` and `auth.session_absolute_hours` must be above 0");

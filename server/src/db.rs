@@ -65,6 +65,8 @@ pub struct RequestRow {
     pub lease_until: Option<i64>,
     /// The live repository policy when approved: `None` not captured, `Some(None)` no policy.
     pub approved_policy: Option<Option<serde_json::Value>>,
+    /// Consecutive temporary failures (reset by a decision).
+    pub retries: u32,
 }
 
 /// What the portal approved for one repository.
@@ -146,10 +148,11 @@ fn request_from_row(row: &SqliteRow) -> Result<RequestRow, sqlx::Error> {
         lease_owner: row.try_get("lease_owner")?,
         lease_until: row.try_get("lease_until")?,
         approved_policy,
+        retries: u32::try_from(row.try_get::<i64, _>("retries")?).unwrap_or(0),
     })
 }
 
-fn event_from_row(row: &SqliteRow) -> Result<EventRow, sqlx::Error> {
+pub(crate) fn event_from_row(row: &SqliteRow) -> Result<EventRow, sqlx::Error> {
     let ids: String = row.try_get("aws_request_ids")?;
     Ok(EventRow {
         id: row.try_get("id")?,
@@ -222,7 +225,7 @@ pub async fn save_decision(
     let done = sqlx::query(
         "UPDATE requests SET status = ?, updated_at = ?, decided_by = COALESCE(?, decided_by),
              decided_at = CASE WHEN ? IS NULL THEN decided_at ELSE ? END,
-             decision_comment = COALESCE(?, decision_comment)
+             decision_comment = COALESCE(?, decision_comment), retries = 0, not_before = NULL
          WHERE id = ? AND status = ?",
     )
     .bind(r.status.as_str())
@@ -257,14 +260,24 @@ pub async fn set_approved_policy(
 pub async fn next_claimable(conn: &mut SqliteConnection, now: i64) -> Result<Option<RequestRow>, sqlx::Error> {
     sqlx::query(
         "SELECT * FROM requests
-         WHERE status = 'approved' OR (status = 'applying' AND lease_until < ?)
+         WHERE (status = 'approved' AND (not_before IS NULL OR not_before <= ?))
+            OR (status = 'applying' AND lease_until < ?)
          ORDER BY id LIMIT 1",
     )
+    .bind(now)
     .bind(now)
     .fetch_optional(conn)
     .await?
     .map(|r| request_from_row(&r))
     .transpose()
+}
+
+/// Expires every apply lease (used at start: their workers are gone).
+pub async fn expire_leases(pool: &SqlitePool) -> Result<u64, sqlx::Error> {
+    sqlx::query("UPDATE requests SET lease_until = 0 WHERE status = 'applying'")
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
 }
 
 /// Takes the apply lease; false if another worker got there first.
@@ -294,22 +307,27 @@ pub async fn claim(
 }
 
 /// Records the outcome of an apply, only if this worker still holds the lease.
+/// `retry_at` is set when a temporary failure defers the job (and counts it).
 pub async fn finish_apply(
     conn: &mut SqliteConnection,
     r: &Request,
     owner: &str,
     result: Option<&ApplyResult>,
+    retry_at: Option<i64>,
 ) -> Result<bool, sqlx::Error> {
     let result = result.map(serde_json::to_string).transpose().map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let done = sqlx::query(
         "UPDATE requests SET status = ?, updated_at = ?, failure = ?, result = COALESCE(?, result),
-             lease_owner = NULL, lease_until = NULL
+             lease_owner = NULL, lease_until = NULL, not_before = ?,
+             retries = CASE WHEN ? IS NULL THEN 0 ELSE retries + 1 END
          WHERE id = ? AND status = 'applying' AND lease_owner = ? AND attempts = ?",
     )
     .bind(r.status.as_str())
     .bind(r.updated_at)
     .bind(r.failure.as_deref())
     .bind(result)
+    .bind(retry_at)
+    .bind(retry_at)
     .bind(r.id)
     .bind(owner)
     .bind(i64::from(r.attempts))
@@ -392,12 +410,33 @@ pub async fn ended_grants(conn: &mut SqliteConnection, now: i64) -> Result<Vec<R
 
 // ---- audit ----
 
+/// Appends an event to the chain. Call it inside a write transaction
+/// ([`Db::write`]): the previous hash and the next id are read and used under
+/// the same write lock.
 pub async fn insert_event(conn: &mut SqliteConnection, e: &NewEvent<'_>) -> Result<i64, sqlx::Error> {
     let ids = serde_json::to_string(&e.aws_request_ids).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
+    let last =
+        sqlx::query("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1").fetch_optional(&mut *conn).await?;
+    let (id, prev_hash) = match last {
+        Some(r) => (r.try_get::<i64, _>("id")? + 1, r.try_get::<String, _>("hash")?),
+        None => (1, crate::audit::GENESIS.to_string()),
+    };
+    let row = EventRow {
+        id,
+        at: e.at,
+        actor: e.actor.to_string(),
+        action: e.action.as_str().to_string(),
+        request_id: e.request_id,
+        repository: e.repository.map(str::to_string),
+        detail: e.detail.clone(),
+        aws_request_ids: e.aws_request_ids.clone(),
+    };
+    let hash = crate::audit::chain_hash(&prev_hash, &row);
     let row = sqlx::query(
-        "INSERT INTO audit_events (at, actor, action, request_id, repository, detail, aws_request_ids)
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO audit_events (id, at, actor, action, request_id, repository, detail, aws_request_ids, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
+    .bind(id)
     .bind(e.at)
     .bind(e.actor)
     .bind(e.action.as_str())
@@ -405,6 +444,8 @@ pub async fn insert_event(conn: &mut SqliteConnection, e: &NewEvent<'_>) -> Resu
     .bind(e.repository)
     .bind(&e.detail)
     .bind(ids)
+    .bind(prev_hash)
+    .bind(hash)
     .fetch_one(conn)
     .await?;
     row.try_get("id")
@@ -483,6 +524,21 @@ pub async fn events_exist_beyond(
     q.push(") AS e");
     let row = q.build().fetch_one(pool).await?;
     Ok(row.try_get::<i64, _>("e")? == 1)
+}
+
+/// Matching events with their hashes, oldest first, after the given id (for export).
+pub async fn events_ascending(
+    pool: &SqlitePool,
+    f: &EventFilter,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(EventRow, String)>, sqlx::Error> {
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM audit_events WHERE 1 = 1");
+    f.push(&mut q);
+    q.push(" AND id > ").push_bind(after);
+    q.push(" ORDER BY id ASC LIMIT ").push_bind(limit);
+    let rows = q.build().fetch_all(pool).await?;
+    rows.iter().map(|r| Ok((event_from_row(r)?, r.try_get("hash")?))).collect()
 }
 
 pub async fn events_for_request(pool: &SqlitePool, request_id: i64) -> Result<Vec<EventRow>, sqlx::Error> {
@@ -583,4 +639,25 @@ pub async fn touch_session(pool: &SqlitePool, id_hash: &str, now: i64) -> Result
 
 pub async fn delete_session(pool: &SqlitePool, id_hash: &str) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM sessions WHERE id_hash = ?").bind(id_hash).execute(pool).await.map(|_| ())
+}
+
+// ---- backup ----
+
+/// Writes a consistent copy of the live database to `path` (`VACUUM INTO`, which
+/// reads one snapshot while writers go on), then opens the copy and verifies
+/// its audit chain. Refuses to overwrite an existing file.
+pub async fn backup(db: &Db, path: &Path) -> anyhow::Result<crate::audit::Verification> {
+    if path.exists() {
+        anyhow::bail!("{} already exists; choose a new file for the backup", path.display());
+    }
+    let target = path.to_str().context("the backup path must be valid UTF-8")?;
+    sqlx::query("VACUUM INTO ?").bind(target).execute(&db.pool).await.context("writing the backup (VACUUM INTO)")?;
+    let copy = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(SqliteConnectOptions::from_str(&format!("sqlite://{target}"))?.read_only(true))
+        .await
+        .context("opening the backup")?;
+    let v = crate::audit::verify(&copy).await.context("verifying the backup")?;
+    copy.close().await;
+    Ok(v)
 }

@@ -70,22 +70,29 @@ impl Application {
                 None
             }
         };
-        let service = Arc::new(PortalService::new(
-            db,
-            registry,
-            overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-            Deployment {
-                namespace: config.namespace.clone(),
-                target: Target {
-                    region: config.raw.aws.region.clone(),
-                    staging_role_arn: config.staging_role.as_ref().map(|r| r.to_string()),
-                    production_account,
-                    production_can_list: config.raw.portal.production_can_list,
+        let service = Arc::new(
+            PortalService::new(
+                db,
+                registry,
+                overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                Deployment {
+                    namespace: config.namespace.clone(),
+                    target: Target {
+                        region: config.raw.aws.region.clone(),
+                        staging_role_arn: config.staging_role.as_ref().map(|r| r.to_string()),
+                        production_account,
+                        production_can_list: config.raw.portal.production_can_list,
+                    },
+                    staging_account,
+                    local_sign_in: config.raw.auth.mode == AuthMode::Local,
                 },
-                staging_account,
-                local_sign_in: config.raw.auth.mode == AuthMode::Local,
-            },
-        ));
+            )
+            .with_retry(crate::service::RetryPolicy {
+                max_attempts: config.raw.worker.max_attempts,
+                base_ms: config.raw.worker.retry_base_ms,
+                max_ms: config.raw.worker.retry_max_ms,
+            }),
+        );
         let state = AppState {
             service: service.clone(),
             session_idle_ms: config.raw.auth.session_idle_minutes * 60_000,

@@ -19,6 +19,13 @@ pub async fn run(service: Arc<PortalService>, settings: Settings, mut stop: watc
     let lease_ms = i64::try_from(settings.lease.as_millis()).unwrap_or(i64::MAX / 2);
     let mut next_drift_check = Instant::now() + settings.drift_every;
     tracing::info!(%owner, "apply worker started");
+    // One SQLite file has one portal process: anything still `applying` was
+    // left by a process that died, so resume it now rather than after its lease.
+    match service.release_leases_of_dead_workers().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!("resuming {n} apply job(s) interrupted by a previous stop"),
+        Err(e) => tracing::error!("releasing stale leases: {e}"),
+    }
     loop {
         if *stop.borrow() {
             break;

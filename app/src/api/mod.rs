@@ -106,3 +106,8 @@ pub async fn accept_drift(repository: String) -> Result<RepositoryView, AppError
 pub async fn request_restore(repository: String, justification: String) -> Result<i64, AppError> {
     portal()?.request_restore(&signed_in()?, repository, justification).await
 }
+
+#[server(prefix = "/rpc")]
+pub async fn verify_audit() -> Result<AuditVerification, AppError> {
+    portal()?.verify_audit(&signed_in()?).await
+}

@@ -25,6 +25,7 @@ pub trait Portal: Send + Sync + 'static {
     async fn retry(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError>;
     async fn repositories(&self, by: &Principal) -> Result<Vec<RepositoryView>, AppError>;
     async fn audit(&self, by: &Principal, query: AuditQuery) -> Result<AuditPage, AppError>;
+    async fn verify_audit(&self, by: &Principal) -> Result<AuditVerification, AppError>;
     async fn adopt(&self, by: &Principal, repository: String) -> Result<RepositoryView, AppError>;
     /// Checks one repository (or all managed ones) for drift now; returns the inventory.
     async fn check_drift(&self, by: &Principal, repository: Option<String>) -> Result<Vec<RepositoryView>, AppError>;

@@ -15,6 +15,7 @@ pub enum AuditAction {
     ApplyFailed,
     ApplyRetried,
     ApplyNeedsReapproval,
+    ApplyDeferred,
     ActionDenied,
     RepositoryAdopted,
     DriftDetected,
@@ -23,7 +24,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 16] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::SignedIn,
         AuditAction::SignedOut,
         AuditAction::SignInFailed,
@@ -35,6 +36,7 @@ impl AuditAction {
         AuditAction::ApplyFailed,
         AuditAction::ApplyRetried,
         AuditAction::ApplyNeedsReapproval,
+        AuditAction::ApplyDeferred,
         AuditAction::ActionDenied,
         AuditAction::RepositoryAdopted,
         AuditAction::DriftDetected,
@@ -54,6 +56,7 @@ impl AuditAction {
             Self::ApplyFailed => "apply_failed",
             Self::ApplyRetried => "apply_retried",
             Self::ApplyNeedsReapproval => "apply_needs_reapproval",
+            Self::ApplyDeferred => "apply_deferred",
             Self::ActionDenied => "action_denied",
             Self::RepositoryAdopted => "repository_adopted",
             Self::DriftDetected => "drift_detected",
@@ -78,6 +81,7 @@ impl AuditAction {
             Self::ApplyFailed => "Apply failed",
             Self::ApplyRetried => "Retry requested",
             Self::ApplyNeedsReapproval => "Sent back for re-approval",
+            Self::ApplyDeferred => "Will retry (temporary AWS error)",
             Self::ActionDenied => "Action denied",
             Self::RepositoryAdopted => "Adopted into the portal",
             Self::DriftDetected => "Drift detected",

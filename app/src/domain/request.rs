@@ -228,6 +228,14 @@ impl Request {
         Ok(self.moved(Status::Applied, at))
     }
 
+    /// A temporary AWS failure: back to `approved`, to be claimed again later.
+    pub fn defer(self, reason: String, at: i64) -> Result<Self, TransitionError> {
+        self.expect(Status::Applying, "deferred")?;
+        let mut r = self.moved(Status::Approved, at);
+        r.failure = Some(reason);
+        Ok(r)
+    }
+
     /// The live policy changed since approval: an admin has to look again.
     pub fn stop_for_reapproval(self, reason: String, at: i64) -> Result<Self, TransitionError> {
         self.expect(Status::Applying, "sent back for re-approval")?;
@@ -335,6 +343,15 @@ mod tests {
         let again = failed.retry(&admin, 4).expect("retry");
         assert_eq!(again.status, Status::Approved);
         assert_eq!(again.start_apply(5).expect("start").failure, None);
+    }
+
+    #[test]
+    fn a_temporary_failure_defers_the_apply_back_to_approved() {
+        let admin = who("local:bob", Role::Admin);
+        let applying = pending().approve(&admin, None, 1).and_then(|r| r.start_apply(2)).expect("applying");
+        let deferred = applying.defer("throttled".into(), 3).expect("defer");
+        assert_eq!((deferred.status, deferred.failure.as_deref()), (Status::Approved, Some("throttled")));
+        assert!(pending().defer("x".into(), 3).is_err());
     }
 
     #[test]

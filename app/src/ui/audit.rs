@@ -1,7 +1,7 @@
 //! The audit history: filters (actor, action, repository, dates) in the URL,
 //! keyset pagination (newer / older), newest first.
-use super::common::{EmptyState, ErrorNotice, Loading};
-use crate::api::audit_history;
+use super::common::{use_hydrated, EmptyState, ErrorNotice, Loading};
+use crate::api::{audit_history, VerifyAudit};
 use crate::domain::audit::AuditAction;
 use crate::views::AuditQuery;
 use leptos::prelude::*;
@@ -56,10 +56,46 @@ pub fn AuditPage() -> impl IntoView {
         })
     };
     let page = Resource::new(q, audit_history);
+    let verify = ServerAction::<VerifyAudit>::new();
+    let hydrated = use_hydrated();
+    let export = move |format: &str| {
+        let base = query_string(&q());
+        if base.is_empty() {
+            format!("/api/v1/audit/export?format={format}")
+        } else {
+            format!("/api/v1/audit/export?format={format}&{base}")
+        }
+    };
     view! {
         <Title text="Audit history"/>
         <section class="page">
-            <div class="page-head"><h1>"Audit history"</h1></div>
+            <div class="page-head">
+                <h1>"Audit history"</h1>
+                <div class="actions">
+                    <a class="button" href=move || export("csv") download>"Export CSV"</a>
+                    <a class="button" href=move || export("ndjson") download>"Export NDJSON"</a>
+                    <button class="button" disabled=move || !hydrated.get() || verify.pending().get()
+                        on:click=move |_| { verify.dispatch(VerifyAudit {}); }>
+                        {move || if verify.pending().get() { "Verifying…" } else { "Verify integrity" }}
+                    </button>
+                </div>
+            </div>
+            <div aria-live="polite" data-testid="verification">
+                {move || verify.value().get().map(|r| match r {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(v) if v.intact => view! {
+                        <p class="notice notice-ok">
+                            "Intact: all " {v.events} " events chain correctly (checked " {v.checked_at} "). Head hash "
+                            <code class="reqid">{v.head}</code>
+                        </p>
+                    }.into_any(),
+                    Ok(v) => view! {
+                        <p class="notice notice-error" role="alert">
+                            "Tampering detected at event " {v.broken_at.unwrap_or(0)} ": " {v.reason.unwrap_or_default()}
+                        </p>
+                    }.into_any(),
+                })}
+            </div>
             <Form method="GET" action="/audit" attr:class="card filters-form" attr:aria-label="Filter the audit history">
                 <div class="field">
                     <label for="f-actor">"Actor"</label>

@@ -466,7 +466,11 @@ fn Outcome(detail: RequestDetail) -> AnyView {
             <p class="prose" data-testid="justification">{d.justification.clone()}</p>
         </section>
         {d.failure.clone().map(|f| {
-            let title = if d.summary.status == Status::NeedsReapproval { "Stopped: needs re-approval" } else { "Apply failed" };
+            let title = match d.summary.status {
+                Status::NeedsReapproval => "Stopped: needs re-approval",
+                Status::Approved | Status::Applying => "Retrying after a temporary AWS error",
+                _ => "Apply failed",
+            };
             view! {
                 <section class="card notice-error" role="alert">
                     <h2>{title}</h2>

@@ -10,7 +10,7 @@
 //!   change by someone else since then stops the apply as `needs_reapproval`
 //!   instead of overwriting it.
 use super::{db_err, same_policy, PortalService};
-use crate::aws::{fixes, RegistryError, REQUEST_TAG};
+use crate::aws::{fixes, Registry, RegistryError, REQUEST_TAG};
 use crate::db::{self, NewEvent, RecordRow};
 use app::domain::audit::AuditAction;
 use app::domain::policy;
@@ -19,6 +19,32 @@ use app::domain::request::{Request, RequestKind, Status};
 use app::error::AppError;
 use app::views::ApplyResult;
 use serde_json::Value;
+use std::sync::Arc;
+
+/// Test hook: with `PORTAL_TEST_CRASH_AT=<point>` the worker announces the
+/// point on standard error and hangs there, so a crash test can SIGKILL the
+/// process at exactly that moment. Points: `before_aws`, `after_create`,
+/// `during_verify`. Unset (always, outside tests) it does nothing.
+fn crash_point(point: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if AT.get_or_init(|| std::env::var("PORTAL_TEST_CRASH_AT").ok()).as_deref() == Some(point) {
+        eprintln!("CRASH POINT {point}");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
+/// `req42-alice-by-bob`: who asked and who approved, for AWS's own logs.
+fn session_for(r: &Request) -> String {
+    let short = |id: &str| id.rsplit(':').next().unwrap_or(id).to_string();
+    crate::aws::session_name(&format!(
+        "req{}-{}-by-{}",
+        r.id,
+        short(&r.requester),
+        short(r.decided_by.as_deref().unwrap_or("system"))
+    ))
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApplyOutcome {
@@ -28,6 +54,8 @@ pub enum ApplyOutcome {
     Failed(i64, String),
     /// The live policy changed since approval: sent back to the admins.
     NeedsReapproval(i64),
+    /// A temporary AWS failure: back to approved, retried after a backoff.
+    Deferred(i64),
     /// Another worker took the job over (our lease ran out); our result was dropped.
     LostLease(i64),
 }
@@ -36,6 +64,8 @@ pub(crate) struct Failure {
     reason: String,
     request_ids: Vec<String>,
     reapprove: bool,
+    /// Throttling, 5xx or unreachable: worth retrying later.
+    transient: bool,
 }
 
 fn aws_reason(step: &str, e: RegistryError) -> String {
@@ -47,21 +77,31 @@ fn aws_reason(step: &str, e: RegistryError) -> String {
     }
 }
 
-/// Collects AWS request ids as the apply goes, and builds failures that carry them.
+/// The registry session of one apply; collects AWS request ids as it goes,
+/// and builds failures that carry them.
 struct Calls {
+    reg: Arc<dyn Registry>,
     ids: Vec<String>,
 }
 
 impl Calls {
     fn fail(&self, reason: String) -> Failure {
-        Failure { reason, request_ids: self.ids.clone(), reapprove: false }
+        Failure { reason, request_ids: self.ids.clone(), reapprove: false, transient: false }
     }
     fn aws(&self, step: &str, e: RegistryError) -> Failure {
-        self.fail(aws_reason(step, e))
+        let transient = matches!(e, RegistryError::Transient(_));
+        let mut f = self.fail(aws_reason(step, e));
+        f.transient = transient;
+        f
     }
 }
 
 impl PortalService {
+    /// Lets the next `apply_next` resume jobs whose worker died with the last process.
+    pub async fn release_leases_of_dead_workers(&self) -> Result<u64, AppError> {
+        db::expire_leases(&self.db.pool).await.map_err(db_err)
+    }
+
     /// Claims and applies the oldest approved request. Returns what happened.
     pub async fn apply_next(&self, owner: &str, lease_ms: i64) -> Result<ApplyOutcome, AppError> {
         let now = self.now();
@@ -70,6 +110,7 @@ impl PortalService {
             return Ok(ApplyOutcome::Idle);
         };
         let approved_policy = row.approved_policy.clone();
+        let retries = row.retries;
         let previous = row.request.status;
         let previous_attempts = row.request.attempts;
         let resumed = previous == Status::Applying;
@@ -98,6 +139,7 @@ impl PortalService {
         .await
         .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
+        crash_point("before_aws");
 
         let outcome = self.execute(&started, approved_policy).await;
 
@@ -105,6 +147,7 @@ impl PortalService {
         let id = started.id;
         let mut tx = self.db.write().await.map_err(db_err)?;
         let record = db::get_record(&mut tx, &name).await.map_err(db_err)?;
+        let mut retry_at = None;
         let (finished, result, action, detail, ids) = match outcome {
             Ok(res) => {
                 let detail = match &started.kind {
@@ -121,6 +164,22 @@ impl PortalService {
                 let ids = res.aws_request_ids.clone();
                 (started.succeed(now)?, Some(res), AuditAction::ApplySucceeded, detail, ids)
             }
+            Err(f) if f.transient && retries + 1 < self.retry.max_attempts => {
+                let delay = self.retry.delay_ms(retries);
+                retry_at = Some(now + i64::try_from(delay).unwrap_or(i64::MAX / 4));
+                let detail = format!(
+                    "attempt {} of {} failed: {}; retrying in {:.1} s",
+                    retries + 1,
+                    self.retry.max_attempts,
+                    f.reason,
+                    delay as f64 / 1000.0
+                );
+                (started.defer(f.reason, now)?, None, AuditAction::ApplyDeferred, detail, f.request_ids)
+            }
+            Err(f) if f.transient => {
+                let reason = format!("{} (gave up after {} attempts)", f.reason, self.retry.max_attempts);
+                (started.fail(reason.clone(), now)?, None, AuditAction::ApplyFailed, reason, f.request_ids)
+            }
             Err(f) if f.reapprove => {
                 let r = started.stop_for_reapproval(f.reason.clone(), now)?;
                 (r, None, AuditAction::ApplyNeedsReapproval, f.reason, f.request_ids)
@@ -130,7 +189,7 @@ impl PortalService {
                 (r, None, AuditAction::ApplyFailed, f.reason, f.request_ids)
             }
         };
-        if !db::finish_apply(&mut tx, &finished, owner, result.as_ref()).await.map_err(db_err)? {
+        if !db::finish_apply(&mut tx, &finished, owner, result.as_ref(), retry_at).await.map_err(db_err)? {
             tracing::warn!(request = id, "lease lost before the result was recorded; another worker owns it now");
             return Ok(ApplyOutcome::LostLease(id));
         }
@@ -149,16 +208,20 @@ impl PortalService {
         .await
         .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
+        if retry_at.is_some() {
+            self.wake.notify_one();
+        }
         Ok(match finished.status {
             Status::Applied => ApplyOutcome::Applied(id),
             Status::NeedsReapproval => ApplyOutcome::NeedsReapproval(id),
+            Status::Approved => ApplyOutcome::Deferred(id),
             _ => ApplyOutcome::Failed(id, detail),
         })
     }
 
     /// Runs the plan against the registry. Idempotent (see the module header).
     async fn execute(&self, r: &Request, approved_policy: Option<Option<Value>>) -> Result<ApplyResult, Failure> {
-        let mut calls = Calls { ids: Vec::new() };
+        let mut calls = Calls { reg: self.registry.scoped(&session_for(r)).await, ids: Vec::new() };
         let name = r.kind.repository().as_str().to_string();
         let (uri, arn, adopted) = match &r.kind {
             RequestKind::CreateRepository { spec, grant_production } => {
@@ -187,8 +250,7 @@ impl PortalService {
                 if let Some(spec) = &record.spec {
                     let (todo, _impossible) = fixes(&live, spec);
                     for fix in &todo {
-                        let id =
-                            self.registry.fix(&name, &live.arn, fix).await.map_err(|e| calls.aws(fix.call(), e))?;
+                        let id = calls.reg.fix(&name, &live.arn, fix).await.map_err(|e| calls.aws(fix.call(), e))?;
                         calls.ids.push(id);
                     }
                 }
@@ -197,8 +259,10 @@ impl PortalService {
             }
         };
 
+        crash_point("after_create");
         // Verify: read it back and compare with what was approved.
         let live = self.describe_for(&name, &mut calls).await?;
+        crash_point("during_verify");
         if let RequestKind::CreateRepository { spec, .. } = &r.kind {
             let diffs = live.differences(spec);
             if !diffs.is_empty() {
@@ -226,8 +290,8 @@ impl PortalService {
     }
 
     async fn describe_for(&self, name: &str, calls: &mut Calls) -> Result<crate::aws::LiveRepository, Failure> {
-        let live = self
-            .registry
+        let live = calls
+            .reg
             .describe(name)
             .await
             .map_err(|e| calls.aws("DescribeRepositories", e))?
@@ -244,12 +308,12 @@ impl PortalService {
     ) -> Result<(String, String, bool), Failure> {
         let name = spec.name.as_str();
         let lifecycle = spec.lifecycle.policy_json();
-        match self.registry.create(spec, r.id).await {
+        match calls.reg.create(spec, r.id).await {
             Ok(created) => {
                 calls.ids.push(created.request_id);
                 if let Some(policy) = &lifecycle {
-                    let id = self
-                        .registry
+                    let id = calls
+                        .reg
                         .put_lifecycle_policy(name, policy)
                         .await
                         .map_err(|e| calls.aws("PutLifecyclePolicy", e))?;
@@ -262,8 +326,8 @@ impl PortalService {
                 if live.request_tag() == Some(r.id.to_string().as_str()) {
                     // An earlier attempt of this request created it: finish the job.
                     if let Some(policy) = lifecycle.as_ref().filter(|p| live.lifecycle_policy.as_ref() != Some(*p)) {
-                        let id = self
-                            .registry
+                        let id = calls
+                            .reg
                             .put_lifecycle_policy(name, policy)
                             .await
                             .map_err(|e| calls.aws("PutLifecyclePolicy", e))?;
@@ -305,7 +369,7 @@ impl PortalService {
             }
             (false, _) => None,
         };
-        let (text, id) = self.registry.get_policy(name).await.map_err(|e| calls.aws("GetRepositoryPolicy", e))?;
+        let (text, id) = calls.reg.get_policy(name).await.map_err(|e| calls.aws("GetRepositoryPolicy", e))?;
         calls.ids.push(id);
         let live = policy::parse(text.as_deref()).map_err(|e| calls.fail(e.to_string()))?;
         if let Some(approved) = approved {
@@ -327,8 +391,8 @@ impl PortalService {
             return Ok(());
         }
         let id = match &after {
-            Some(doc) => self.registry.set_policy(name, doc).await.map_err(|e| calls.aws("SetRepositoryPolicy", e))?,
-            None => self.registry.delete_policy(name).await.map_err(|e| calls.aws("DeleteRepositoryPolicy", e))?,
+            Some(doc) => calls.reg.set_policy(name, doc).await.map_err(|e| calls.aws("SetRepositoryPolicy", e))?,
+            None => calls.reg.delete_policy(name).await.map_err(|e| calls.aws("DeleteRepositoryPolicy", e))?,
         };
         calls.ids.push(id);
         Ok(())

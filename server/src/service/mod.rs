@@ -48,6 +48,30 @@ pub struct PortalService {
     /// One lock per repository: SetRepositoryPolicy replaces the whole document,
     /// so two policy writes to one repository must never interleave.
     policy_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub retry: RetryPolicy,
+}
+
+/// How temporary AWS failures are retried by the worker.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_attempts: 5, base_ms: 2_000, max_ms: 60_000 }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential backoff with jitter: between half and all of `base * 2^retries`, capped.
+    pub fn delay_ms(&self, retries: u32) -> u64 {
+        let full = self.base_ms.saturating_mul(1u64 << retries.min(20)).min(self.max_ms);
+        let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * (full / 2) / 255;
+        full / 2 + jitter
+    }
 }
 
 /// Logs an internal failure in full and gives the user only a reference.
@@ -128,7 +152,13 @@ impl PortalService {
             deployment,
             wake: Arc::new(Notify::new()),
             policy_locks: std::sync::Mutex::new(HashMap::new()),
+            retry: RetryPolicy::default(),
         }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     pub fn now(&self) -> i64 {
@@ -529,6 +559,18 @@ impl Portal for PortalService {
             _ => (None, None),
         };
         Ok(AuditPage { events: rows.into_iter().map(event_view).collect(), older, newer })
+    }
+
+    async fn verify_audit(&self, _by: &Principal) -> Result<AuditVerification, AppError> {
+        let v = crate::audit::verify(&self.db.pool).await.map_err(db_err)?;
+        Ok(AuditVerification {
+            intact: v.intact(),
+            events: v.events,
+            head: v.head,
+            broken_at: v.broken_at,
+            reason: v.reason,
+            checked_at: format_ms(self.now()),
+        })
     }
 
     async fn adopt(&self, by: &Principal, repository: String) -> Result<RepositoryView, AppError> {

@@ -18,6 +18,7 @@ pub struct TestApp {
     pub account: String,
     pub moto: String,
     pub service: Arc<PortalService>,
+    pub db_path: std::path::PathBuf,
     _dir: tempfile::TempDir,
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -77,7 +78,7 @@ pub async fn spawn_app_full(tweak: impl FnOnce(&mut RawConfig), clock: Option<Ar
     let stop = app.stopper();
     let service = app.service.clone();
     tokio::spawn(app.run_until_stopped());
-    TestApp { base, account, moto, service, _dir: dir, stop }
+    TestApp { base, account, moto, service, db_path, _dir: dir, stop }
 }
 
 /// One person's HTTP client with its own cookie jar.

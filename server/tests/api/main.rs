@@ -1,5 +1,10 @@
 //! Integration tests through HTTP against the real application, SQLite and moto.
 mod access;
+mod audit;
+mod crash;
+mod faults;
 mod helpers;
+mod proxy;
+mod races;
 mod requests;
 mod web;

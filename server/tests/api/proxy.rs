@@ -1,0 +1,121 @@
+//! A small counting, fault-injecting proxy between the portal and moto. It
+//! forwards every request, counts AWS operations by name (so tests count AWS
+//! calls independently of the portal), records STS role session names, and can
+//! answer the next N ECR calls with an error instead of forwarding them.
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::response::Response;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct Shared {
+    counts: HashMap<String, usize>,
+    sessions: Vec<String>,
+    /// (remaining, HTTP status, AWS error code)
+    fault: Option<(usize, u16, String)>,
+}
+
+#[derive(Clone, Default)]
+pub struct Counts(Arc<Mutex<Shared>>);
+
+impl Counts {
+    pub fn get(&self, op: &str) -> usize {
+        self.0.lock().map(|m| m.counts.get(op).copied().unwrap_or(0)).unwrap_or(0)
+    }
+    pub fn sessions(&self) -> Vec<String> {
+        self.0.lock().map(|m| m.sessions.clone()).unwrap_or_default()
+    }
+    /// The next `n` ECR calls get `status` with the AWS error `code` (e.g. 500 ServerException).
+    pub fn fail_next(&self, n: usize, status: u16, code: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            m.fault = Some((n, status, code.to_string()));
+        }
+    }
+    pub fn heal(&self) {
+        if let Ok(mut m) = self.0.lock() {
+            m.fault = None;
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Proxy {
+    upstream: String,
+    http: reqwest::Client,
+    shared: Counts,
+}
+
+fn form_value<'a>(body: &'a str, key: &str) -> Option<&'a str> {
+    body.split('&').find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+}
+
+async fn forward(State(p): State<Proxy>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = to_bytes(body, 16 * 1024 * 1024).await.unwrap_or_default();
+    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let text = String::from_utf8_lossy(&body).to_string();
+    let op = match &target {
+        Some(t) => t.rsplit('.').next().unwrap_or(t).to_string(),
+        None => form_value(&text, "Action").unwrap_or("unknown").to_string(),
+    };
+    let injected = if let Ok(mut m) = p.shared.0.lock() {
+        *m.counts.entry(op.clone()).or_default() += 1;
+        if op == "AssumeRole" {
+            if let Some(s) = form_value(&text, "RoleSessionName") {
+                m.sessions.push(s.to_string());
+            }
+        }
+        match (&target, m.fault.as_mut()) {
+            (Some(_), Some((remaining, status, code))) if *remaining > 0 => {
+                *remaining -= 1;
+                Some((*status, code.clone()))
+            }
+            _ => None,
+        }
+    } else {
+        None
+    };
+    if let Some((status, code)) = injected {
+        let body = format!("{{\"__type\":\"{code}\",\"message\":\"injected by the test proxy\"}}");
+        return Response::builder()
+            .status(status)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amzn-requestid", "injected-fault")
+            .body(Body::from(body))
+            .unwrap_or_default();
+    }
+    let url = format!("{}{}", p.upstream, parts.uri.path_and_query().map(|x| x.as_str()).unwrap_or("/"));
+    let mut out = p.http.request(parts.method.clone(), url).body(body.to_vec());
+    for (k, v) in parts.headers.iter() {
+        if k != "host" && k != "content-length" {
+            out = out.header(k, v);
+        }
+    }
+    match out.send().await {
+        Ok(r) => {
+            let mut b = Response::builder().status(r.status().as_u16());
+            for (k, v) in r.headers() {
+                if k != "content-length" && k != "transfer-encoding" {
+                    b = b.header(k, v);
+                }
+            }
+            let bytes = r.bytes().await.unwrap_or_default();
+            b.body(Body::from(bytes)).unwrap_or_default()
+        }
+        Err(_) => Response::builder().status(502).body(Body::empty()).unwrap_or_default(),
+    }
+}
+
+/// Starts the proxy on a free port; returns its URL and its counters/controls.
+pub async fn start(upstream: &str) -> (String, Counts) {
+    let shared = Counts::default();
+    let state = Proxy { upstream: upstream.to_string(), http: reqwest::Client::new(), shared: shared.clone() };
+    let app = axum::Router::new().fallback(forward).with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, shared)
+}

@@ -1,0 +1,59 @@
+//! Races: many admins deciding one request at the same instant.
+use super::helpers::*;
+use super::proxy;
+use serde_json::{json, Value};
+
+async fn actions_for(user: &User, id: i64) -> Vec<String> {
+    let (_, d) = user.get(&format!("/api/v1/requests/{id}")).await;
+    d["timeline"].as_array().expect("timeline").iter().map(|e| e["action"].as_str().unwrap_or("").to_string()).collect()
+}
+
+#[tokio::test]
+async fn thirty_two_concurrent_approvals_make_one_transition_one_job_and_one_create() {
+    let (proxy_url, counts) = proxy::start(&moto_endpoint()).await;
+    let app = spawn_app_with(|c| c.aws.local_endpoint = proxy_url.clone()).await;
+    let alice = app.sign_in("alice", "requester").await;
+    let mut admins = Vec::new();
+    for i in 0..32 {
+        admins.push(app.sign_in(&format!("admin{i}"), "admin").await);
+    }
+    let id = alice.submit(&unique("race")).await.1["summary"]["id"].as_i64().expect("id");
+    let results = futures::future::join_all(
+        admins.iter().map(|a| async move { a.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0 }),
+    )
+    .await;
+    assert_eq!(results.iter().filter(|s| **s == 200).count(), 1, "{results:?}");
+    assert!(results.iter().all(|s| *s == 200 || *s == 409), "{results:?}");
+    let d: Value = alice.wait_settled(id).await;
+    assert_eq!(d["summary"]["status"], "applied");
+    let acts = actions_for(&alice, id).await;
+    assert_eq!(acts, ["request_submitted", "request_approved", "apply_started", "apply_succeeded"]);
+    assert_eq!(counts.get("CreateRepository"), 1, "one create reached AWS");
+}
+
+#[tokio::test]
+async fn approve_against_reject_has_exactly_one_winner() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let mut admins = Vec::new();
+    for i in 0..32 {
+        admins.push(app.sign_in(&format!("admin{i}"), "admin").await);
+    }
+    let id = alice.submit(&unique("tug")).await.1["summary"]["id"].as_i64().expect("id");
+    let results = futures::future::join_all(admins.iter().enumerate().map(|(i, a)| async move {
+        let verb = if i % 2 == 0 { "approve" } else { "reject" };
+        (verb, a.post(&format!("/api/v1/requests/{id}/{verb}"), json!({})).await.0)
+    }))
+    .await;
+    let winners: Vec<&str> = results.iter().filter(|(_, s)| *s == 200).map(|(v, _)| *v).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    let d = alice.wait_settled(id).await;
+    let expected = if winners[0] == "approve" { "applied" } else { "rejected" };
+    assert_eq!(d["summary"]["status"], expected);
+    let decisions = actions_for(&alice, id)
+        .await
+        .into_iter()
+        .filter(|a| a == "request_approved" || a == "request_rejected")
+        .count();
+    assert_eq!(decisions, 1);
+}
