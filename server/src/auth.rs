@@ -8,7 +8,6 @@
 //! - State-changing requests from another site are refused ([`same_origin_only`]).
 use crate::service::PortalService;
 use crate::startup::AppState;
-use app::domain::audit::AuditAction;
 use app::domain::principal::{parse_local_username, Principal, Role};
 use axum::extract::{Form, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -52,7 +51,9 @@ pub async fn current_user(State(state): State<AppState>, mut req: Request, next:
             Ok(Some(s)) => {
                 let idle_ms = i64::try_from(state.session_idle_ms).unwrap_or(i64::MAX);
                 if now >= s.expires_at || now - s.last_seen >= idle_ms {
-                    let _ = crate::db::delete_session(&svc.db.pool, &id_hash).await;
+                    if let Ok(mut conn) = svc.db.pool.acquire().await {
+                        let _ = crate::db::delete_session(&mut conn, &id_hash).await;
+                    }
                 } else if let Some(role) = Role::parse(&s.role) {
                     if now - s.last_seen > 60_000 {
                         let _ = crate::db::touch_session(&svc.db.pool, &id_hash, now).await;
@@ -81,6 +82,7 @@ pub async fn same_origin_only(req: Request, next: Next) -> Response {
         h.get(header::HOST).and_then(|v| v.to_str().ok()),
     ) {
         (Some("null"), _) => true,
+        (Some(_), None) => true,
         (Some(origin), Some(host)) => origin.split_once("://").map(|(_, rest)| rest) != Some(host),
         _ => false,
     };
@@ -123,9 +125,8 @@ async fn start_session(state: &AppState, p: &Principal) -> Result<String, Respon
     let token = new_token();
     let now = svc.now();
     let expires = now + i64::try_from(state.session_absolute_ms).unwrap_or(i64::MAX / 2);
-    crate::db::insert_session(&svc.db.pool, &hash(&token), &p.id, &p.name, p.role.as_str(), now, expires)
-        .await
-        .map_err(|e| crate::api::error_response(&crate::service::internal("creating session", e)))?;
+    let detail = format!("local sign-in as {}", p.role);
+    svc.start_session(p, &hash(&token), now, expires, detail).await.map_err(|e| crate::api::error_response(&e))?;
     Ok(session_cookie(&token, (expires - now) / 1000))
 }
 
@@ -163,9 +164,6 @@ pub async fn local_sign_in(
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(e) = state.service.record(&p.id, AuditAction::SignedIn, format!("local sign-in as {}", role)).await {
-        return crate::api::error_response(&e);
-    }
     let mut resp = if wants_json {
         axum::Json(serde_json::json!({"user": p})).into_response()
     } else {
@@ -183,11 +181,9 @@ pub async fn logout(
     headers: HeaderMap,
     user: Option<axum::Extension<Principal>>,
 ) -> Response {
-    if let Some(token) = cookie_value(&headers) {
-        let _ = crate::db::delete_session(&state.service.db.pool, &hash(&token)).await;
-    }
-    if let Some(axum::Extension(p)) = user {
-        let _ = state.service.record(&p.id, AuditAction::SignedOut, String::new()).await;
+    let token = cookie_value(&headers).map(|t| hash(&t));
+    if let Err(e) = state.service.end_session(user.map(|axum::Extension(p)| p).as_ref(), token.as_deref()).await {
+        return crate::api::error_response(&e);
     }
     let mut resp = Redirect::to("/login").into_response();
     if let Ok(v) = session_cookie("", 0).parse() {

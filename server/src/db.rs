@@ -171,8 +171,9 @@ pub(crate) fn event_from_row(row: &SqliteRow) -> Result<EventRow, sqlx::Error> {
 pub async fn insert_request(conn: &mut SqliteConnection, r: &Request) -> Result<i64, sqlx::Error> {
     let payload = serde_json::to_string(&r.kind).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let row = sqlx::query(
-        "INSERT INTO requests (kind, repository, payload, justification, requester, status, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO requests (kind, repository, payload, justification, requester, status, created_at, updated_at,
+                               decided_by, decided_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? IS NULL THEN NULL ELSE ? END) RETURNING id",
     )
     .bind(r.kind.as_str())
     .bind(r.kind.repository().as_str())
@@ -182,6 +183,9 @@ pub async fn insert_request(conn: &mut SqliteConnection, r: &Request) -> Result<
     .bind(r.status.as_str())
     .bind(r.created_at)
     .bind(r.updated_at)
+    .bind(r.decided_by.as_deref())
+    .bind(r.decided_by.as_deref())
+    .bind(r.created_at)
     .fetch_one(conn)
     .await?;
     row.try_get("id")
@@ -216,23 +220,22 @@ pub async fn list_requests(
 
 /// Writes a decision (approve/reject/retry) if the request is still in `from`.
 /// Returns false when another writer moved it first.
+/// `decided_at` is set for approvals and rejections, and kept for a retry.
 pub async fn save_decision(
     conn: &mut SqliteConnection,
     r: &Request,
     from: Status,
-    at: i64,
+    decided_at: Option<i64>,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE requests SET status = ?, updated_at = ?, decided_by = COALESCE(?, decided_by),
-             decided_at = CASE WHEN ? IS NULL THEN decided_at ELSE ? END,
-             decision_comment = COALESCE(?, decision_comment), retries = 0, not_before = NULL
+        "UPDATE requests SET status = ?, updated_at = ?, decided_by = ?,
+             decided_at = COALESCE(?, decided_at), decision_comment = ?, retries = 0, not_before = NULL
          WHERE id = ? AND status = ?",
     )
     .bind(r.status.as_str())
     .bind(r.updated_at)
     .bind(r.decided_by.as_deref())
-    .bind(r.decided_by.as_deref())
-    .bind(at)
+    .bind(decided_at)
     .bind(r.decision_comment.as_deref())
     .bind(r.id)
     .bind(from.as_str())
@@ -254,6 +257,15 @@ pub async fn set_approved_policy(
         .execute(conn)
         .await
         .map(|_| ())
+}
+
+/// Open requests waiting for a decision on a repository (pending or sent back).
+pub async fn awaiting_decision(conn: &mut SqliteConnection, repository: &str) -> Result<Vec<RequestRow>, sqlx::Error> {
+    let rows = sqlx::query("SELECT * FROM requests WHERE repository = ? AND status IN ('pending', 'needs_reapproval')")
+        .bind(repository)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(request_from_row).collect()
 }
 
 /// The oldest request that is approved, or applying under an expired lease.
@@ -394,13 +406,17 @@ pub async fn upsert_record(conn: &mut SqliteConnection, r: &RecordRow) -> Result
     .map(|_| ())
 }
 
-/// Records whose temporary production grant has ended and that have no open request.
+/// Records whose temporary production grant has ended, that no request is
+/// applying right now, and for which no revoke was made since the end (a failed
+/// system revoke is retried by an admin, not re-created in a loop).
 pub async fn ended_grants(conn: &mut SqliteConnection, now: i64) -> Result<Vec<RecordRow>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT * FROM repositories r
          WHERE production_access = 1 AND production_until IS NOT NULL AND production_until <= ?
            AND NOT EXISTS (SELECT 1 FROM requests q WHERE q.repository = r.name
-                           AND q.status IN ('pending', 'approved', 'applying', 'needs_reapproval'))",
+                           AND q.status IN ('approved', 'applying'))
+           AND NOT EXISTS (SELECT 1 FROM requests q WHERE q.repository = r.name
+                           AND q.kind = 'revoke_production' AND q.created_at >= r.production_until)",
     )
     .bind(now)
     .fetch_all(conn)
@@ -588,7 +604,7 @@ pub fn filter_from_query(q: &AuditQuery, namespace: &str) -> Result<EventFilter,
 // ---- sessions ----
 
 pub async fn insert_session(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     id_hash: &str,
     user_id: &str,
     user_name: &str,
@@ -606,7 +622,7 @@ pub async fn insert_session(
     .bind(now)
     .bind(now)
     .bind(expires_at)
-    .execute(pool)
+    .execute(conn)
     .await
     .map(|_| ())
 }
@@ -637,8 +653,8 @@ pub async fn touch_session(pool: &SqlitePool, id_hash: &str, now: i64) -> Result
         .map(|_| ())
 }
 
-pub async fn delete_session(pool: &SqlitePool, id_hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM sessions WHERE id_hash = ?").bind(id_hash).execute(pool).await.map(|_| ())
+pub async fn delete_session(conn: &mut SqliteConnection, id_hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM sessions WHERE id_hash = ?").bind(id_hash).execute(conn).await.map(|_| ())
 }
 
 // ---- backup ----

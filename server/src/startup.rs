@@ -210,7 +210,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let status = if db.is_ok() && aws.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let show = |r: &Result<_, String>| match r {
         Ok(_) => "ok".to_string(),
-        Err(e) => e.clone(),
+        Err(e) => {
+            tracing::warn!("readiness: {e}");
+            "unavailable".to_string()
+        }
     };
     (status, Json(serde_json::json!({"database": show(&db), "aws": show(&aws)})))
 }

@@ -227,8 +227,9 @@ impl PortalService {
             RequestKind::CreateRepository { spec, grant_production } => {
                 let (uri, arn, adopted) = self.create(r, spec, &mut calls).await?;
                 if *grant_production {
-                    // The approval saw no repository, hence no policy.
-                    self.apply_policy(&name, true, Some(&None), &mut calls).await?;
+                    // The policy the approval saw (none when the repository did not exist yet).
+                    let none = None;
+                    self.apply_policy(&name, true, Some(approved_policy.as_ref().unwrap_or(&none)), &mut calls).await?;
                 }
                 (uri, arn, adopted)
             }
@@ -239,11 +240,16 @@ impl PortalService {
                 (live.uri, live.arn, false)
             }
             RequestKind::RestoreRepository { .. } => {
-                let mut conn =
-                    self.db.pool.acquire().await.map_err(|e| calls.fail(format!("reading the approved state: {e}")))?;
+                let mut conn = self.db.pool.acquire().await.map_err(|e| {
+                    tracing::error!("reading the approved state: {e}");
+                    calls.fail("could not read the approved state from the database".into())
+                })?;
                 let record = db::get_record(&mut conn, &name)
                     .await
-                    .map_err(|e| calls.fail(format!("reading the approved state: {e}")))?
+                    .map_err(|e| {
+                        tracing::error!("reading the approved state: {e}");
+                        calls.fail("could not read the approved state from the database".into())
+                    })?
                     .ok_or_else(|| calls.fail(format!("{name} is no longer in the portal's records")))?;
                 drop(conn);
                 let live = self.describe_for(&name, &mut calls).await?;

@@ -172,14 +172,24 @@ impl PortalService {
         })
     }
 
+    /// Writes a record and its audit event, if the record is still as it was read
+    /// (`expected`; `None`: it must not exist yet). Otherwise nothing is written.
     async fn write_record(
         &self,
         by: &Principal,
         rec: &RecordRow,
+        expected: Option<&RecordRow>,
         action: AuditAction,
         detail: String,
     ) -> Result<(), AppError> {
         let mut tx = self.db.write().await.map_err(db_err)?;
+        let current = db::get_record(&mut tx, &rec.name).await.map_err(db_err)?;
+        if current.as_ref() != expected {
+            return Err(AppError::Conflict(format!(
+                "{} changed while you were looking at it (a request or drift check just updated it); reload and try again",
+                rec.name
+            )));
+        }
         db::upsert_record(&mut tx, rec).await.map_err(db_err)?;
         db::insert_event(
             &mut tx,
@@ -232,7 +242,7 @@ impl PortalService {
                 "adopted; its lifecycle policy is not one of the portal's presets, so only access is managed".into()
             }
         };
-        self.write_record(by, &rec, AuditAction::RepositoryAdopted, detail).await?;
+        self.write_record(by, &rec, None, AuditAction::RepositoryAdopted, detail).await?;
         self.one_view(name.as_str()).await
     }
 
@@ -241,11 +251,12 @@ impl PortalService {
         let name = RepoName::parse(&self.deployment.namespace, repository)
             .map_err(|e| AppError::Invalid(vec![app::domain::form::FieldError::new("repository", e.to_string())]))?;
         let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
-        let mut rec = db::get_record(&mut conn, name.as_str())
+        let read = db::get_record(&mut conn, name.as_str())
             .await
             .map_err(db_err)?
             .ok_or_else(|| AppError::NotFound(format!("{name} is not in the portal's records; adopt it instead")))?;
         drop(conn);
+        let mut rec = read.clone();
         let live = self
             .registry
             .describe(name.as_str())
@@ -275,7 +286,14 @@ impl PortalService {
         }
         rec.drift = Vec::new();
         rec.checked_at = Some(self.now());
-        self.write_record(by, &rec, AuditAction::DriftAccepted, format!("accepted the live state ({before})")).await?;
+        self.write_record(
+            by,
+            &rec,
+            Some(&read),
+            AuditAction::DriftAccepted,
+            format!("accepted the live state ({before})"),
+        )
+        .await?;
         self.one_view(name.as_str()).await
     }
 
@@ -285,18 +303,27 @@ impl PortalService {
         let blocked = |why: String| Plan { steps: Vec::new(), policy: None, blocked: Some(why) };
         let mut conn = match self.db.pool.acquire().await {
             Ok(c) => c,
-            Err(e) => return blocked(format!("could not read the records: {e}")),
+            Err(e) => {
+                tracing::error!("restore plan: {e}");
+                return blocked("could not read the portal's records; try again".into());
+            }
         };
         let rec = match db::get_record(&mut conn, name).await {
             Ok(Some(r)) => r,
             Ok(None) => return blocked(format!("{name} is not in the portal's records")),
-            Err(e) => return blocked(format!("could not read the records: {e}")),
+            Err(e) => {
+                tracing::error!("restore plan for {name}: {e}");
+                return blocked("could not read the portal's records; try again".into());
+            }
         };
         drop(conn);
         let live = match self.registry.describe(name).await {
             Ok(Some(l)) => l,
             Ok(None) => return blocked(format!("{name} no longer exists in ECR")),
-            Err(e) => return blocked(format!("could not read {name}: {e}")),
+            Err(e) => {
+                tracing::warn!("restore plan for {name}: {e}");
+                return blocked(format!("could not read {name} from ECR right now; try again"));
+            }
         };
         let mut steps: Vec<PlanStep> = Vec::new();
         if let Some(role) = &self.deployment.target.staging_role_arn {

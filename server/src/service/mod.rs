@@ -20,7 +20,7 @@ use app::domain::form::{AccessRequestInput, FieldError, RepositoryRequestInput};
 use app::domain::name::{Namespace, RepoName};
 use app::domain::plan::{self, Plan, Target};
 use app::domain::policy;
-use app::domain::principal::Principal;
+use app::domain::principal::{Principal, SYSTEM_ACTOR};
 use app::domain::request::{Request, RequestKind, Status, MAX_COMMENT};
 use app::error::AppError;
 use app::views::*;
@@ -170,7 +170,60 @@ impl PortalService {
         locks.entry(repository.to_string()).or_default().clone()
     }
 
-    /// Records one event in its own transaction (sign-in, sign-out).
+    /// Creates a session and records the sign-in, in one transaction.
+    pub async fn start_session(
+        &self,
+        p: &Principal,
+        id_hash: &str,
+        now: i64,
+        expires: i64,
+        detail: String,
+    ) -> Result<(), AppError> {
+        let mut tx = self.db.write().await.map_err(db_err)?;
+        db::insert_session(&mut tx, id_hash, &p.id, &p.name, p.role.as_str(), now, expires).await.map_err(db_err)?;
+        db::insert_event(
+            &mut tx,
+            &NewEvent {
+                at: now,
+                actor: &p.id,
+                action: AuditAction::SignedIn,
+                request_id: None,
+                repository: None,
+                detail,
+                aws_request_ids: vec![],
+            },
+        )
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    /// Ends a session on the server and records the sign-out, in one transaction.
+    pub async fn end_session(&self, p: Option<&Principal>, id_hash: Option<&str>) -> Result<(), AppError> {
+        let mut tx = self.db.write().await.map_err(db_err)?;
+        if let Some(h) = id_hash {
+            db::delete_session(&mut tx, h).await.map_err(db_err)?;
+        }
+        if let Some(p) = p {
+            db::insert_event(
+                &mut tx,
+                &NewEvent {
+                    at: self.now(),
+                    actor: &p.id,
+                    action: AuditAction::SignedOut,
+                    request_id: None,
+                    repository: None,
+                    detail: String::new(),
+                    aws_request_ids: vec![],
+                },
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    /// Records one event in its own transaction.
     pub async fn record(&self, actor: &str, action: AuditAction, detail: String) -> Result<(), AppError> {
         let mut tx = self.db.write().await.map_err(db_err)?;
         db::insert_event(
@@ -214,16 +267,30 @@ impl PortalService {
 
     /// Inserts a new request and its submission event (and, for system requests, the approval).
     async fn insert_request(&self, request: Request, detail: String) -> Result<i64, AppError> {
-        let name = request.kind.repository().to_string();
         let mut tx = self.db.write().await.map_err(db_err)?;
-        let id = db::insert_request(&mut tx, &request).await.map_err(|e| match &e {
+        let id = Self::insert_request_in(&mut tx, &request, detail).await?;
+        tx.commit().await.map_err(db_err)?;
+        if request.status == Status::Approved {
+            self.wake.notify_one();
+        }
+        Ok(id)
+    }
+
+    /// Inserts a request and its events inside the caller's write transaction.
+    async fn insert_request_in(
+        tx: &mut sqlx::SqliteConnection,
+        request: &Request,
+        detail: String,
+    ) -> Result<i64, AppError> {
+        let name = request.kind.repository().to_string();
+        let id = db::insert_request(&mut *tx, request).await.map_err(|e| match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => {
                 AppError::Conflict(format!("{name} already has an open request; see the requests list"))
             }
             _ => db_err(e),
         })?;
         db::insert_event(
-            &mut tx,
+            &mut *tx,
             &NewEvent {
                 at: request.created_at,
                 actor: &request.requester,
@@ -238,7 +305,7 @@ impl PortalService {
         .map_err(db_err)?;
         if request.status == Status::Approved {
             db::insert_event(
-                &mut tx,
+                &mut *tx,
                 &NewEvent {
                     at: request.created_at,
                     actor: &request.requester,
@@ -251,10 +318,6 @@ impl PortalService {
             )
             .await
             .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        if request.status == Status::Approved {
-            self.wake.notify_one();
         }
         Ok(id)
     }
@@ -296,7 +359,10 @@ impl PortalService {
                             return Plan {
                                 steps: vec![],
                                 policy: None,
-                                blocked: Some(format!("could not read the live policy: {e}")),
+                                blocked: Some({
+                                    tracing::warn!("reading the policy of {repository}: {e}");
+                                    "could not read the live policy from ECR right now; reload to try again".to_string()
+                                }),
                             }
                         }
                     },
@@ -319,13 +385,17 @@ impl PortalService {
         // The policy an approval is based on is read before the transaction (an AWS call).
         let before = self.load(id).await?;
         let snapshot = if action == AuditAction::RequestApproved && before.request.kind.touches_policy() {
-            match &before.request.kind {
-                RequestKind::CreateRepository { .. } => Some(None),
-                other => Some(
-                    self.live_policy(other.repository().as_str())
-                        .await
-                        .map_err(|e| aws_unavailable("read the policy", e))?,
-                ),
+            let name = before.request.kind.repository().as_str();
+            let exists = match &before.request.kind {
+                RequestKind::CreateRepository { .. } => {
+                    self.registry.describe(name).await.map_err(|e| aws_unavailable("read the repository", e))?.is_some()
+                }
+                _ => true,
+            };
+            if exists {
+                Some(self.live_policy(name).await.map_err(|e| aws_unavailable("read the policy", e))?)
+            } else {
+                Some(None)
             }
         } else {
             None
@@ -338,7 +408,8 @@ impl PortalService {
             .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))?;
         let from = row.request.status;
         let next = step(row.request, now)?;
-        let saved = db::save_decision(&mut tx, &next, from, now).await.map_err(|e| match &e {
+        let decided_at = matches!(action, AuditAction::RequestApproved | AuditAction::RequestRejected).then_some(now);
+        let saved = db::save_decision(&mut tx, &next, from, decided_at).await.map_err(|e| match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => AppError::Conflict(format!(
                 "{} already has an open request; finish that one first",
                 next.kind.repository()
@@ -379,6 +450,8 @@ impl PortalService {
         let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
         let ended = db::ended_grants(&mut conn, now).await.map_err(db_err)?;
         drop(conn);
+        let system =
+            Principal { id: SYSTEM_ACTOR.into(), name: "portal".into(), role: app::domain::principal::Role::Admin };
         let mut made = 0;
         for rec in ended {
             let Ok(name) = RepoName::parse_full(&self.deployment.namespace, &rec.name) else { continue };
@@ -386,17 +459,45 @@ impl PortalService {
                 "the temporary grant ended on {}; revoking production access",
                 format_ms(rec.production_until.unwrap_or(now))
             );
-            let request = self.new_request(
-                app::domain::principal::SYSTEM_ACTOR,
-                RequestKind::RevokeProduction { repository: name },
-                detail.clone(),
-                Status::Approved,
-            );
-            match self.insert_request(request, detail).await {
-                Ok(_) => made += 1,
+            let kind = RequestKind::RevokeProduction { repository: name.clone() };
+            let request = self.new_request(SYSTEM_ACTOR, kind, detail.clone(), Status::Approved);
+            // In one transaction: requests still waiting for a decision on this repository
+            // are rejected as superseded (they would otherwise block the revoke), then the
+            // revoke is inserted, already approved by the system.
+            let mut tx = self.db.write().await.map_err(db_err)?;
+            for waiting in db::awaiting_decision(&mut tx, name.as_str()).await.map_err(db_err)? {
+                let from = waiting.request.status;
+                let why =
+                    "superseded: the temporary grant ended and production access is being revoked first".to_string();
+                let rejected = waiting.request.reject(&system, Some(why.clone()), now)?;
+                if db::save_decision(&mut tx, &rejected, from, Some(now)).await.map_err(db_err)? {
+                    db::insert_event(
+                        &mut tx,
+                        &NewEvent {
+                            at: now,
+                            actor: SYSTEM_ACTOR,
+                            action: AuditAction::RequestRejected,
+                            request_id: Some(rejected.id),
+                            repository: Some(name.as_str()),
+                            detail: why,
+                            aws_request_ids: vec![],
+                        },
+                    )
+                    .await
+                    .map_err(db_err)?;
+                }
+            }
+            match Self::insert_request_in(&mut tx, &request, detail).await {
+                Ok(_) => {
+                    tx.commit().await.map_err(db_err)?;
+                    made += 1;
+                }
                 Err(AppError::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }
+        }
+        if made > 0 {
+            self.wake.notify_one();
         }
         Ok(made)
     }

@@ -253,6 +253,10 @@ async fn a_temporary_grant_is_revoked_by_the_portal_after_its_end_date() {
     assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
     assert!(policy::grants(live_policy(&app, &full).await.as_ref(), PROD, false));
 
+    // A new request waiting for a decision must not keep the ended grant alive.
+    let (_, waiting) = access(&alice, "grant_production", &name, None).await;
+    let waiting = id_of(&waiting);
+
     // Time passes (the clock is the portal's, not a sleep): the grant ends.
     clock.0.store(NOON_2026_11_27 + 36 * 3_600_000 + 1_000, std::sync::atomic::Ordering::SeqCst);
     app.service.wake.notify_one();
@@ -276,6 +280,15 @@ async fn a_temporary_grant_is_revoked_by_the_portal_after_its_end_date() {
     let (_, audit) =
         bob.get(&format!("/api/v1/audit?repository={full}&actor=system:worker&action=request_submitted")).await;
     assert!(audit["events"][0]["detail"].as_str().unwrap_or("").contains("temporary grant ended"));
+    let (_, superseded) = bob.get(&format!("/api/v1/requests/{waiting}")).await;
+    assert_eq!(superseded["summary"]["status"], "rejected");
+    assert_eq!(superseded["decided_by"], "system:worker");
+    assert!(superseded["decision_comment"].as_str().unwrap_or("").contains("superseded"));
+    // The revoke is made once, not again on every round of the worker.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, all) = bob.get("/api/v1/requests").await;
+    let revokes = all.as_array().expect("list").iter().filter(|r| r["kind"] == "revoke_production").count();
+    assert_eq!(revokes, 1);
 }
 
 #[tokio::test]
