@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
                     at: 1_795_780_800_000 + i64::try_from(i)? * 1_000,
                     actor: if i % 4 == 1 { "local:bob" } else { "local:alice" },
                     action: actions[(i % 4) as usize],
-                    request_id: Some(i64::try_from(i / 4 + 1)?),
+                    request_id: None,
                     repository: Some(&repo),
                     detail: format!("event {i}"),
                     aws_request_ids: if i % 4 == 3 { vec![format!("req-{i:012}")] } else { vec![] },
