@@ -84,3 +84,25 @@ async fn the_assumed_role_session_names_the_requester_and_the_approver() {
     let sessions = counts.sessions();
     assert!(sessions.contains(&format!("req{id}-alice-by-bob")), "{sessions:?}");
 }
+
+#[tokio::test]
+async fn jobs_finish_after_aws_was_unreachable_for_a_while() {
+    let (app, counts) = app_behind_proxy(6).await;
+    let (bob, id) = submitted(&app).await;
+    counts.go_down();
+    bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    let mut deferred = false;
+    for _ in 0..200 {
+        let (_, d) = bob.get(&format!("/api/v1/requests/{id}")).await;
+        if actions(&d).iter().any(|a| a == "apply_deferred") {
+            deferred = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(deferred, "a network failure defers the job");
+    counts.heal();
+    let d = bob.wait_settled(id).await;
+    assert_eq!(d["summary"]["status"], "applied", "{d}");
+    assert!(counts.get("AssumeRole") + counts.get("CreateRepository") <= 6 * 3 * 2, "bounded");
+}

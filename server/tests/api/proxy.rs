@@ -14,6 +14,8 @@ struct Shared {
     sessions: Vec<String>,
     /// (remaining, HTTP status, AWS error code)
     fault: Option<(usize, u16, String)>,
+    /// Unreachable: every connection is dropped without an answer.
+    down: bool,
 }
 
 #[derive(Clone, Default)]
@@ -35,7 +37,17 @@ impl Counts {
     pub fn heal(&self) {
         if let Ok(mut m) = self.0.lock() {
             m.fault = None;
+            m.down = false;
         }
+    }
+    /// AWS becomes unreachable: connections are dropped without a response.
+    pub fn go_down(&self) {
+        if let Ok(mut m) = self.0.lock() {
+            m.down = true;
+        }
+    }
+    fn is_down(&self) -> bool {
+        self.0.lock().map(|m| m.down).unwrap_or(false)
     }
 }
 
@@ -51,6 +63,11 @@ fn form_value<'a>(body: &'a str, key: &str) -> Option<&'a str> {
 }
 
 async fn forward(State(p): State<Proxy>, req: Request) -> Response {
+    if p.shared.is_down() {
+        // Unwinding the connection task drops the socket without an HTTP answer,
+        // which the SDK sees as a network failure (the message below is expected in test output).
+        panic!("test proxy: AWS is unreachable on purpose");
+    }
     let (parts, body) = req.into_parts();
     let body = to_bytes(body, 16 * 1024 * 1024).await.unwrap_or_default();
     let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_string);
