@@ -99,6 +99,8 @@ test("a requester asks for a repository, an admin approves it, it is created and
   await bob.setViewportSize({ width: 390, height: 844 });
   await bob.goto(requestUrl);
   await expect(bob.getByTestId("request-status")).toContainText("applied");
+  // Nothing is wider than the screen (long ARNs and policies wrap or scroll in their own box).
+  expect(await bob.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
   await bob.screenshot({ path: `${SHOTS}/request-phone.png`, fullPage: true });
 
   expect(aliceErrors).toEqual([]);
