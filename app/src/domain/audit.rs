@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 pub enum AuditAction {
     SignedIn,
     SignedOut,
-    SignInFailed,
     RequestSubmitted,
     RequestApproved,
     RequestRejected,
@@ -16,7 +15,6 @@ pub enum AuditAction {
     ApplyRetried,
     ApplyNeedsReapproval,
     ApplyDeferred,
-    ActionDenied,
     RepositoryAdopted,
     DriftDetected,
     DriftResolved,
@@ -24,10 +22,9 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 15] = [
         AuditAction::SignedIn,
         AuditAction::SignedOut,
-        AuditAction::SignInFailed,
         AuditAction::RequestSubmitted,
         AuditAction::RequestApproved,
         AuditAction::RequestRejected,
@@ -37,7 +34,6 @@ impl AuditAction {
         AuditAction::ApplyRetried,
         AuditAction::ApplyNeedsReapproval,
         AuditAction::ApplyDeferred,
-        AuditAction::ActionDenied,
         AuditAction::RepositoryAdopted,
         AuditAction::DriftDetected,
         AuditAction::DriftResolved,
@@ -47,7 +43,6 @@ impl AuditAction {
         match self {
             Self::SignedIn => "signed_in",
             Self::SignedOut => "signed_out",
-            Self::SignInFailed => "sign_in_failed",
             Self::RequestSubmitted => "request_submitted",
             Self::RequestApproved => "request_approved",
             Self::RequestRejected => "request_rejected",
@@ -57,7 +52,6 @@ impl AuditAction {
             Self::ApplyRetried => "apply_retried",
             Self::ApplyNeedsReapproval => "apply_needs_reapproval",
             Self::ApplyDeferred => "apply_deferred",
-            Self::ActionDenied => "action_denied",
             Self::RepositoryAdopted => "repository_adopted",
             Self::DriftDetected => "drift_detected",
             Self::DriftResolved => "drift_resolved",
@@ -72,7 +66,6 @@ impl AuditAction {
         match self {
             Self::SignedIn => "Signed in",
             Self::SignedOut => "Signed out",
-            Self::SignInFailed => "Sign-in failed",
             Self::RequestSubmitted => "Submitted",
             Self::RequestApproved => "Approved",
             Self::RequestRejected => "Rejected",
@@ -82,7 +75,6 @@ impl AuditAction {
             Self::ApplyRetried => "Retry requested",
             Self::ApplyNeedsReapproval => "Sent back for re-approval",
             Self::ApplyDeferred => "Will retry (temporary AWS error)",
-            Self::ActionDenied => "Action denied",
             Self::RepositoryAdopted => "Adopted into the portal",
             Self::DriftDetected => "Drift detected",
             Self::DriftResolved => "Drift resolved",

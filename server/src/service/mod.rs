@@ -223,26 +223,6 @@ impl PortalService {
         tx.commit().await.map_err(db_err)
     }
 
-    /// Records one event in its own transaction.
-    pub async fn record(&self, actor: &str, action: AuditAction, detail: String) -> Result<(), AppError> {
-        let mut tx = self.db.write().await.map_err(db_err)?;
-        db::insert_event(
-            &mut tx,
-            &NewEvent {
-                at: self.now(),
-                actor,
-                action,
-                request_id: None,
-                repository: None,
-                detail,
-                aws_request_ids: vec![],
-            },
-        )
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
-    }
-
     async fn load(&self, id: i64) -> Result<RequestRow, AppError> {
         let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
         db::get_request(&mut conn, id)
