@@ -88,6 +88,12 @@ impl Calls {
     fn fail(&self, reason: String) -> Failure {
         Failure { reason, request_ids: self.ids.clone(), reapprove: false, transient: false }
     }
+    async fn put_lifecycle(&mut self, name: &str, policy: &Value) -> Result<(), Failure> {
+        let id = self.reg.put_lifecycle_policy(name, policy).await.map_err(|e| self.aws("PutLifecyclePolicy", e))?;
+        self.ids.push(id);
+        Ok(())
+    }
+
     fn aws(&self, step: &str, e: RegistryError) -> Failure {
         let transient = matches!(e, RegistryError::Transient(_));
         let mut f = self.fail(aws_reason(step, e));
@@ -318,12 +324,7 @@ impl PortalService {
             Ok(created) => {
                 calls.ids.push(created.request_id);
                 if let Some(policy) = &lifecycle {
-                    let id = calls
-                        .reg
-                        .put_lifecycle_policy(name, policy)
-                        .await
-                        .map_err(|e| calls.aws("PutLifecyclePolicy", e))?;
-                    calls.ids.push(id);
+                    calls.put_lifecycle(name, policy).await?;
                 }
                 Ok((created.uri, created.arn, false))
             }
@@ -332,12 +333,7 @@ impl PortalService {
                 if live.request_tag() == Some(r.id.to_string().as_str()) {
                     // An earlier attempt of this request created it: finish the job.
                     if let Some(policy) = lifecycle.as_ref().filter(|p| live.lifecycle_policy.as_ref() != Some(*p)) {
-                        let id = calls
-                            .reg
-                            .put_lifecycle_policy(name, policy)
-                            .await
-                            .map_err(|e| calls.aws("PutLifecyclePolicy", e))?;
-                        calls.ids.push(id);
+                        calls.put_lifecycle(name, policy).await?;
                     }
                     return Ok((live.uri, live.arn, false));
                 }
