@@ -47,6 +47,39 @@ pub struct RequestDetail {
     pub drift: Vec<String>,
     pub can_reject: bool,
     pub can_retry: bool,
+    /// Approvals given in this round, and what the approval policy needs.
+    pub approvals: Vec<ApprovalView>,
+    pub approvals_required: u32,
+    pub approver_groups: Vec<String>,
+    /// When a pending request expires without a decision.
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalView {
+    pub approver: String,
+    pub at: String,
+    pub comment: Option<String>,
+}
+
+/// An API token as its owner sees it (never the secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: i64,
+    pub name: String,
+    pub scope: crate::domain::principal::TokenScope,
+    pub created_at: String,
+    pub expires_at: String,
+    pub last_used_at: Option<String>,
+    /// "active", "expired" or "revoked".
+    pub state: String,
+}
+
+/// A new token: the secret is in this answer and nowhere else, ever.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedToken {
+    pub token: TokenView,
+    pub secret: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,5 +173,6 @@ pub struct PortalInfo {
     pub staging_account: Option<String>,
     pub production_account: Option<String>,
     pub local_sign_in: bool,
+    pub oidc_sign_in: bool,
     pub user: Option<Principal>,
 }

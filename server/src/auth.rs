@@ -1,50 +1,106 @@
-//! Sign-in, sessions and the current user.
+//! Sign-in, sessions, API tokens and the current user.
 //!
 //! - Sessions live in SQLite; the cookie holds 256 random bits and the table
 //!   only their SHA-256, so the database alone cannot be used to sign in.
-//! - The cookie is HttpOnly and SameSite=Lax; a new id is issued at every sign-in.
-//! - Idle and absolute timeouts come from configuration.
-//! - Local sign-in (`POST /auth/local`) is for the default run on loopback.
+//! - The cookie is HttpOnly and SameSite=Lax; Secure with the `__Host-` prefix
+//!   when the portal is served over HTTPS; a new id is issued at every sign-in.
+//! - Idle and absolute timeouts come from configuration; sign-out deletes the
+//!   session on the server.
+//! - `Authorization: Bearer <token>` authenticates an API token instead; every
+//!   use is recorded in the audit trail, attributed to the token.
+//! - Local sign-in (`POST /auth/local`) is for the default run on loopback;
+//!   OpenID Connect (`/auth/oidc/start`, `/auth/oidc/callback`) for real use.
 //! - State-changing requests from another site are refused ([`same_origin_only`]).
 use crate::service::PortalService;
 use crate::startup::AppState;
+use app::domain::audit::AuditAction;
 use app::domain::principal::{parse_local_username, Principal, Role};
-use axum::extract::{Form, Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::extract::{Form, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-pub const COOKIE: &str = "ecr_portal_session";
-
-fn hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+/// Cookie names and attributes, fixed at start from `server.public_url`.
+#[derive(Debug, Clone)]
+pub struct Cookies {
+    pub session: &'static str,
+    pub login: &'static str,
+    pub secure: bool,
 }
 
-fn new_token() -> String {
+impl Cookies {
+    pub fn new(https: bool) -> Self {
+        if https {
+            Self { session: "__Host-ecr_portal_session", login: "__Host-ecr_portal_login", secure: true }
+        } else {
+            Self { session: "ecr_portal_session", login: "ecr_portal_login", secure: false }
+        }
+    }
+
+    fn set(&self, name: &str, value: &str, max_age_s: i64) -> HeaderValue {
+        let secure = if self.secure { "; Secure" } else { "" };
+        let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}");
+        HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+}
+
+pub fn hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn random_hex() -> String {
     format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
 }
 
-fn cookie_value(headers: &HeaderMap) -> Option<String> {
+/// A new API token secret: `ecrp_` and 244 random bits (recognisable in secret scanners).
+pub fn new_token_secret() -> String {
+    format!("ecrp_{}", random_hex())
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
 
-fn session_cookie(token: &str, max_age_s: i64) -> String {
-    format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}")
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Resolves the session cookie into a [`Principal`] in the request's extensions.
+/// Resolves the API token or the session cookie into a [`Principal`] in the request's extensions.
 pub async fn current_user(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if let Some(token) = cookie_value(req.headers()) {
-        let svc = &state.service;
+    let svc = &state.service;
+    if let Some(secret) = bearer(req.headers()).map(str::to_string) {
+        let what = format!("{} {}", req.method(), req.uri().path());
+        return match svc.authenticate_token(&secret).await {
+            Ok(p) => {
+                req.extensions_mut().insert(p.clone());
+                let resp = next.run(req).await;
+                let via = p.via().unwrap_or_default();
+                svc.security_event(
+                    &p.id,
+                    AuditAction::TokenUsed,
+                    format!("{via}: {what} → {}", resp.status().as_u16()),
+                )
+                .await;
+                resp
+            }
+            Err(why) => {
+                svc.security_event("anonymous", AuditAction::SignInFailed, format!("{why} ({what})")).await;
+                crate::api::error_response(&app::error::AppError::Unauthenticated)
+            }
+        };
+    }
+    if let Some(token) = cookie_value(req.headers(), state.cookies.session) {
         let id_hash = hash(&token);
         let now = svc.now();
         match crate::db::get_session(&svc.db.pool, &id_hash).await {
@@ -54,11 +110,11 @@ pub async fn current_user(State(state): State<AppState>, mut req: Request, next:
                     if let Ok(mut conn) = svc.db.pool.acquire().await {
                         let _ = crate::db::delete_session(&mut conn, &id_hash).await;
                     }
-                } else if let Some(role) = Role::parse(&s.role) {
+                } else {
                     if now - s.last_seen > 60_000 {
                         let _ = crate::db::touch_session(&svc.db.pool, &id_hash, now).await;
                     }
-                    req.extensions_mut().insert(Principal { id: s.user_id, name: s.user_name, role });
+                    req.extensions_mut().insert(s.principal);
                 }
             }
             Ok(None) => {}
@@ -69,24 +125,26 @@ pub async fn current_user(State(state): State<AppState>, mut req: Request, next:
 }
 
 /// Refuses state-changing requests that a browser marks as cross-site, or whose
-/// `Origin` is not this server. GET and HEAD never change state.
-pub async fn same_origin_only(req: Request, next: Next) -> Response {
+/// `Origin` is neither this server nor its public URL. GET and HEAD never change state.
+pub async fn same_origin_only(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
     let h = req.headers();
     let cross_site =
         h.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|v| v == "cross-site" || v == "same-site");
-    let origin_mismatch = match (
-        h.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-        h.get(header::HOST).and_then(|v| v.to_str().ok()),
-    ) {
-        (Some("null"), _) => true,
-        (Some(_), None) => true,
-        (Some(origin), Some(host)) => origin.split_once("://").map(|(_, rest)| rest) != Some(host),
-        _ => false,
+    let origin_mismatch = match h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        None => false,
+        Some(origin) if origin == state.public_url => false,
+        Some(origin) => match h.get(header::HOST).and_then(|v| v.to_str().ok()) {
+            Some(host) => origin.split_once("://").map(|(_, rest)| rest) != Some(host),
+            None => true,
+        },
     };
     if cross_site || origin_mismatch {
+        let who = req.extensions().get::<Principal>().map(|p| p.id.clone()).unwrap_or_else(|| "anonymous".into());
+        let what = format!("cross-site {} {} refused", req.method(), req.uri().path());
+        state.service.security_event(&who, AuditAction::AccessDenied, what).await;
         return crate::api::error_response(&app::error::AppError::Forbidden(
             "cross-site requests cannot change anything here".into(),
         ));
@@ -112,25 +170,25 @@ fn safe_next(next: &str) -> String {
     }
 }
 
-fn login_error(msg: &str) -> Response {
-    let q: String = msg
-        .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect();
-    Redirect::to(&format!("/login?error={q}")).into_response()
+fn encode(msg: &str) -> String {
+    msg.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
-async fn start_session(state: &AppState, p: &Principal) -> Result<String, Response> {
+fn login_error(msg: &str) -> Response {
+    Redirect::to(&format!("/login?error={}", encode(msg))).into_response()
+}
+
+/// Creates the session (a new id every time) and returns its cookie.
+async fn start_session(state: &AppState, p: &Principal, detail: String) -> Result<HeaderValue, Response> {
     let svc: &PortalService = &state.service;
-    let token = new_token();
+    let token = random_hex();
     let now = svc.now();
     let expires = now + i64::try_from(state.session_absolute_ms).unwrap_or(i64::MAX / 2);
-    let detail = format!("local sign-in as {}", p.role);
     svc.start_session(p, &hash(&token), now, expires, detail).await.map_err(|e| crate::api::error_response(&e))?;
-    Ok(session_cookie(&token, (expires - now) / 1000))
+    Ok(state.cookies.set(state.cookies.session, &token, (expires - now) / 1000))
 }
 
-/// `POST /auth/local` (form: `username`, `role` = requester|admin, optional `next`).
+/// `POST /auth/local` (form: `username`, `role` = requester|admin|auditor, optional `next`).
 pub async fn local_sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -151,7 +209,7 @@ pub async fn local_sign_in(
         Err(e) => return login_error(&e),
     };
     let Some(role) = Role::parse(&form.role) else {
-        let msg = "choose the requester or admin role";
+        let msg = "choose the requester, admin or auditor role";
         if wants_json {
             return crate::api::error_response(&app::error::AppError::Invalid(vec![
                 app::domain::form::FieldError::new("role", msg),
@@ -159,8 +217,9 @@ pub async fn local_sign_in(
         }
         return login_error(msg);
     };
-    let p = Principal { id: format!("local:{username}"), name: username, role };
-    let cookie = match start_session(&state, &p).await {
+    let groups = state.roles.local_groups(role);
+    let p = Principal::new(format!("local:{username}"), username, role, groups);
+    let cookie = match start_session(&state, &p, format!("local sign-in as {role}")).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -169,9 +228,208 @@ pub async fn local_sign_in(
     } else {
         Redirect::to(&safe_next(&form.next)).into_response()
     };
-    if let Ok(v) = cookie.parse() {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
+    resp.headers_mut().append(header::SET_COOKIE, cookie);
+    resp
+}
+
+/// How groups become roles (OIDC) and which groups a local role stands for.
+#[derive(Debug, Clone)]
+pub struct Roles {
+    pub admin_group: String,
+    pub auditor_group: String,
+    /// Every group named by the approval policy: members may decide, so they are admins.
+    pub approver_groups: Vec<String>,
+    /// Empty: anyone the provider vouches for may sign in.
+    pub allowed_groups: Vec<String>,
+}
+
+impl Roles {
+    pub fn role_for(&self, groups: &[String]) -> Role {
+        if groups.iter().any(|g| *g == self.admin_group || self.approver_groups.contains(g)) {
+            Role::Admin
+        } else if groups.contains(&self.auditor_group) {
+            Role::Auditor
+        } else {
+            Role::Requester
+        }
     }
+
+    pub fn may_sign_in(&self, groups: &[String]) -> bool {
+        self.allowed_groups.is_empty()
+            || groups
+                .iter()
+                .any(|g| self.allowed_groups.contains(g) || *g == self.admin_group || *g == self.auditor_group)
+    }
+
+    fn local_groups(&self, role: Role) -> Vec<String> {
+        match role {
+            Role::Requester => vec![],
+            Role::Auditor => vec![self.auditor_group.clone()],
+            Role::Admin => {
+                let mut g = vec![self.admin_group.clone()];
+                g.extend(self.approver_groups.iter().filter(|a| **a != self.admin_group).cloned());
+                g
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct OidcStart {
+    #[serde(default)]
+    next: String,
+}
+
+/// `GET /auth/oidc/start?next=/path`: remembers state, nonce and the PKCE
+/// verifier for this browser (a short-lived cookie binds them) and sends the
+/// browser to the provider.
+pub async fn oidc_start(State(state): State<AppState>, Query(q): Query<OidcStart>) -> Response {
+    let Some(oidc) = state.oidc.clone() else {
+        return (StatusCode::NOT_FOUND, "OpenID Connect sign-in is not enabled").into_response();
+    };
+    let started = match oidc.start().await {
+        Ok(s) => s,
+        Err(why) => return login_error(&why),
+    };
+    let binding = random_hex();
+    let login = crate::db::OidcLogin {
+        state: started.state,
+        nonce: started.nonce,
+        pkce_verifier: started.pkce_verifier,
+        next: safe_next(&q.next),
+        created_at: state.service.now(),
+    };
+    let saved = async {
+        let mut tx = state.service.db.write().await?;
+        crate::db::insert_oidc_login(&mut tx, &hash(&binding), &login).await?;
+        tx.commit().await
+    };
+    if let Err(e) = saved.await {
+        return crate::api::error_response(&crate::service::internal("saving the sign-in", e));
+    }
+    let mut resp = Redirect::to(&started.authorize_url).into_response();
+    resp.headers_mut().append(header::SET_COOKIE, state.cookies.set(state.cookies.login, &binding, 600));
+    resp
+}
+
+#[derive(Deserialize)]
+pub struct OidcCallback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /auth/oidc/callback`: the provider sends the browser back here. The
+/// pending sign-in is taken (used once), `state` compared, the code exchanged
+/// with the PKCE verifier and the id_token verified; then a new session.
+pub async fn oidc_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<OidcCallback>,
+) -> Response {
+    let Some(oidc) = state.oidc.clone() else {
+        return (StatusCode::NOT_FOUND, "OpenID Connect sign-in is not enabled").into_response();
+    };
+    let svc = &state.service;
+    let clear = state.cookies.set(state.cookies.login, "", 0);
+    let fail = |actor: String, why: String, shown: &str| {
+        let shown = shown.to_string();
+        let clear = clear.clone();
+        async move {
+            svc.security_event(&actor, AuditAction::SignInFailed, why).await;
+            let mut r = login_error(&shown);
+            r.headers_mut().append(header::SET_COOKIE, clear);
+            r
+        }
+    };
+    let anon = || "anonymous".to_string();
+    let pending = match cookie_value(&headers, state.cookies.login) {
+        None => None,
+        Some(binding) => {
+            let taken = async {
+                let mut tx = svc.db.write().await?;
+                let l = crate::db::take_oidc_login(&mut tx, &hash(&binding)).await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(l)
+            };
+            match taken.await {
+                Ok(l) => l,
+                Err(e) => return crate::api::error_response(&crate::service::internal("reading the sign-in", e)),
+            }
+        }
+    };
+    let Some(login) = pending else {
+        return fail(
+            anon(),
+            "OIDC callback without a sign-in in progress in this browser (replayed or expired)".into(),
+            "That sign-in link has expired or was already used. Sign in again.",
+        )
+        .await;
+    };
+    if svc.now() - login.created_at > 600_000 {
+        return fail(
+            anon(),
+            "OIDC sign-in took longer than 10 minutes".into(),
+            "The sign-in took too long. Sign in again.",
+        )
+        .await;
+    }
+    if let Some(err) = q.error {
+        let desc = q.error_description.unwrap_or_default();
+        let desc: String = desc.chars().filter(|c| !c.is_control()).take(200).collect();
+        return fail(
+            anon(),
+            format!("the identity provider answered {err}: {desc}"),
+            &format!(
+                "The identity provider did not sign you in ({err}). Try again, or ask your administrator for access."
+            ),
+        )
+        .await;
+    }
+    let (Some(code), Some(st)) = (q.code, q.state) else {
+        return fail(
+            anon(),
+            "OIDC callback without code or state".into(),
+            "The sign-in answer was incomplete. Sign in again.",
+        )
+        .await;
+    };
+    // Compare hashes so the comparison time does not depend on the secret.
+    if hash(&st) != hash(&login.state) {
+        return fail(
+            anon(),
+            "OIDC callback with a wrong state".into(),
+            "The sign-in answer did not match this browser. Sign in again.",
+        )
+        .await;
+    }
+    let identity = match oidc.finish(&code, &login.nonce, &login.pkce_verifier).await {
+        Ok(i) => i,
+        Err(why) => return fail(anon(), why, "The sign-in could not be verified. Sign in again.").await,
+    };
+    if !state.roles.may_sign_in(&identity.groups) {
+        return fail(
+            identity.id.clone(),
+            format!("sign-in denied: not in an allowed group (has: {})", identity.groups.join(", ")),
+            &format!(
+                "Signed in as {}, but your account is not in a group that may use the portal ({}). Ask your administrator.",
+                identity.name,
+                state.roles.allowed_groups.join(", ")
+            ),
+        )
+        .await;
+    }
+    let role = state.roles.role_for(&identity.groups);
+    let p = Principal::new(identity.id, identity.name, role, identity.groups);
+    let detail = format!("OpenID Connect sign-in as {role} (groups: {})", p.groups.join(", "));
+    let cookie = match start_session(&state, &p, detail).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut resp = Redirect::to(&login.next).into_response();
+    resp.headers_mut().append(header::SET_COOKIE, cookie);
+    resp.headers_mut().append(header::SET_COOKIE, clear);
     resp
 }
 
@@ -181,14 +439,12 @@ pub async fn logout(
     headers: HeaderMap,
     user: Option<axum::Extension<Principal>>,
 ) -> Response {
-    let token = cookie_value(&headers).map(|t| hash(&t));
+    let token = cookie_value(&headers, state.cookies.session).map(|t| hash(&t));
     if let Err(e) = state.service.end_session(user.map(|axum::Extension(p)| p).as_ref(), token.as_deref()).await {
         return crate::api::error_response(&e);
     }
     let mut resp = Redirect::to("/login").into_response();
-    if let Ok(v) = session_cookie("", 0).parse() {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
-    }
+    resp.headers_mut().append(header::SET_COOKIE, state.cookies.set(state.cookies.session, "", 0));
     resp
 }
 
@@ -208,8 +464,36 @@ mod tests {
     fn the_session_cookie_is_found_among_others() {
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, "a=1; ecr_portal_session=abc; b=2".parse().expect("header"));
-        assert_eq!(cookie_value(&h).as_deref(), Some("abc"));
+        assert_eq!(cookie_value(&h, "ecr_portal_session").as_deref(), Some("abc"));
         assert_ne!(hash("abc"), "abc");
-        assert_eq!(new_token().len(), 64);
+        assert_eq!(random_hex().len(), 64);
+        assert!(new_token_secret().starts_with("ecrp_"));
+    }
+
+    #[test]
+    fn https_cookies_are_secure_and_host_prefixed() {
+        let c = Cookies::new(true);
+        let v = c.set(c.session, "x", 60);
+        let v = v.to_str().expect("ascii");
+        assert!(v.starts_with("__Host-ecr_portal_session=x; Path=/; HttpOnly; SameSite=Lax"), "{v}");
+        assert!(v.ends_with("; Secure"), "{v}");
+        let plain = Cookies::new(false);
+        assert!(!plain.set(plain.session, "x", 60).to_str().expect("ascii").contains("Secure"));
+    }
+
+    #[test]
+    fn groups_make_roles() {
+        let r = Roles {
+            admin_group: "ecr-admins".into(),
+            auditor_group: "ecr-auditors".into(),
+            approver_groups: vec!["prod-approvers".into()],
+            allowed_groups: vec!["engineering".into()],
+        };
+        assert_eq!(r.role_for(&["engineering".into()]), Role::Requester);
+        assert_eq!(r.role_for(&["ecr-auditors".into()]), Role::Auditor);
+        assert_eq!(r.role_for(&["prod-approvers".into()]), Role::Admin);
+        assert_eq!(r.role_for(&["ecr-admins".into(), "ecr-auditors".into()]), Role::Admin);
+        assert!(!r.may_sign_in(&["sales".into()]));
+        assert!(r.may_sign_in(&["ecr-auditors".into()]));
     }
 }

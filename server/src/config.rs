@@ -1,9 +1,10 @@
 //! Typed configuration: embedded defaults (the local run), then a TOML file
 //! (`--config PATH`), then environment variables `ECR_PORTAL_SECTION__KEY`.
 //! Validated once at start; every error names the key to fix. Secrets are
-//! never printed (there are none yet; OIDC client secrets will be redacted).
+//! never printed: the OIDC client secret is redacted from `Debug`.
 use anyhow::{anyhow, bail, Context};
 use app::domain::account::{AccountId, RoleArn};
+use app::domain::approval::{ApprovalPolicy, ApprovalRule};
 use app::domain::name::Namespace;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -19,6 +20,8 @@ pub struct RawConfig {
     pub portal: PortalSection,
     pub aws: AwsSection,
     pub auth: AuthSection,
+    pub oidc: OidcSection,
+    pub approval: ApprovalSection,
     pub worker: WorkerSection,
 }
 
@@ -31,11 +34,19 @@ pub struct ServerSection {
     pub site_root: String,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: u64,
+    /// The address people use (https://ecr.example.com). With https: Secure
+    /// `__Host-` cookies and HSTS. Empty: http://<listen>.
+    pub public_url: String,
 }
 
 impl Default for ServerSection {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:3000".into(), site_root: "target/site".into(), max_body_bytes: 64 * 1024 }
+        Self {
+            listen: "127.0.0.1:3000".into(),
+            site_root: "target/site".into(),
+            max_body_bytes: 64 * 1024,
+            public_url: String::new(),
+        }
     }
 }
 
@@ -108,14 +119,22 @@ impl Default for AwsSection {
 pub enum AuthMode {
     /// Type a user name and pick a role; loopback only unless allowed.
     Local,
+    /// OpenID Connect (authorization code + PKCE) against `[oidc]`.
+    Oidc,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSection {
     pub mode: AuthMode,
-    /// Members of this group are admins (OIDC sign-in).
+    /// Members of this group are admins (and approve, under the default approval policy).
     pub admin_group: String,
+    /// Members of this group are auditors: they read everything and change nothing.
+    pub auditor_group: String,
+    /// If not empty, only members of these groups may sign in (OIDC).
+    pub allowed_groups: Vec<String>,
+    /// Longest life of an API token, in days.
+    pub token_max_days: u64,
     /// Local sign-in on a non-loopback address lets anyone be admin: off unless set.
     pub allow_local_on_non_loopback: bool,
     pub session_idle_minutes: u64,
@@ -127,9 +146,84 @@ impl Default for AuthSection {
         Self {
             mode: AuthMode::Local,
             admin_group: "ecr-admins".into(),
+            auditor_group: "ecr-auditors".into(),
+            allowed_groups: vec![],
+            token_max_days: 90,
             allow_local_on_non_loopback: false,
             session_idle_minutes: 8 * 60,
             session_absolute_hours: 24,
+        }
+    }
+}
+
+/// The OpenID Connect client (auth.mode = "oidc").
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcSection {
+    /// The provider's issuer URL; discovery reads `<issuer>/.well-known/openid-configuration`.
+    pub issuer_url: String,
+    pub client_id: String,
+    /// Set it from the environment (ECR_PORTAL_OIDC__CLIENT_SECRET); never printed.
+    pub client_secret: String,
+    /// The claim that lists the user's groups.
+    pub groups_claim: String,
+    /// Where the provider sends the browser back; empty: <public_url>/auth/oidc/callback.
+    pub redirect_url: String,
+}
+
+impl Default for OidcSection {
+    fn default() -> Self {
+        Self {
+            issuer_url: String::new(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            groups_claim: "groups".into(),
+            redirect_url: String::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for OidcSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcSection")
+            .field("issuer_url", &self.issuer_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &if self.client_secret.is_empty() { "" } else { "<redacted>" })
+            .field("groups_claim", &self.groups_claim)
+            .field("redirect_url", &self.redirect_url)
+            .finish()
+    }
+}
+
+/// Who approves which kind of request, and how many distinct approvers each needs.
+/// Empty group lists mean `auth.admin_group`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalSection {
+    pub create_repository_groups: Vec<String>,
+    pub create_repository_approvals: u32,
+    pub grant_production_groups: Vec<String>,
+    pub grant_production_approvals: u32,
+    pub revoke_production_groups: Vec<String>,
+    pub revoke_production_approvals: u32,
+    pub restore_repository_groups: Vec<String>,
+    pub restore_repository_approvals: u32,
+    /// Pending requests are closed as expired after this many hours.
+    pub pending_expiry_hours: u64,
+}
+
+impl Default for ApprovalSection {
+    fn default() -> Self {
+        Self {
+            create_repository_groups: vec![],
+            create_repository_approvals: 1,
+            grant_production_groups: vec![],
+            grant_production_approvals: 1,
+            revoke_production_groups: vec![],
+            revoke_production_approvals: 1,
+            restore_repository_groups: vec![],
+            restore_repository_approvals: 1,
+            pending_expiry_hours: 14 * 24,
         }
     }
 }
@@ -176,6 +270,16 @@ pub struct Config {
     pub staging_role: Option<RoleArn>,
     pub production_account: Option<AccountId>,
     pub production_role: Option<RoleArn>,
+    /// The origin people use, e.g. `https://ecr.example.com` (no trailing slash).
+    pub public_url: String,
+    pub approval: ApprovalPolicy,
+}
+
+impl Config {
+    /// Served over HTTPS (behind a TLS proxy): Secure `__Host-` cookies and HSTS.
+    pub fn https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
 }
 
 fn opt(s: &str) -> Option<&str> {
@@ -258,7 +362,61 @@ impl Config {
         if raw.auth.session_idle_minutes == 0 || raw.auth.session_absolute_hours == 0 {
             bail!("config keys `auth.session_idle_minutes` and `auth.session_absolute_hours` must be above 0");
         }
+        if raw.auth.token_max_days == 0 {
+            bail!("config key `auth.token_max_days` must be above 0");
+        }
+        if raw.auth.admin_group.trim().is_empty() {
+            bail!("config key `auth.admin_group`: name the group whose members are admins");
+        }
+        let public_url = match opt(&raw.server.public_url) {
+            None => format!("http://{listen}"),
+            Some(u) => {
+                let u = u.trim_end_matches('/');
+                let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://"));
+                if rest.is_none_or(|r| r.is_empty() || r.contains('/')) {
+                    bail!("config key `server.public_url`: `{u}` should be an origin like https://ecr.example.com");
+                }
+                u.to_string()
+            }
+        };
+        if raw.auth.mode == AuthMode::Oidc {
+            for (key, v) in [("oidc.issuer_url", &raw.oidc.issuer_url), ("oidc.client_id", &raw.oidc.client_id)] {
+                if v.trim().is_empty() {
+                    bail!("config key `{key}`: required when `auth.mode = \"oidc\"`");
+                }
+            }
+            if !raw.oidc.issuer_url.starts_with("https://") && !raw.oidc.issuer_url.starts_with("http://127.") {
+                bail!("config key `oidc.issuer_url`: the provider must be reached over https (or http on loopback, for tests)");
+            }
+        }
+        let a = &raw.approval;
+        let rule = |key: &str, groups: &[String], required: u32| -> anyhow::Result<ApprovalRule> {
+            if required == 0 {
+                bail!("config key `approval.{key}_approvals` must be at least 1");
+            }
+            let groups: Vec<String> = groups.iter().map(|g| g.trim().to_string()).filter(|g| !g.is_empty()).collect();
+            let groups = if groups.is_empty() { vec![raw.auth.admin_group.trim().to_string()] } else { groups };
+            Ok(ApprovalRule { groups, required })
+        };
+        let approval = ApprovalPolicy {
+            create_repository: rule("create_repository", &a.create_repository_groups, a.create_repository_approvals)?,
+            grant_production: rule("grant_production", &a.grant_production_groups, a.grant_production_approvals)?,
+            revoke_production: rule("revoke_production", &a.revoke_production_groups, a.revoke_production_approvals)?,
+            restore_repository: rule(
+                "restore_repository",
+                &a.restore_repository_groups,
+                a.restore_repository_approvals,
+            )?,
+            pending_expiry_ms: i64::try_from(a.pending_expiry_hours.saturating_mul(3_600_000))
+                .unwrap_or(i64::MAX)
+                .max(1),
+        };
+        if a.pending_expiry_hours == 0 {
+            bail!("config key `approval.pending_expiry_hours` must be above 0");
+        }
         Ok(Self {
+            public_url,
+            approval,
             listen,
             database_path: PathBuf::from(raw.database.path.trim()),
             namespace,
@@ -304,6 +462,9 @@ fn apply_env(root: &mut toml::Value, key: &str, raw: &str) -> anyhow::Result<()>
         Some(toml::Value::Integer(_)) => toml::Value::Integer(raw.trim().parse().map_err(|_| {
             anyhow!("config key `{section}.{field}` (from {key}): expected a whole number, got `{raw}`")
         })?),
+        Some(toml::Value::Array(_)) => toml::Value::Array(
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect(),
+        ),
         _ => toml::Value::String(raw.to_string()),
     };
     table.insert(field.clone(), value);
@@ -368,6 +529,43 @@ mod tests {
             ])
         )
         .is_ok());
+    }
+
+    #[test]
+    fn approval_rules_default_to_the_admin_group_and_read_lists_from_the_environment() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("ECR_PORTAL_APPROVAL__GRANT_PRODUCTION_GROUPS", "prod-approvers, sre"),
+                ("ECR_PORTAL_APPROVAL__GRANT_PRODUCTION_APPROVALS", "2"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.approval.grant_production, ApprovalRule::new(&["prod-approvers", "sre"], 2));
+        assert_eq!(c.approval.create_repository, ApprovalRule::new(&["ecr-admins"], 1));
+        let e = Config::load_from(None, &env(&[("ECR_PORTAL_APPROVAL__REVOKE_PRODUCTION_APPROVALS", "0")]))
+            .expect_err("zero approvers");
+        assert!(e.to_string().contains("approval.revoke_production_approvals"), "{e}");
+    }
+
+    #[test]
+    fn oidc_needs_an_issuer_and_the_secret_is_never_printed() {
+        let e = Config::load_from(None, &env(&[("ECR_PORTAL_AUTH__MODE", "oidc")])).expect_err("no issuer");
+        assert!(e.to_string().contains("oidc.issuer_url"), "{e}");
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("ECR_PORTAL_AUTH__MODE", "oidc"),
+                ("ECR_PORTAL_OIDC__ISSUER_URL", "https://id.example.com"),
+                ("ECR_PORTAL_OIDC__CLIENT_ID", "ecr-portal"),
+                ("ECR_PORTAL_OIDC__CLIENT_SECRET", "s3cr3t-value"),
+                ("ECR_PORTAL_SERVER__PUBLIC_URL", "https://ecr.example.com/"),
+            ]),
+        )
+        .expect("valid");
+        assert!(!format!("{c:?}").contains("s3cr3t-value"));
+        assert!(c.https());
+        assert_eq!(c.public_url, "https://ecr.example.com");
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! transactions (see [`Db::write`]) so two writers queue instead of failing
 //! half-way with SQLITE_BUSY on lock upgrade.
 use anyhow::Context;
+use app::domain::approval::Approval;
+use app::domain::principal::{Principal, Role, TokenScope};
 use app::domain::request::{Request, RequestKind, Status};
 use app::domain::settings::RepositorySpec;
 use app::views::{ApplyResult, AuditQuery};
@@ -49,9 +51,7 @@ pub struct EventRow {
 
 #[derive(Debug, Clone)]
 pub struct SessionRow {
-    pub user_id: String,
-    pub user_name: String,
-    pub role: String,
+    pub principal: Principal,
     pub last_seen: i64,
     pub expires_at: i64,
 }
@@ -601,42 +601,65 @@ pub fn filter_from_query(q: &AuditQuery, namespace: &str) -> Result<EventFilter,
     })
 }
 
-// ---- sessions ----
+// ---- users and sessions ----
 
-pub async fn insert_session(
-    conn: &mut SqliteConnection,
-    id_hash: &str,
-    user_id: &str,
-    user_name: &str,
-    role: &str,
-    now: i64,
-    expires_at: i64,
-) -> Result<(), sqlx::Error> {
+/// Records (or refreshes) a user at sign-in: sessions and tokens read role and groups from here.
+pub async fn upsert_user(conn: &mut SqliteConnection, p: &Principal, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO sessions (id_hash, user_id, user_name, role, created_at, last_seen, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO users (id, name, role, groups, last_sign_in) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role, groups = excluded.groups,
+                                        last_sign_in = excluded.last_sign_in",
     )
-    .bind(id_hash)
-    .bind(user_id)
-    .bind(user_name)
-    .bind(role)
+    .bind(&p.id)
+    .bind(&p.name)
+    .bind(p.role.as_str())
+    .bind(serde_json::to_string(&p.groups).unwrap_or_else(|_| "[]".into()))
     .bind(now)
-    .bind(now)
-    .bind(expires_at)
     .execute(conn)
     .await
     .map(|_| ())
 }
 
-pub async fn get_session(pool: &SqlitePool, id_hash: &str) -> Result<Option<SessionRow>, sqlx::Error> {
-    let row = sqlx::query("SELECT user_id, user_name, role, last_seen, expires_at FROM sessions WHERE id_hash = ?")
+fn principal_from_row(r: &SqliteRow) -> Result<Principal, sqlx::Error> {
+    let role: String = r.try_get("role")?;
+    let groups: String = r.try_get("groups")?;
+    Ok(Principal::new(
+        r.try_get::<String, _>("user_id")?,
+        r.try_get::<String, _>("name")?,
+        Role::parse(&role).ok_or_else(|| sqlx::Error::Decode(format!("unknown role {role}").into()))?,
+        serde_json::from_str(&groups).unwrap_or_default(),
+    ))
+}
+
+pub async fn insert_session(
+    conn: &mut SqliteConnection,
+    id_hash: &str,
+    user_id: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO sessions (id_hash, user_id, created_at, last_seen, expires_at) VALUES (?, ?, ?, ?, ?)")
         .bind(id_hash)
-        .fetch_optional(pool)
-        .await?;
+        .bind(user_id)
+        .bind(now)
+        .bind(now)
+        .bind(expires_at)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+pub async fn get_session(pool: &SqlitePool, id_hash: &str) -> Result<Option<SessionRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT s.user_id, u.name, u.role, u.groups, s.last_seen, s.expires_at
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ?",
+    )
+    .bind(id_hash)
+    .fetch_optional(pool)
+    .await?;
     row.map(|r| {
         Ok(SessionRow {
-            user_id: r.try_get("user_id")?,
-            user_name: r.try_get("user_name")?,
-            role: r.try_get("role")?,
+            principal: principal_from_row(&r)?,
             last_seen: r.try_get("last_seen")?,
             expires_at: r.try_get("expires_at")?,
         })
@@ -655,6 +678,203 @@ pub async fn touch_session(pool: &SqlitePool, id_hash: &str, now: i64) -> Result
 
 pub async fn delete_session(conn: &mut SqliteConnection, id_hash: &str) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM sessions WHERE id_hash = ?").bind(id_hash).execute(conn).await.map(|_| ())
+}
+
+// ---- API tokens ----
+
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: i64,
+    pub name: String,
+    pub scope: TokenScope,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+fn token_from_row(r: &SqliteRow) -> Result<TokenRow, sqlx::Error> {
+    let scope: String = r.try_get("scope")?;
+    Ok(TokenRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        scope: TokenScope::parse(&scope).ok_or_else(|| sqlx::Error::Decode(format!("unknown scope {scope}").into()))?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+        last_used_at: r.try_get("last_used_at")?,
+    })
+}
+
+pub async fn insert_token(
+    conn: &mut SqliteConnection,
+    secret_hash: &str,
+    user_id: &str,
+    name: &str,
+    scope: TokenScope,
+    now: i64,
+    expires_at: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO api_tokens (secret_hash, user_id, name, scope, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+         RETURNING id",
+    )
+    .bind(secret_hash)
+    .bind(user_id)
+    .bind(name)
+    .bind(scope.as_str())
+    .bind(now)
+    .bind(expires_at)
+    .fetch_one(conn)
+    .await?
+    .try_get("id")
+}
+
+/// The token with this secret hash and its owner, if it exists (valid or not).
+pub async fn token_by_hash(pool: &SqlitePool, secret_hash: &str) -> Result<Option<(TokenRow, Principal)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT t.*, u.name AS user_name, u.role, u.groups FROM api_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.secret_hash = ?",
+    )
+    .bind(secret_hash)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        let t = token_from_row(&r)?;
+        let role: String = r.try_get("role")?;
+        let groups: String = r.try_get("groups")?;
+        let p = Principal::new(
+            r.try_get::<String, _>("user_id")?,
+            r.try_get::<String, _>("user_name")?,
+            Role::parse(&role).ok_or_else(|| sqlx::Error::Decode(format!("unknown role {role}").into()))?,
+            serde_json::from_str(&groups).unwrap_or_default(),
+        );
+        Ok((t, p))
+    })
+    .transpose()
+}
+
+pub async fn tokens_of(pool: &SqlitePool, user_id: &str) -> Result<Vec<TokenRow>, sqlx::Error> {
+    let rows = sqlx::query("SELECT * FROM api_tokens WHERE user_id = ? ORDER BY id DESC")
+        .bind(user_id)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(token_from_row).collect()
+}
+
+/// Revokes one of the user's tokens; false when there is no such live token of theirs.
+pub async fn revoke_token(conn: &mut SqliteConnection, user_id: &str, id: i64, now: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn touch_token(pool: &SqlitePool, id: i64, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
+        .bind(now)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+// ---- approvals ----
+
+pub async fn approvals(conn: &mut SqliteConnection, request_id: i64) -> Result<Vec<Approval>, sqlx::Error> {
+    let rows = sqlx::query("SELECT approver, at, comment FROM approvals WHERE request_id = ? ORDER BY at, approver")
+        .bind(request_id)
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Approval { approver: r.try_get("approver")?, at: r.try_get("at")?, comment: r.try_get("comment")? })
+        })
+        .collect()
+}
+
+pub async fn insert_approval(conn: &mut SqliteConnection, request_id: i64, a: &Approval) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO approvals (request_id, approver, at, comment) VALUES (?, ?, ?, ?)")
+        .bind(request_id)
+        .bind(&a.approver)
+        .bind(a.at)
+        .bind(&a.comment)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Starts a new approval round (the request was sent back for re-approval).
+pub async fn clear_approvals(conn: &mut SqliteConnection, request_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM approvals WHERE request_id = ?").bind(request_id).execute(conn).await.map(|_| ())
+}
+
+/// Pending requests created before `cutoff`, oldest first.
+pub async fn pending_before(conn: &mut SqliteConnection, cutoff: i64) -> Result<Vec<RequestRow>, sqlx::Error> {
+    let rows = sqlx::query("SELECT * FROM requests WHERE status = 'pending' AND created_at < ? ORDER BY id LIMIT 500")
+        .bind(cutoff)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(request_from_row).collect()
+}
+
+// ---- OpenID Connect sign-ins in progress ----
+
+#[derive(Debug, Clone)]
+pub struct OidcLogin {
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub next: String,
+    pub created_at: i64,
+}
+
+pub async fn insert_oidc_login(
+    conn: &mut SqliteConnection,
+    binding_hash: &str,
+    l: &OidcLogin,
+) -> Result<(), sqlx::Error> {
+    // Abandoned sign-ins older than an hour are swept on the way.
+    sqlx::query("DELETE FROM oidc_logins WHERE created_at < ?")
+        .bind(l.created_at - 3_600_000)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO oidc_logins (binding_hash, state, nonce, pkce_verifier, next, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(binding_hash)
+    .bind(&l.state)
+    .bind(&l.nonce)
+    .bind(&l.pkce_verifier)
+    .bind(&l.next)
+    .bind(l.created_at)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Takes (reads and deletes) the sign-in bound to this browser: each is used at most once.
+pub async fn take_oidc_login(
+    conn: &mut SqliteConnection,
+    binding_hash: &str,
+) -> Result<Option<OidcLogin>, sqlx::Error> {
+    let row = sqlx::query("DELETE FROM oidc_logins WHERE binding_hash = ? RETURNING *")
+        .bind(binding_hash)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|r| {
+        Ok(OidcLogin {
+            state: r.try_get("state")?,
+            nonce: r.try_get("nonce")?,
+            pkce_verifier: r.try_get("pkce_verifier")?,
+            next: r.try_get("next")?,
+            created_at: r.try_get("created_at")?,
+        })
+    })
+    .transpose()
 }
 
 // ---- backup ----

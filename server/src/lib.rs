@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod export;
+pub mod oidc;
 pub mod service;
 pub mod startup;
 pub mod worker;

@@ -28,6 +28,11 @@ pub struct AppState {
     pub service: Arc<PortalService>,
     pub session_idle_ms: u64,
     pub session_absolute_ms: u64,
+    pub cookies: crate::auth::Cookies,
+    pub roles: crate::auth::Roles,
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
+    /// The origin people use (`server.public_url`), accepted as `Origin`.
+    pub public_url: String,
 }
 
 pub struct Application {
@@ -85,6 +90,9 @@ impl Application {
                     },
                     staging_account,
                     local_sign_in: config.raw.auth.mode == AuthMode::Local,
+                    oidc_sign_in: config.raw.auth.mode == AuthMode::Oidc,
+                    approval: config.approval.clone(),
+                    token_max_days: u32::try_from(config.raw.auth.token_max_days).unwrap_or(u32::MAX),
                 },
             )
             .with_retry(crate::service::RetryPolicy {
@@ -93,10 +101,41 @@ impl Application {
                 max_ms: config.raw.worker.retry_max_ms,
             }),
         );
+        let oidc = match config.raw.auth.mode {
+            AuthMode::Oidc => {
+                let redirect = Some(config.raw.oidc.redirect_url.trim().to_string())
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or_else(|| format!("{}/auth/oidc/callback", config.public_url));
+                Some(Arc::new(crate::oidc::Oidc::new(&config.raw.oidc, redirect)?))
+            }
+            AuthMode::Local => None,
+        };
+        let a = &config.approval;
+        let mut approver_groups: Vec<String> = [
+            &a.create_repository.groups,
+            &a.grant_production.groups,
+            &a.revoke_production.groups,
+            &a.restore_repository.groups,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+        approver_groups.sort();
+        approver_groups.dedup();
         let state = AppState {
             service: service.clone(),
             session_idle_ms: config.raw.auth.session_idle_minutes * 60_000,
             session_absolute_ms: config.raw.auth.session_absolute_hours * 3_600_000,
+            cookies: crate::auth::Cookies::new(config.https()),
+            roles: crate::auth::Roles {
+                admin_group: config.raw.auth.admin_group.trim().to_string(),
+                auditor_group: config.raw.auth.auditor_group.trim().to_string(),
+                approver_groups,
+                allowed_groups: config.raw.auth.allowed_groups.clone(),
+            },
+            oidc,
+            public_url: config.public_url.clone(),
         };
 
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -125,13 +164,21 @@ impl Application {
             .route("/readyz", get(readyz))
             .route("/auth/local", post(crate::auth::local_sign_in))
             .route("/auth/logout", post(crate::auth::logout))
+            .route("/auth/oidc/start", get(crate::auth::oidc_start))
+            .route("/auth/oidc/callback", get(crate::auth::oidc_callback))
             .merge(crate::api::routes())
             .with_state(state.clone());
 
         let max_body = usize::try_from(config.raw.server.max_body_bytes).unwrap_or(usize::MAX);
+        let hsts = if config.https() {
+            // Only when people reach the portal over HTTPS (through a TLS proxy).
+            Some(HeaderValue::from_static("max-age=31536000; includeSubDomains"))
+        } else {
+            None
+        };
         let router = own
             .merge(site)
-            .layer(axum::middleware::from_fn(crate::auth::same_origin_only))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::same_origin_only))
             .layer(axum::middleware::from_fn_with_state(state, crate::auth::current_user))
             .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
             .layer(SetResponseHeaderLayer::overriding(
@@ -139,7 +186,13 @@ impl Application {
                 HeaderValue::from_static("nosniff"),
             ))
             .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
-            .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")));
+            .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+            // Pages set their own policy with the response's script nonce; everything else gets the strictest.
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(header::STRICT_TRANSPORT_SECURITY, hsts));
 
         let (stop, stop_rx) = watch::channel(false);
         let worker = if config.raw.worker.enabled {

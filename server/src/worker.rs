@@ -33,6 +33,11 @@ pub async fn run(service: Arc<PortalService>, settings: Settings, mut stop: watc
         if let Err(e) = service.end_expired_grants().await {
             tracing::error!("ending temporary grants: {e}");
         }
+        match service.expire_pending().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("{n} pending request(s) expired without a decision"),
+            Err(e) => tracing::error!("expiring pending requests: {e}"),
+        }
         if Instant::now() >= next_drift_check {
             next_drift_check = Instant::now() + settings.drift_every;
             match service.run_drift_check(SYSTEM_ACTOR, None).await {

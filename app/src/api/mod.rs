@@ -29,12 +29,12 @@ fn signed_in() -> Result<crate::domain::principal::Principal, AppError> {
     user().ok_or(AppError::Unauthenticated)
 }
 
-#[server(prefix = "/rpc")]
+#[server(prefix = "/rpc", endpoint = "get_portal_info")]
 pub async fn get_portal_info() -> Result<PortalInfo, AppError> {
     Ok(portal()?.info(user()))
 }
 
-#[server(prefix = "/rpc", input = Json)]
+#[server(prefix = "/rpc", endpoint = "list_requests", input = Json)]
 pub async fn list_requests(status: Option<String>, mine: bool) -> Result<Vec<RequestSummary>, AppError> {
     let by = signed_in()?;
     let status = match status.as_deref().filter(|s| !s.is_empty()) {
@@ -47,67 +47,82 @@ pub async fn list_requests(status: Option<String>, mine: bool) -> Result<Vec<Req
     portal()?.list_requests(&by, status, mine).await
 }
 
-#[server(prefix = "/rpc", input = Json)]
+#[server(prefix = "/rpc", endpoint = "get_request", input = Json)]
 pub async fn get_request(id: i64) -> Result<RequestDetail, AppError> {
     portal()?.request_detail(&signed_in()?, id).await
 }
 
-#[server(prefix = "/rpc", input = Json)]
+#[server(prefix = "/rpc", endpoint = "submit_repository_request", input = Json)]
 pub async fn submit_repository_request(input: RepositoryRequestInput) -> Result<i64, AppError> {
     portal()?.submit(&signed_in()?, input).await
 }
 
-#[server(prefix = "/rpc", input = Json)]
+#[server(prefix = "/rpc", endpoint = "approve_request", input = Json)]
 pub async fn approve_request(id: i64, comment: String) -> Result<RequestDetail, AppError> {
     portal()?.approve(&signed_in()?, id, comment).await
 }
 
-#[server(prefix = "/rpc", input = Json)]
+#[server(prefix = "/rpc", endpoint = "reject_request", input = Json)]
 pub async fn reject_request(id: i64, comment: String) -> Result<RequestDetail, AppError> {
     portal()?.reject(&signed_in()?, id, comment).await
 }
 
-#[server(prefix = "/rpc", input = Json)]
+#[server(prefix = "/rpc", endpoint = "retry_request", input = Json)]
 pub async fn retry_request(id: i64) -> Result<RequestDetail, AppError> {
     portal()?.retry(&signed_in()?, id).await
 }
 
-#[server(prefix = "/rpc")]
+#[server(prefix = "/rpc", endpoint = "list_repositories")]
 pub async fn list_repositories() -> Result<Vec<RepositoryView>, AppError> {
     portal()?.repositories(&signed_in()?).await
 }
 
-#[server(prefix = "/rpc", input = Json)]
+#[server(prefix = "/rpc", endpoint = "audit_history", input = Json)]
 pub async fn audit_history(query: AuditQuery) -> Result<AuditPage, AppError> {
     portal()?.audit(&signed_in()?, query).await
 }
 
-#[server(prefix = "/rpc", input = Json)]
+#[server(prefix = "/rpc", endpoint = "submit_access_request", input = Json)]
 pub async fn submit_access_request(input: AccessRequestInput) -> Result<i64, AppError> {
     portal()?.submit_access(&signed_in()?, input).await
 }
 
-#[server(prefix = "/rpc", input = Json)]
+#[server(prefix = "/rpc", endpoint = "adopt_repository", input = Json)]
 pub async fn adopt_repository(repository: String) -> Result<RepositoryView, AppError> {
     portal()?.adopt(&signed_in()?, repository).await
 }
 
-#[server(prefix = "/rpc", input = Json)]
+#[server(prefix = "/rpc", endpoint = "check_drift", input = Json)]
 pub async fn check_drift(repository: Option<String>) -> Result<Vec<RepositoryView>, AppError> {
     portal()?.check_drift(&signed_in()?, repository).await
 }
 
-#[server(prefix = "/rpc", input = Json)]
+#[server(prefix = "/rpc", endpoint = "accept_drift", input = Json)]
 pub async fn accept_drift(repository: String) -> Result<RepositoryView, AppError> {
     portal()?.accept_drift(&signed_in()?, repository).await
 }
 
-#[server(prefix = "/rpc", input = Json)]
+#[server(prefix = "/rpc", endpoint = "request_restore", input = Json)]
 pub async fn request_restore(repository: String, justification: String) -> Result<i64, AppError> {
     portal()?.request_restore(&signed_in()?, repository, justification).await
 }
 
-#[server(prefix = "/rpc")]
+#[server(prefix = "/rpc", endpoint = "verify_audit")]
 pub async fn verify_audit() -> Result<AuditVerification, AppError> {
     portal()?.verify_audit(&signed_in()?).await
+}
+
+#[server(prefix = "/rpc", endpoint = "list_tokens")]
+pub async fn list_tokens() -> Result<Vec<TokenView>, AppError> {
+    portal()?.list_tokens(&signed_in()?).await
+}
+
+#[server(prefix = "/rpc", endpoint = "create_token", input = Json)]
+pub async fn create_token(name: String, scope: String, days: u32) -> Result<CreatedToken, AppError> {
+    portal()?.create_token(&signed_in()?, name, scope, days).await
+}
+
+#[server(prefix = "/rpc", endpoint = "revoke_token", input = Json)]
+pub async fn revoke_token(id: i64) -> Result<Vec<TokenView>, AppError> {
+    portal()?.revoke_token(&signed_in()?, id).await
 }

@@ -32,6 +32,15 @@ pub trait Portal: Send + Sync + 'static {
     async fn accept_drift(&self, by: &Principal, repository: String) -> Result<RepositoryView, AppError>;
     async fn request_restore(&self, by: &Principal, repository: String, justification: String)
         -> Result<i64, AppError>;
+    async fn list_tokens(&self, by: &Principal) -> Result<Vec<TokenView>, AppError>;
+    async fn create_token(
+        &self,
+        by: &Principal,
+        name: String,
+        scope: String,
+        days: u32,
+    ) -> Result<CreatedToken, AppError>;
+    async fn revoke_token(&self, by: &Principal, id: i64) -> Result<Vec<TokenView>, AppError>;
 }
 
 /// The context value the server provides to every server function.

@@ -19,10 +19,17 @@ pub enum AuditAction {
     DriftDetected,
     DriftResolved,
     DriftAccepted,
+    SignInFailed,
+    AccessDenied,
+    TokenCreated,
+    TokenRevoked,
+    TokenUsed,
+    ApprovalGiven,
+    RequestExpired,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 15] = [
+    pub const ALL: [AuditAction; 22] = [
         AuditAction::SignedIn,
         AuditAction::SignedOut,
         AuditAction::RequestSubmitted,
@@ -38,6 +45,13 @@ impl AuditAction {
         AuditAction::DriftDetected,
         AuditAction::DriftResolved,
         AuditAction::DriftAccepted,
+        AuditAction::SignInFailed,
+        AuditAction::AccessDenied,
+        AuditAction::TokenCreated,
+        AuditAction::TokenRevoked,
+        AuditAction::TokenUsed,
+        AuditAction::ApprovalGiven,
+        AuditAction::RequestExpired,
     ];
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -56,6 +70,13 @@ impl AuditAction {
             Self::DriftDetected => "drift_detected",
             Self::DriftResolved => "drift_resolved",
             Self::DriftAccepted => "drift_accepted",
+            Self::SignInFailed => "sign_in_failed",
+            Self::AccessDenied => "access_denied",
+            Self::TokenCreated => "token_created",
+            Self::TokenRevoked => "token_revoked",
+            Self::TokenUsed => "token_used",
+            Self::ApprovalGiven => "approval_given",
+            Self::RequestExpired => "request_expired",
         }
     }
     pub fn parse(raw: &str) -> Option<Self> {
@@ -79,6 +100,13 @@ impl AuditAction {
             Self::DriftDetected => "Drift detected",
             Self::DriftResolved => "Drift resolved",
             Self::DriftAccepted => "Live state accepted",
+            Self::SignInFailed => "Sign-in failed",
+            Self::AccessDenied => "Access denied",
+            Self::TokenCreated => "API token created",
+            Self::TokenRevoked => "API token revoked",
+            Self::TokenUsed => "API token used",
+            Self::ApprovalGiven => "Approval recorded (more needed)",
+            Self::RequestExpired => "Expired without enough approvals",
         }
     }
 }

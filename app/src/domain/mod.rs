@@ -1,6 +1,7 @@
 //! The pure domain core: types that can only exist when valid, and the rules
 //! between them. No I/O here; it compiles into the browser bundle too.
 pub mod account;
+pub mod approval;
 pub mod audit;
 pub mod form;
 pub mod name;

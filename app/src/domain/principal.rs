@@ -1,28 +1,32 @@
-//! Who is acting: a signed-in person (or, later, a token acting for one) and their role.
+//! Who is acting, what they may do, and through what (a session or an API token).
+//!
+//! Authorization lives here as one pure table ([`Principal::can`]) that the
+//! service consults for every use case; approval rights come from the
+//! approval policy ([`super::approval`]), which uses the principal's groups.
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Anyone signed in: submits requests and reads their state.
+    /// Anyone signed in: submits requests and follows their own.
     Requester,
-    /// Approves, rejects and retries other people's requests.
+    /// Decides requests (as the approval policy allows), retries, manages repositories.
     Admin,
+    /// Reads everything (every request, the audit trail), changes nothing.
+    Auditor,
 }
 
 impl Role {
+    pub const ALL: [Role; 3] = [Role::Requester, Role::Admin, Role::Auditor];
     pub fn parse(raw: &str) -> Option<Self> {
-        match raw.trim() {
-            "requester" => Some(Self::Requester),
-            "admin" => Some(Self::Admin),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|r| r.as_str() == raw.trim())
     }
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Requester => "requester",
             Self::Admin => "admin",
+            Self::Auditor => "auditor",
         }
     }
 }
@@ -33,17 +37,109 @@ impl fmt::Display for Role {
     }
 }
 
-/// The signed-in actor. `id` is stable and unique (`local:alice`); `name` is for display.
+/// What an API token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenScope {
+    /// Submit requests and read the ones it submitted; nothing else.
+    Submit,
+    /// Everything its owner may do, except managing tokens.
+    User,
+}
+
+impl TokenScope {
+    pub const ALL: [TokenScope; 2] = [TokenScope::Submit, TokenScope::User];
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw.trim())
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Submit => "submit",
+            Self::User => "user",
+        }
+    }
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Submit => "submit requests only",
+            Self::User => "act as me",
+        }
+    }
+}
+
+/// The API token a request was made with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUse {
+    pub id: i64,
+    pub name: String,
+    pub scope: TokenScope,
+}
+
+/// Things a principal may do; [`Principal::can`] is the whole table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// Ask for a repository, production access or its removal.
+    SubmitRequest,
+    /// See every request (not only one's own).
+    ReadAllRequests,
+    /// See one's own requests.
+    ReadOwnRequests,
+    /// See the repository inventory.
+    ReadRepositories,
+    /// Approve or reject (which kinds: the approval policy's groups decide).
+    Decide,
+    /// Retry failed applies; adopt, check, accept and restore repositories.
+    Operate,
+    /// Browse, export and verify the audit trail.
+    ReadAudit,
+    /// Create and revoke one's own API tokens (only from a browser session).
+    ManageTokens,
+}
+
+/// The signed-in actor. `id` is stable and unique (`local:alice`,
+/// `oidc:<issuer>#<sub>`); `name` is for display.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
     pub id: String,
     pub name: String,
     pub role: Role,
+    /// Groups from the identity provider (or the local sign-in's role), for the approval policy.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Set when the request came with an API token instead of a session.
+    #[serde(default)]
+    pub token: Option<TokenUse>,
 }
 
 impl Principal {
+    pub fn new(id: impl Into<String>, name: impl Into<String>, role: Role, groups: Vec<String>) -> Self {
+        Self { id: id.into(), name: name.into(), role, groups, token: None }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
+    }
+
+    /// The authorization table: role first, then the token's scope narrows it.
+    pub fn can(&self, c: Capability) -> bool {
+        use Capability::*;
+        let by_role = match self.role {
+            Role::Admin => true,
+            Role::Requester => matches!(c, SubmitRequest | ReadOwnRequests | ReadRepositories | ManageTokens),
+            Role::Auditor => {
+                matches!(c, ReadAllRequests | ReadOwnRequests | ReadRepositories | ReadAudit | ManageTokens)
+            }
+        };
+        let by_token = match self.token.as_ref().map(|t| t.scope) {
+            None => true,
+            Some(TokenScope::User) => c != ManageTokens,
+            Some(TokenScope::Submit) => matches!(c, SubmitRequest | ReadOwnRequests),
+        };
+        by_role && by_token
+    }
+
+    /// How the audit trail names the means, when it is not a browser session.
+    pub fn via(&self) -> Option<String> {
+        self.token.as_ref().map(|t| format!("API token #{} ({})", t.id, t.name))
     }
 }
 
@@ -80,5 +176,34 @@ mod tests {
         assert!(parse_local_username("-x").is_err());
         assert!(parse_local_username("a<b").is_err());
         assert!(parse_local_username(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn auditors_read_everything_and_change_nothing() {
+        let a = Principal::new("local:a", "a", Role::Auditor, vec![]);
+        assert!(a.can(Capability::ReadAudit) && a.can(Capability::ReadAllRequests));
+        for c in [Capability::SubmitRequest, Capability::Decide, Capability::Operate] {
+            assert!(!a.can(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_submit_token_only_submits_and_reads_its_own() {
+        let mut admin = Principal::new("local:b", "b", Role::Admin, vec![]);
+        admin.token = Some(TokenUse { id: 1, name: "ci".into(), scope: TokenScope::Submit });
+        assert!(admin.can(Capability::SubmitRequest) && admin.can(Capability::ReadOwnRequests));
+        for c in [Capability::Decide, Capability::ReadAudit, Capability::ReadAllRequests, Capability::ManageTokens] {
+            assert!(!admin.can(c), "{c:?}");
+        }
+        admin.token = Some(TokenUse { id: 1, name: "ci".into(), scope: TokenScope::User });
+        assert!(admin.can(Capability::Decide) && !admin.can(Capability::ManageTokens));
+        assert_eq!(admin.via().as_deref(), Some("API token #1 (ci)"));
+    }
+
+    #[test]
+    fn requesters_submit_and_follow_their_own() {
+        let r = Principal::new("local:c", "c", Role::Requester, vec![]);
+        assert!(r.can(Capability::SubmitRequest) && r.can(Capability::ReadOwnRequests));
+        assert!(!r.can(Capability::ReadAllRequests) && !r.can(Capability::ReadAudit) && !r.can(Capability::Decide));
     }
 }

@@ -6,11 +6,14 @@
 //!    └─reject─▶ rejected  │   └──────retry── failed ◀┘  │ fail
 //!                         └─approve── needs_reapproval ◀┘ stop_for_reapproval
 //! ```
-//! Rules: only admins decide; nobody approves their own request; every other
-//! move from a state is an error naming the state. `needs_reapproval` is
-//! decided like `pending`: the live policy changed since the plan was approved.
+//! Rules: only the approval policy's groups decide; nobody approves their own
+//! request, or approves twice; a request moves to `approved` when the rule's
+//! number of distinct approvals is reached; every other move from a state is
+//! an error naming the state. `needs_reapproval` is decided like `pending`:
+//! the live policy changed since the plan was approved (a new round).
+use super::approval::{Approval, ApprovalRule};
 use super::name::RepoName;
-use super::principal::Principal;
+use super::principal::{Capability, Principal};
 use super::settings::RepositorySpec;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -79,6 +82,10 @@ pub enum TransitionError {
     SelfApproval,
     #[error("only admins can {} requests", verb(.0))]
     NotAdmin(&'static str),
+    #[error("only members of {groups} can decide this kind of request")]
+    NotApprover { groups: String },
+    #[error("you have already approved this request; it needs another approver")]
+    AlreadyApproved,
     #[error("this request is {from}; it cannot be {action}")]
     Invalid { from: Status, action: &'static str },
 }
@@ -176,10 +183,20 @@ impl Request {
         }
     }
 
-    /// Whether `by` may approve now (used by the UI to show the buttons).
-    pub fn check_decision(&self, by: &Principal, action: &'static str) -> Result<(), TransitionError> {
-        if !by.is_admin() {
+    /// Whether `by` may approve or reject now under `rule`, given the
+    /// approvals of this round (also used by the UI to show the buttons).
+    pub fn check_decision(
+        &self,
+        by: &Principal,
+        action: &'static str,
+        rule: &ApprovalRule,
+        approvals: &[Approval],
+    ) -> Result<(), TransitionError> {
+        if !by.can(Capability::Decide) {
             return Err(TransitionError::NotAdmin(action));
+        }
+        if !rule.may_decide(by) {
+            return Err(TransitionError::NotApprover { groups: rule.describe_groups() });
         }
         if !self.status.is_awaiting_decision() {
             return Err(TransitionError::Invalid { from: self.status, action });
@@ -187,19 +204,64 @@ impl Request {
         if action == "approved" && by.id == self.requester {
             return Err(TransitionError::SelfApproval);
         }
+        if action == "approved" && approvals.iter().any(|a| a.approver == by.id) {
+            return Err(TransitionError::AlreadyApproved);
+        }
         Ok(())
     }
 
-    pub fn approve(self, by: &Principal, comment: Option<String>, at: i64) -> Result<Self, TransitionError> {
-        self.check_decision(by, "approved")?;
+    /// Records one approval. Returns the request, moved to `approved` only
+    /// when this approval completes the rule (the approvals counted are the
+    /// distinct approvers of this round, never the requester).
+    pub fn approve(
+        self,
+        by: &Principal,
+        rule: &ApprovalRule,
+        approvals: &[Approval],
+        comment: Option<String>,
+        at: i64,
+    ) -> Result<Self, TransitionError> {
+        self.check_decision(by, "approved", rule, approvals)?;
+        let counted = approvals.iter().filter(|a| a.approver != self.requester).count() + 1;
+        if counted < rule.required as usize {
+            let mut r = self;
+            r.updated_at = at;
+            return Ok(r);
+        }
         let mut r = self.moved(Status::Approved, at);
         r.decided_by = Some(by.id.clone());
         r.decision_comment = comment;
         Ok(r)
     }
 
-    pub fn reject(self, by: &Principal, comment: Option<String>, at: i64) -> Result<Self, TransitionError> {
-        self.check_decision(by, "rejected")?;
+    /// The portal closes a waiting request itself (superseded by an automatic revoke).
+    pub fn supersede(self, why: String, at: i64) -> Result<Self, TransitionError> {
+        if !self.status.is_awaiting_decision() {
+            return Err(TransitionError::Invalid { from: self.status, action: "superseded" });
+        }
+        let mut r = self.moved(Status::Rejected, at);
+        r.decided_by = Some(super::principal::SYSTEM_ACTOR.into());
+        r.decision_comment = Some(why);
+        Ok(r)
+    }
+
+    /// Closes a request that waited longer than the policy allows.
+    pub fn expire(self, at: i64, why: String) -> Result<Self, TransitionError> {
+        self.expect(Status::Pending, "expired")?;
+        let mut r = self.moved(Status::Rejected, at);
+        r.decided_by = Some(super::principal::SYSTEM_ACTOR.into());
+        r.decision_comment = Some(why);
+        Ok(r)
+    }
+
+    pub fn reject(
+        self,
+        by: &Principal,
+        rule: &ApprovalRule,
+        comment: Option<String>,
+        at: i64,
+    ) -> Result<Self, TransitionError> {
+        self.check_decision(by, "rejected", rule, &[])?;
         let mut r = self.moved(Status::Rejected, at);
         r.decided_by = Some(by.id.clone());
         r.decision_comment = comment;
@@ -252,7 +314,7 @@ impl Request {
     }
 
     pub fn retry(self, by: &Principal, at: i64) -> Result<Self, TransitionError> {
-        if !by.is_admin() {
+        if !by.can(Capability::Operate) {
             return Err(TransitionError::NotAdmin("retry"));
         }
         self.expect(Status::Failed, "retried")?;
@@ -268,7 +330,15 @@ mod tests {
     use crate::domain::principal::Role;
 
     fn who(id: &str, role: Role) -> Principal {
-        Principal { id: id.into(), name: id.into(), role }
+        Principal::new(id, id, role, vec!["ecr-admins".into()])
+    }
+
+    fn one() -> ApprovalRule {
+        ApprovalRule::new(&["ecr-admins"], 1)
+    }
+
+    fn approval(by: &str) -> Approval {
+        Approval { approver: by.into(), at: 1, comment: None }
     }
 
     fn pending() -> Request {
@@ -298,7 +368,7 @@ mod tests {
     #[test]
     fn the_happy_path_reaches_applied() {
         let admin = who("local:bob", Role::Admin);
-        let r = pending().approve(&admin, Some("ok".into()), 1).expect("approve");
+        let r = pending().approve(&admin, &one(), &[], Some("ok".into()), 1).expect("approve");
         assert_eq!((r.status, r.decided_by.as_deref()), (Status::Approved, Some("local:bob")));
         let r = r.start_apply(2).expect("start");
         assert_eq!((r.status, r.attempts), (Status::Applying, 1));
@@ -308,24 +378,29 @@ mod tests {
     #[test]
     fn approving_own_request_is_forbidden_even_for_admins() {
         let alice_admin = who("local:alice", Role::Admin);
-        assert_eq!(pending().approve(&alice_admin, None, 1), Err(TransitionError::SelfApproval));
+        assert_eq!(pending().approve(&alice_admin, &one(), &[], None, 1), Err(TransitionError::SelfApproval));
         // Rejecting (withdrawing) one's own request is allowed.
-        assert_eq!(pending().reject(&alice_admin, None, 1).expect("reject").status, Status::Rejected);
+        assert_eq!(pending().reject(&alice_admin, &one(), None, 1).expect("reject").status, Status::Rejected);
     }
 
     #[test]
     fn requesters_cannot_decide() {
         let carol = who("local:carol", Role::Requester);
-        assert_eq!(pending().approve(&carol, None, 1), Err(TransitionError::NotAdmin("approved")));
-        assert_eq!(pending().reject(&carol, None, 1), Err(TransitionError::NotAdmin("rejected")));
+        assert_eq!(pending().approve(&carol, &one(), &[], None, 1), Err(TransitionError::NotAdmin("approved")));
+        let outsider = Principal::new("local:dan", "dan", Role::Admin, vec!["other".into()]);
+        assert_eq!(
+            pending().approve(&outsider, &one(), &[], None, 1),
+            Err(TransitionError::NotApprover { groups: "ecr-admins".into() })
+        );
+        assert_eq!(pending().reject(&carol, &one(), None, 1), Err(TransitionError::NotAdmin("rejected")));
     }
 
     #[test]
     fn approving_twice_is_an_invalid_transition() {
         let admin = who("local:bob", Role::Admin);
-        let r = pending().approve(&admin, None, 1).expect("first");
+        let r = pending().approve(&admin, &one(), &[], None, 1).expect("first");
         assert_eq!(
-            r.approve(&admin, None, 2),
+            r.approve(&admin, &one(), &[], None, 2),
             Err(TransitionError::Invalid { from: Status::Approved, action: "approved" })
         );
     }
@@ -334,7 +409,7 @@ mod tests {
     fn failed_requests_can_be_retried_by_admins_only() {
         let admin = who("local:bob", Role::Admin);
         let failed = pending()
-            .approve(&admin, None, 1)
+            .approve(&admin, &one(), &[], None, 1)
             .and_then(|r| r.start_apply(2))
             .and_then(|r| r.fail("boom".into(), 3))
             .expect("failed");
@@ -348,7 +423,8 @@ mod tests {
     #[test]
     fn a_temporary_failure_defers_the_apply_back_to_approved() {
         let admin = who("local:bob", Role::Admin);
-        let applying = pending().approve(&admin, None, 1).and_then(|r| r.start_apply(2)).expect("applying");
+        let applying =
+            pending().approve(&admin, &one(), &[], None, 1).and_then(|r| r.start_apply(2)).expect("applying");
         let deferred = applying.defer("throttled".into(), 3).expect("defer");
         assert_eq!((deferred.status, deferred.failure.as_deref()), (Status::Approved, Some("throttled")));
         assert!(pending().defer("x".into(), 3).is_err());
@@ -357,7 +433,8 @@ mod tests {
     #[test]
     fn only_applying_requests_can_be_resumed() {
         let admin = who("local:bob", Role::Admin);
-        let applying = pending().approve(&admin, None, 1).and_then(|r| r.start_apply(2)).expect("applying");
+        let applying =
+            pending().approve(&admin, &one(), &[], None, 1).and_then(|r| r.start_apply(2)).expect("applying");
         let resumed = applying.resume(3).expect("resume");
         assert_eq!((resumed.status, resumed.attempts), (Status::Applying, 2));
         assert!(pending().resume(3).is_err());
@@ -367,24 +444,60 @@ mod tests {
     fn a_request_sent_back_for_reapproval_is_decided_again() {
         let admin = who("local:bob", Role::Admin);
         let back = pending()
-            .approve(&admin, None, 1)
+            .approve(&admin, &one(), &[], None, 1)
             .and_then(|r| r.start_apply(2))
             .and_then(|r| r.stop_for_reapproval("policy changed".into(), 3))
             .expect("sent back");
         assert_eq!(back.status, Status::NeedsReapproval);
         assert!(back.status.is_open());
-        assert_eq!(back.clone().approve(&who("local:alice", Role::Admin), None, 4), Err(TransitionError::SelfApproval));
-        assert_eq!(back.approve(&admin, None, 4).expect("re-approved").status, Status::Approved);
+        assert_eq!(
+            back.clone().approve(&who("local:alice", Role::Admin), &one(), &[], None, 4),
+            Err(TransitionError::SelfApproval)
+        );
+        assert_eq!(back.approve(&admin, &one(), &[], None, 4).expect("re-approved").status, Status::Approved);
     }
 
     #[test]
     fn terminal_states_refuse_everything() {
         let admin = who("local:bob", Role::Admin);
-        let rejected = pending().reject(&admin, None, 1).expect("reject");
-        assert!(rejected.clone().approve(&admin, None, 2).is_err());
+        let rejected = pending().reject(&admin, &one(), None, 1).expect("reject");
+        assert!(rejected.clone().approve(&admin, &one(), &[], None, 2).is_err());
         assert!(rejected.clone().start_apply(2).is_err());
         assert!(rejected.clone().retry(&admin, 2).is_err());
         assert!(rejected.succeed(2).is_err());
+    }
+
+    #[test]
+    fn two_approver_rule_needs_two_distinct_people_other_than_the_requester() {
+        let two = ApprovalRule::new(&["ecr-admins"], 2);
+        let bob = who("local:bob", Role::Admin);
+        let r = pending().approve(&bob, &two, &[], None, 1).expect("first");
+        assert_eq!(r.status, Status::Pending, "one approval of two leaves it pending");
+        assert_eq!(
+            r.clone().approve(&bob, &two, &[approval("local:bob")], None, 2),
+            Err(TransitionError::AlreadyApproved)
+        );
+        let alice = who("local:alice", Role::Admin);
+        assert_eq!(
+            r.clone().approve(&alice, &two, &[approval("local:bob")], None, 2),
+            Err(TransitionError::SelfApproval)
+        );
+        // An approval recorded for the requester (it cannot happen, but) never counts.
+        let with_own = [approval("local:alice"), approval("local:bob")];
+        let carl = who("local:carl", Role::Admin);
+        assert_eq!(r.clone().approve(&carl, &two, &with_own, None, 2).expect("second").status, Status::Approved);
+        let done = r.approve(&carl, &two, &[approval("local:bob")], None, 2).expect("second");
+        assert_eq!((done.status, done.decided_by.as_deref()), (Status::Approved, Some("local:carl")));
+    }
+
+    #[test]
+    fn only_pending_requests_expire() {
+        let r = pending().expire(5, "waited too long".into()).expect("expired");
+        assert_eq!(
+            (r.status, r.decided_by.as_deref()),
+            (Status::Rejected, Some(crate::domain::principal::SYSTEM_ACTOR))
+        );
+        assert!(r.expire(6, "again".into()).is_err());
     }
 
     #[test]

@@ -188,6 +188,7 @@ impl PortalService {
             }
             Err(f) if f.reapprove => {
                 let r = started.stop_for_reapproval(f.reason.clone(), now)?;
+                db::clear_approvals(&mut tx, id).await.map_err(db_err)?;
                 (r, None, AuditAction::ApplyNeedsReapproval, f.reason, f.request_ids)
             }
             Err(f) => {

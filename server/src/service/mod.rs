@@ -15,12 +15,13 @@ use crate::aws::{Registry, RegistryError};
 use crate::clock::{format_ms, Clock};
 use crate::db::{self, Db, EventRow, NewEvent, RequestRow};
 use app::api::Portal;
+use app::domain::approval::{Approval, ApprovalPolicy};
 use app::domain::audit::AuditAction;
 use app::domain::form::{AccessRequestInput, FieldError, RepositoryRequestInput};
 use app::domain::name::{Namespace, RepoName};
 use app::domain::plan::{self, Plan, Target};
 use app::domain::policy;
-use app::domain::principal::{Principal, SYSTEM_ACTOR};
+use app::domain::principal::{Capability, Principal, TokenScope, SYSTEM_ACTOR};
 use app::domain::request::{Request, RequestKind, Status, MAX_COMMENT};
 use app::error::AppError;
 use app::views::*;
@@ -36,6 +37,10 @@ pub struct Deployment {
     pub target: Target,
     pub staging_account: Option<String>,
     pub local_sign_in: bool,
+    pub oidc_sign_in: bool,
+    pub approval: ApprovalPolicy,
+    /// Longest life of an API token (days).
+    pub token_max_days: u32,
 }
 
 pub struct PortalService {
@@ -180,7 +185,8 @@ impl PortalService {
         detail: String,
     ) -> Result<(), AppError> {
         let mut tx = self.db.write().await.map_err(db_err)?;
-        db::insert_session(&mut tx, id_hash, &p.id, &p.name, p.role.as_str(), now, expires).await.map_err(db_err)?;
+        db::upsert_user(&mut tx, p, now).await.map_err(db_err)?;
+        db::insert_session(&mut tx, id_hash, &p.id, now, expires).await.map_err(db_err)?;
         db::insert_event(
             &mut tx,
             &NewEvent {
@@ -237,11 +243,61 @@ impl PortalService {
         policy::parse(text.as_deref()).map_err(|e| RegistryError::Other(e.to_string()))
     }
 
-    fn require_admin(by: &Principal, what: &str) -> Result<(), AppError> {
-        if by.is_admin() {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden(format!("only admins can {what}")))
+    /// Records a security event that belongs to no request (sign-in failures,
+    /// denials, token use). Best effort: a failure to record is logged, and
+    /// never turns a denial into something else.
+    pub async fn security_event(&self, actor: &str, action: AuditAction, detail: String) {
+        let write = async {
+            let mut tx = self.db.write().await?;
+            db::insert_event(
+                &mut tx,
+                &NewEvent {
+                    at: self.now(),
+                    actor,
+                    action,
+                    request_id: None,
+                    repository: None,
+                    detail,
+                    aws_request_ids: vec![],
+                },
+            )
+            .await?;
+            tx.commit().await
+        };
+        if let Err(e) = write.await {
+            tracing::error!("recording {}: {e}", action.as_str());
+        }
+    }
+
+    /// A refusal, recorded in the audit trail with who tried what.
+    pub async fn deny(&self, by: &Principal, message: String) -> AppError {
+        let via = by.via().map(|v| format!(" (through {v})")).unwrap_or_default();
+        self.security_event(&by.id, AuditAction::AccessDenied, format!("{message}{via}")).await;
+        AppError::Forbidden(message)
+    }
+
+    /// Checks one capability; a refusal is recorded. `what` completes "you cannot …".
+    pub async fn authorize(&self, by: &Principal, c: Capability, what: &str) -> Result<(), AppError> {
+        if by.can(c) {
+            return Ok(());
+        }
+        let message = match (&by.token, by.role) {
+            (Some(t), _) if t.scope == TokenScope::Submit => {
+                format!("this API token can only submit requests and read them; it cannot {what}")
+            }
+            (Some(_), _) if c == Capability::ManageTokens => "API tokens cannot manage API tokens; sign in".into(),
+            (_, app::domain::principal::Role::Auditor) => format!("auditors read everything but cannot {what}"),
+            _ => format!("only admins can {what}"),
+        };
+        Err(self.deny(by, message).await)
+    }
+
+    /// Turns a refused decision into an error, recording refusals that are about rights.
+    async fn refused(&self, by: &Principal, e: app::domain::request::TransitionError) -> AppError {
+        let e = AppError::from(e);
+        match e {
+            AppError::Forbidden(m) => self.deny(by, m).await,
+            other => other,
         }
     }
 
@@ -353,14 +409,16 @@ impl PortalService {
         }
     }
 
-    /// Applies one decision through the state machine, with its audit event, atomically.
+    /// Applies one decision through the state machine, with its audit event,
+    /// atomically. Approvals are counted per approver; the request moves to
+    /// `approved` only when the approval policy's number is reached.
     async fn decide(
         &self,
         by: &Principal,
         id: i64,
         action: AuditAction,
-        detail: String,
-        step: impl FnOnce(Request, i64) -> Result<Request, app::domain::request::TransitionError>,
+        comment: Option<String>,
+        step: impl FnOnce(Request, &[Approval], i64) -> Result<Request, app::domain::request::TransitionError>,
     ) -> Result<RequestDetail, AppError> {
         // The policy an approval is based on is read before the transaction (an AWS call).
         let before = self.load(id).await?;
@@ -386,9 +444,29 @@ impl PortalService {
             .await
             .map_err(db_err)?
             .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))?;
+        let approvals = db::approvals(&mut tx, id).await.map_err(db_err)?;
         let from = row.request.status;
-        let next = step(row.request, now)?;
-        let decided_at = matches!(action, AuditAction::RequestApproved | AuditAction::RequestRejected).then_some(now);
+        let next = match step(row.request, &approvals, now) {
+            Ok(next) => next,
+            Err(e) => {
+                drop(tx);
+                return Err(self.refused(by, e).await);
+            }
+        };
+        let rule = self.deployment.approval.rule(&next.kind);
+        let partial = action == AuditAction::RequestApproved && next.status == from;
+        if action == AuditAction::RequestApproved {
+            let approval = Approval { approver: by.id.clone(), at: now, comment: comment.clone() };
+            db::insert_approval(&mut tx, id, &approval).await.map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.is_unique_violation() => {
+                    AppError::Conflict("you have already approved this request; it needs another approver".into())
+                }
+                _ => db_err(e),
+            })?;
+        }
+        let decided_at = (next.status != from
+            && matches!(action, AuditAction::RequestApproved | AuditAction::RequestRejected))
+        .then_some(now);
         let saved = db::save_decision(&mut tx, &next, from, decided_at).await.map_err(|e| match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => AppError::Conflict(format!(
                 "{} already has an open request; finish that one first",
@@ -399,15 +477,24 @@ impl PortalService {
         if !saved {
             return Err(AppError::Conflict("the request changed while you were deciding; reload it".into()));
         }
-        if let Some(p) = &snapshot {
+        if let (Some(p), Status::Approved) = (&snapshot, next.status) {
             db::set_approved_policy(&mut tx, id, p.as_ref()).await.map_err(db_err)?;
+        }
+        let given = approvals.len() + 1;
+        let mut detail = comment.unwrap_or_default();
+        if action == AuditAction::RequestApproved && rule.required > 1 {
+            let count = format!("approval {given} of {}", rule.required);
+            detail = if detail.is_empty() { count } else { format!("{count}: {detail}") };
+        }
+        if let Some(via) = by.via() {
+            detail = if detail.is_empty() { format!("through {via}") } else { format!("{detail} (through {via})") };
         }
         db::insert_event(
             &mut tx,
             &NewEvent {
                 at: now,
                 actor: &by.id,
-                action,
+                action: if partial { AuditAction::ApprovalGiven } else { action },
                 request_id: Some(id),
                 repository: Some(next.kind.repository().as_str()),
                 detail,
@@ -423,6 +510,80 @@ impl PortalService {
         self.request_detail(by, id).await
     }
 
+    fn token_view(&self, t: db::TokenRow) -> TokenView {
+        let state = if t.revoked_at.is_some() {
+            "revoked"
+        } else if t.expires_at <= self.now() {
+            "expired"
+        } else {
+            "active"
+        };
+        TokenView {
+            id: t.id,
+            name: t.name,
+            scope: t.scope,
+            created_at: format_ms(t.created_at),
+            expires_at: format_ms(t.expires_at),
+            last_used_at: t.last_used_at.map(format_ms),
+            state: state.into(),
+        }
+    }
+
+    /// The principal an API token acts for, or why it cannot be used (never echoing the secret).
+    pub async fn authenticate_token(&self, secret: &str) -> Result<Principal, String> {
+        let found = db::token_by_hash(&self.db.pool, &crate::auth::hash(secret)).await.map_err(|e| {
+            tracing::error!("reading API tokens: {e}");
+            "API tokens cannot be checked right now".to_string()
+        })?;
+        let Some((t, mut p)) = found else { return Err("unknown API token".into()) };
+        let now = self.now();
+        if t.revoked_at.is_some() {
+            return Err(format!("API token #{} was revoked", t.id));
+        }
+        if t.expires_at <= now {
+            return Err(format!("API token #{} expired on {}", t.id, format_ms(t.expires_at)));
+        }
+        if t.last_used_at.is_none_or(|at| now - at > 60_000) {
+            let _ = db::touch_token(&self.db.pool, t.id, now).await;
+        }
+        p.token = Some(app::domain::principal::TokenUse { id: t.id, name: t.name, scope: t.scope });
+        Ok(p)
+    }
+
+    /// Closes pending requests that waited longer than the approval policy allows.
+    pub async fn expire_pending(&self) -> Result<usize, AppError> {
+        let now = self.now();
+        let limit = self.deployment.approval.pending_expiry_ms;
+        let mut tx = self.db.write().await.map_err(db_err)?;
+        let old = db::pending_before(&mut tx, now.saturating_sub(limit)).await.map_err(db_err)?;
+        let mut n = 0;
+        for row in old {
+            let hours = limit / 3_600_000;
+            let why = format!("expired: no decision within {hours} hours; submit it again if it is still needed");
+            let name = row.request.kind.repository().to_string();
+            let expired = row.request.expire(now, why.clone())?;
+            if db::save_decision(&mut tx, &expired, Status::Pending, Some(now)).await.map_err(db_err)? {
+                db::insert_event(
+                    &mut tx,
+                    &NewEvent {
+                        at: now,
+                        actor: SYSTEM_ACTOR,
+                        action: AuditAction::RequestExpired,
+                        request_id: Some(expired.id),
+                        repository: Some(&name),
+                        detail: why,
+                        aws_request_ids: vec![],
+                    },
+                )
+                .await
+                .map_err(db_err)?;
+                n += 1;
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(n)
+    }
+
     /// Revokes temporary grants whose end has passed: a revoke request made and
     /// approved by the system, applied by the worker like any other.
     pub async fn end_expired_grants(&self) -> Result<usize, AppError> {
@@ -430,8 +591,6 @@ impl PortalService {
         let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
         let ended = db::ended_grants(&mut conn, now).await.map_err(db_err)?;
         drop(conn);
-        let system =
-            Principal { id: SYSTEM_ACTOR.into(), name: "portal".into(), role: app::domain::principal::Role::Admin };
         let mut made = 0;
         for rec in ended {
             let Ok(name) = RepoName::parse_full(&self.deployment.namespace, &rec.name) else { continue };
@@ -449,7 +608,7 @@ impl PortalService {
                 let from = waiting.request.status;
                 let why =
                     "superseded: the temporary grant ended and production access is being revoked first".to_string();
-                let rejected = waiting.request.reject(&system, Some(why.clone()), now)?;
+                let rejected = waiting.request.supersede(why.clone(), now)?;
                 if db::save_decision(&mut tx, &rejected, from, Some(now)).await.map_err(db_err)? {
                     db::insert_event(
                         &mut tx,
@@ -492,11 +651,13 @@ impl Portal for PortalService {
             staging_account: self.deployment.staging_account.clone(),
             production_account: self.deployment.target.production_account.clone(),
             local_sign_in: self.deployment.local_sign_in,
+            oidc_sign_in: self.deployment.oidc_sign_in,
             user,
         }
     }
 
     async fn submit(&self, by: &Principal, input: RepositoryRequestInput) -> Result<i64, AppError> {
+        self.authorize(by, Capability::SubmitRequest, "submit requests").await?;
         let parsed = input.parse(&self.deployment.namespace).map_err(AppError::Invalid)?;
         if parsed.grant_production && self.deployment.target.production_account.is_none() {
             return Err(AppError::Invalid(vec![FieldError::new(
@@ -514,10 +675,11 @@ impl Portal for PortalService {
         }
         let kind = RequestKind::CreateRepository { spec: parsed.spec, grant_production: parsed.grant_production };
         let request = self.new_request(&by.id, kind, parsed.justification, Status::Pending);
-        self.insert_request(request, String::new()).await
+        self.insert_request(request, by.via().map(|v| format!("through {v}")).unwrap_or_default()).await
     }
 
     async fn submit_access(&self, by: &Principal, input: AccessRequestInput) -> Result<i64, AppError> {
+        self.authorize(by, Capability::SubmitRequest, "submit requests").await?;
         let parsed = input.parse(&self.deployment.namespace, self.now()).map_err(AppError::Invalid)?;
         let name = parsed.repository.clone();
         if parsed.grant && self.deployment.target.production_account.is_none() {
@@ -541,7 +703,7 @@ impl Portal for PortalService {
             RequestKind::RevokeProduction { repository: name }
         };
         let request = self.new_request(&by.id, kind, parsed.justification, Status::Pending);
-        self.insert_request(request, String::new()).await
+        self.insert_request(request, by.via().map(|v| format!("through {v}")).unwrap_or_default()).await
     }
 
     async fn list_requests(
@@ -550,23 +712,36 @@ impl Portal for PortalService {
         status: Option<Status>,
         mine: bool,
     ) -> Result<Vec<RequestSummary>, AppError> {
-        let requester = mine.then_some(by.id.as_str());
+        self.authorize(by, Capability::ReadOwnRequests, "read requests").await?;
+        // Without the right to read everyone's, the list is one's own.
+        let requester = (mine || !by.can(Capability::ReadAllRequests)).then_some(by.id.as_str());
         let rows = db::list_requests(&self.db.pool, status, requester, 500).await.map_err(db_err)?;
         Ok(rows.iter().map(summary).collect())
     }
 
     async fn request_detail(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError> {
+        self.authorize(by, Capability::ReadOwnRequests, "read requests").await?;
         let row = self.load(id).await?;
-        let plan = self.plan_for(&row).await;
         let r = &row.request;
+        if r.requester != by.id && !by.can(Capability::ReadAllRequests) {
+            return Err(self.deny(by, format!("request #{id} is someone else's; you can see your own requests")).await);
+        }
+        let plan = self.plan_for(&row).await;
         let timeline =
             db::events_for_request(&self.db.pool, id).await.map_err(db_err)?.into_iter().map(event_view).collect();
+        let rule = self.deployment.approval.rule(&r.kind);
+        let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
+        let approvals = db::approvals(&mut conn, id).await.map_err(db_err)?;
         let approve_blocked = if r.status.is_awaiting_decision() {
-            r.check_decision(by, "approved").err().map(|e| e.to_string()).or_else(|| plan.blocked.clone())
+            r.check_decision(by, "approved", rule, &approvals)
+                .err()
+                .map(|e| e.to_string())
+                .or_else(|| plan.blocked.clone())
         } else {
             None
         };
-        let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
+        let expires_at = (r.status == Status::Pending)
+            .then(|| format_ms(r.created_at.saturating_add(self.deployment.approval.pending_expiry_ms)));
         let drift = db::get_record(&mut conn, r.kind.repository().as_str())
             .await
             .map_err(db_err)?
@@ -589,39 +764,62 @@ impl Portal for PortalService {
             result: row.result.clone(),
             timeline,
             approve_blocked,
-            can_reject: r.check_decision(by, "rejected").is_ok(),
-            can_retry: by.is_admin() && r.status == Status::Failed,
+            can_reject: r.check_decision(by, "rejected", rule, &[]).is_ok(),
+            can_retry: by.can(Capability::Operate) && r.status == Status::Failed,
+            approvals: approvals
+                .into_iter()
+                .map(|a| ApprovalView { approver: a.approver, at: format_ms(a.at), comment: a.comment })
+                .collect(),
+            approvals_required: rule.required,
+            approver_groups: rule.groups.clone(),
+            expires_at,
             drift,
         })
     }
 
     async fn approve(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError> {
+        self.authorize(by, Capability::Decide, "approve requests").await?;
         let comment = clean_comment(comment)?;
         let row = self.load(id).await?;
-        if row.request.status.is_awaiting_decision() && row.request.check_decision(by, "approved").is_ok() {
+        let rule = self.deployment.approval.rule(&row.request.kind).clone();
+        let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
+        let approvals = db::approvals(&mut conn, id).await.map_err(db_err)?;
+        drop(conn);
+        if row.request.status.is_awaiting_decision()
+            && row.request.check_decision(by, "approved", &rule, &approvals).is_ok()
+        {
             if let Some(why) = self.plan_for(&row).await.blocked {
                 return Err(AppError::Conflict(format!("this plan cannot be applied: {why}")));
             }
         }
-        let detail = comment.clone().unwrap_or_default();
-        self.decide(by, id, AuditAction::RequestApproved, detail, |r, now| r.approve(by, comment, now)).await
+        let c = comment.clone();
+        self.decide(by, id, AuditAction::RequestApproved, comment, |r, approvals, now| {
+            r.approve(by, &rule, approvals, c, now)
+        })
+        .await
     }
 
     async fn reject(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError> {
+        self.authorize(by, Capability::Decide, "reject requests").await?;
         let comment = clean_comment(comment)?;
-        let detail = comment.clone().unwrap_or_default();
-        self.decide(by, id, AuditAction::RequestRejected, detail, |r, now| r.reject(by, comment, now)).await
+        let row = self.load(id).await?;
+        let rule = self.deployment.approval.rule(&row.request.kind).clone();
+        let c = comment.clone();
+        self.decide(by, id, AuditAction::RequestRejected, comment, |r, _, now| r.reject(by, &rule, c, now)).await
     }
 
     async fn retry(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError> {
-        self.decide(by, id, AuditAction::ApplyRetried, String::new(), |r, now| r.retry(by, now)).await
+        self.authorize(by, Capability::Operate, "retry applies").await?;
+        self.decide(by, id, AuditAction::ApplyRetried, None, |r, _, now| r.retry(by, now)).await
     }
 
-    async fn repositories(&self, _by: &Principal) -> Result<Vec<RepositoryView>, AppError> {
+    async fn repositories(&self, by: &Principal) -> Result<Vec<RepositoryView>, AppError> {
+        self.authorize(by, Capability::ReadRepositories, "see the repositories").await?;
         self.inventory().await
     }
 
-    async fn audit(&self, _by: &Principal, query: AuditQuery) -> Result<AuditPage, AppError> {
+    async fn audit(&self, by: &Principal, query: AuditQuery) -> Result<AuditPage, AppError> {
+        self.authorize(by, Capability::ReadAudit, "read the audit trail").await?;
         let filter = db::filter_from_query(&query, self.deployment.namespace.as_str())
             .map_err(|e| AppError::Invalid(vec![e]))?;
         if let Some(a) = &filter.action {
@@ -642,7 +840,8 @@ impl Portal for PortalService {
         Ok(AuditPage { events: rows.into_iter().map(event_view).collect(), older, newer })
     }
 
-    async fn verify_audit(&self, _by: &Principal) -> Result<AuditVerification, AppError> {
+    async fn verify_audit(&self, by: &Principal) -> Result<AuditVerification, AppError> {
+        self.authorize(by, Capability::ReadAudit, "verify the audit trail").await?;
         let v = crate::audit::verify(&self.db.pool).await.map_err(db_err)?;
         Ok(AuditVerification {
             intact: v.intact(),
@@ -655,18 +854,18 @@ impl Portal for PortalService {
     }
 
     async fn adopt(&self, by: &Principal, repository: String) -> Result<RepositoryView, AppError> {
-        Self::require_admin(by, "adopt repositories")?;
+        self.authorize(by, Capability::Operate, "adopt repositories").await?;
         self.adopt_repository(by, &repository).await
     }
 
     async fn check_drift(&self, by: &Principal, repository: Option<String>) -> Result<Vec<RepositoryView>, AppError> {
-        Self::require_admin(by, "run drift checks")?;
+        self.authorize(by, Capability::Operate, "run drift checks").await?;
         self.run_drift_check(&by.id, repository.as_deref()).await?;
         self.inventory().await
     }
 
     async fn accept_drift(&self, by: &Principal, repository: String) -> Result<RepositoryView, AppError> {
-        Self::require_admin(by, "accept the live state")?;
+        self.authorize(by, Capability::Operate, "accept the live state").await?;
         self.accept_live(by, &repository).await
     }
 
@@ -676,7 +875,7 @@ impl Portal for PortalService {
         repository: String,
         justification: String,
     ) -> Result<i64, AppError> {
-        Self::require_admin(by, "request a restore")?;
+        self.authorize(by, Capability::Operate, "request a restore").await?;
         let name = RepoName::parse(&self.deployment.namespace, &repository)
             .map_err(|e| AppError::Invalid(vec![FieldError::new("repository", e.to_string())]))?;
         let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
@@ -693,6 +892,93 @@ impl Portal for PortalService {
             justification,
             Status::Pending,
         );
-        self.insert_request(request, String::new()).await
+        self.insert_request(request, by.via().map(|v| format!("through {v}")).unwrap_or_default()).await
+    }
+
+    async fn list_tokens(&self, by: &Principal) -> Result<Vec<TokenView>, AppError> {
+        self.authorize(by, Capability::ManageTokens, "manage API tokens").await?;
+        let rows = db::tokens_of(&self.db.pool, &by.id).await.map_err(db_err)?;
+        Ok(rows.into_iter().map(|t| self.token_view(t)).collect())
+    }
+
+    async fn create_token(
+        &self,
+        by: &Principal,
+        name: String,
+        scope: String,
+        days: u32,
+    ) -> Result<CreatedToken, AppError> {
+        self.authorize(by, Capability::ManageTokens, "manage API tokens").await?;
+        let name = name.trim().to_string();
+        let mut errors = vec![];
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            errors.push(FieldError::new("name", "name the token in 1 to 64 characters, e.g. ci-deploy"));
+        }
+        let scope = TokenScope::parse(&scope);
+        if scope.is_none() {
+            errors.push(FieldError::new("scope", "choose `submit` (submit requests only) or `user` (act as you)"));
+        }
+        let max = self.deployment.token_max_days;
+        if days == 0 || days > max {
+            errors.push(FieldError::new("days", format!("a token lives 1 to {max} days")));
+        }
+        let Some(scope) = scope.filter(|_| errors.is_empty()) else { return Err(AppError::Invalid(errors)) };
+        let secret = crate::auth::new_token_secret();
+        let now = self.now();
+        let expires = now + i64::from(days) * 86_400_000;
+        let mut tx = self.db.write().await.map_err(db_err)?;
+        let id = db::insert_token(&mut tx, &crate::auth::hash(&secret), &by.id, &name, scope, now, expires)
+            .await
+            .map_err(db_err)?;
+        db::insert_event(
+            &mut tx,
+            &NewEvent {
+                at: now,
+                actor: &by.id,
+                action: AuditAction::TokenCreated,
+                request_id: None,
+                repository: None,
+                detail: format!("API token #{id} ({name}): {}, until {}", scope.label(), format_ms(expires)),
+                aws_request_ids: vec![],
+            },
+        )
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        let token = db::TokenRow {
+            id,
+            name,
+            scope,
+            created_at: now,
+            expires_at: expires,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        Ok(CreatedToken { token: self.token_view(token), secret })
+    }
+
+    async fn revoke_token(&self, by: &Principal, id: i64) -> Result<Vec<TokenView>, AppError> {
+        self.authorize(by, Capability::ManageTokens, "manage API tokens").await?;
+        let now = self.now();
+        let mut tx = self.db.write().await.map_err(db_err)?;
+        if !db::revoke_token(&mut tx, &by.id, id, now).await.map_err(db_err)? {
+            return Err(AppError::NotFound(format!("you have no active API token #{id}")));
+        }
+        db::insert_event(
+            &mut tx,
+            &NewEvent {
+                at: now,
+                actor: &by.id,
+                action: AuditAction::TokenRevoked,
+                request_id: None,
+                repository: None,
+                detail: format!("API token #{id}"),
+                aws_request_ids: vec![],
+            },
+        )
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        self.list_tokens(by).await
     }
 }
