@@ -262,7 +262,8 @@ async fn export(
     u: Option<Extension<Principal>>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    user(u)?;
+    let by = user(u)?;
+    s.service.authorize(&by, app::domain::principal::Capability::ReadAudit, "export the audit trail").await?;
     let f: ExportFormat = query(q.clone())?;
     let filter: AuditQuery = query(q)?;
     let format = crate::export::Format::parse(f.format.as_deref().unwrap_or("csv"))

@@ -18,6 +18,12 @@ impl Clock for SystemClock {
 /// A clock tests set by hand.
 pub struct ManualClock(pub AtomicI64);
 
+impl ManualClock {
+    pub fn advance_ms(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
         self.0.load(Ordering::SeqCst)

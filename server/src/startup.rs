@@ -101,11 +101,21 @@ impl Application {
                 max_ms: config.raw.worker.retry_max_ms,
             }),
         );
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {} (config key `server.listen`)", config.listen))?;
+        let addr = listener.local_addr()?;
+        // Without a configured public URL, people reach the portal at the bound address (port 0 resolved).
+        let public_url = if config.raw.server.public_url.trim().is_empty() {
+            format!("http://{addr}")
+        } else {
+            config.public_url.clone()
+        };
         let oidc = match config.raw.auth.mode {
             AuthMode::Oidc => {
                 let redirect = Some(config.raw.oidc.redirect_url.trim().to_string())
                     .filter(|u| !u.is_empty())
-                    .unwrap_or_else(|| format!("{}/auth/oidc/callback", config.public_url));
+                    .unwrap_or_else(|| format!("{public_url}/auth/oidc/callback"));
                 Some(Arc::new(crate::oidc::Oidc::new(&config.raw.oidc, redirect)?))
             }
             AuthMode::Local => None,
@@ -135,13 +145,8 @@ impl Application {
                 allowed_groups: config.raw.auth.allowed_groups.clone(),
             },
             oidc,
-            public_url: config.public_url.clone(),
+            public_url,
         };
-
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding {} (config key `server.listen`)", config.listen))?;
-        let addr = listener.local_addr()?;
 
         let leptos_options = LeptosOptions::builder()
             .output_name("ecr-portal")

@@ -24,6 +24,16 @@ fn user() -> Option<crate::domain::principal::Principal> {
         .and_then(|p| p.extensions.get::<crate::domain::principal::Principal>().cloned())
 }
 
+/// Gives a failed server function the HTTP status of its error (401, 403,
+/// 422, …) instead of the generic 500, so clients and tests can rely on it.
+#[cfg(feature = "ssr")]
+fn answer<T>(r: Result<T, AppError>) -> Result<T, AppError> {
+    if let (Err(e), Some(res)) = (&r, use_context::<leptos_axum::ResponseOptions>()) {
+        res.set_status(http::StatusCode::from_u16(e.status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR));
+    }
+    r
+}
+
 #[cfg(feature = "ssr")]
 fn signed_in() -> Result<crate::domain::principal::Principal, AppError> {
     user().ok_or(AppError::Unauthenticated)
@@ -31,98 +41,103 @@ fn signed_in() -> Result<crate::domain::principal::Principal, AppError> {
 
 #[server(prefix = "/rpc", endpoint = "get_portal_info")]
 pub async fn get_portal_info() -> Result<PortalInfo, AppError> {
-    Ok(portal()?.info(user()))
+    answer(async move { Ok(portal()?.info(user())) }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "list_requests", input = Json)]
 pub async fn list_requests(status: Option<String>, mine: bool) -> Result<Vec<RequestSummary>, AppError> {
-    let by = signed_in()?;
-    let status = match status.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => Some(
-            crate::domain::request::Status::parse(s)
-                .ok_or_else(|| AppError::BadRequest(format!("unknown status `{s}`")))?,
-        ),
-    };
-    portal()?.list_requests(&by, status, mine).await
+    answer(
+        async move {
+            let by = signed_in()?;
+            let status = match status.as_deref().filter(|s| !s.is_empty()) {
+                None => None,
+                Some(s) => Some(
+                    crate::domain::request::Status::parse(s)
+                        .ok_or_else(|| AppError::BadRequest(format!("unknown status `{s}`")))?,
+                ),
+            };
+            portal()?.list_requests(&by, status, mine).await
+        }
+        .await,
+    )
 }
 
 #[server(prefix = "/rpc", endpoint = "get_request", input = Json)]
 pub async fn get_request(id: i64) -> Result<RequestDetail, AppError> {
-    portal()?.request_detail(&signed_in()?, id).await
+    answer(async move { portal()?.request_detail(&signed_in()?, id).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "submit_repository_request", input = Json)]
 pub async fn submit_repository_request(input: RepositoryRequestInput) -> Result<i64, AppError> {
-    portal()?.submit(&signed_in()?, input).await
+    answer(async move { portal()?.submit(&signed_in()?, input).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "approve_request", input = Json)]
 pub async fn approve_request(id: i64, comment: String) -> Result<RequestDetail, AppError> {
-    portal()?.approve(&signed_in()?, id, comment).await
+    answer(async move { portal()?.approve(&signed_in()?, id, comment).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "reject_request", input = Json)]
 pub async fn reject_request(id: i64, comment: String) -> Result<RequestDetail, AppError> {
-    portal()?.reject(&signed_in()?, id, comment).await
+    answer(async move { portal()?.reject(&signed_in()?, id, comment).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "retry_request", input = Json)]
 pub async fn retry_request(id: i64) -> Result<RequestDetail, AppError> {
-    portal()?.retry(&signed_in()?, id).await
+    answer(async move { portal()?.retry(&signed_in()?, id).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "list_repositories")]
 pub async fn list_repositories() -> Result<Vec<RepositoryView>, AppError> {
-    portal()?.repositories(&signed_in()?).await
+    answer(async move { portal()?.repositories(&signed_in()?).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "audit_history", input = Json)]
 pub async fn audit_history(query: AuditQuery) -> Result<AuditPage, AppError> {
-    portal()?.audit(&signed_in()?, query).await
+    answer(async move { portal()?.audit(&signed_in()?, query).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "submit_access_request", input = Json)]
 pub async fn submit_access_request(input: AccessRequestInput) -> Result<i64, AppError> {
-    portal()?.submit_access(&signed_in()?, input).await
+    answer(async move { portal()?.submit_access(&signed_in()?, input).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "adopt_repository", input = Json)]
 pub async fn adopt_repository(repository: String) -> Result<RepositoryView, AppError> {
-    portal()?.adopt(&signed_in()?, repository).await
+    answer(async move { portal()?.adopt(&signed_in()?, repository).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "check_drift", input = Json)]
 pub async fn check_drift(repository: Option<String>) -> Result<Vec<RepositoryView>, AppError> {
-    portal()?.check_drift(&signed_in()?, repository).await
+    answer(async move { portal()?.check_drift(&signed_in()?, repository).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "accept_drift", input = Json)]
 pub async fn accept_drift(repository: String) -> Result<RepositoryView, AppError> {
-    portal()?.accept_drift(&signed_in()?, repository).await
+    answer(async move { portal()?.accept_drift(&signed_in()?, repository).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "request_restore", input = Json)]
 pub async fn request_restore(repository: String, justification: String) -> Result<i64, AppError> {
-    portal()?.request_restore(&signed_in()?, repository, justification).await
+    answer(async move { portal()?.request_restore(&signed_in()?, repository, justification).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "verify_audit")]
 pub async fn verify_audit() -> Result<AuditVerification, AppError> {
-    portal()?.verify_audit(&signed_in()?).await
+    answer(async move { portal()?.verify_audit(&signed_in()?).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "list_tokens")]
 pub async fn list_tokens() -> Result<Vec<TokenView>, AppError> {
-    portal()?.list_tokens(&signed_in()?).await
+    answer(async move { portal()?.list_tokens(&signed_in()?).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "create_token", input = Json)]
 pub async fn create_token(name: String, scope: String, days: u32) -> Result<CreatedToken, AppError> {
-    portal()?.create_token(&signed_in()?, name, scope, days).await
+    answer(async move { portal()?.create_token(&signed_in()?, name, scope, days).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "revoke_token", input = Json)]
 pub async fn revoke_token(id: i64) -> Result<Vec<TokenView>, AppError> {
-    portal()?.revoke_token(&signed_in()?, id).await
+    answer(async move { portal()?.revoke_token(&signed_in()?, id).await }.await)
 }

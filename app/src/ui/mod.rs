@@ -5,6 +5,7 @@ mod common;
 mod login;
 mod repos;
 mod requests;
+mod tokens;
 
 use crate::api::get_portal_info;
 use crate::views::PortalInfo;
@@ -77,6 +78,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/queue") view=requests::Queue/>
                     <Route path=path!("/repositories") view=repos::Repositories/>
                     <Route path=path!("/audit") view=audit::AuditPage/>
+                    <Route path=path!("/tokens") view=tokens::TokensPage/>
                 </Routes>
             </main>
             <Footer/>
@@ -99,14 +101,15 @@ fn Header() -> impl IntoView {
                         .and_then(Result::ok)
                         .map(|i| match i.user {
                             Some(u) => {
-                                let admin = u.is_admin();
+                                use crate::domain::principal::Capability;
                                 view! {
                                     <nav aria-label="Main">
                                         <A href="/">"Requests"</A>
-                                        <A href="/requests/new">"New request"</A>
-                                        {admin.then(|| view! { <A href="/queue">"Queue"</A> })}
+                                        {u.can(Capability::SubmitRequest).then(|| view! { <A href="/requests/new">"New request"</A> })}
+                                        {u.can(Capability::Decide).then(|| view! { <A href="/queue">"Queue"</A> })}
                                         <A href="/repositories">"Repositories"</A>
-                                        <A href="/audit">"Audit"</A>
+                                        {u.can(Capability::ReadAudit).then(|| view! { <A href="/audit">"Audit"</A> })}
+                                        {u.can(Capability::ManageTokens).then(|| view! { <A href="/tokens">"API tokens"</A> })}
                                     </nav>
                                     <div class="who">
                                         <span class="user" data-testid="current-user">

@@ -679,9 +679,34 @@ fn Decision(detail: RequestDetail, refresh: Callback<()>) -> AnyView {
         let blocked = detail.approve_blocked.clone();
         let can_approve = blocked.is_none();
         let can_reject = detail.can_reject;
+        let given = detail.approvals.len() as u32;
+        let required = detail.approvals_required;
+        let missing = required.saturating_sub(given);
+        let groups = detail.approver_groups.join(", ");
+        let approvals = detail.approvals.clone();
+        let expires = detail.expires_at.clone();
         view! {
             <section class="card decision" data-testid="decision">
                 <h2>"Decision"</h2>
+                <div class="approvals" data-testid="approvals">
+                    <p>
+                        <strong>{format!("{given} of {required} approval{}", if required == 1 { "" } else { "s" })}</strong>
+                        {(missing > 0).then(|| format!(
+                            " · needs {missing} more from a member of {groups} (not the requester)"
+                        ))}
+                    </p>
+                    {(!approvals.is_empty()).then(|| view! {
+                        <ul class="approval-list">
+                            {approvals.into_iter().map(|a| view! {
+                                <li>
+                                    "Approved by " <strong>{a.approver}</strong> " · " <time>{a.at}</time>
+                                    {a.comment.map(|c| view! { <span class="prose">" — "{c}</span> })}
+                                </li>
+                            }).collect_view()}
+                        </ul>
+                    })}
+                    {expires.map(|e| view! { <p class="help">"Expires without a decision on " <time>{e}</time></p> })}
+                </div>
                 {blocked.clone().map(|b| view! { <p class="notice notice-info" data-testid="approve-blocked">{b}</p> })}
                 {(can_approve || can_reject).then(|| view! {
                     <div class="field">

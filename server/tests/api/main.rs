@@ -7,4 +7,5 @@ mod helpers;
 mod proxy;
 mod races;
 mod requests;
+mod security;
 mod web;

@@ -1,0 +1,183 @@
+//! API tokens for pipelines: create one (its secret is shown once), see the
+//! others with their state and last use, revoke.
+use super::common::{use_hydrated, EmptyState, ErrorNotice, Loading};
+use crate::api::{list_tokens, CreateToken, RevokeToken};
+use crate::domain::principal::TokenScope;
+use crate::error::AppError;
+use crate::views::{CreatedToken, TokenView};
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+pub fn TokensPage() -> impl IntoView {
+    let version = RwSignal::new(0u32);
+    let tokens = Resource::new(move || version.get(), |_| list_tokens());
+    let created = RwSignal::new(None::<CreatedToken>);
+    view! {
+        <Title text="API tokens"/>
+        <section class="page">
+            <div class="page-head">
+                <h1>"API tokens"</h1>
+            </div>
+            <p class="lede">
+                "Pipelines use a token as " <code>"Authorization: Bearer <token>"</code>
+                " on the JSON API. Every use is recorded in the audit trail under your name and the token's number."
+            </p>
+            {move || created.get().map(|c| view! { <NewSecret created=c/> })}
+            <CreateForm on_created=Callback::new(move |c: CreatedToken| {
+                created.set(Some(c));
+                version.update(|v| *v += 1);
+            })/>
+            <h2>"Your tokens"</h2>
+            <Transition fallback=Loading>
+                {move || tokens.get().map(|r| match r {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(list) if list.is_empty() => view! {
+                        <EmptyState title="No API tokens yet">
+                            <p>"Create one above for a CI pipeline; choose “submit requests only” unless it must do more."</p>
+                        </EmptyState>
+                    }.into_any(),
+                    Ok(list) => view! { <TokenTable list on_change=Callback::new(move |_| version.update(|v| *v += 1))/> }.into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn NewSecret(created: CreatedToken) -> impl IntoView {
+    view! {
+        <div class="notice notice-success" role="status" data-testid="new-token">
+            <p>
+                <strong>"Token #"{created.token.id}" (" {created.token.name.clone()} ") created."</strong>
+                " Copy it now: it is shown only once and the portal keeps only its hash."
+            </p>
+            <label for="new-token-secret">"Token"</label>
+            <input id="new-token-secret" class="mono" readonly prop:value=created.secret.clone()/>
+        </div>
+    }
+}
+
+#[component]
+fn CreateForm(on_created: Callback<CreatedToken>) -> impl IntoView {
+    let create = ServerAction::<CreateToken>::new();
+    let name = RwSignal::new(String::new());
+    let scope = RwSignal::new(TokenScope::Submit.as_str().to_string());
+    let days = RwSignal::new("30".to_string());
+    let error = RwSignal::new(None::<AppError>);
+    let hydrated = use_hydrated();
+    Effect::new(move |_| match create.value().get() {
+        Some(Ok(c)) => {
+            error.set(None);
+            name.set(String::new());
+            on_created.run(c);
+        }
+        Some(Err(e)) => error.set(Some(e)),
+        None => {}
+    });
+    let field_error = move |f: &'static str| {
+        error.with(|e| {
+            e.as_ref().and_then(|e| e.field_errors().iter().find(|x| x.field == f).map(|x| x.message.clone()))
+        })
+    };
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let days = match days.get_untracked().trim().parse::<u32>() {
+            Ok(d) => d,
+            Err(_) => {
+                error.set(Some(AppError::Invalid(vec![crate::domain::form::FieldError::new(
+                    "days",
+                    "enter a whole number of days",
+                )])));
+                return;
+            }
+        };
+        create.dispatch(CreateToken { name: name.get_untracked(), scope: scope.get_untracked(), days });
+    };
+    view! {
+        <form class="card form" on:submit=submit novalidate>
+            <h2>"New token"</h2>
+            {move || error.get().filter(|e| e.field_errors().is_empty()).map(|e| view! { <ErrorNotice error=e/> })}
+            <div class="field" class:has-error=move || field_error("name").is_some()>
+                <label for="token-name">"Name"</label>
+                <input id="token-name" maxlength="64" placeholder="ci-deploy" aria-describedby="token-name-error"
+                    prop:value=name on:input=move |ev| name.set(event_target_value(&ev))/>
+                <p class="field-error" id="token-name-error" role="alert">{move || field_error("name")}</p>
+            </div>
+            <fieldset class="field">
+                <legend>"What it may do"</legend>
+                {TokenScope::ALL.into_iter().map(|s| view! {
+                    <label class="choice">
+                        <input type="radio" name="scope" value=s.as_str()
+                            prop:checked=move || scope.get() == s.as_str()
+                            on:change=move |_| scope.set(s.as_str().to_string())/>
+                        " " {s.label()}
+                    </label>
+                }).collect_view()}
+                <p class="field-error" role="alert">{move || field_error("scope")}</p>
+            </fieldset>
+            <div class="field" class:has-error=move || field_error("days").is_some()>
+                <label for="token-days">"Valid for (days)"</label>
+                <input id="token-days" inputmode="numeric" aria-describedby="token-days-error"
+                    prop:value=days on:input=move |ev| days.set(event_target_value(&ev))/>
+                <p class="field-error" id="token-days-error" role="alert">{move || field_error("days")}</p>
+            </div>
+            <button type="submit" class="button primary" disabled=move || !hydrated.get() || create.pending().get()>
+                "Create token"
+            </button>
+        </form>
+    }
+}
+
+#[component]
+fn TokenTable(list: Vec<TokenView>, on_change: Callback<()>) -> impl IntoView {
+    let revoke = ServerAction::<RevokeToken>::new();
+    let error = RwSignal::new(None::<AppError>);
+    Effect::new(move |_| match revoke.value().get() {
+        Some(Ok(_)) => on_change.run(()),
+        Some(Err(e)) => error.set(Some(e)),
+        None => {}
+    });
+    view! {
+        {move || error.get().map(|e| view! { <ErrorNotice error=e/> })}
+        <div class="table-wrap">
+            <table class="table" data-testid="tokens">
+                <thead>
+                    <tr>
+                        <th scope="col">"#"</th>
+                        <th scope="col">"Name"</th>
+                        <th scope="col">"Scope"</th>
+                        <th scope="col">"State"</th>
+                        <th scope="col">"Expires"</th>
+                        <th scope="col">"Last used"</th>
+                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {list.into_iter().map(|t| {
+                        let id = t.id;
+                        let active = t.state == "active";
+                        view! {
+                            <tr>
+                                <td>{t.id}</td>
+                                <td>{t.name.clone()}</td>
+                                <td>{t.scope.label()}</td>
+                                <td><span class=format!("badge badge-token-{}", t.state)>{t.state.clone()}</span></td>
+                                <td><time>{t.expires_at.clone()}</time></td>
+                                <td>{t.last_used_at.clone().unwrap_or_else(|| "never".into())}</td>
+                                <td>
+                                    {active.then(|| view! {
+                                        <button class="button danger small" aria-label=format!("Revoke token {}", t.name)
+                                            on:click=move |_| { revoke.dispatch(RevokeToken { id }); }>
+                                            "Revoke"
+                                        </button>
+                                    })}
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
