@@ -3,10 +3,10 @@ import { expect, Page } from "@playwright/test";
 export const SHOTS = process.env.SCREENSHOT_DIR ?? "../docs/screenshots";
 
 /** Signs in through the local sign-in page, as a person would. */
-export async function signIn(page: Page, username: string, role: "requester" | "admin") {
+export async function signIn(page: Page, username: string, role: "requester" | "admin" | "auditor") {
   await page.goto("/login");
   await page.getByLabel("User name").fill(username);
-  await page.getByLabel(role === "admin" ? "Admin" : "Requester").check();
+  await page.getByLabel(role[0].toUpperCase() + role.slice(1), { exact: true }).check();
   await page.getByRole("button", { name: "Sign in" }).click();
   await expect(page.getByTestId("current-user")).toContainText(username);
 }

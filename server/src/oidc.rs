@@ -121,7 +121,8 @@ impl Oidc {
             .await
             .map_err(|e| match e {
                 openidconnect::RequestTokenError::ServerResponse(r) => {
-                    format!("the provider refused the code: {}", r.error())
+                    let why: String = r.error_description().map(|d| d.chars().take(200).collect()).unwrap_or_default();
+                    format!("the provider refused the code: {} {why}", r.error()).trim_end().to_string()
                 }
                 other => format!("exchanging the code failed: {other}"),
             })?;

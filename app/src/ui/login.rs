@@ -32,7 +32,7 @@ pub fn LoginPage() -> impl IntoView {
                     {i.oidc_sign_in.then(|| view! {
                         <div class="card form">
                             <p class="lede">"Sign in with your organisation account. Your groups decide what you can do here."</p>
-                            <a class="button primary" href=sso_href data-testid="sso">"Sign in with single sign-on"</a>
+                            <a class="button primary" href=sso_href rel="external" data-testid="sso">"Sign in with single sign-on"</a>
                         </div>
                     })}
                     {i.local_sign_in.then(|| view! { <LocalForm next=Signal::derive(next)/> })}

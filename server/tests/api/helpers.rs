@@ -186,3 +186,70 @@ pub fn request_body(name: &str) -> Value {
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::SeqCst) + std::process::id() as u64 * 1000)
 }
+
+/// The test OpenID Connect provider (`end2end/support/mock-oidc.mjs`, npm
+/// oauth2-mock-server behind a strict wrapper) on a free loopback port.
+pub struct MockOidc {
+    pub issuer: String,
+    _child: tokio::process::Child,
+}
+
+impl MockOidc {
+    pub async fn start() -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../end2end/support/mock-oidc.mjs");
+        let mut child = tokio::process::Command::new("node")
+            .arg(script)
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs the mock OIDC provider (npm ci in end2end/ first; .ci/test does it)");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let issuer = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(i) = line.strip_prefix("ISSUER=") {
+                    return i.to_string();
+                }
+            }
+            panic!("the mock OIDC provider stopped before printing its issuer");
+        })
+        .await
+        .expect("the mock OIDC provider starts");
+        Self { issuer, _child: child }
+    }
+
+    /// Queues who signs in at the next authorization request.
+    pub async fn next_login(&self, claims: Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/__mock/next-login", self.issuer))
+            .json(&claims)
+            .send()
+            .await
+            .expect("queue a login");
+        assert!(r.status().is_success());
+    }
+}
+
+/// A portal that signs people in through `oidc`.
+pub async fn spawn_oidc_app(oidc: &MockOidc, tweak: impl FnOnce(&mut RawConfig)) -> TestApp {
+    let issuer = oidc.issuer.clone();
+    spawn_app_with(move |c| {
+        c.auth.mode = server::config::AuthMode::Oidc;
+        c.oidc.issuer_url = issuer;
+        c.oidc.client_id = "ecr-portal".into();
+        c.oidc.client_secret = "test-client-secret".into();
+        tweak(c);
+    })
+    .await
+}
+
+/// A browser that does not follow redirects by itself, so each hop can be checked.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers().get("location").and_then(|v| v.to_str().ok()).expect("a redirect").to_string()
+}

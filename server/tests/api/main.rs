@@ -4,6 +4,7 @@ mod audit;
 mod crash;
 mod faults;
 mod helpers;
+mod oidc;
 mod proxy;
 mod races;
 mod requests;
