@@ -113,3 +113,38 @@ test("signing in through the OpenID Connect redirect", async ({ page }) => {
   await expect(page.getByTestId("login-error")).toContainText("did not sign you in (access_denied)");
   expect(errors).toEqual([]);
 });
+
+test("a pipeline token: created in the UI, used as a Bearer token, revoked", async ({ page, playwright }) => {
+  const errors = watchForErrors(page);
+  await signIn(page, uniqueName("pipeline-owner"), "requester");
+  await page.getByRole("link", { name: "API tokens" }).click();
+  await expect(page.getByText("No API tokens yet")).toBeVisible();
+  await page.getByLabel("Name").fill("ci-deploy");
+  await page.getByLabel("submit requests only").check();
+  await page.getByLabel("Valid for (days)").fill("30");
+  await page.getByRole("button", { name: "Create token" }).click();
+  const secret = await page.getByLabel("Token", { exact: true }).inputValue();
+  expect(secret).toMatch(/^ecrp_[0-9a-f]{64}$/);
+  await expect(page.getByTestId("tokens")).toContainText("active");
+  await page.screenshot({ path: `${SHOTS}/api-tokens.png`, fullPage: true });
+
+  // A pipeline (no cookies) submits with it.
+  const ci = await playwright.request.newContext({ baseURL: new URL(page.url()).origin });
+  const headers = { authorization: `Bearer ${secret}` };
+  const made = await ci.post("/api/v1/requests", {
+    headers,
+    data: { name: uniqueName("ci"), team: "platform", cost_center: "cc-1", justification: "built by CI" },
+  });
+  expect(made.status()).toBe(201);
+  // It cannot do more than its scope.
+  expect((await ci.get("/api/v1/audit", { headers })).status()).toBe(403);
+
+  // Revoked in the UI: refused from then on.
+  await page.reload();
+  await expect(page.getByTestId("tokens")).not.toContainText("never");
+  await page.getByRole("button", { name: "Revoke token ci-deploy" }).click();
+  await expect(page.getByTestId("tokens")).toContainText("revoked");
+  expect((await ci.get("/api/v1/requests", { headers })).status()).toBe(401);
+  await ci.dispose();
+  expect(errors).toEqual([]);
+});

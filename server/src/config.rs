@@ -573,6 +573,9 @@ mod tests {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ecr-portal.example.toml");
         let c = Config::load_from(Some(&file), &[]).expect("the example config loads");
         assert_eq!(c.raw.aws.target, AwsTarget::Aws);
+        assert_eq!(c.raw.auth.mode, AuthMode::Oidc);
+        assert_eq!(c.approval.grant_production, ApprovalRule::new(&["prod-approvers"], 2));
+        assert!(c.https());
     }
 
     #[test]

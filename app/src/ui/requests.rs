@@ -58,6 +58,14 @@ pub fn RequestList() -> impl IntoView {
     let status = move || query.with(|q| q.get("status")).filter(|s| !s.is_empty());
     let mine = move || query.with(|q| q.get("mine")).is_some_and(|m| m == "1");
     let rows = Resource::new(move || (status(), mine()), |(s, m)| list_requests(s, m));
+    let info = expect_context::<InfoResource>().0;
+    // Requesters only ever see their own requests: no toggle for them.
+    let sees_all = move || {
+        info.get()
+            .and_then(Result::ok)
+            .and_then(|i| i.user)
+            .is_some_and(|u| u.can(crate::domain::principal::Capability::ReadAllRequests))
+    };
     let filter_link = move |s: Option<Status>| {
         let mut q = Vec::new();
         if let Some(s) = s {
@@ -93,9 +101,13 @@ pub fn RequestList() -> impl IntoView {
                         </a>
                     })
                     .collect_view()}
-                <a class="toggle" href=move || if mine() { "/".to_string() } else { "/?mine=1".to_string() }>
-                    {move || if mine() { "Show everyone's" } else { "Only mine" }}
-                </a>
+                <Suspense fallback=|| ()>
+                    {move || sees_all().then(|| view! {
+                        <a class="toggle" href=move || if mine() { "/".to_string() } else { "/?mine=1".to_string() }>
+                            {move || if mine() { "Show everyone's" } else { "Only mine" }}
+                        </a>
+                    })}
+                </Suspense>
             </nav>
             <Transition fallback=Loading>
                 {move || rows.get().map(|r| match r {

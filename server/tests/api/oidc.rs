@@ -198,6 +198,12 @@ async fn an_id_token_for_another_audience_is_refused() {
 }
 
 #[tokio::test]
+async fn an_id_token_with_another_nonce_is_refused() {
+    let f = refused_with(json!({"sub": "eve", "groups": [], "nonce": "not-the-one-we-sent"})).await;
+    assert!(f.contains("id_token was refused") && f.to_lowercase().contains("nonce"), "{f}");
+}
+
+#[tokio::test]
 async fn denied_and_failed_sign_ins_get_clear_pages() {
     let idp = MockOidc::start().await;
     let app = spawn_oidc_app(&idp, |c| c.auth.allowed_groups = vec!["engineering".into()]).await;
