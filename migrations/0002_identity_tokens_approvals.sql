@@ -18,7 +18,7 @@ CREATE INDEX sessions_by_user ON sessions (user_id);
 -- tokens take the role and groups from here, so a group removed at the
 -- identity provider takes effect for tokens at the user's next sign-in.
 CREATE TABLE users (
-    id           TEXT    PRIMARY KEY,              -- local:alice or oidc:<issuer>#<sub>
+    id           TEXT    PRIMARY KEY,              -- local:alice or oidc:<sub>@<issuer host and path>
     name         TEXT    NOT NULL,
     role         TEXT    NOT NULL CHECK (role IN ('requester', 'admin', 'auditor')),
     groups       TEXT    NOT NULL DEFAULT '[]',    -- JSON array

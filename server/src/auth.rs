@@ -95,7 +95,7 @@ pub async fn current_user(State(state): State<AppState>, mut req: Request, next:
                 resp
             }
             Err(why) => {
-                svc.security_event("anonymous", AuditAction::SignInFailed, format!("{why} ({what})")).await;
+                svc.anonymous_event(None, AuditAction::SignInFailed, format!("{why} ({what})")).await;
                 crate::api::error_response(&app::error::AppError::Unauthenticated)
             }
         };
@@ -124,9 +124,35 @@ pub async fn current_user(State(state): State<AppState>, mut req: Request, next:
     next.run(req).await
 }
 
-/// Refuses state-changing requests that a browser marks as cross-site, or whose
-/// `Origin` is neither this server nor its public URL. GET and HEAD never change state.
+/// `host[:port]` of an origin such as `https://ecr.example.com`.
+fn authority(origin: &str) -> &str {
+    origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin)
+}
+
+/// Loopback names with any port: a DNS-rebinding page cannot make the
+/// browser send these, so they are safe to accept next to the public name.
+fn is_loopback(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().map(|h| format!("[{h}]")).unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or("").to_string(),
+    };
+    matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]")
+}
+
+/// Guards every request:
+/// - the `Host` must be the public URL's or a loopback name (a page on
+///   another site that rebinds its DNS name to this server is refused, reads too);
+/// - state-changing requests that the browser marks as cross-site, or whose
+///   `Origin` is neither the public URL nor a loopback origin, are refused.
+///   GET and HEAD never change state.
 pub async fn same_origin_only(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let public = authority(&state.public_url);
+    let host_ok =
+        req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).is_none_or(|h| h == public || is_loopback(h));
+    if !host_ok {
+        return (StatusCode::MISDIRECTED_REQUEST, "this host name does not serve the portal; see server.public_url")
+            .into_response();
+    }
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
@@ -135,16 +161,12 @@ pub async fn same_origin_only(State(state): State<AppState>, req: Request, next:
         h.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|v| v == "cross-site" || v == "same-site");
     let origin_mismatch = match h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         None => false,
-        Some(origin) if origin == state.public_url => false,
-        Some(origin) => match h.get(header::HOST).and_then(|v| v.to_str().ok()) {
-            Some(host) => origin.split_once("://").map(|(_, rest)| rest) != Some(host),
-            None => true,
-        },
+        Some(origin) => origin != state.public_url && !is_loopback(authority(origin)),
     };
     if cross_site || origin_mismatch {
-        let who = req.extensions().get::<Principal>().map(|p| p.id.clone()).unwrap_or_else(|| "anonymous".into());
+        let who = req.extensions().get::<Principal>().map(|p| p.id.clone());
         let what = format!("cross-site {} {} refused", req.method(), req.uri().path());
-        state.service.security_event(&who, AuditAction::AccessDenied, what).await;
+        state.service.anonymous_event(who.as_deref(), AuditAction::AccessDenied, what).await;
         return crate::api::error_response(&app::error::AppError::Forbidden(
             "cross-site requests cannot change anything here".into(),
         ));
@@ -162,8 +184,12 @@ pub struct LocalSignIn {
     next: String,
 }
 
+/// Where to go after signing in: only a path on this site, made of plain URL
+/// characters (no scheme, no `//`, no backslash, no whitespace or control
+/// characters, which browsers drop and would turn `/\t/x` into `//x`).
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+    let plain = next.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_.~%?=&-+:,".contains(&b));
+    if plain && next.starts_with('/') && !next.starts_with("//") && !next.contains("%09") {
         next.to_string()
     } else {
         "/".into()
@@ -337,7 +363,12 @@ pub async fn oidc_callback(
         let shown = shown.to_string();
         let clear = clear.clone();
         async move {
-            svc.security_event(&actor, AuditAction::SignInFailed, why).await;
+            svc.anonymous_event(
+                Some(&actor).filter(|a| *a != "anonymous").map(|a| a.as_str()),
+                AuditAction::SignInFailed,
+                why,
+            )
+            .await;
             let mut r = login_error(&shown);
             r.headers_mut().append(header::SET_COOKIE, clear);
             r
@@ -376,6 +407,7 @@ pub async fn oidc_callback(
         .await;
     }
     if let Some(err) = q.error {
+        let err: String = err.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect();
         let desc = q.error_description.unwrap_or_default();
         let desc: String = desc.chars().filter(|c| !c.is_control()).take(200).collect();
         return fail(
@@ -458,6 +490,10 @@ mod tests {
         assert_eq!(safe_next("//evil.example"), "/");
         assert_eq!(safe_next("https://evil.example"), "/");
         assert_eq!(safe_next("/\\evil"), "/");
+        assert_eq!(safe_next("/\t/evil.example"), "/");
+        assert_eq!(safe_next("/\n/evil.example"), "/");
+        assert_eq!(safe_next("/ /evil.example"), "/");
+        assert_eq!(safe_next("/audit?action=signed_in&limit=50"), "/audit?action=signed_in&limit=50");
     }
 
     #[test]
@@ -479,6 +515,17 @@ mod tests {
         assert!(v.ends_with("; Secure"), "{v}");
         let plain = Cookies::new(false);
         assert!(!plain.set(plain.session, "x", 60).to_str().expect("ascii").contains("Secure"));
+    }
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for h in ["127.0.0.1:3000", "localhost", "localhost:8080", "[::1]:3000"] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["evil.example:3000", "127.0.0.1.evil.example", "localhost.evil.example:3000", "[::2]:1"] {
+            assert!(!is_loopback(h), "{h}");
+        }
+        assert_eq!(authority("https://ecr.example.com"), "ecr.example.com");
     }
 
     #[test]

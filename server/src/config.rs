@@ -379,6 +379,12 @@ impl Config {
                 u.to_string()
             }
         };
+        if !listen.ip().is_loopback() && opt(&raw.server.public_url).is_none() {
+            bail!(
+                "config key `server.public_url`: the portal listens on {listen}, so say the address people use \
+                 (e.g. https://ecr.example.com); requests for other host names are refused"
+            );
+        }
         if raw.auth.mode == AuthMode::Oidc {
             for (key, v) in [("oidc.issuer_url", &raw.oidc.issuer_url), ("oidc.client_id", &raw.oidc.client_id)] {
                 if v.trim().is_empty() {
@@ -525,6 +531,7 @@ mod tests {
             None,
             &env(&[
                 ("ECR_PORTAL_SERVER__LISTEN", "0.0.0.0:3000"),
+                ("ECR_PORTAL_SERVER__PUBLIC_URL", "http://portal.internal:3000"),
                 ("ECR_PORTAL_AUTH__ALLOW_LOCAL_ON_NON_LOOPBACK", "true")
             ])
         )

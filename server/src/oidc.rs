@@ -54,7 +54,8 @@ impl Oidc {
             .timeout(Duration::from_secs(10))
             .build()?;
         Ok(Self {
-            issuer: IssuerUrl::new(cfg.issuer_url.trim().trim_end_matches('/').to_string())
+            // Exactly as configured: discovery compares it with the provider's `issuer` byte for byte.
+            issuer: IssuerUrl::new(cfg.issuer_url.trim().to_string())
                 .map_err(|e| anyhow::anyhow!("config key `oidc.issuer_url`: {e}"))?,
             client_id: ClientId::new(cfg.client_id.trim().to_string()),
             client_secret: Some(cfg.client_secret.clone()).filter(|s| !s.is_empty()).map(ClientSecret::new),
@@ -153,7 +154,7 @@ impl Oidc {
             _ => vec![],
         };
         let issuer = self.issuer.as_str();
-        let issuer = issuer.split_once("://").map(|(_, rest)| rest).unwrap_or(issuer);
+        let issuer = issuer.split_once("://").map(|(_, rest)| rest).unwrap_or(issuer).trim_end_matches('/');
         Ok(Identity { id: format!("oidc:{sub}@{issuer}"), name: clip(&name, 64), groups })
     }
 }

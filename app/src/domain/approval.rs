@@ -52,12 +52,19 @@ impl ApprovalPolicy {
         }
     }
 
-    pub fn rule(&self, kind: &RequestKind) -> &ApprovalRule {
+    /// The rule a request is decided by. A new repository that also grants
+    /// production access is a production grant too: it takes the grant's
+    /// groups and the larger number of approvers of the two rules.
+    pub fn rule(&self, kind: &RequestKind) -> ApprovalRule {
         match kind {
-            RequestKind::CreateRepository { .. } => &self.create_repository,
-            RequestKind::GrantProduction { .. } => &self.grant_production,
-            RequestKind::RevokeProduction { .. } => &self.revoke_production,
-            RequestKind::RestoreRepository { .. } => &self.restore_repository,
+            RequestKind::CreateRepository { grant_production: true, .. } => ApprovalRule {
+                groups: self.grant_production.groups.clone(),
+                required: self.grant_production.required.max(self.create_repository.required),
+            },
+            RequestKind::CreateRepository { .. } => self.create_repository.clone(),
+            RequestKind::GrantProduction { .. } => self.grant_production.clone(),
+            RequestKind::RevokeProduction { .. } => self.revoke_production.clone(),
+            RequestKind::RestoreRepository { .. } => self.restore_repository.clone(),
         }
     }
 }
@@ -75,6 +82,26 @@ pub struct Approval {
 mod tests {
     use super::*;
     use crate::domain::principal::{Role, TokenScope, TokenUse};
+
+    #[test]
+    fn a_new_repository_with_production_access_is_decided_as_a_production_grant() {
+        let mut policy = ApprovalPolicy::single("ecr-admins", 1);
+        policy.grant_production = ApprovalRule::new(&["prod-approvers"], 2);
+        let spec = crate::domain::form::RepositoryRequestInput {
+            name: "app".into(),
+            team: "t".into(),
+            cost_center: "c".into(),
+            justification: "j".into(),
+            ..Default::default()
+        }
+        .parse(&crate::domain::name::Namespace::parse("crytera").expect("ns"))
+        .expect("valid")
+        .spec;
+        let plain = RequestKind::CreateRepository { spec: spec.clone(), grant_production: false };
+        assert_eq!(policy.rule(&plain), ApprovalRule::new(&["ecr-admins"], 1));
+        let with_grant = RequestKind::CreateRepository { spec, grant_production: true };
+        assert_eq!(policy.rule(&with_grant), ApprovalRule::new(&["prod-approvers"], 2));
+    }
 
     #[test]
     fn deciding_needs_a_listed_group_and_the_decide_capability() {

@@ -41,7 +41,7 @@ impl fmt::Display for Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenScope {
-    /// Submit requests and read the ones it submitted; nothing else.
+    /// Submit requests and read its owner's requests; nothing else.
     Submit,
     /// Everything its owner may do, except managing tokens.
     User,
@@ -96,7 +96,7 @@ pub enum Capability {
 }
 
 /// The signed-in actor. `id` is stable and unique (`local:alice`,
-/// `oidc:<issuer>#<sub>`); `name` is for display.
+/// `oidc:<sub>@<issuer host and path>`); `name` is for display.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
     pub id: String,

@@ -218,6 +218,8 @@ impl PortalService {
         if retry_at.is_some() {
             self.wake.notify_one();
         }
+        // Whatever happened, ECR may have changed: the next inventory reads it again.
+        self.invalidate_inventory().await;
         Ok(match finished.status {
             Status::Applied => ApplyOutcome::Applied(id),
             Status::NeedsReapproval => ApplyOutcome::NeedsReapproval(id),

@@ -15,9 +15,16 @@ use app::views::RepositoryView;
 use futures::StreamExt;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// How many repositories are read from ECR at once for the inventory.
 const CONCURRENCY: usize = 8;
+
+/// How long an inventory read from ECR is reused (the page says "read from ECR" times).
+pub const INVENTORY_TTL_MS: i64 = 15_000;
+
+/// One repository as read from ECR: settings, policy, image count, last push.
+pub(crate) type LiveDetail = (LiveRepository, Option<Value>, usize, Option<i64>);
 
 impl PortalService {
     fn grant_target(&self) -> Option<(&str, bool)> {
@@ -46,12 +53,20 @@ impl PortalService {
     }
 
     /// Every repository under the namespace, live from ECR, with the portal's records and drift.
-    pub async fn inventory(&self) -> Result<Vec<RepositoryView>, AppError> {
+    /// What ECR holds, read at most every [`INVENTORY_TTL_MS`] (one reader at a
+    /// time; others wait for its answer) and re-read after anything the portal
+    /// changes. With 2,000 repositories a fresh read is ~4,000 ECR calls.
+    async fn live_inventory(&self) -> Result<Arc<Vec<LiveDetail>>, AppError> {
+        let mut cache = self.inventory_cache.lock().await;
+        let now = self.now();
+        if let Some((at, live)) = cache.as_ref() {
+            if now - at < INVENTORY_TTL_MS && now >= *at {
+                return Ok(live.clone());
+            }
+        }
         let prefix = format!("{}/", self.deployment.namespace);
         let live = self.registry.list(&prefix).await.map_err(|e| aws_unavailable("list repositories", e))?;
-        let records: HashMap<String, RecordRow> =
-            db::list_records(&self.db.pool).await.map_err(db_err)?.into_iter().map(|r| (r.name.clone(), r)).collect();
-        let details: Vec<(LiveRepository, Option<Value>, usize, Option<i64>)> = futures::stream::iter(live)
+        let details: Vec<LiveDetail> = futures::stream::iter(live)
             .map(|r| async move {
                 let policy = self.live_policy(&r.name).await.unwrap_or(None);
                 let (count, last) = self.registry.image_stats(&r.name).await.unwrap_or((0, None));
@@ -60,8 +75,23 @@ impl PortalService {
             .buffered(CONCURRENCY)
             .collect()
             .await;
+        let details = Arc::new(details);
+        *cache = Some((now, details.clone()));
+        Ok(details)
+    }
+
+    /// Forgets the cached inventory: the next page view reads ECR again.
+    pub async fn invalidate_inventory(&self) {
+        *self.inventory_cache.lock().await = None;
+    }
+
+    pub async fn inventory(&self) -> Result<Vec<RepositoryView>, AppError> {
+        let details = self.live_inventory().await?;
+        let records: HashMap<String, RecordRow> =
+            db::list_records(&self.db.pool).await.map_err(db_err)?.into_iter().map(|r| (r.name.clone(), r)).collect();
         Ok(details
-            .into_iter()
+            .iter()
+            .cloned()
             .map(|(r, policy, count, last)| {
                 let record = records.get(&r.name);
                 let access = self.grant_target().is_some_and(|(a, list)| policy::grants(policy.as_ref(), a, list));

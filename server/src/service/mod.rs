@@ -54,6 +54,10 @@ pub struct PortalService {
     /// so two policy writes to one repository must never interleave.
     policy_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub retry: RetryPolicy,
+    /// (window start ms, events in it, events dropped since the last recorded one).
+    anonymous_window: std::sync::Mutex<(i64, u32, u64)>,
+    /// The last inventory read from ECR, and when (see `drift.rs`).
+    inventory_cache: tokio::sync::Mutex<Option<(i64, Arc<Vec<drift::LiveDetail>>)>>,
 }
 
 /// How temporary AWS failures are retried by the worker.
@@ -78,6 +82,9 @@ impl RetryPolicy {
         full / 2 + jitter
     }
 }
+
+/// Security events anyone can cause without signing in, recorded per minute at most.
+pub const ANONYMOUS_EVENTS_PER_MINUTE: u32 = 120;
 
 /// Logs an internal failure in full and gives the user only a reference.
 pub fn internal(context: &str, err: impl std::fmt::Display) -> AppError {
@@ -158,6 +165,8 @@ impl PortalService {
             wake: Arc::new(Notify::new()),
             policy_locks: std::sync::Mutex::new(HashMap::new()),
             retry: RetryPolicy::default(),
+            inventory_cache: tokio::sync::Mutex::new(None),
+            anonymous_window: std::sync::Mutex::new((0, 0, 0)),
         }
     }
 
@@ -267,6 +276,31 @@ impl PortalService {
         if let Err(e) = write.await {
             tracing::error!("recording {}: {e}", action.as_str());
         }
+    }
+
+    /// A security event that anyone can cause without signing in (a bogus
+    /// token, a forged callback, a cross-site post). Recorded like the others,
+    /// but at most [`ANONYMOUS_EVENTS_PER_MINUTE`] a minute, so a flood cannot
+    /// fill the audit trail or hold its write lock; the rest are counted in the
+    /// log and summed up in the next recorded event.
+    pub async fn anonymous_event(&self, actor: Option<&str>, action: AuditAction, detail: String) {
+        let now = self.now();
+        let dropped = {
+            let mut w = self.anonymous_window.lock().unwrap_or_else(|p| p.into_inner());
+            if now - w.0 >= 60_000 || now < w.0 {
+                *w = (now, 0, w.2);
+            }
+            w.1 += 1;
+            if w.1 > ANONYMOUS_EVENTS_PER_MINUTE {
+                w.2 += 1;
+                tracing::warn!("{}: {detail} (not recorded: over {ANONYMOUS_EVENTS_PER_MINUTE}/min)", action.as_str());
+                return;
+            }
+            std::mem::take(&mut w.2)
+        };
+        let detail =
+            if dropped > 0 { format!("{detail} (and {dropped} more not recorded, over the limit)") } else { detail };
+        self.security_event(actor.unwrap_or("anonymous"), action, detail).await;
     }
 
     /// A refusal, recorded in the audit trail with who tried what.
@@ -733,7 +767,7 @@ impl Portal for PortalService {
         let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
         let approvals = db::approvals(&mut conn, id).await.map_err(db_err)?;
         let approve_blocked = if r.status.is_awaiting_decision() {
-            r.check_decision(by, "approved", rule, &approvals)
+            r.check_decision(by, "approved", &rule, &approvals)
                 .err()
                 .map(|e| e.to_string())
                 .or_else(|| plan.blocked.clone())
@@ -764,7 +798,7 @@ impl Portal for PortalService {
             result: row.result.clone(),
             timeline,
             approve_blocked,
-            can_reject: r.check_decision(by, "rejected", rule, &[]).is_ok(),
+            can_reject: r.check_decision(by, "rejected", &rule, &[]).is_ok(),
             can_retry: by.can(Capability::Operate) && r.status == Status::Failed,
             approvals: approvals
                 .into_iter()
@@ -781,7 +815,7 @@ impl Portal for PortalService {
         self.authorize(by, Capability::Decide, "approve requests").await?;
         let comment = clean_comment(comment)?;
         let row = self.load(id).await?;
-        let rule = self.deployment.approval.rule(&row.request.kind).clone();
+        let rule = self.deployment.approval.rule(&row.request.kind);
         let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
         let approvals = db::approvals(&mut conn, id).await.map_err(db_err)?;
         drop(conn);
@@ -803,7 +837,7 @@ impl Portal for PortalService {
         self.authorize(by, Capability::Decide, "reject requests").await?;
         let comment = clean_comment(comment)?;
         let row = self.load(id).await?;
-        let rule = self.deployment.approval.rule(&row.request.kind).clone();
+        let rule = self.deployment.approval.rule(&row.request.kind);
         let c = comment.clone();
         self.decide(by, id, AuditAction::RequestRejected, comment, |r, _, now| r.reject(by, &rule, c, now)).await
     }
@@ -855,18 +889,27 @@ impl Portal for PortalService {
 
     async fn adopt(&self, by: &Principal, repository: String) -> Result<RepositoryView, AppError> {
         self.authorize(by, Capability::Operate, "adopt repositories").await?;
-        self.adopt_repository(by, &repository).await
+        {
+            let r = self.adopt_repository(by, &repository).await;
+            self.invalidate_inventory().await;
+            r
+        }
     }
 
     async fn check_drift(&self, by: &Principal, repository: Option<String>) -> Result<Vec<RepositoryView>, AppError> {
         self.authorize(by, Capability::Operate, "run drift checks").await?;
         self.run_drift_check(&by.id, repository.as_deref()).await?;
+        self.invalidate_inventory().await;
         self.inventory().await
     }
 
     async fn accept_drift(&self, by: &Principal, repository: String) -> Result<RepositoryView, AppError> {
         self.authorize(by, Capability::Operate, "accept the live state").await?;
-        self.accept_live(by, &repository).await
+        {
+            let r = self.accept_live(by, &repository).await;
+            self.invalidate_inventory().await;
+            r
+        }
     }
 
     async fn request_restore(

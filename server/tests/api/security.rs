@@ -276,6 +276,58 @@ async fn cross_site_posts_are_refused_and_change_nothing() {
         .await
         .expect("post");
     assert_eq!(r.status(), 201);
+
+    // A page on another site whose name was rebound to this server's address: refused, reads too.
+    let r = rita.http.get(format!("{}/api/v1/requests", app.base)).header("host", "evil.example").send().await;
+    assert_eq!(r.expect("get").status(), 421);
+    let port = app.base.rsplit(':').next().expect("port");
+    let r = post(&rita, "/api/v1/requests")
+        .header("host", format!("evil.example:{port}"))
+        .header("origin", format!("http://evil.example:{port}"))
+        .json(&request_body(&unique("rebound")))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 421);
+    let (_, list) = rita.get("/api/v1/requests").await;
+    assert_eq!(list.as_array().expect("list").len(), 2);
+}
+
+#[tokio::test]
+async fn a_new_repository_with_production_access_needs_the_production_approvers() {
+    let app = spawn_app_with(|c| {
+        c.approval.grant_production_groups = vec!["prod-approvers".into()];
+        c.approval.grant_production_approvals = 2;
+    })
+    .await;
+    let rita = app.sign_in("rita", "requester").await;
+    let mut body = request_body(&unique("with-grant"));
+    body["grant_production"] = json!(true);
+    let (s, r) = rita.post("/api/v1/requests", body).await;
+    assert_eq!(s, 201, "{r}");
+    assert_eq!((r["approver_groups"].clone(), r["approvals_required"].clone()), (json!(["prod-approvers"]), json!(2)));
+    let id = r["summary"]["id"].as_i64().expect("id");
+    let adam = app.sign_in("adam", "admin").await;
+    let (_, d) = adam.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    assert_eq!(d["summary"]["status"], "pending", "one approval is not enough for production access");
+}
+
+#[tokio::test]
+async fn a_flood_of_bogus_tokens_cannot_fill_the_audit_trail() {
+    let app = spawn_app().await;
+    let bogus = reqwest::Client::new();
+    for i in 0..(server::service::ANONYMOUS_EVENTS_PER_MINUTE + 30) {
+        let r = bogus.get(format!("{}/api/v1/requests", app.base)).bearer_auth(format!("ecrp_bogus{i}")).send().await;
+        assert_eq!(r.expect("get").status(), 401);
+    }
+    let aude = app.sign_in("aude", "auditor").await;
+    let (_, page) = aude.get("/api/v1/audit?action=sign_in_failed&limit=200").await;
+    let n = page["events"].as_array().expect("events").len();
+    assert_eq!(
+        n as u32,
+        server::service::ANONYMOUS_EVENTS_PER_MINUTE,
+        "recorded up to the limit, then counted in the log"
+    );
 }
 
 #[tokio::test]
