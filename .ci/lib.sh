@@ -16,9 +16,12 @@ export CARGO_TERM_COLOR=never
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# ensure_apt PACKAGE... (each package provides the command of the same name)
 ensure_apt() {
-  local missing=()
-  command -v chromium >/dev/null || missing+=(chromium)
+  local missing=() p
+  for p in "$@"; do
+    command -v "$p" >/dev/null || missing+=("$p")
+  done
   if ((${#missing[@]})); then
     step "apt-get install ${missing[*]}"
     apt-get update -qq
@@ -120,6 +123,14 @@ build_site() {
       "$pkg/${name}_bg.wasm" -o "$pkg/$name.wasm"
     rm -f "$pkg/${name}_bg.wasm"
   fi
+  # Served precompressed (leptos_axum picks .br or .gz by Accept-Encoding); brotli when installed.
+  local f
+  for f in "$pkg/$name.wasm" "$pkg/$name.js" "$pkg/$name.css"; do
+    if [[ ! -f "$f.gz" || "$f" -nt "$f.gz" ]]; then
+      gzip -9 -k -f "$f"
+      if command -v brotli >/dev/null; then brotli -q 11 -f -k "$f"; fi
+    fi
+  done
   if [[ "$server_profile" == "from-tests" ]]; then
     # `cargo test` already built target/debug/ecr-portal for the integration
     # tests; a separate `cargo build` would resolve features without the

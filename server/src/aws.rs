@@ -55,6 +55,21 @@ pub struct LiveRepository {
 
 impl LiveRepository {
     /// Differences between this repository and a spec, in words (empty: same).
+    /// Differences in what DescribeRepositories shows (tag mutability, scanning, encryption).
+    pub fn settings_differences(&self, spec: &RepositorySpec) -> Vec<String> {
+        let mut d = Vec::new();
+        if self.tag_mutability != spec.tag_mutability {
+            d.push(format!("image tags are {} (requested {})", self.tag_mutability, spec.tag_mutability));
+        }
+        if self.scan_on_push != spec.scan_on_push {
+            d.push(format!("scan on push is {} (requested {})", self.scan_on_push, spec.scan_on_push));
+        }
+        if self.encryption != spec.encryption {
+            d.push(format!("encryption is {} (requested {})", self.encryption, spec.encryption));
+        }
+        d
+    }
+
     pub fn differences(&self, spec: &RepositorySpec) -> Vec<String> {
         let mut d = Vec::new();
         if self.tag_mutability != spec.tag_mutability {
@@ -167,6 +182,11 @@ pub trait Registry: Send + Sync + 'static {
     async fn create(&self, spec: &RepositorySpec, request_id: i64) -> Result<Created, RegistryError>;
     async fn put_lifecycle_policy(&self, name: &str, policy: &serde_json::Value) -> Result<String, RegistryError>;
     async fn describe(&self, name: &str) -> Result<Option<LiveRepository>, RegistryError>;
+    /// Only DescribeRepositories: settings, URI and ARN (no tags, lifecycle or
+    /// policy). The apply's verification read.
+    async fn describe_settings(&self, name: &str) -> Result<Option<LiveRepository>, RegistryError> {
+        self.describe(name).await
+    }
     async fn list(&self, prefix: &str) -> Result<Vec<LiveRepository>, RegistryError>;
     /// The repository policy text (None: no policy) and the request id.
     async fn get_policy(&self, name: &str) -> Result<(Option<String>, String), RegistryError>;
@@ -388,6 +408,19 @@ impl Registry for EcrRegistry {
             .await
             .map_err(classify)?;
         Ok(rid(&out))
+    }
+
+    async fn describe_settings(&self, name: &str) -> Result<Option<LiveRepository>, RegistryError> {
+        let out = match self.ecr.describe_repositories().repository_names(name).send().await.map_err(classify) {
+            Ok(o) => o,
+            Err(RegistryError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(out.repositories().first().map(|r| {
+            let mut live = Self::live(r);
+            live.request_ids.push(rid(&out));
+            live
+        }))
     }
 
     async fn describe(&self, name: &str) -> Result<Option<LiveRepository>, RegistryError> {

@@ -173,6 +173,8 @@ impl Application {
             .route("/auth/oidc/callback", get(crate::auth::oidc_callback))
             .merge(crate::api::routes())
             .with_state(state.clone());
+        let own =
+            if config.raw.server.benchmark_baseline { own.route("/__baseline/{bytes}", get(baseline)) } else { own };
 
         let max_body = usize::try_from(config.raw.server.max_body_bytes).unwrap_or(usize::MAX);
         let hsts = if config.https() {
@@ -186,6 +188,15 @@ impl Application {
             .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::same_origin_only))
             .layer(axum::middleware::from_fn_with_state(state, crate::auth::current_user))
             .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+            // Pages and JSON are compressed on the fly (fast gzip); the site's static
+            // files are served precompressed (.br/.gz, made at build time) and left alone.
+            .layer(
+                tower_http::compression::CompressionLayer::new()
+                    .no_br()
+                    .no_deflate()
+                    .no_zstd()
+                    .quality(tower_http::CompressionLevel::Fastest),
+            )
             .layer(SetResponseHeaderLayer::overriding(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
@@ -256,6 +267,14 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// The benchmark's yardstick: the same server, routing and middleware, but a
+/// body that costs nothing to make (`server.benchmark_baseline`).
+async fn baseline(axum::extract::Path(bytes): axum::extract::Path<usize>) -> impl IntoResponse {
+    static BODY: std::sync::OnceLock<axum::body::Bytes> = std::sync::OnceLock::new();
+    let body = BODY.get_or_init(|| "<p>baseline</p>\n".repeat(4 << 20 >> 4).into());
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body.slice(..bytes.min(body.len())))
 }
 
 /// Ready when the database answers and AWS (STS, as the staging identity) does.

@@ -184,7 +184,7 @@ pub fn for_new_repository(spec: &RepositorySpec, grant_production: bool, target:
     }
     steps.push(step(
         "ecr:DescribeRepositories",
-        "Verify the repository and its settings (also reads its lifecycle policy, tags and policy)",
+        "Verify: read the repository back and compare its settings (writes are confirmed by their answers)",
         vec![("repositoryName", spec.name.to_string())],
         None,
     ));

@@ -245,8 +245,8 @@ impl PortalService {
             RequestKind::GrantProduction { .. } | RequestKind::RevokeProduction { .. } => {
                 let grant = matches!(r.kind, RequestKind::GrantProduction { .. });
                 self.apply_policy(&name, grant, approved_policy.as_ref(), &mut calls).await?;
-                let live = self.describe_for(&name, &mut calls).await?;
-                (live.uri, live.arn, false)
+                // URI and ARN come from the verification read below.
+                (String::new(), String::new(), false)
             }
             RequestKind::RestoreRepository { .. } => {
                 let mut conn = self.db.pool.acquire().await.map_err(|e| {
@@ -275,15 +275,32 @@ impl PortalService {
         };
 
         crash_point("after_create");
-        // Verify: read it back and compare with what was approved.
-        let live = self.describe_for(&name, &mut calls).await?;
+        // Verify: read it back and compare with what was approved. One read
+        // (DescribeRepositories) for the settings; the lifecycle and policy
+        // writes are confirmed by their own answers, and the policy is read
+        // once more only when the request is about production access. A
+        // restore compares everything again.
+        let full = matches!(r.kind, RequestKind::RestoreRepository { .. });
+        let mut live = if full {
+            self.describe_for(&name, &mut calls).await?
+        } else {
+            let live = calls
+                .reg
+                .describe_settings(&name)
+                .await
+                .map_err(|e| calls.aws("DescribeRepositories", e))?
+                .ok_or_else(|| calls.fail(format!("{name} is not in ECR")))?;
+            calls.ids.extend(live.request_ids.iter().cloned());
+            live
+        };
         crash_point("during_verify");
         if let RequestKind::CreateRepository { spec, .. } = &r.kind {
-            let diffs = live.differences(spec);
+            let diffs = live.settings_differences(spec);
             if !diffs.is_empty() {
                 return Err(calls.fail(format!("verification failed: {}", diffs.join("; "))));
             }
         }
+        let (uri, arn) = if uri.is_empty() { (live.uri.clone(), live.arn.clone()) } else { (uri, arn) };
         let account = self.deployment.target.production_account.as_deref();
         let can_list = self.deployment.target.production_can_list;
         let must_grant = match &r.kind {
@@ -292,6 +309,12 @@ impl PortalService {
             RequestKind::RevokeProduction { .. } => Some(false),
             RequestKind::RestoreRepository { .. } => None,
         };
+        if must_grant.is_some() && !full {
+            let (text, id) = calls.reg.get_policy(&name).await.map_err(|e| calls.aws("GetRepositoryPolicy", e))?;
+            calls.ids.push(id);
+            live.policy =
+                policy::parse(text.as_deref()).map_err(|e| calls.fail(format!("verification failed: {e}")))?;
+        }
         match (must_grant, account) {
             (Some(true), Some(a)) if !policy::grants(live.policy.as_ref(), a, can_list) => {
                 return Err(calls.fail("verification failed: the policy does not grant production pull access".into()))

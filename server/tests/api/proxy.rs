@@ -25,6 +25,10 @@ impl Counts {
     pub fn get(&self, op: &str) -> usize {
         self.0.lock().map(|m| m.counts.get(op).copied().unwrap_or(0)).unwrap_or(0)
     }
+    /// Every operation seen so far, by name.
+    pub fn all(&self) -> HashMap<String, usize> {
+        self.0.lock().map(|m| m.counts.clone()).unwrap_or_default()
+    }
     pub fn sessions(&self) -> Vec<String> {
         self.0.lock().map(|m| m.sessions.clone()).unwrap_or_default()
     }

@@ -57,3 +57,36 @@ async fn approve_against_reject_has_exactly_one_winner() {
         .count();
     assert_eq!(decisions, 1);
 }
+
+#[tokio::test]
+async fn a_new_repository_costs_the_calls_its_plan_lists_and_nothing_more() {
+    let (proxy_url, counts) = proxy::start(&moto_endpoint()).await;
+    let app = spawn_app_with(|c| c.aws.local_endpoint = proxy_url.clone()).await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let mut body = request_body(&unique("calls"));
+    body["keep_last_images"] = json!(30);
+    let (_, r) = alice.post("/api/v1/requests", body).await;
+    let id = r["summary"]["id"].as_i64().expect("id");
+    let planned: Vec<String> = r["plan"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["call"].as_str().map(|c| c.split(':').nth(1).unwrap_or(c).to_string()))
+        .collect();
+    assert_eq!(planned, ["AssumeRole", "CreateRepository", "PutLifecyclePolicy", "DescribeRepositories"]);
+    let before = counts.all();
+    let (s, _) = bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    assert_eq!(s, 200);
+    assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
+    let mut made: Vec<(String, usize)> = counts
+        .all()
+        .into_iter()
+        .map(|(op, n)| (op.clone(), n - before.get(&op).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    made.sort();
+    let mut expected: Vec<(String, usize)> = planned.iter().map(|c| (c.clone(), 1)).collect();
+    expected.sort();
+    assert_eq!(made, expected, "exactly the planned calls, once each");
+}
