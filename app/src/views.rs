@@ -62,6 +62,23 @@ pub struct ApprovalView {
     pub comment: Option<String>,
 }
 
+/// A page of the requests list: newest first, `limit` (default 50, at most
+/// 500) requests older than the request `before`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestsPage {
+    #[serde(default)]
+    pub before: Option<i64>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+impl RequestsPage {
+    pub const DEFAULT_LIMIT: u32 = 50;
+    pub fn limit(&self) -> u32 {
+        self.limit.unwrap_or(Self::DEFAULT_LIMIT).clamp(1, 500)
+    }
+}
+
 /// An API token as its owner sees it (never the secret).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenView {

@@ -17,8 +17,8 @@
 //!    load as the server sends it;
 //! 7. prints a table and writes it to docs/benchmarks.md with the machine and date.
 //!
-//! Settings (environment): BENCH_MOTO (moto URL), BENCH_BIN (the release
-//! ecr-portal), BENCH_SITE (target/site), BENCH_OUT (docs/benchmarks.md),
+//! Settings (environment): BENCH_MOTO (moto URL), BENCH_BIN (the server
+//! binary; default: the one `cargo bench` builds), BENCH_SITE (target/site), BENCH_OUT (docs/benchmarks.md),
 //! BENCH_EVENTS, BENCH_REQUESTS, BENCH_REPOS, BENCH_SECONDS (per wrk run).
 use anyhow::{bail, Context};
 use app::domain::audit::AuditAction;
@@ -79,7 +79,7 @@ fn user(i: usize) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let moto = env_or("BENCH_MOTO", "http://127.0.0.1:5055");
-    let bin = PathBuf::from(env_or("BENCH_BIN", "target/release/ecr-portal"));
+    let bin = PathBuf::from(env_or("BENCH_BIN", env!("CARGO_BIN_EXE_ecr-portal")));
     let site = PathBuf::from(env_or("BENCH_SITE", "target/site"));
     let out = PathBuf::from(env_or("BENCH_OUT", "docs/benchmarks.md"));
     let n_events: usize = env_or("BENCH_EVENTS", "1000000").parse()?;
@@ -138,11 +138,16 @@ async fn main() -> anyhow::Result<()> {
         let size = portal.get(&admin, path).await?.len();
         let base = portal.wrk(&script, &format!("/__baseline/{size}"), None, secs).await?;
         let page = portal.wrk(&script, path, Some(&admin), secs).await?;
+        eprintln!(
+            "{name}: {size} bytes, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; baseline {:.0} req/s",
+            page.rps, page.p50_ms, page.p99_ms, base.rps
+        );
         report.pages.push((name.to_string(), size, page, base));
     }
     report.rss_load_kb = portal.max_rss_kb;
 
     let approvals = approve_all(&portal, &ids.pending).await?;
+    eprintln!("approvals: p50 {:.1} ms, p99 {:.1} ms", approvals.p50_ms, approvals.p99_ms);
     report.approvals = Some(approvals);
     report.rss_load_kb = report.rss_load_kb.max(portal.max_rss_kb);
     portal.stop().await;

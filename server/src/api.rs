@@ -102,6 +102,10 @@ struct ListQuery {
     status: Option<String>,
     #[serde(default)]
     mine: Option<bool>,
+    #[serde(default)]
+    before: Option<i64>,
+    #[serde(default)]
+    limit: Option<u32>,
 }
 
 async fn list(
@@ -120,7 +124,8 @@ async fn list(
             )))
         })?),
     };
-    Ok(Json(s.service.list_requests(&by, status, q.mine.unwrap_or(false)).await?).into_response())
+    let page = app::views::RequestsPage { before: q.before, limit: q.limit };
+    Ok(Json(s.service.list_requests(&by, status, q.mine.unwrap_or(false), page).await?).into_response())
 }
 
 async fn show(

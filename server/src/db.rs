@@ -204,9 +204,13 @@ pub async fn list_requests(
     pool: &SqlitePool,
     status: Option<Status>,
     requester: Option<&str>,
+    before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Request>, sqlx::Error> {
     let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM requests WHERE 1 = 1");
+    if let Some(b) = before {
+        q.push(" AND id < ").push_bind(b);
+    }
     if let Some(s) = status {
         q.push(" AND status = ").push_bind(s.as_str());
     }

@@ -33,6 +33,9 @@ pub async fn run(service: Arc<PortalService>, settings: Settings, mut stop: watc
         if let Err(e) = service.end_expired_grants().await {
             tracing::error!("ending temporary grants: {e}");
         }
+        if service.inventory_stale() {
+            service.refresh_inventory_in_background();
+        }
         match service.expire_pending().await {
             Ok(0) => {}
             Ok(n) => tracing::info!("{n} pending request(s) expired without a decision"),

@@ -45,7 +45,11 @@ pub async fn get_portal_info() -> Result<PortalInfo, AppError> {
 }
 
 #[server(prefix = "/rpc", endpoint = "list_requests", input = Json)]
-pub async fn list_requests(status: Option<String>, mine: bool) -> Result<Vec<RequestSummary>, AppError> {
+pub async fn list_requests(
+    status: Option<String>,
+    mine: bool,
+    #[server(default)] page: RequestsPage,
+) -> Result<Vec<RequestSummary>, AppError> {
     answer(
         async move {
             let by = signed_in()?;
@@ -56,7 +60,7 @@ pub async fn list_requests(status: Option<String>, mine: bool) -> Result<Vec<Req
                         .ok_or_else(|| AppError::BadRequest(format!("unknown status `{s}`")))?,
                 ),
             };
-            portal()?.list_requests(&by, status, mine).await
+            portal()?.list_requests(&by, status, mine, page).await
         }
         .await,
     )

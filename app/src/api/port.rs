@@ -18,6 +18,7 @@ pub trait Portal: Send + Sync + 'static {
         by: &Principal,
         status: Option<Status>,
         mine: bool,
+        page: RequestsPage,
     ) -> Result<Vec<RequestSummary>, AppError>;
     async fn request_detail(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError>;
     async fn approve(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError>;

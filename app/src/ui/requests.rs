@@ -9,7 +9,7 @@ use crate::domain::plan::PolicyChange;
 use crate::domain::policy::Change;
 use crate::domain::request::{RequestKind, Status};
 use crate::error::AppError;
-use crate::views::{RequestDetail, RequestSummary};
+use crate::views::{RequestDetail, RequestSummary, RequestsPage};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -57,7 +57,22 @@ pub fn RequestList() -> impl IntoView {
     let query = use_query_map();
     let status = move || query.with(|q| q.get("status")).filter(|s| !s.is_empty());
     let mine = move || query.with(|q| q.get("mine")).is_some_and(|m| m == "1");
-    let rows = Resource::new(move || (status(), mine()), |(s, m)| list_requests(s, m));
+    let before = move || query.with(|q| q.get("before")).and_then(|b| b.parse::<i64>().ok());
+    let rows = Resource::new(
+        move || (status(), mine(), before()),
+        |(s, m, b)| list_requests(s, m, RequestsPage { before: b, limit: None }),
+    );
+    // The next (older) page starts below the last request shown.
+    let older_link = move |last: i64| {
+        let mut q = vec![format!("before={last}")];
+        if let Some(s) = status() {
+            q.push(format!("status={s}"));
+        }
+        if mine() {
+            q.push("mine=1".into());
+        }
+        format!("/?{}", q.join("&"))
+    };
     let info = expect_context::<InfoResource>().0;
     // Requesters only ever see their own requests: no toggle for them.
     let sees_all = move || {
@@ -118,7 +133,17 @@ pub fn RequestList() -> impl IntoView {
                             <a class="button" href="/requests/new">"Request a repository"</a>
                         </EmptyState>
                     }.into_any(),
-                    Ok(rows) => view! { <RequestTable rows/> }.into_any(),
+                    Ok(rows) => {
+                        let full = rows.len() as u32 >= RequestsPage::DEFAULT_LIMIT;
+                        let last = rows.last().map(|r| r.id).unwrap_or(0);
+                        view! {
+                            <RequestTable rows/>
+                            <nav class="pager" aria-label="Pages">
+                                {before().is_some().then(|| view! { <a href="/">"← Newest"</a> })}
+                                {full.then(|| view! { <a href=older_link(last)>"Older requests →"</a> })}
+                            </nav>
+                        }.into_any()
+                    }
                 })}
             </Transition>
         </section>
@@ -130,8 +155,9 @@ pub fn Queue() -> impl IntoView {
     let rows = Resource::new(
         || (),
         |_| async move {
-            let mut rows = list_requests(Some("pending".into()), false).await?;
-            rows.extend(list_requests(Some("needs_reapproval".into()), false).await?);
+            let all = RequestsPage { before: None, limit: Some(500) };
+            let mut rows = list_requests(Some("pending".into()), false, all).await?;
+            rows.extend(list_requests(Some("needs_reapproval".into()), false, all).await?);
             rows.sort_by_key(|r| std::cmp::Reverse(r.id));
             Ok::<_, AppError>(rows)
         },

@@ -218,8 +218,6 @@ impl PortalService {
         if retry_at.is_some() {
             self.wake.notify_one();
         }
-        // Whatever happened, ECR may have changed: the next inventory reads it again.
-        self.invalidate_inventory().await;
         Ok(match finished.status {
             Status::Applied => ApplyOutcome::Applied(id),
             Status::NeedsReapproval => ApplyOutcome::NeedsReapproval(id),
@@ -323,6 +321,10 @@ impl PortalService {
                 return Err(calls.fail("verification failed: the portal's statement is still in the policy".into()))
             }
             _ => {}
+        }
+        // The inventory learns the new state from this verification read (no extra ECR calls).
+        if !adopted || full {
+            self.put_in_inventory(&live);
         }
         Ok(ApplyResult { repository_uri: uri, repository_arn: arn, adopted, aws_request_ids: calls.ids })
     }

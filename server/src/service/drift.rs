@@ -20,8 +20,21 @@ use std::sync::Arc;
 /// How many repositories are read from ECR at once for the inventory.
 const CONCURRENCY: usize = 8;
 
-/// How long an inventory read from ECR is reused (the page says "read from ECR" times).
-pub const INVENTORY_TTL_MS: i64 = 15_000;
+/// After this long the worker reads the whole inventory from ECR again (in the background).
+pub const INVENTORY_TTL_MS: i64 = 60_000;
+
+/// Repositories re-read one by one (None: gone), with when.
+type Patched = HashMap<String, (Option<LiveDetail>, i64)>;
+/// When the whole inventory was read, what it holds, and single repositories re-read since.
+type Snapshot = (i64, Arc<Vec<LiveDetail>>, Patched);
+
+/// The inventory as last read from ECR: (read at, repositories, repositories
+/// re-read one by one since, with when), and the lock one full read holds.
+#[derive(Default)]
+pub(crate) struct InventoryCache {
+    pub data: std::sync::RwLock<Option<Snapshot>>,
+    pub refresh: tokio::sync::Mutex<()>,
+}
 
 /// One repository as read from ECR: settings, policy, image count, last push.
 pub(crate) type LiveDetail = (LiveRepository, Option<Value>, usize, Option<i64>);
@@ -53,36 +66,118 @@ impl PortalService {
     }
 
     /// Every repository under the namespace, live from ECR, with the portal's records and drift.
-    /// What ECR holds, read at most every [`INVENTORY_TTL_MS`] (one reader at a
-    /// time; others wait for its answer) and re-read after anything the portal
-    /// changes. With 2,000 repositories a fresh read is ~4,000 ECR calls.
-    async fn live_inventory(&self) -> Result<Arc<Vec<LiveDetail>>, AppError> {
-        let mut cache = self.inventory_cache.lock().await;
-        let now = self.now();
-        if let Some((at, live)) = cache.as_ref() {
-            if now - at < INVENTORY_TTL_MS && now >= *at {
-                return Ok(live.clone());
-            }
-        }
-        let prefix = format!("{}/", self.deployment.namespace);
-        let live = self.registry.list(&prefix).await.map_err(|e| aws_unavailable("list repositories", e))?;
-        let details: Vec<LiveDetail> = futures::stream::iter(live)
-            .map(|r| async move {
-                let policy = self.live_policy(&r.name).await.unwrap_or(None);
-                let (count, last) = self.registry.image_stats(&r.name).await.unwrap_or((0, None));
-                (r, policy, count, last)
-            })
-            .buffered(CONCURRENCY)
-            .collect()
-            .await;
-        let details = Arc::new(details);
-        *cache = Some((now, details.clone()));
-        Ok(details)
+    async fn live_detail(&self, r: LiveRepository) -> LiveDetail {
+        let policy = self.live_policy(&r.name).await.unwrap_or(None);
+        let (count, last) = self.registry.image_stats(&r.name).await.unwrap_or((0, None));
+        (r, policy, count, last)
     }
 
-    /// Forgets the cached inventory: the next page view reads ECR again.
-    pub async fn invalidate_inventory(&self) {
-        *self.inventory_cache.lock().await = None;
+    /// Reads the whole inventory from ECR (one reader at a time) and caches it.
+    /// With 2,000 repositories that is ~4,000 ECR calls: it runs in the
+    /// background (the worker starts it when the copy is older than
+    /// [`INVENTORY_TTL_MS`]), on an admin's "Check drift now", and once at the
+    /// first page view; pages otherwise show the cached copy.
+    pub async fn refresh_inventory(&self) -> Result<Arc<Vec<LiveDetail>>, AppError> {
+        let _one = self.inventory.refresh.lock().await;
+        let started = self.now();
+        let prefix = format!("{}/", self.deployment.namespace);
+        let live = self.registry.list(&prefix).await.map_err(|e| aws_unavailable("list repositories", e))?;
+        let details: Vec<LiveDetail> =
+            futures::stream::iter(live).map(|r| self.live_detail(r)).buffered(CONCURRENCY).collect().await;
+        let details = Arc::new(details);
+        let mut cache = self.inventory.data.write().unwrap_or_else(|p| p.into_inner());
+        // A single repository refreshed meanwhile (after an apply) is newer than this read.
+        let patched = cache.as_ref().map(|c| c.2.clone()).unwrap_or_default();
+        let mut merged = (*details).clone();
+        for (name, detail) in patched.iter().filter(|(_, (_, at))| *at >= started).map(|(n, (d, _))| (n, d)) {
+            merged.retain(|x| &x.0.name != name);
+            if let Some(d) = detail {
+                merged.push(d.clone());
+            }
+        }
+        merged.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        let merged = Arc::new(merged);
+        *cache = Some((started, merged.clone(), Default::default()));
+        Ok(merged)
+    }
+
+    /// Whether the cached inventory is older than its time to live. Nothing
+    /// is read before someone first looks at the inventory.
+    pub fn inventory_stale(&self) -> bool {
+        let cache = self.inventory.data.read().unwrap_or_else(|p| p.into_inner());
+        cache.as_ref().is_some_and(|c| self.now() - c.0 >= INVENTORY_TTL_MS)
+    }
+
+    /// Puts a repository the portal has just read back (the apply's
+    /// verification) into the cached inventory, without more ECR calls.
+    pub(crate) fn put_in_inventory(&self, live: &LiveRepository) {
+        let mut cache = self.inventory.data.write().unwrap_or_else(|p| p.into_inner());
+        let now = self.now();
+        if let Some((_, list, patched)) = cache.as_mut() {
+            let mut v = (**list).clone();
+            let (count, last) = v.iter().find(|x| x.0.name == live.name).map(|x| (x.2, x.3)).unwrap_or((0, None));
+            v.retain(|x| x.0.name != live.name);
+            let detail = (live.clone(), live.policy.clone(), count, last);
+            v.push(detail.clone());
+            v.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+            *list = Arc::new(v);
+            patched.insert(live.name.clone(), (Some(detail), now));
+        }
+    }
+
+    /// Starts a background refresh unless one is running (for the worker).
+    pub fn refresh_inventory_in_background(self: &Arc<Self>) {
+        if self.inventory.refresh.try_lock().is_err() {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.refresh_inventory().await {
+                tracing::warn!("refreshing the inventory: {e}");
+            }
+        });
+    }
+
+    /// Re-reads one repository into the cached inventory (after the portal changed it).
+    pub async fn refresh_repository(&self, name: &str) {
+        let detail = match self.registry.describe_settings(name).await {
+            Ok(Some(r)) => Some(self.live_detail(r).await),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!("re-reading {name} for the inventory: {e}");
+                // Make the whole copy stale: the worker reads everything again soon.
+                if let Some(c) = self.inventory.data.write().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                    c.0 = 0;
+                }
+                return;
+            }
+        };
+        let now = self.now();
+        let mut cache = self.inventory.data.write().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, list, patched)) = cache.as_mut() {
+            let mut v = (**list).clone();
+            v.retain(|x| x.0.name != name);
+            if let Some(d) = &detail {
+                v.push(d.clone());
+                v.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+            }
+            *list = Arc::new(v);
+            patched.insert(name.to_string(), (detail, now));
+            let _ = at;
+        }
+    }
+
+    /// The cached inventory; read from ECR only if there is none yet.
+    async fn live_inventory(&self) -> Result<Arc<Vec<LiveDetail>>, AppError> {
+        if let Some(c) = self.inventory.data.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            return Ok(c.1.clone());
+        }
+        let _wait = self.inventory.refresh.lock().await;
+        if let Some(c) = self.inventory.data.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            return Ok(c.1.clone());
+        }
+        drop(_wait);
+        self.refresh_inventory().await
     }
 
     pub async fn inventory(&self) -> Result<Vec<RepositoryView>, AppError> {

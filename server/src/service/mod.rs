@@ -57,7 +57,7 @@ pub struct PortalService {
     /// (window start ms, events in it, events dropped since the last recorded one).
     anonymous_window: std::sync::Mutex<(i64, u32, u64)>,
     /// The last inventory read from ECR, and when (see `drift.rs`).
-    inventory_cache: tokio::sync::Mutex<Option<(i64, Arc<Vec<drift::LiveDetail>>)>>,
+    inventory: drift::InventoryCache,
 }
 
 /// How temporary AWS failures are retried by the worker.
@@ -165,7 +165,7 @@ impl PortalService {
             wake: Arc::new(Notify::new()),
             policy_locks: std::sync::Mutex::new(HashMap::new()),
             retry: RetryPolicy::default(),
-            inventory_cache: tokio::sync::Mutex::new(None),
+            inventory: Default::default(),
             anonymous_window: std::sync::Mutex::new((0, 0, 0)),
         }
     }
@@ -745,11 +745,14 @@ impl Portal for PortalService {
         by: &Principal,
         status: Option<Status>,
         mine: bool,
+        page: RequestsPage,
     ) -> Result<Vec<RequestSummary>, AppError> {
         self.authorize(by, Capability::ReadOwnRequests, "read requests").await?;
         // Without the right to read everyone's, the list is one's own.
         let requester = (mine || !by.can(Capability::ReadAllRequests)).then_some(by.id.as_str());
-        let rows = db::list_requests(&self.db.pool, status, requester, 500).await.map_err(db_err)?;
+        let rows = db::list_requests(&self.db.pool, status, requester, page.before, i64::from(page.limit()))
+            .await
+            .map_err(db_err)?;
         Ok(rows.iter().map(summary).collect())
     }
 
@@ -889,27 +892,29 @@ impl Portal for PortalService {
 
     async fn adopt(&self, by: &Principal, repository: String) -> Result<RepositoryView, AppError> {
         self.authorize(by, Capability::Operate, "adopt repositories").await?;
-        {
-            let r = self.adopt_repository(by, &repository).await;
-            self.invalidate_inventory().await;
-            r
-        }
+        self.adopt_repository(by, &repository).await
     }
 
     async fn check_drift(&self, by: &Principal, repository: Option<String>) -> Result<Vec<RepositoryView>, AppError> {
         self.authorize(by, Capability::Operate, "run drift checks").await?;
         self.run_drift_check(&by.id, repository.as_deref()).await?;
-        self.invalidate_inventory().await;
+        // The admin asked for the live state: read it now.
+        match &repository {
+            Some(name) => {
+                let full = RepoName::parse(&self.deployment.namespace, name)
+                    .map_err(|e| AppError::Invalid(vec![FieldError::new("repository", e.to_string())]))?;
+                self.refresh_repository(full.as_str()).await
+            }
+            None => {
+                self.refresh_inventory().await?;
+            }
+        }
         self.inventory().await
     }
 
     async fn accept_drift(&self, by: &Principal, repository: String) -> Result<RepositoryView, AppError> {
         self.authorize(by, Capability::Operate, "accept the live state").await?;
-        {
-            let r = self.accept_live(by, &repository).await;
-            self.invalidate_inventory().await;
-            r
-        }
+        self.accept_live(by, &repository).await
     }
 
     async fn request_restore(

@@ -375,3 +375,21 @@ async fn the_audit_history_filters_and_pages() {
     assert_eq!(status, 422);
     assert_eq!(bad["error"]["fields"][0]["field"], "from");
 }
+
+#[tokio::test]
+async fn the_requests_list_comes_in_pages_newest_first() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let mut ids = vec![];
+    for _ in 0..3 {
+        ids.push(alice.submit(&unique("page")).await.1["summary"]["id"].as_i64().expect("id"));
+    }
+    let page =
+        |v: &serde_json::Value| v.as_array().expect("list").iter().filter_map(|r| r["id"].as_i64()).collect::<Vec<_>>();
+    let (_, first) = alice.get("/api/v1/requests?limit=2").await;
+    assert_eq!(page(&first), [ids[2], ids[1]]);
+    let (_, second) = alice.get(&format!("/api/v1/requests?limit=2&before={}", ids[1])).await;
+    assert_eq!(page(&second), [ids[0]]);
+    let (_, all) = alice.get("/api/v1/requests").await;
+    assert_eq!(page(&all).len(), 3, "the default page holds 50");
+}
