@@ -441,6 +441,8 @@ async fn seed_db(path: &Path, n_repos: usize, n_requests: usize, n_events: usize
         pending.push(id);
     }
     tx.commit().await?;
+    // Decided requests carry the live policy the approval saw (the portal stores it at approval).
+    sqlx::query("UPDATE requests SET approved_policy = 'null' WHERE status != 'pending'").execute(&db.pool).await?;
     // The trail was written in the past; sessions and the expiry clock use now.
     sqlx::query("UPDATE requests SET created_at = ?, updated_at = ? WHERE status = 'pending'")
         .bind(now_ms())
