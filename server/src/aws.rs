@@ -71,16 +71,7 @@ impl LiveRepository {
     }
 
     pub fn differences(&self, spec: &RepositorySpec) -> Vec<String> {
-        let mut d = Vec::new();
-        if self.tag_mutability != spec.tag_mutability {
-            d.push(format!("image tags are {} (requested {})", self.tag_mutability, spec.tag_mutability));
-        }
-        if self.scan_on_push != spec.scan_on_push {
-            d.push(format!("scan on push is {} (requested {})", self.scan_on_push, spec.scan_on_push));
-        }
-        if self.encryption != spec.encryption {
-            d.push(format!("encryption is {} (requested {})", self.encryption, spec.encryption));
-        }
+        let mut d = self.settings_differences(spec);
         // Compared as parsed JSON: AWS reformats policy text.
         if self.lifecycle_policy != spec.lifecycle.policy_json() {
             d.push(match &self.lifecycle_policy {

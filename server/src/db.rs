@@ -624,12 +624,13 @@ pub async fn upsert_user(conn: &mut SqliteConnection, p: &Principal, now: i64) -
     .map(|_| ())
 }
 
+/// The user a session or token belongs to: columns `user_id`, `user_name`, `role`, `groups`.
 fn principal_from_row(r: &SqliteRow) -> Result<Principal, sqlx::Error> {
     let role: String = r.try_get("role")?;
     let groups: String = r.try_get("groups")?;
     Ok(Principal::new(
         r.try_get::<String, _>("user_id")?,
-        r.try_get::<String, _>("name")?,
+        r.try_get::<String, _>("user_name")?,
         Role::parse(&role).ok_or_else(|| sqlx::Error::Decode(format!("unknown role {role}").into()))?,
         serde_json::from_str(&groups).unwrap_or_default(),
     ))
@@ -655,7 +656,7 @@ pub async fn insert_session(
 
 pub async fn get_session(pool: &SqlitePool, id_hash: &str) -> Result<Option<SessionRow>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT s.user_id, u.name, u.role, u.groups, s.last_seen, s.expires_at
+        "SELECT s.user_id, u.name AS user_name, u.role, u.groups, s.last_seen, s.expires_at
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ?",
     )
     .bind(id_hash)
@@ -743,19 +744,7 @@ pub async fn token_by_hash(pool: &SqlitePool, secret_hash: &str) -> Result<Optio
     .bind(secret_hash)
     .fetch_optional(pool)
     .await?;
-    row.map(|r| {
-        let t = token_from_row(&r)?;
-        let role: String = r.try_get("role")?;
-        let groups: String = r.try_get("groups")?;
-        let p = Principal::new(
-            r.try_get::<String, _>("user_id")?,
-            r.try_get::<String, _>("user_name")?,
-            Role::parse(&role).ok_or_else(|| sqlx::Error::Decode(format!("unknown role {role}").into()))?,
-            serde_json::from_str(&groups).unwrap_or_default(),
-        );
-        Ok((t, p))
-    })
-    .transpose()
+    row.map(|r| Ok((token_from_row(&r)?, principal_from_row(&r)?))).transpose()
 }
 
 pub async fn tokens_of(pool: &SqlitePool, user_id: &str) -> Result<Vec<TokenRow>, sqlx::Error> {

@@ -230,7 +230,8 @@ impl PortalService {
     async fn execute(&self, r: &Request, approved_policy: Option<Option<Value>>) -> Result<ApplyResult, Failure> {
         let mut calls = Calls { reg: self.registry.scoped(&session_for(r)).await, ids: Vec::new() };
         let name = r.kind.repository().as_str().to_string();
-        let (uri, arn, adopted) = match &r.kind {
+        // URI and ARN when the steps already know them; otherwise the verification read gives them.
+        let (known, adopted) = match &r.kind {
             RequestKind::CreateRepository { spec, grant_production } => {
                 let (uri, arn, adopted) = self.create(r, spec, &mut calls).await?;
                 if *grant_production {
@@ -238,13 +239,12 @@ impl PortalService {
                     let none = None;
                     self.apply_policy(&name, true, Some(approved_policy.as_ref().unwrap_or(&none)), &mut calls).await?;
                 }
-                (uri, arn, adopted)
+                (Some((uri, arn)), adopted)
             }
             RequestKind::GrantProduction { .. } | RequestKind::RevokeProduction { .. } => {
                 let grant = matches!(r.kind, RequestKind::GrantProduction { .. });
                 self.apply_policy(&name, grant, approved_policy.as_ref(), &mut calls).await?;
-                // URI and ARN come from the verification read below.
-                (String::new(), String::new(), false)
+                (None, false)
             }
             RequestKind::RestoreRepository { .. } => {
                 let mut conn = self.db.pool.acquire().await.map_err(|e| {
@@ -268,7 +268,7 @@ impl PortalService {
                     }
                 }
                 self.apply_policy(&name, record.production_access, approved_policy.as_ref(), &mut calls).await?;
-                (live.uri, live.arn, false)
+                (Some((live.uri, live.arn)), false)
             }
         };
 
@@ -298,7 +298,7 @@ impl PortalService {
                 return Err(calls.fail(format!("verification failed: {}", diffs.join("; "))));
             }
         }
-        let (uri, arn) = if uri.is_empty() { (live.uri.clone(), live.arn.clone()) } else { (uri, arn) };
+        let (uri, arn) = known.unwrap_or_else(|| (live.uri.clone(), live.arn.clone()));
         let account = self.deployment.target.production_account.as_deref();
         let can_list = self.deployment.target.production_can_list;
         let must_grant = match &r.kind {

@@ -111,17 +111,27 @@ impl PortalService {
     /// Puts a repository the portal has just read back (the apply's
     /// verification) into the cached inventory, without more ECR calls.
     pub(crate) fn put_in_inventory(&self, live: &LiveRepository) {
-        let mut cache = self.inventory.data.write().unwrap_or_else(|p| p.into_inner());
+        let stats = {
+            let cache = self.inventory.data.read().unwrap_or_else(|p| p.into_inner());
+            cache.as_ref().and_then(|c| c.1.iter().find(|x| x.0.name == live.name).map(|x| (x.2, x.3)))
+        };
+        let (count, last) = stats.unwrap_or((0, None));
+        self.patch_inventory(&live.name, Some((live.clone(), live.policy.clone(), count, last)));
+    }
+
+    /// Replaces (or, with None, removes) one repository in the cached inventory.
+    fn patch_inventory(&self, name: &str, detail: Option<LiveDetail>) {
         let now = self.now();
+        let mut cache = self.inventory.data.write().unwrap_or_else(|p| p.into_inner());
         if let Some((_, list, patched)) = cache.as_mut() {
             let mut v = (**list).clone();
-            let (count, last) = v.iter().find(|x| x.0.name == live.name).map(|x| (x.2, x.3)).unwrap_or((0, None));
-            v.retain(|x| x.0.name != live.name);
-            let detail = (live.clone(), live.policy.clone(), count, last);
-            v.push(detail.clone());
-            v.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+            v.retain(|x| x.0.name != name);
+            if let Some(d) = &detail {
+                v.push(d.clone());
+                v.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+            }
             *list = Arc::new(v);
-            patched.insert(live.name.clone(), (Some(detail), now));
+            patched.insert(name.to_string(), (detail, now));
         }
     }
 
@@ -152,19 +162,7 @@ impl PortalService {
                 return;
             }
         };
-        let now = self.now();
-        let mut cache = self.inventory.data.write().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, list, patched)) = cache.as_mut() {
-            let mut v = (**list).clone();
-            v.retain(|x| x.0.name != name);
-            if let Some(d) = &detail {
-                v.push(d.clone());
-                v.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-            }
-            *list = Arc::new(v);
-            patched.insert(name.to_string(), (detail, now));
-            let _ = at;
-        }
+        self.patch_inventory(name, detail);
     }
 
     /// The cached inventory; read from ECR only if there is none yet.
