@@ -99,6 +99,69 @@ pub struct CreatedToken {
     pub secret: String,
 }
 
+/// What part of the inventory to show: a name search, a filter, and a page
+/// (`offset`, `limit`: default 100, at most 500). Every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepositoriesQuery {
+    /// Part of the repository name, any case.
+    #[serde(default)]
+    pub q: Option<String>,
+    /// `all` (default), `drift`, `unmanaged` or `production`.
+    #[serde(default)]
+    pub show: Option<String>,
+    #[serde(default)]
+    pub offset: Option<u32>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+impl RepositoriesQuery {
+    pub const DEFAULT_LIMIT: u32 = 100;
+    pub const SHOW: [&'static str; 4] = ["all", "drift", "unmanaged", "production"];
+    pub fn limit(&self) -> u32 {
+        self.limit.unwrap_or(Self::DEFAULT_LIMIT).clamp(1, 500)
+    }
+    pub fn offset(&self) -> u32 {
+        self.offset.unwrap_or(0)
+    }
+    /// The filter, if it is one of [`Self::SHOW`] (empty means `all`).
+    pub fn show(&self) -> Option<&str> {
+        match self.show.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => Some("all"),
+            Some(s) => Self::SHOW.iter().copied().find(|x| *x == s),
+        }
+    }
+    /// The name search, trimmed and lowercased (None when empty).
+    pub fn search(&self) -> Option<String> {
+        self.q.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_lowercase)
+    }
+}
+
+/// One page of the inventory, with the counts a reader needs at a glance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepositoriesPage {
+    pub repositories: Vec<RepositoryView>,
+    /// Repositories under the namespace in ECR.
+    pub total: usize,
+    /// Repositories that match the search and filter.
+    pub matching: usize,
+    /// Managed repositories whose live state differs from the approved one.
+    pub drifted: usize,
+    pub offset: u32,
+    pub limit: u32,
+    /// The offset of the next page, if there is one.
+    pub next_offset: Option<u32>,
+}
+
+/// What a drift check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftSummary {
+    /// Managed repositories compared with their approved state.
+    pub checked: usize,
+    /// Of those, how many differ.
+    pub drifted: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RepositoryView {
     pub name: String,

@@ -73,8 +73,13 @@ test("a requester asks for a repository, an admin approves it, it is created and
   await expect(timeline).toHaveCount(4);
   await bob.screenshot({ path: `${SHOTS}/request-applied.png`, fullPage: true });
 
-  // The repository is listed, read from ECR.
+  // The repository is listed, read from ECR, and found with the search.
   await bob.getByRole("link", { name: "Repositories" }).click();
+  await expect(bob.getByTestId("repositories-count")).toBeVisible();
+  await bob.getByLabel("Name contains").fill(full.toUpperCase());
+  await bob.getByRole("button", { name: "Search" }).click();
+  await expect(bob).toHaveURL(/q=/);
+  await expect(bob.getByTestId("repositories-count")).toContainText("1–1 of 1 matching");
   const row = bob.getByTestId("repositories-table").locator("tr", { hasText: full });
   await expect(row).toContainText("IMMUTABLE");
   await expect(row).toContainText("on push");

@@ -111,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
     let inv = portal.get(&admin, "/api/v1/repositories").await?;
     report.note(format!(
         "inventory of {} repositories read from ECR (moto) in {:.1} s, then served from the cache",
-        serde_json::from_slice::<serde_json::Value>(&inv)?.as_array().map(Vec::len).unwrap_or(0),
+        serde_json::from_slice::<serde_json::Value>(&inv)?["total"].as_u64().unwrap_or(0),
         t.elapsed().as_secs_f64()
     ));
     let (actor, repository) = (user(0), repo(1));
@@ -131,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
         ("request page (JSON)", format!("/api/v1/requests/{request}")),
         ("repositories page", "/repositories".into()),
         ("repositories (JSON)", "/api/v1/repositories".into()),
+        ("repositories, searched (10 rows)", "/repositories?q=svc-012".into()),
     ];
     let script = dir.path().join("report.lua");
     std::fs::write(&script, WRK_REPORT)?;

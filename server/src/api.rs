@@ -240,9 +240,15 @@ async fn repository_action(
     })
 }
 
-async fn repositories(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
+/// `GET /api/v1/repositories?q=&show=all|drift|unmanaged|production&offset=&limit=`: one page of the inventory.
+async fn repositories(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let by = user(u)?;
-    Ok(Json(s.service.repositories(&by).await?).into_response())
+    let q: app::views::RepositoriesQuery = query(q)?;
+    Ok(Json(s.service.repositories(&by, q).await?).into_response())
 }
 
 async fn audit(

@@ -44,7 +44,9 @@ pub async fn run(service: Arc<PortalService>, settings: Settings, mut stop: watc
         if Instant::now() >= next_drift_check {
             next_drift_check = Instant::now() + settings.drift_every;
             match service.run_drift_check(SYSTEM_ACTOR, None).await {
-                Ok(n) if n > 0 => tracing::warn!("{n} repositories drifted from their approved state"),
+                Ok(s) if s.drifted > 0 => {
+                    tracing::warn!("{} of {} repositories drifted from their approved state", s.drifted, s.checked)
+                }
                 Ok(_) => {}
                 Err(e) => tracing::error!("drift check: {e}"),
             }

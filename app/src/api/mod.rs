@@ -91,9 +91,9 @@ pub async fn retry_request(id: i64) -> Result<RequestDetail, AppError> {
     answer(async move { portal()?.retry(&signed_in()?, id).await }.await)
 }
 
-#[server(prefix = "/rpc", endpoint = "list_repositories")]
-pub async fn list_repositories() -> Result<Vec<RepositoryView>, AppError> {
-    answer(async move { portal()?.repositories(&signed_in()?).await }.await)
+#[server(prefix = "/rpc", endpoint = "list_repositories", input = Json)]
+pub async fn list_repositories(#[server(default)] query: RepositoriesQuery) -> Result<RepositoriesPage, AppError> {
+    answer(async move { portal()?.repositories(&signed_in()?, query).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "audit_history", input = Json)]
@@ -112,7 +112,7 @@ pub async fn adopt_repository(repository: String) -> Result<RepositoryView, AppE
 }
 
 #[server(prefix = "/rpc", endpoint = "check_drift", input = Json)]
-pub async fn check_drift(repository: Option<String>) -> Result<Vec<RepositoryView>, AppError> {
+pub async fn check_drift(repository: Option<String>) -> Result<DriftSummary, AppError> {
     answer(async move { portal()?.check_drift(&signed_in()?, repository).await }.await)
 }
 

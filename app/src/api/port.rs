@@ -24,12 +24,13 @@ pub trait Portal: Send + Sync + 'static {
     async fn approve(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError>;
     async fn reject(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError>;
     async fn retry(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError>;
-    async fn repositories(&self, by: &Principal) -> Result<Vec<RepositoryView>, AppError>;
+    async fn repositories(&self, by: &Principal, query: RepositoriesQuery) -> Result<RepositoriesPage, AppError>;
     async fn audit(&self, by: &Principal, query: AuditQuery) -> Result<AuditPage, AppError>;
     async fn verify_audit(&self, by: &Principal) -> Result<AuditVerification, AppError>;
     async fn adopt(&self, by: &Principal, repository: String) -> Result<RepositoryView, AppError>;
-    /// Checks one repository (or all managed ones) for drift now; returns the inventory.
-    async fn check_drift(&self, by: &Principal, repository: Option<String>) -> Result<Vec<RepositoryView>, AppError>;
+    /// Checks one repository (or all managed ones) for drift now and re-reads
+    /// it (or the whole inventory) from ECR; says how many were checked and drifted.
+    async fn check_drift(&self, by: &Principal, repository: Option<String>) -> Result<DriftSummary, AppError>;
     async fn accept_drift(&self, by: &Principal, repository: String) -> Result<RepositoryView, AppError>;
     async fn request_restore(&self, by: &Principal, repository: String, justification: String)
         -> Result<i64, AppError>;

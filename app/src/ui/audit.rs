@@ -25,7 +25,7 @@ fn query_string(q: &AuditQuery) -> String {
 }
 
 /// Percent-encodes a query value (the characters that matter in a URL query).
-fn encode(v: &str) -> String {
+pub(super) fn encode(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' | b':' => {

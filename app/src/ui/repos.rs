@@ -1,20 +1,52 @@
 //! The inventory: every repository under the namespace, read from ECR itself,
 //! with its pull URI, settings, production access, images and drift. Admins
 //! adopt repositories made outside the portal, check drift, and resolve it.
+//! Search, filter and page are in the URL (100 rows a page).
 use super::common::{use_hydrated, EmptyState, ErrorNotice, Loading};
 use super::InfoResource;
 use crate::api::{list_repositories, AcceptDrift, AdoptRepository, CheckDrift, RequestRestore};
 use crate::error::AppError;
-use crate::views::RepositoryView;
+use crate::views::{RepositoriesQuery, RepositoryView};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::A;
-use leptos_router::hooks::use_navigate;
+use leptos_router::components::{Form, A};
+use leptos_router::hooks::{use_navigate, use_query_map};
+
+/// The link to another page of the same search.
+fn page_href(q: &RepositoriesQuery, offset: u32) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = q.q.as_deref().filter(|s| !s.is_empty()) {
+        parts.push(format!("q={}", super::audit::encode(s)));
+    }
+    if let Some(s) = q.show.as_deref().filter(|s| !s.is_empty() && *s != "all") {
+        parts.push(format!("show={}", super::audit::encode(s)));
+    }
+    if offset > 0 {
+        parts.push(format!("offset={offset}"));
+    }
+    if parts.is_empty() {
+        "/repositories".into()
+    } else {
+        format!("/repositories?{}", parts.join("&"))
+    }
+}
 
 #[component]
 pub fn Repositories() -> impl IntoView {
     let tick = RwSignal::new(0u32);
-    let repos = Resource::new(move || tick.get(), |_| list_repositories());
+    let query = use_query_map();
+    let q = move || {
+        query.with(|m| {
+            let s = |k: &str| m.get(k).filter(|v| !v.is_empty());
+            RepositoriesQuery {
+                q: s("q"),
+                show: s("show"),
+                offset: s("offset").and_then(|v| v.parse().ok()),
+                limit: None,
+            }
+        })
+    };
+    let repos = Resource::new(move || (tick.get(), q()), |(_, q)| list_repositories(q));
     let info = expect_context::<InfoResource>().0;
     let is_admin = move || info.get().and_then(Result::ok).and_then(|i| i.user).is_some_and(|u| u.is_admin());
     let check = ServerAction::<CheckDrift>::new();
@@ -132,34 +164,76 @@ pub fn Repositories() -> impl IntoView {
                     </button>
                 </Show>
             </div>
-            <p class="lede">"Read live from ECR in the staging account, including repositories created outside the portal."</p>
+            <p class="lede">"Read from ECR in the staging account (refreshed every minute), including repositories created outside the portal."</p>
             {move || error.get().map(|e| view! { <ErrorNotice error=e/> })}
+            <Form method="GET" action="/repositories" attr:class="card filters-form" attr:aria-label="Search the repositories">
+                <div class="field">
+                    <label for="r-q">"Name contains"</label>
+                    <input id="r-q" name="q" type="search" prop:value=move || q().q.unwrap_or_default()/>
+                </div>
+                <div class="field">
+                    <label for="r-show">"Show"</label>
+                    <select id="r-show" name="show" prop:value=move || q().show.unwrap_or_default()>
+                        <option value="">"All repositories"</option>
+                        <option value="drift">"Drifted"</option>
+                        <option value="unmanaged">"Not in the portal"</option>
+                        <option value="production">"Pullable by production"</option>
+                    </select>
+                </div>
+                <div class="actions">
+                    <button class="button primary" type="submit">"Search"</button>
+                    <A href="/repositories">"Clear"</A>
+                </div>
+            </Form>
             <Transition fallback=Loading>
                 {move || repos.get().map(|r| match r {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(list) if list.is_empty() => view! {
+                    Ok(page) if page.total == 0 => view! {
                         <EmptyState title="No repositories under the namespace yet">
                             <p>"Approved requests create them here."</p>
                         </EmptyState>
                     }.into_any(),
-                    Ok(list) => view! {
-                        <div class="table-wrap">
-                            <table class="table" data-testid="repositories-table">
-                                <thead>
-                                    <tr>
-                                        <th scope="col">"Name"</th>
-                                        <th scope="col">"Pull URI"</th>
-                                        <th scope="col">"Settings"</th>
-                                        <th scope="col">"Production"</th>
-                                        <th scope="col">"Images"</th>
-                                        <th scope="col">"Drift"</th>
-                                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
-                                    </tr>
-                                </thead>
-                                <tbody>{list.into_iter().map(row).collect_view()}</tbody>
-                            </table>
-                        </div>
+                    Ok(page) if page.repositories.is_empty() => view! {
+                        <EmptyState title="No repository matches">
+                            <p>{format!("None of the {} repositories matches this search.", page.total)}" "<a href="/repositories">"Show all"</a></p>
+                        </EmptyState>
                     }.into_any(),
+                    Ok(page) => {
+                        let current = q();
+                        let first = page.offset as usize + 1;
+                        let last = page.offset as usize + page.repositories.len();
+                        let previous = (page.offset > 0).then(|| page_href(&current, page.offset.saturating_sub(page.limit)));
+                        let next = page.next_offset.map(|o| page_href(&current, o));
+                        view! {
+                            <p class="summary-line" data-testid="repositories-count">
+                                {format!("{first}–{last} of {} ", page.matching)}
+                                {if page.matching == page.total { "repositories".to_string() } else { format!("matching (of {})", page.total) }}
+                                {(page.drifted > 0).then(|| view! {
+                                    " · " <a href="/repositories?show=drift" class="badge badge-failed">{format!("{} drifted", page.drifted)}</a>
+                                })}
+                            </p>
+                            <div class="table-wrap">
+                                <table class="table" data-testid="repositories-table">
+                                    <thead>
+                                        <tr>
+                                            <th scope="col">"Name"</th>
+                                            <th scope="col">"Pull URI"</th>
+                                            <th scope="col">"Settings"</th>
+                                            <th scope="col">"Production"</th>
+                                            <th scope="col">"Images"</th>
+                                            <th scope="col">"Drift"</th>
+                                            <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                                        </tr>
+                                    </thead>
+                                    <tbody>{page.repositories.into_iter().map(row).collect_view()}</tbody>
+                                </table>
+                            </div>
+                            <nav class="pager" aria-label="Pages of repositories">
+                                {previous.map(|h| view! { <A href=h>"← Previous"</A> })}
+                                {next.map(|h| view! { <A href=h>"Next →"</A> })}
+                            </nav>
+                        }.into_any()
+                    }
                 })}
             </Transition>
         </section>

@@ -11,7 +11,7 @@ use app::domain::policy;
 use app::domain::principal::Principal;
 use app::domain::settings::{Lifecycle, RepositorySpec, Tag};
 use app::error::AppError;
-use app::views::RepositoryView;
+use app::views::{DriftSummary, RepositoriesPage, RepositoriesQuery, RepositoryView};
 use futures::StreamExt;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -178,51 +178,87 @@ impl PortalService {
         self.refresh_inventory().await
     }
 
-    pub async fn inventory(&self) -> Result<Vec<RepositoryView>, AppError> {
+    /// One repository of the cached inventory as the portal shows it.
+    fn view_of(&self, (r, policy, count, last): &LiveDetail, record: Option<&RecordRow>) -> RepositoryView {
+        let access = self.grant_target().is_some_and(|(a, list)| policy::grants(policy.as_ref(), a, list));
+        RepositoryView {
+            request_id: record.and_then(|x| x.request_id),
+            managed: record.is_some(),
+            production_access: access,
+            production_until: record.filter(|x| x.production_access).and_then(|x| x.production_until).map(format_ms),
+            image_count: *count,
+            last_push: last.map(format_ms),
+            drift: record.map(|x| x.drift.clone()).unwrap_or_default(),
+            drift_checked_at: record.and_then(|x| x.checked_at).map(format_ms),
+            name: r.name.clone(),
+            uri: r.uri.clone(),
+            arn: r.arn.clone(),
+            created_at: format_ms(r.created_at_ms),
+            tag_mutability: r.tag_mutability.to_string(),
+            scan_on_push: r.scan_on_push,
+            encryption: r.encryption.to_string(),
+        }
+    }
+
+    /// One page of the inventory: searched and filtered over the whole cached
+    /// copy, then only the page's rows are built (2,000 repositories make a
+    /// 2.5 MB page otherwise).
+    pub async fn inventory(&self, query: &RepositoriesQuery) -> Result<RepositoriesPage, AppError> {
+        let show = query.show().ok_or_else(|| {
+            AppError::Invalid(vec![app::domain::form::FieldError::new(
+                "show",
+                format!("show one of: {}", RepositoriesQuery::SHOW.join(", ")),
+            )])
+        })?;
+        let search = query.search();
+        let (offset, limit) = (query.offset(), query.limit());
         let details = self.live_inventory().await?;
         let records: HashMap<String, RecordRow> =
             db::list_records(&self.db.pool).await.map_err(db_err)?.into_iter().map(|r| (r.name.clone(), r)).collect();
-        Ok(details
+        let grant = self.grant_target();
+        let drifted = |name: &str| records.get(name).is_some_and(|r| !r.drift.is_empty());
+        let matching: Vec<&LiveDetail> = details
             .iter()
-            .cloned()
-            .map(|(r, policy, count, last)| {
-                let record = records.get(&r.name);
-                let access = self.grant_target().is_some_and(|(a, list)| policy::grants(policy.as_ref(), a, list));
-                RepositoryView {
-                    request_id: record.and_then(|x| x.request_id),
-                    managed: record.is_some(),
-                    production_access: access,
-                    production_until: record
-                        .filter(|x| x.production_access)
-                        .and_then(|x| x.production_until)
-                        .map(format_ms),
-                    image_count: count,
-                    last_push: last.map(format_ms),
-                    drift: record.map(|x| x.drift.clone()).unwrap_or_default(),
-                    drift_checked_at: record.and_then(|x| x.checked_at).map(format_ms),
-                    name: r.name,
-                    uri: r.uri,
-                    arn: r.arn,
-                    created_at: format_ms(r.created_at_ms),
-                    tag_mutability: r.tag_mutability.to_string(),
-                    scan_on_push: r.scan_on_push,
-                    encryption: r.encryption.to_string(),
-                }
+            .filter(|d| search.as_deref().is_none_or(|q| d.0.name.to_lowercase().contains(q)))
+            .filter(|d| match show {
+                "drift" => drifted(&d.0.name),
+                "unmanaged" => !records.contains_key(&d.0.name),
+                "production" => grant.is_some_and(|(a, list)| policy::grants(d.1.as_ref(), a, list)),
+                _ => true,
             })
-            .collect())
+            .collect();
+        let repositories: Vec<RepositoryView> = matching
+            .iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .map(|d| self.view_of(d, records.get(&d.0.name)))
+            .collect();
+        let end = offset as usize + repositories.len();
+        Ok(RepositoriesPage {
+            total: details.len(),
+            drifted: details.iter().filter(|d| drifted(&d.0.name)).count(),
+            next_offset: (end < matching.len()).then_some(end as u32),
+            matching: matching.len(),
+            repositories,
+            offset,
+            limit,
+        })
     }
 
     async fn one_view(&self, name: &str) -> Result<RepositoryView, AppError> {
-        self.inventory()
-            .await?
-            .into_iter()
-            .find(|r| r.name == name)
-            .ok_or_else(|| AppError::NotFound(format!("there is no repository {name} in ECR")))
+        let details = self.live_inventory().await?;
+        let detail = details
+            .iter()
+            .find(|d| d.0.name == name)
+            .ok_or_else(|| AppError::NotFound(format!("there is no repository {name} in ECR")))?;
+        let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
+        let record = db::get_record(&mut conn, name).await.map_err(db_err)?;
+        Ok(self.view_of(detail, record.as_ref()))
     }
 
     /// Compares managed repositories (all, or one) with what was approved; records
     /// the result, and audits each change of drift state.
-    pub async fn run_drift_check(&self, actor: &str, only: Option<&str>) -> Result<usize, AppError> {
+    pub async fn run_drift_check(&self, actor: &str, only: Option<&str>) -> Result<DriftSummary, AppError> {
         let only = match only {
             Some(n) => Some(
                 RepoName::parse(&self.deployment.namespace, n)
@@ -234,13 +270,14 @@ impl PortalService {
             None => None,
         };
         let records = db::list_records(&self.db.pool).await.map_err(db_err)?;
-        let mut drifted = 0;
+        let mut summary = DriftSummary { checked: 0, drifted: 0 };
         for rec in records.into_iter().filter(|r| only.as_deref().is_none_or(|n| n == r.name)) {
+            summary.checked += 1;
             let live =
                 self.registry.describe(&rec.name).await.map_err(|e| aws_unavailable("read the repository", e))?;
             let drift = self.drift_of(&rec, live.as_ref());
             if !drift.is_empty() {
-                drifted += 1;
+                summary.drifted += 1;
             }
             let now = self.now();
             let mut tx = self.db.write().await.map_err(db_err)?;
@@ -276,7 +313,7 @@ impl PortalService {
             }
             tx.commit().await.map_err(db_err)?;
         }
-        Ok(drifted)
+        Ok(summary)
     }
 
     /// The settings as they are live, if the portal can express them.

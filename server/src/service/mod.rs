@@ -850,9 +850,9 @@ impl Portal for PortalService {
         self.decide(by, id, AuditAction::ApplyRetried, None, |r, _, now| r.retry(by, now)).await
     }
 
-    async fn repositories(&self, by: &Principal) -> Result<Vec<RepositoryView>, AppError> {
+    async fn repositories(&self, by: &Principal, query: RepositoriesQuery) -> Result<RepositoriesPage, AppError> {
         self.authorize(by, Capability::ReadRepositories, "see the repositories").await?;
-        self.inventory().await
+        self.inventory(&query).await
     }
 
     async fn audit(&self, by: &Principal, query: AuditQuery) -> Result<AuditPage, AppError> {
@@ -895,9 +895,9 @@ impl Portal for PortalService {
         self.adopt_repository(by, &repository).await
     }
 
-    async fn check_drift(&self, by: &Principal, repository: Option<String>) -> Result<Vec<RepositoryView>, AppError> {
+    async fn check_drift(&self, by: &Principal, repository: Option<String>) -> Result<DriftSummary, AppError> {
         self.authorize(by, Capability::Operate, "run drift checks").await?;
-        self.run_drift_check(&by.id, repository.as_deref()).await?;
+        let summary = self.run_drift_check(&by.id, repository.as_deref()).await?;
         // The admin asked for the live state: read it now.
         match &repository {
             Some(name) => {
@@ -909,7 +909,7 @@ impl Portal for PortalService {
                 self.refresh_inventory().await?;
             }
         }
-        self.inventory().await
+        Ok(summary)
     }
 
     async fn accept_drift(&self, by: &Principal, repository: String) -> Result<RepositoryView, AppError> {

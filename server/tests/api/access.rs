@@ -131,8 +131,7 @@ async fn a_new_repository_can_be_pullable_by_production_from_the_start() {
     assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
     let full = format!("crytera/{name}");
     assert!(policy::grants(live_policy(&app, &full).await.as_ref(), PROD, false));
-    let (_, repos) = alice.get("/api/v1/repositories").await;
-    let row = repos.as_array().expect("list").iter().find(|r| r["name"] == full.as_str()).cloned().expect("listed");
+    let row = alice.repository(&full).await;
     assert_eq!(row["production_access"], true);
     assert_eq!(row["managed"], true);
     assert_eq!(row["drift"], json!([]));
@@ -152,9 +151,13 @@ async fn a_policy_edited_by_hand_is_reported_as_drift_and_can_be_restored() {
     // Someone removes the portal's statement by hand.
     set_policy(&app, &full, &json!({"Version": "2012-10-17", "Statement": [foreign_statement()]})).await;
     assert_eq!(alice.post("/api/v1/repositories/check", json!({})).await.0, 403, "requesters cannot run checks");
-    let (status, inventory) = bob.post("/api/v1/repositories/check", json!({"name": full})).await;
-    assert_eq!(status, 200, "{inventory}");
-    let row = inventory.as_array().expect("list").iter().find(|r| r["name"] == full.as_str()).cloned().expect("row");
+    let (status, checked) = bob.post("/api/v1/repositories/check", json!({"name": full})).await;
+    assert_eq!(
+        (status, checked["checked"].as_u64(), checked["drifted"].as_u64()),
+        (200, Some(1), Some(1)),
+        "{checked}"
+    );
+    let row = bob.repository(&full).await;
     assert_eq!(row["production_access"], false);
     assert!(row["drift"][0].as_str().unwrap_or("").contains("production can no longer pull"), "{row}");
     let (_, audit) = bob.get(&format!("/api/v1/audit?repository={full}&action=drift_detected")).await;
@@ -171,8 +174,8 @@ async fn a_policy_edited_by_hand_is_reported_as_drift_and_can_be_restored() {
     dave.post(&format!("/api/v1/requests/{rid}/approve"), json!({})).await;
     assert_eq!(dave.wait_settled(rid).await["summary"]["status"], "applied");
     assert!(policy::grants(live_policy(&app, &full).await.as_ref(), PROD, false));
-    let (_, inventory) = bob.post("/api/v1/repositories/check", json!({})).await;
-    let row = inventory.as_array().expect("list").iter().find(|r| r["name"] == full.as_str()).cloned().expect("row");
+    assert_eq!(bob.post("/api/v1/repositories/check", json!({})).await.0, 200);
+    let row = bob.repository(&full).await;
     assert_eq!(row["drift"], json!([]));
 }
 
@@ -194,15 +197,15 @@ async fn a_settings_change_by_hand_is_drift_until_the_live_state_is_accepted() {
         .send()
         .await
         .expect("edit by hand");
-    let (_, inventory) = bob.post("/api/v1/repositories/check", json!({})).await;
-    let row = inventory.as_array().expect("list").iter().find(|r| r["name"] == full.as_str()).cloned().expect("row");
+    assert_eq!(bob.post("/api/v1/repositories/check", json!({})).await.0, 200);
+    let row = bob.repository(&full).await;
     assert!(row["drift"][0].as_str().unwrap_or("").contains("image tags are MUTABLE"), "{row}");
     assert_eq!(alice.post("/api/v1/repositories/accept", json!({"name": full})).await.0, 403);
     let (status, accepted) = bob.post("/api/v1/repositories/accept", json!({"name": full})).await;
     assert_eq!(status, 200, "{accepted}");
     assert_eq!(accepted["drift"], json!([]));
-    let (_, inventory) = bob.post("/api/v1/repositories/check", json!({})).await;
-    let row = inventory.as_array().expect("list").iter().find(|r| r["name"] == full.as_str()).cloned().expect("row");
+    assert_eq!(bob.post("/api/v1/repositories/check", json!({})).await.0, 200);
+    let row = bob.repository(&full).await;
     assert_eq!(row["drift"], json!([]), "the accepted state is the approved one now");
     let (_, audit) = bob.get(&format!("/api/v1/audit?repository={full}")).await;
     let acts: Vec<&str> =
@@ -322,8 +325,7 @@ async fn repositories_made_outside_the_portal_are_listed_and_can_be_adopted() {
         .send()
         .await
         .expect("push");
-    let (_, repos) = alice.get("/api/v1/repositories").await;
-    let row = repos.as_array().expect("list").iter().find(|r| r["name"] == full.as_str()).cloned().expect("listed");
+    let row = alice.repository(&full).await;
     assert_eq!((row["managed"].as_bool(), row["image_count"].as_u64()), (Some(false), Some(1)));
     assert!(row["last_push"].is_string());
     assert!(row["uri"].as_str().unwrap_or("").ends_with(&format!(".dkr.ecr.us-east-1.amazonaws.com/{full}")));
@@ -348,4 +350,57 @@ async fn access_requests_for_missing_repositories_or_bad_input_are_refused() {
     let (status, body) = alice.post("/api/v1/requests", json!({"kind": "grant_production", "repository": "x"})).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(alice.get("/api/v1/requests").await.1, json!([]));
+}
+
+#[tokio::test]
+async fn the_inventory_is_searched_filtered_and_paged() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let prefix = unique("paged");
+    let names: Vec<String> = (0..3).map(|i| format!("crytera/{prefix}-{i}")).collect();
+    for full in &names {
+        app.ecr().await.create_repository().repository_name(full).send().await.expect("create");
+    }
+    let page = |q: String| {
+        let alice = &alice;
+        async move { alice.get(&format!("/api/v1/repositories?{q}")).await }
+    };
+    let listed = |v: &Value| -> Vec<String> {
+        v["repositories"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter_map(|r| r["name"].as_str().map(String::from))
+            .collect()
+    };
+
+    let (status, first) = page(format!("q={prefix}&limit=2")).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(listed(&first), names[..2], "sorted by name, two a page");
+    assert_eq!((first["matching"].as_u64(), first["next_offset"].as_u64()), (Some(3), Some(2)));
+    assert!(first["total"].as_u64().unwrap_or(0) >= 3, "{first}");
+    let (_, second) = page(format!("q={prefix}&limit=2&offset=2")).await;
+    assert_eq!(listed(&second), names[2..]);
+    assert!(second["next_offset"].is_null(), "{second}");
+
+    // The search ignores case; the filters combine with it.
+    let (_, upper) = page(format!("q={}", prefix.to_uppercase())).await;
+    assert_eq!(listed(&upper), names);
+    let (_, unmanaged) = page(format!("q={prefix}&show=unmanaged")).await;
+    assert_eq!(listed(&unmanaged), names);
+    for show in ["drift", "production"] {
+        let (_, none) = page(format!("q={prefix}&show={show}")).await;
+        assert_eq!((listed(&none).len(), none["matching"].as_u64()), (0, Some(0)), "{show}: {none}");
+    }
+    // Without a limit: 100 a page at most, whatever the inventory holds.
+    let (_, all) = page(String::new()).await;
+    assert_eq!(all["limit"], 100);
+    assert!(listed(&all).len() <= 100);
+
+    // Bad parameters are refused in words.
+    let (status, bad) = page("show=everything".into()).await;
+    assert_eq!(status, 422, "{bad}");
+    assert!(bad.to_string().contains("show one of: all, drift, unmanaged, production"), "{bad}");
+    let (status, bad) = page("offset=minus-one".into()).await;
+    assert_eq!(status, 400, "{bad}");
 }

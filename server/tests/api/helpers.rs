@@ -150,6 +150,14 @@ impl User {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// One repository's row in the inventory (found with the name search).
+    pub async fn repository(&self, full: &str) -> Value {
+        let (status, page) = self.get(&format!("/api/v1/repositories?q={full}")).await;
+        assert_eq!(status, 200, "{page}");
+        let rows = page["repositories"].as_array().expect("a page of repositories");
+        rows.iter().find(|r| r["name"] == full).cloned().unwrap_or_else(|| panic!("{full} is not listed: {page}"))
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let r = self.http.post(format!("{}{path}", self.base)).json(&body).send().await.expect("POST");
         let status = r.status().as_u16();

@@ -82,8 +82,7 @@ async fn an_approved_request_creates_the_repository_with_its_settings_in_aws() {
     assert_eq!(lp["rules"][1]["selection"]["countNumber"], 10);
 
     // And the repositories page lists it, linked to the request.
-    let (_, repos) = alice.get("/api/v1/repositories").await;
-    let listed = repos.as_array().expect("list").iter().find(|r| r["name"] == full.as_str()).expect("listed");
+    let listed = alice.repository(&full).await;
     assert_eq!(listed["request_id"], id);
 }
 

@@ -151,7 +151,7 @@ async fn every_route_allows_exactly_the_principals_it_should() {
         row("POST", "/rpc/approve_request", Some(json!({"id": 999999, "comment": ""})), &admins),
         row("POST", "/rpc/reject_request", Some(json!({"id": 999999, "comment": ""})), &admins),
         row("POST", "/rpc/retry_request", Some(json!({"id": 999999})), &admins),
-        row("POST", "/rpc/list_repositories", None, &inventory_readers),
+        row("POST", "/rpc/list_repositories", Some(json!({"query": {}})), &inventory_readers),
         row("POST", "/rpc/audit_history", Some(json!({"query": {}})), &audit_readers),
         row("POST", "/rpc/verify_audit", None, &audit_readers),
         row("POST", "/rpc/adopt_repository", Some(json!({"repository": "no-such-repository"})), &admins),
