@@ -212,6 +212,28 @@ async fn sqlite_runs_with_wal_full_sync_a_busy_timeout_and_foreign_keys() {
 }
 
 #[tokio::test]
+async fn writers_of_this_process_take_turns_in_order_and_a_dropped_turn_is_released() {
+    use std::time::Duration;
+    let app = spawn_app().await;
+    let db = &app.service.db;
+    let first = db.write().await.expect("first writer");
+    // Two more writers queue up, in this order, while the first holds the turn.
+    let mut second = Box::pin(db.write());
+    let mut third = Box::pin(db.write());
+    assert!(futures::poll!(second.as_mut()).is_pending(), "the second writer waits for the first");
+    assert!(futures::poll!(third.as_mut()).is_pending(), "the third writer waits too");
+    first.commit().await.expect("commit");
+    // The turn goes to the second writer, not to whichever polls SQLite first:
+    // the third cannot overtake it, however long it tries.
+    assert!(tokio::time::timeout(Duration::from_millis(300), third.as_mut()).await.is_err(), "no overtaking");
+    let second = second.await.expect("the turn passes at commit, in order");
+    // Dropping a transaction (an error path) rolls it back and passes the turn on.
+    drop(second);
+    let third = tokio::time::timeout(Duration::from_secs(10), third).await;
+    assert!(third.is_ok_and(|t| t.is_ok()), "the turn passes when a transaction is dropped");
+}
+
+#[tokio::test]
 async fn when_the_audit_event_cannot_be_written_the_change_does_not_happen() {
     let app = spawn_app().await;
     let alice = app.sign_in("alice", "requester").await;
