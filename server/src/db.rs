@@ -17,6 +17,7 @@ use app::domain::settings::RepositorySpec;
 use app::views::{ApplyResult, AuditQuery};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -414,6 +415,28 @@ pub async fn get_record(conn: &mut SqliteConnection, name: &str) -> Result<Optio
         .await?
         .map(|r| record_from_row(&r))
         .transpose()
+}
+
+/// Every record's name and whether it has drifted, without decoding the
+/// records (the inventory filters on these over thousands of repositories).
+pub async fn record_index(pool: &SqlitePool) -> Result<HashMap<String, bool>, sqlx::Error> {
+    let rows = sqlx::query("SELECT name, drift != '[]' AS drifted FROM repositories").fetch_all(pool).await?;
+    rows.iter().map(|r| Ok((r.try_get("name")?, r.try_get::<i64, _>("drifted")? == 1))).collect()
+}
+
+/// The records of these repositories (one inventory page), by name.
+pub async fn records_named(pool: &SqlitePool, names: &[&str]) -> Result<HashMap<String, RecordRow>, sqlx::Error> {
+    if names.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM repositories WHERE name IN (");
+    let mut list = q.separated(", ");
+    for n in names {
+        list.push_bind(*n);
+    }
+    q.push(")");
+    let rows = q.build().fetch_all(pool).await?;
+    rows.iter().map(|r| record_from_row(r).map(|x| (x.name.clone(), x))).collect()
 }
 
 pub async fn list_records(pool: &SqlitePool) -> Result<Vec<RecordRow>, sqlx::Error> {

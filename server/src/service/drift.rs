@@ -213,26 +213,24 @@ impl PortalService {
         let search = query.search();
         let (offset, limit) = (query.offset(), query.limit());
         let details = self.live_inventory().await?;
-        let records: HashMap<String, RecordRow> =
-            db::list_records(&self.db.pool).await.map_err(db_err)?.into_iter().map(|r| (r.name.clone(), r)).collect();
+        // Names and drift of every record; the full records only for the page.
+        let index = db::record_index(&self.db.pool).await.map_err(db_err)?;
         let grant = self.grant_target();
-        let drifted = |name: &str| records.get(name).is_some_and(|r| !r.drift.is_empty());
+        let drifted = |name: &str| index.get(name).copied().unwrap_or(false);
         let matching: Vec<&LiveDetail> = details
             .iter()
             .filter(|d| search.as_deref().is_none_or(|q| d.0.name.to_lowercase().contains(q)))
             .filter(|d| match show {
                 "drift" => drifted(&d.0.name),
-                "unmanaged" => !records.contains_key(&d.0.name),
+                "unmanaged" => !index.contains_key(&d.0.name),
                 "production" => grant.is_some_and(|(a, list)| policy::grants(d.1.as_ref(), a, list)),
                 _ => true,
             })
             .collect();
-        let repositories: Vec<RepositoryView> = matching
-            .iter()
-            .skip(offset as usize)
-            .take(limit as usize)
-            .map(|d| self.view_of(d, records.get(&d.0.name)))
-            .collect();
+        let page: Vec<&LiveDetail> = matching.iter().skip(offset as usize).take(limit as usize).copied().collect();
+        let names: Vec<&str> = page.iter().map(|d| d.0.name.as_str()).filter(|n| index.contains_key(*n)).collect();
+        let records = db::records_named(&self.db.pool, &names).await.map_err(db_err)?;
+        let repositories: Vec<RepositoryView> = page.iter().map(|d| self.view_of(d, records.get(&d.0.name))).collect();
         let end = offset as usize + repositories.len();
         Ok(RepositoriesPage {
             total: details.len(),
