@@ -6,7 +6,7 @@ use crate::domain::audit::AuditAction;
 use crate::views::AuditQuery;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::{Form, A};
+use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
 fn query_string(q: &AuditQuery) -> String {
@@ -96,7 +96,7 @@ pub fn AuditPage() -> impl IntoView {
                     }.into_any(),
                 })}
             </div>
-            <Form method="GET" action="/audit" attr:class="card filters-form" attr:aria-label="Filter the audit history">
+            <form method="get" action="/audit" class="card filters-form" aria-label="Filter the audit history">
                 <div class="field">
                     <label for="f-actor">"Actor"</label>
                     <input id="f-actor" name="actor" prop:value=move || q().actor.unwrap_or_default()/>
@@ -124,7 +124,7 @@ pub fn AuditPage() -> impl IntoView {
                     <button type="submit" class="button primary">"Filter"</button>
                     <A href="/audit">"Clear"</A>
                 </div>
-            </Form>
+            </form>
             <Transition fallback=Loading>
                 {move || page.get().map(|p| match p {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),

@@ -9,7 +9,7 @@ use crate::error::AppError;
 use crate::views::{RepositoriesQuery, RepositoryView};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::{Form, A};
+use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 /// The link to another page of the same search.
@@ -166,7 +166,7 @@ pub fn Repositories() -> impl IntoView {
             </div>
             <p class="lede">"Read from ECR in the staging account (refreshed every minute), including repositories created outside the portal."</p>
             {move || error.get().map(|e| view! { <ErrorNotice error=e/> })}
-            <Form method="GET" action="/repositories" attr:class="card filters-form" attr:aria-label="Search the repositories">
+            <form method="get" action="/repositories" class="card filters-form" aria-label="Search the repositories">
                 <div class="field">
                     <label for="r-q">"Name contains"</label>
                     <input id="r-q" name="q" type="search" prop:value=move || q().q.unwrap_or_default()/>
@@ -184,7 +184,7 @@ pub fn Repositories() -> impl IntoView {
                     <button class="button primary" type="submit">"Search"</button>
                     <A href="/repositories">"Clear"</A>
                 </div>
-            </Form>
+            </form>
             <Transition fallback=Loading>
                 {move || repos.get().map(|r| match r {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
