@@ -419,9 +419,23 @@ pub async fn get_record(conn: &mut SqliteConnection, name: &str) -> Result<Optio
 
 /// Every record's name and whether it has drifted, without decoding the
 /// records (the inventory filters on these over thousands of repositories).
+/// One row with two newline-separated lists (repository names cannot hold a
+/// newline): sqlx hands SQLite rows over one by one, which costs more than
+/// the query for thousands of rows.
 pub async fn record_index(pool: &SqlitePool) -> Result<HashMap<String, bool>, sqlx::Error> {
-    let rows = sqlx::query("SELECT name, drift != '[]' AS drifted FROM repositories").fetch_all(pool).await?;
-    rows.iter().map(|r| Ok((r.try_get("name")?, r.try_get::<i64, _>("drifted")? == 1))).collect()
+    let row = sqlx::query(
+        "SELECT coalesce(group_concat(name, char(10)), '') AS names,
+                coalesce(group_concat(CASE WHEN drift != '[]' THEN name END, char(10)), '') AS drifted
+         FROM repositories",
+    )
+    .fetch_one(pool)
+    .await?;
+    let (names, drifted): (String, String) = (row.try_get("names")?, row.try_get("drifted")?);
+    let mut index: HashMap<String, bool> = names.lines().map(|n| (n.to_string(), false)).collect();
+    for n in drifted.lines() {
+        index.insert(n.to_string(), true);
+    }
+    Ok(index)
 }
 
 /// The records of these repositories (one inventory page), by name.

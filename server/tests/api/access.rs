@@ -200,6 +200,9 @@ async fn a_settings_change_by_hand_is_drift_until_the_live_state_is_accepted() {
     assert_eq!(bob.post("/api/v1/repositories/check", json!({})).await.0, 200);
     let row = bob.repository(&full).await;
     assert!(row["drift"][0].as_str().unwrap_or("").contains("image tags are MUTABLE"), "{row}");
+    let (_, drifted) = bob.get(&format!("/api/v1/repositories?q={full}&show=drift")).await;
+    assert_eq!(drifted["repositories"][0]["name"], full.as_str(), "the drift filter finds it: {drifted}");
+    assert!(drifted["drifted"].as_u64().unwrap_or(0) >= 1, "{drifted}");
     assert_eq!(alice.post("/api/v1/repositories/accept", json!({"name": full})).await.0, 403);
     let (status, accepted) = bob.post("/api/v1/repositories/accept", json!({"name": full})).await;
     assert_eq!(status, 200, "{accepted}");
@@ -207,6 +210,8 @@ async fn a_settings_change_by_hand_is_drift_until_the_live_state_is_accepted() {
     assert_eq!(bob.post("/api/v1/repositories/check", json!({})).await.0, 200);
     let row = bob.repository(&full).await;
     assert_eq!(row["drift"], json!([]), "the accepted state is the approved one now");
+    let (_, drifted) = bob.get(&format!("/api/v1/repositories?q={full}&show=drift")).await;
+    assert_eq!(drifted["matching"], 0, "no longer under the drift filter: {drifted}");
     let (_, audit) = bob.get(&format!("/api/v1/audit?repository={full}")).await;
     let acts: Vec<&str> =
         audit["events"].as_array().expect("events").iter().map(|e| e["action"].as_str().unwrap_or("")).collect();
