@@ -99,26 +99,28 @@ pub fn AuditPage() -> impl IntoView {
             <form method="get" action="/audit" class="card filters-form" aria-label="Filter the audit history">
                 <div class="field">
                     <label for="f-actor">"Actor"</label>
-                    <input id="f-actor" name="actor" prop:value=move || q().actor.unwrap_or_default()/>
+                    <input id="f-actor" name="actor" value=move || q().actor.unwrap_or_default() prop:value=move || q().actor.unwrap_or_default()/>
                 </div>
                 <div class="field">
                     <label for="f-action">"Action"</label>
                     <select id="f-action" name="action" prop:value=move || q().action.unwrap_or_default()>
                         <option value="">"Any"</option>
-                        {AuditAction::ALL.into_iter().map(|a| view! { <option value=a.as_str()>{a.label()}</option> }).collect_view()}
+                        {AuditAction::ALL.into_iter().map(|a| view! {
+                            <option value=a.as_str() selected=move || q().action.as_deref() == Some(a.as_str())>{a.label()}</option>
+                        }).collect_view()}
                     </select>
                 </div>
                 <div class="field">
                     <label for="f-repository">"Repository"</label>
-                    <input id="f-repository" name="repository" prop:value=move || q().repository.unwrap_or_default()/>
+                    <input id="f-repository" name="repository" value=move || q().repository.unwrap_or_default() prop:value=move || q().repository.unwrap_or_default()/>
                 </div>
                 <div class="field">
                     <label for="f-from">"From"</label>
-                    <input id="f-from" name="from" type="date" prop:value=move || q().from.unwrap_or_default()/>
+                    <input id="f-from" name="from" type="date" value=move || q().from.unwrap_or_default() prop:value=move || q().from.unwrap_or_default()/>
                 </div>
                 <div class="field">
                     <label for="f-to">"To"</label>
-                    <input id="f-to" name="to" type="date" prop:value=move || q().to.unwrap_or_default()/>
+                    <input id="f-to" name="to" type="date" value=move || q().to.unwrap_or_default() prop:value=move || q().to.unwrap_or_default()/>
                 </div>
                 <div class="actions">
                     <button type="submit" class="button primary">"Filter"</button>

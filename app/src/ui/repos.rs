@@ -169,15 +169,17 @@ pub fn Repositories() -> impl IntoView {
             <form method="get" action="/repositories" class="card filters-form" aria-label="Search the repositories">
                 <div class="field">
                     <label for="r-q">"Name contains"</label>
-                    <input id="r-q" name="q" type="search" prop:value=move || q().q.unwrap_or_default()/>
+                    <input id="r-q" name="q" type="search" value=move || q().q.unwrap_or_default() prop:value=move || q().q.unwrap_or_default()/>
                 </div>
                 <div class="field">
                     <label for="r-show">"Show"</label>
                     <select id="r-show" name="show" prop:value=move || q().show.unwrap_or_default()>
-                        <option value="">"All repositories"</option>
-                        <option value="drift">"Drifted"</option>
-                        <option value="unmanaged">"Not in the portal"</option>
-                        <option value="production">"Pullable by production"</option>
+                        {[("", "All repositories"), ("drift", "Drifted"), ("unmanaged", "Not in the portal"), ("production", "Pullable by production")]
+                            .into_iter()
+                            .map(|(v, label)| view! {
+                                <option value=v selected=move || q().show.unwrap_or_default() == v>{label}</option>
+                            })
+                            .collect_view()}
                     </select>
                 </div>
                 <div class="actions">
@@ -193,9 +195,15 @@ pub fn Repositories() -> impl IntoView {
                             <p>"Approved requests create them here."</p>
                         </EmptyState>
                     }.into_any(),
-                    Ok(page) if page.repositories.is_empty() => view! {
+                    Ok(page) if page.matching == 0 => view! {
                         <EmptyState title="No repository matches">
                             <p>{format!("None of the {} repositories matches this search.", page.total)}" "<a href="/repositories">"Show all"</a></p>
+                        </EmptyState>
+                    }.into_any(),
+                    Ok(page) if page.repositories.is_empty() => view! {
+                        <EmptyState title="This page is past the end">
+                            <p>{format!("{} repositories match; this page starts after the last one.", page.matching)}" "
+                                <a href=page_href(&q(), 0)>"First page"</a></p>
                         </EmptyState>
                     }.into_any(),
                     Ok(page) => {

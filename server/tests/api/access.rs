@@ -388,6 +388,10 @@ async fn the_inventory_is_searched_filtered_and_paged() {
     assert_eq!(listed(&second), names[2..]);
     assert!(second["next_offset"].is_null(), "{second}");
 
+    let (_, past) = page(format!("q={prefix}&offset=50")).await;
+    assert_eq!((listed(&past).len(), past["matching"].as_u64()), (0, Some(3)), "past the end: empty, counts kept");
+    assert!(past["next_offset"].is_null(), "{past}");
+
     // The search ignores case; the filters combine with it.
     let (_, upper) = page(format!("q={}", prefix.to_uppercase())).await;
     assert_eq!(listed(&upper), names);

@@ -38,6 +38,26 @@ async fn pages_are_rendered_on_the_server_with_the_request() {
 }
 
 #[tokio::test]
+async fn search_forms_keep_their_values_in_the_server_rendered_page() {
+    // The filter forms are plain GET forms: the page that answers must show
+    // what was searched before any script runs (and a second submit keeps it).
+    let app = spawn_app().await;
+    let bob = app.sign_in("bob", "admin").await;
+    let page = |path: String| {
+        let bob = &bob;
+        let url = format!("{}{path}", app.base);
+        async move { bob.http.get(url).send().await.expect("page").text().await.expect("html") }
+    };
+    let html = page("/repositories?q=svc-zz&show=drift".into()).await;
+    assert!(html.contains(r#"name="q" type="search" value="svc-zz""#), "search box keeps its text");
+    assert!(html.contains(r#"<option value="drift" selected"#), "the filter stays chosen");
+    assert!(!html.contains(r#"<option value="" selected"#));
+    let html = page("/audit?actor=local:carol&action=request_approved".into()).await;
+    assert!(html.contains(r#"value="local:carol""#), "actor filter keeps its text");
+    assert!(html.contains(r#"<option value="request_approved" selected"#), "the action stays chosen");
+}
+
+#[tokio::test]
 async fn local_sign_in_checks_the_user_name_and_role() {
     let app = spawn_app().await;
     let anon = app.anonymous();
