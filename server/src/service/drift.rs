@@ -270,13 +270,9 @@ impl PortalService {
         let records = db::list_records(&self.db.pool).await.map_err(db_err)?;
         let mut summary = DriftSummary { checked: 0, drifted: 0 };
         for rec in records.into_iter().filter(|r| only.as_deref().is_none_or(|n| n == r.name)) {
-            summary.checked += 1;
             let live =
                 self.registry.describe(&rec.name).await.map_err(|e| aws_unavailable("read the repository", e))?;
             let drift = self.drift_of(&rec, live.as_ref());
-            if !drift.is_empty() {
-                summary.drifted += 1;
-            }
             let now = self.now();
             let mut tx = self.db.write().await.map_err(db_err)?;
             // Re-read inside the transaction: a request may have just changed the record.
@@ -310,6 +306,9 @@ impl PortalService {
                 .map_err(db_err)?;
             }
             tx.commit().await.map_err(db_err)?;
+            // Counted only when recorded (a record changed meanwhile is skipped above).
+            summary.checked += 1;
+            summary.drifted += usize::from(!drift.is_empty());
         }
         Ok(summary)
     }
