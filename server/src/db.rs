@@ -42,6 +42,14 @@ impl WriteTx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await
     }
+
+    /// Rolls back and only then passes the turn on. (Dropping also rolls back,
+    /// but sqlx only queues the ROLLBACK, so the next writer may still find
+    /// SQLite's lock taken and wait in its busy handler; use this on the
+    /// frequent paths, such as the worker's idle poll.)
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
 }
 
 impl std::ops::Deref for WriteTx {

@@ -113,6 +113,7 @@ impl PortalService {
         let now = self.now();
         let mut tx = self.db.write().await.map_err(db_err)?;
         let Some(row) = db::next_claimable(&mut tx, now).await.map_err(db_err)? else {
+            tx.rollback().await.map_err(db_err)?;
             return Ok(ApplyOutcome::Idle);
         };
         let approved_policy = row.approved_policy.clone();
@@ -122,6 +123,7 @@ impl PortalService {
         let resumed = previous == Status::Applying;
         let started = if resumed { row.request.resume(now) } else { row.request.start_apply(now) }?;
         if !db::claim(&mut tx, &started, previous, previous_attempts, owner, now + lease_ms).await.map_err(db_err)? {
+            tx.rollback().await.map_err(db_err)?;
             return Ok(ApplyOutcome::Idle);
         }
         let detail = if resumed {
