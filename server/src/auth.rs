@@ -107,12 +107,20 @@ pub async fn current_user(State(state): State<AppState>, mut req: Request, next:
             Ok(Some(s)) => {
                 let idle_ms = i64::try_from(state.session_idle_ms).unwrap_or(i64::MAX);
                 if now >= s.expires_at || now - s.last_seen >= idle_ms {
-                    if let Ok(mut conn) = svc.db.pool.acquire().await {
-                        let _ = crate::db::delete_session(&mut conn, &id_hash).await;
-                    }
+                    let h = id_hash.clone();
+                    svc.db
+                        .write_quietly("ending an expired session", move |c| {
+                            Box::pin(async move { crate::db::delete_session(c, &h).await })
+                        })
+                        .await;
                 } else {
                     if now - s.last_seen > 60_000 {
-                        let _ = crate::db::touch_session(&svc.db.pool, &id_hash, now).await;
+                        let h = id_hash.clone();
+                        svc.db
+                            .write_quietly("touching a session", move |c| {
+                                Box::pin(async move { crate::db::touch_session(c, &h, now).await })
+                            })
+                            .await;
                     }
                     req.extensions_mut().insert(s.principal);
                 }

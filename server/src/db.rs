@@ -38,6 +38,25 @@ pub struct WriteTx {
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
+impl Db {
+    /// Runs one small write (a session or token touch) in its own turn and
+    /// transaction. Best effort: a failure is logged, not returned.
+    pub async fn write_quietly<F>(&self, what: &str, f: F)
+    where
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>>,
+    {
+        let result = async {
+            let mut tx = self.write().await?;
+            f(&mut tx).await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!("{what}: {e}");
+        }
+    }
+}
+
 impl WriteTx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await
@@ -751,11 +770,11 @@ pub async fn get_session(pool: &SqlitePool, id_hash: &str) -> Result<Option<Sess
     .transpose()
 }
 
-pub async fn touch_session(pool: &SqlitePool, id_hash: &str, now: i64) -> Result<(), sqlx::Error> {
+pub async fn touch_session(conn: &mut SqliteConnection, id_hash: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE sessions SET last_seen = ? WHERE id_hash = ?")
         .bind(now)
         .bind(id_hash)
-        .execute(pool)
+        .execute(conn)
         .await
         .map(|_| ())
 }
@@ -845,11 +864,11 @@ pub async fn revoke_token(conn: &mut SqliteConnection, user_id: &str, id: i64, n
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn touch_token(pool: &SqlitePool, id: i64, now: i64) -> Result<(), sqlx::Error> {
+pub async fn touch_token(conn: &mut SqliteConnection, id: i64, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
         .bind(now)
         .bind(id)
-        .execute(pool)
+        .execute(conn)
         .await
         .map(|_| ())
 }

@@ -578,7 +578,12 @@ impl PortalService {
             return Err(format!("API token #{} expired on {}", t.id, format_ms(t.expires_at)));
         }
         if t.last_used_at.is_none_or(|at| now - at > 60_000) {
-            let _ = db::touch_token(&self.db.pool, t.id, now).await;
+            let id = t.id;
+            self.db
+                .write_quietly("touching an API token", move |c| {
+                    Box::pin(async move { db::touch_token(c, id, now).await })
+                })
+                .await;
         }
         p.token = Some(app::domain::principal::TokenUse { id: t.id, name: t.name, scope: t.scope });
         Ok(p)

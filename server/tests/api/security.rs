@@ -591,3 +591,47 @@ async fn oversized_bodies_and_fields_are_refused_clearly() {
     let (_, list) = rita.get("/api/v1/requests").await;
     assert_eq!(list.as_array().expect("list").len(), 0);
 }
+
+#[tokio::test]
+async fn sessions_are_kept_alive_by_use_and_end_after_idling_and_tokens_record_their_last_use() {
+    let clock = manual_clock();
+    let app = spawn_app_full(|c| c.auth.session_idle_minutes = 30, Some(clock.clone())).await;
+    let rita = app.sign_in("rita", "requester").await;
+    let sessions = || async {
+        let pool = &app.service.db.pool;
+        let rows: Vec<(i64,)> = sqlx::query_as("SELECT last_seen FROM sessions").fetch_all(pool).await.expect("read");
+        rows.into_iter().map(|r| r.0).collect::<Vec<i64>>()
+    };
+    let started = sessions().await;
+    assert_eq!(started.len(), 1);
+
+    // Used 20 minutes later: still signed in, and the session was touched.
+    clock.advance_ms(20 * 60_000);
+    assert_eq!(rita.get("/api/v1/me").await.1["user"]["id"], "local:rita");
+    let touched = sessions().await;
+    assert_eq!(touched, vec![started[0] + 20 * 60_000], "last_seen moved with the use");
+
+    // 20 more minutes (40 since sign-in, 20 since the last use): still alive.
+    clock.advance_ms(20 * 60_000);
+    assert_eq!(rita.get("/api/v1/me").await.1["user"]["id"], "local:rita");
+    // Then 31 idle minutes: the session ends and its row is deleted.
+    clock.advance_ms(31 * 60_000);
+    assert!(rita.get("/api/v1/me").await.1["user"].is_null(), "signed out after idling");
+    assert!(sessions().await.is_empty(), "the idle session was deleted");
+
+    // A token records when it was last used (at most once a minute).
+    let rita = app.sign_in("rita", "requester").await;
+    let (_, created) = rita.post("/rpc/create_token", json!({"name": "ci", "scope": "user", "days": 5})).await;
+    let secret = created["secret"].as_str().expect("secret").to_string();
+    let (_, list) = rita.post("/rpc/list_tokens", json!({})).await;
+    assert!(list[0]["last_used_at"].is_null(), "{list}");
+    let used = reqwest::Client::new()
+        .get(format!("{}/api/v1/requests", app.base))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .expect("use the token");
+    assert_eq!(used.status(), 200);
+    let (_, list) = rita.post("/rpc/list_tokens", json!({})).await;
+    assert!(list[0]["last_used_at"].is_string(), "{list}");
+}
