@@ -38,25 +38,6 @@ pub struct WriteTx {
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
-impl Db {
-    /// Runs one small write (a session or token touch) in its own turn and
-    /// transaction. Best effort: a failure is logged, not returned.
-    pub async fn write_quietly<F>(&self, what: &str, f: F)
-    where
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>>,
-    {
-        let result = async {
-            let mut tx = self.write().await?;
-            f(&mut tx).await?;
-            tx.commit().await
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!("{what}: {e}");
-        }
-    }
-}
-
 impl WriteTx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await
@@ -168,6 +149,23 @@ impl Db {
         let turn = self.writer.clone().lock_owned().await;
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// Runs one small write (a session or token touch) in its own turn and
+    /// transaction. Best effort: a failure is logged, not returned.
+    pub async fn write_quietly<F>(&self, what: &str, f: F)
+    where
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>>,
+    {
+        let result = async {
+            let mut tx = self.write().await?;
+            f(&mut tx).await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!("{what}: {e}");
+        }
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {

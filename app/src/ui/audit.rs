@@ -1,6 +1,6 @@
 //! The audit history: filters (actor, action, repository, dates) in the URL,
 //! keyset pagination (newer / older), newest first.
-use super::common::{use_hydrated, EmptyState, ErrorNotice, Loading};
+use super::common::{encode, use_hydrated, EmptyState, ErrorNotice, Loading};
 use crate::api::{audit_history, VerifyAudit};
 use crate::domain::audit::AuditAction;
 use crate::views::AuditQuery;
@@ -22,18 +22,6 @@ fn query_string(q: &AuditQuery) -> String {
     push("from", &q.from);
     push("to", &q.to);
     parts.join("&")
-}
-
-/// Percent-encodes a query value (the characters that matter in a URL query).
-pub(super) fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' | b':' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[component]

@@ -1,4 +1,5 @@
-//! Small shared components: status badges, error notices, empty states.
+//! Small shared components: status badges, error notices, empty states;
+//! and the query-value encoding the pages' links share.
 use crate::domain::request::Status;
 use crate::error::AppError;
 use leptos::prelude::*;
@@ -88,4 +89,16 @@ pub fn use_hydrated() -> ReadSignal<bool> {
 #[component]
 pub fn Loading() -> impl IntoView {
     view! { <p class="loading" role="status">"Loading…"</p> }
+}
+
+/// Percent-encodes a query value (the characters that matter in a URL query).
+pub fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

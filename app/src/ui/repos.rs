@@ -2,7 +2,7 @@
 //! with its pull URI, settings, production access, images and drift. Admins
 //! adopt repositories made outside the portal, check drift, and resolve it.
 //! Search, filter and page are in the URL (100 rows a page).
-use super::common::{use_hydrated, EmptyState, ErrorNotice, Loading};
+use super::common::{encode, use_hydrated, EmptyState, ErrorNotice, Loading};
 use super::InfoResource;
 use crate::api::{list_repositories, AcceptDrift, AdoptRepository, CheckDrift, RequestRestore};
 use crate::error::AppError;
@@ -16,10 +16,10 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 fn page_href(q: &RepositoriesQuery, offset: u32) -> String {
     let mut parts = Vec::new();
     if let Some(s) = q.q.as_deref().filter(|s| !s.is_empty()) {
-        parts.push(format!("q={}", super::audit::encode(s)));
+        parts.push(format!("q={}", encode(s)));
     }
     if let Some(s) = q.show.as_deref().filter(|s| !s.is_empty() && *s != "all") {
-        parts.push(format!("show={}", super::audit::encode(s)));
+        parts.push(format!("show={}", encode(s)));
     }
     if offset > 0 {
         parts.push(format!("offset={offset}"));

@@ -65,7 +65,7 @@ impl PortalService {
         d
     }
 
-    /// Every repository under the namespace, live from ECR, with the portal's records and drift.
+    /// What the inventory shows of one repository beyond its description: its policy and image stats.
     async fn live_detail(&self, r: LiveRepository) -> LiveDetail {
         let policy = self.live_policy(&r.name).await.unwrap_or(None);
         let (count, last) = self.registry.image_stats(&r.name).await.unwrap_or((0, None));
@@ -82,13 +82,11 @@ impl PortalService {
         let started = self.now();
         let prefix = format!("{}/", self.deployment.namespace);
         let live = self.registry.list(&prefix).await.map_err(|e| aws_unavailable("list repositories", e))?;
-        let details: Vec<LiveDetail> =
+        let mut merged: Vec<LiveDetail> =
             futures::stream::iter(live).map(|r| self.live_detail(r)).buffered(CONCURRENCY).collect().await;
-        let details = Arc::new(details);
         let mut cache = self.inventory.data.write().unwrap_or_else(|p| p.into_inner());
         // A single repository refreshed meanwhile (after an apply) is newer than this read.
         let patched = cache.as_ref().map(|c| c.2.clone()).unwrap_or_default();
-        let mut merged = (*details).clone();
         for (name, detail) in patched.iter().filter(|(_, (_, at))| *at >= started).map(|(n, (d, _))| (n, d)) {
             merged.retain(|x| &x.0.name != name);
             if let Some(d) = detail {
@@ -124,13 +122,13 @@ impl PortalService {
         let now = self.now();
         let mut cache = self.inventory.data.write().unwrap_or_else(|p| p.into_inner());
         if let Some((_, list, patched)) = cache.as_mut() {
-            let mut v = (**list).clone();
+            // Copies the list only if a page is still reading it.
+            let v = Arc::make_mut(list);
             v.retain(|x| x.0.name != name);
             if let Some(d) = &detail {
                 v.push(d.clone());
                 v.sort_by(|a, b| a.0.name.cmp(&b.0.name));
             }
-            *list = Arc::new(v);
             patched.insert(name.to_string(), (detail, now));
         }
     }
@@ -256,20 +254,10 @@ impl PortalService {
 
     /// Compares managed repositories (all, or one) with what was approved; records
     /// the result, and audits each change of drift state.
-    pub async fn run_drift_check(&self, actor: &str, only: Option<&str>) -> Result<DriftSummary, AppError> {
-        let only = match only {
-            Some(n) => Some(
-                RepoName::parse(&self.deployment.namespace, n)
-                    .map_err(|e| {
-                        AppError::Invalid(vec![app::domain::form::FieldError::new("repository", e.to_string())])
-                    })?
-                    .to_string(),
-            ),
-            None => None,
-        };
+    pub async fn run_drift_check(&self, actor: &str, only: Option<&RepoName>) -> Result<DriftSummary, AppError> {
         let records = db::list_records(&self.db.pool).await.map_err(db_err)?;
         let mut summary = DriftSummary { checked: 0, drifted: 0 };
-        for rec in records.into_iter().filter(|r| only.as_deref().is_none_or(|n| n == r.name)) {
+        for rec in records.into_iter().filter(|r| only.is_none_or(|n| n.as_str() == r.name)) {
             let live =
                 self.registry.describe(&rec.name).await.map_err(|e| aws_unavailable("read the repository", e))?;
             let drift = self.drift_of(&rec, live.as_ref());

@@ -902,14 +902,16 @@ impl Portal for PortalService {
 
     async fn check_drift(&self, by: &Principal, repository: Option<String>) -> Result<DriftSummary, AppError> {
         self.authorize(by, Capability::Operate, "run drift checks").await?;
-        let summary = self.run_drift_check(&by.id, repository.as_deref()).await?;
+        let only = repository
+            .map(|n| {
+                RepoName::parse(&self.deployment.namespace, &n)
+                    .map_err(|e| AppError::Invalid(vec![FieldError::new("repository", e.to_string())]))
+            })
+            .transpose()?;
+        let summary = self.run_drift_check(&by.id, only.as_ref()).await?;
         // The admin asked for the live state: read it now.
-        match &repository {
-            Some(name) => {
-                let full = RepoName::parse(&self.deployment.namespace, name)
-                    .map_err(|e| AppError::Invalid(vec![FieldError::new("repository", e.to_string())]))?;
-                self.refresh_repository(full.as_str()).await
-            }
+        match &only {
+            Some(name) => self.refresh_repository(name.as_str()).await,
             None => {
                 self.refresh_inventory().await?;
             }
