@@ -103,7 +103,16 @@ pub async fn current_user(State(state): State<AppState>, mut req: Request, next:
     if let Some(token) = cookie_value(req.headers(), state.cookies.session) {
         let id_hash = hash(&token);
         let now = svc.now();
-        match crate::db::get_session(&svc.db.pool, &id_hash).await {
+        let version = svc.db.sessions_version();
+        let found = match state.sessions.get(&id_hash, version) {
+            Some(s) => Ok(Some(s)),
+            None => crate::db::get_session(&svc.db.pool, &id_hash).await.inspect(|s| {
+                if let Some(s) = s {
+                    state.sessions.put(id_hash.clone(), version, 1, s.clone());
+                }
+            }),
+        };
+        match found {
             Ok(Some(s)) => {
                 let idle_ms = i64::try_from(state.session_idle_ms).unwrap_or(i64::MAX);
                 if now >= s.expires_at || now - s.last_seen >= idle_ms {
@@ -123,6 +132,7 @@ pub async fn current_user(State(state): State<AppState>, mut req: Request, next:
                             .await;
                     }
                     req.extensions_mut().insert(s.principal);
+                    req.extensions_mut().insert(crate::page_cache::SessionKey(id_hash));
                 }
             }
             Ok(None) => {}

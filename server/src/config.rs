@@ -39,6 +39,9 @@ pub struct ServerSection {
     pub public_url: String,
     /// Serve `GET /__baseline/{bytes}`: a static body, the benchmark's yardstick. Off in production.
     pub benchmark_baseline: bool,
+    /// How long a rendered page and a session lookup may be reused while
+    /// nothing has changed (see `page_cache.rs`); 0 turns both caches off.
+    pub page_cache_ms: u64,
 }
 
 impl Default for ServerSection {
@@ -49,6 +52,7 @@ impl Default for ServerSection {
             max_body_bytes: 64 * 1024,
             public_url: String::new(),
             benchmark_baseline: false,
+            page_cache_ms: 1000,
         }
     }
 }

@@ -29,18 +29,34 @@ pub struct Db {
     pub pool: SqlitePool,
     /// One writer at a time in this process (see the module notes).
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Counts the changes this process made (each committed write, and the
+    /// in-memory inventory's updates): what the short-lived caches compare.
+    version: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Counts only the changes to sessions and users (sign-ins, touches,
+    /// sign-outs): a cached session lookup survives the other writes.
+    sessions_version: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A write transaction that holds this process's writer turn until it is
 /// committed or dropped (dropping rolls back). Used like the transaction.
 pub struct WriteTx {
     tx: Transaction<'static, Sqlite>,
+    version: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    sessions_version: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Set by the queries that write sessions or users (they take a `WriteTx` for that).
+    touches_sessions: bool,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl WriteTx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+        self.tx.commit().await?;
+        // Still holding the turn: a reader that sees the new version also sees the data.
+        if self.touches_sessions {
+            self.sessions_version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// Rolls back and only then passes the turn on. (Dropping also rolls back,
@@ -140,7 +156,7 @@ impl Db {
             .await
             .with_context(|| format!("opening SQLite database {}", path.display()))?;
         MIGRATOR.run(&pool).await.context("running database migrations")?;
-        Ok(Self { pool, writer: Default::default() })
+        Ok(Self { pool, writer: Default::default(), version: Default::default(), sessions_version: Default::default() })
     }
 
     /// Waits for this process's writer turn, then starts a write transaction
@@ -148,14 +164,37 @@ impl Db {
     pub async fn write(&self) -> Result<WriteTx, sqlx::Error> {
         let turn = self.writer.clone().lock_owned().await;
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTx { tx, _turn: turn })
+        Ok(WriteTx {
+            tx,
+            version: self.version.clone(),
+            sessions_version: self.sessions_version.clone(),
+            touches_sessions: false,
+            _turn: turn,
+        })
+    }
+
+    /// The number of changes this process has made so far. A value read
+    /// before reading data and unchanged afterwards means nothing this
+    /// process wrote can be missing from what was read.
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Like [`Db::version`], for sessions and users only.
+    pub fn sessions_version(&self) -> u64 {
+        self.sessions_version.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Records a change made outside SQLite (the cached inventory) that pages show.
+    pub fn changed(&self) {
+        self.version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Runs one small write (a session or token touch) in its own turn and
     /// transaction. Best effort: a failure is logged, not returned.
     pub async fn write_quietly<F>(&self, what: &str, f: F)
     where
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>>,
+        F: for<'c> FnOnce(&'c mut WriteTx) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>>,
     {
         let result = async {
             let mut tx = self.write().await?;
@@ -704,7 +743,8 @@ pub fn filter_from_query(q: &AuditQuery, namespace: &str) -> Result<EventFilter,
 // ---- users and sessions ----
 
 /// Records (or refreshes) a user at sign-in: sessions and tokens read role and groups from here.
-pub async fn upsert_user(conn: &mut SqliteConnection, p: &Principal, now: i64) -> Result<(), sqlx::Error> {
+pub async fn upsert_user(tx: &mut WriteTx, p: &Principal, now: i64) -> Result<(), sqlx::Error> {
+    tx.touches_sessions = true;
     sqlx::query(
         "INSERT INTO users (id, name, role, groups, last_sign_in) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role, groups = excluded.groups,
@@ -715,7 +755,7 @@ pub async fn upsert_user(conn: &mut SqliteConnection, p: &Principal, now: i64) -
     .bind(p.role.as_str())
     .bind(serde_json::to_string(&p.groups).unwrap_or_else(|_| "[]".into()))
     .bind(now)
-    .execute(conn)
+    .execute(&mut **tx)
     .await
     .map(|_| ())
 }
@@ -733,19 +773,20 @@ fn principal_from_row(r: &SqliteRow) -> Result<Principal, sqlx::Error> {
 }
 
 pub async fn insert_session(
-    conn: &mut SqliteConnection,
+    tx: &mut WriteTx,
     id_hash: &str,
     user_id: &str,
     now: i64,
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
+    tx.touches_sessions = true;
     sqlx::query("INSERT INTO sessions (id_hash, user_id, created_at, last_seen, expires_at) VALUES (?, ?, ?, ?, ?)")
         .bind(id_hash)
         .bind(user_id)
         .bind(now)
         .bind(now)
         .bind(expires_at)
-        .execute(conn)
+        .execute(&mut **tx)
         .await
         .map(|_| ())
 }
@@ -768,17 +809,19 @@ pub async fn get_session(pool: &SqlitePool, id_hash: &str) -> Result<Option<Sess
     .transpose()
 }
 
-pub async fn touch_session(conn: &mut SqliteConnection, id_hash: &str, now: i64) -> Result<(), sqlx::Error> {
+pub async fn touch_session(tx: &mut WriteTx, id_hash: &str, now: i64) -> Result<(), sqlx::Error> {
+    tx.touches_sessions = true;
     sqlx::query("UPDATE sessions SET last_seen = ? WHERE id_hash = ?")
         .bind(now)
         .bind(id_hash)
-        .execute(conn)
+        .execute(&mut **tx)
         .await
         .map(|_| ())
 }
 
-pub async fn delete_session(conn: &mut SqliteConnection, id_hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM sessions WHERE id_hash = ?").bind(id_hash).execute(conn).await.map(|_| ())
+pub async fn delete_session(tx: &mut WriteTx, id_hash: &str) -> Result<(), sqlx::Error> {
+    tx.touches_sessions = true;
+    sqlx::query("DELETE FROM sessions WHERE id_hash = ?").bind(id_hash).execute(&mut **tx).await.map(|_| ())
 }
 
 // ---- API tokens ----

@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod export;
 pub mod oidc;
+pub mod page_cache;
 pub mod service;
 pub mod startup;
 pub mod worker;

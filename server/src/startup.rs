@@ -33,6 +33,10 @@ pub struct AppState {
     pub oidc: Option<Arc<crate::oidc::Oidc>>,
     /// The origin people use (`server.public_url`), accepted as `Origin`.
     pub public_url: String,
+    /// Rendered pages, per session (see `page_cache.rs`).
+    pub pages: Arc<crate::page_cache::Pages>,
+    /// Session lookups, by the session id's hash.
+    pub sessions: Arc<crate::page_cache::Fresh<String, crate::db::SessionRow>>,
 }
 
 pub struct Application {
@@ -133,6 +137,7 @@ impl Application {
         .collect();
         approver_groups.sort();
         approver_groups.dedup();
+        let fresh_for = Duration::from_millis(config.raw.server.page_cache_ms);
         let state = AppState {
             service: service.clone(),
             session_idle_ms: config.raw.auth.session_idle_minutes * 60_000,
@@ -146,6 +151,8 @@ impl Application {
             },
             oidc,
             public_url,
+            pages: Arc::new(crate::page_cache::Fresh::new(fresh_for, 16 << 20)),
+            sessions: Arc::new(crate::page_cache::Fresh::new(fresh_for, 10_000)),
         };
 
         let leptos_options = LeptosOptions::builder()
@@ -162,7 +169,8 @@ impl Application {
                 move || shell(options.clone())
             })
             .fallback(leptos_axum::file_and_error_handler(shell))
-            .with_state(leptos_options);
+            .with_state(leptos_options)
+            .layer(axum::middleware::from_fn_with_state(state.clone(), crate::page_cache::pages));
 
         let own = Router::new()
             .route("/healthz", get(|| async { "ok" }))

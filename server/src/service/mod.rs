@@ -446,16 +446,18 @@ impl PortalService {
     /// Applies one decision through the state machine, with its audit event,
     /// atomically. Approvals are counted per approver; the request moves to
     /// `approved` only when the approval policy's number is reached.
+    /// `before` is the request as the caller read it before the transaction
+    /// (the transaction reads it again, under the writer turn).
     async fn decide(
         &self,
         by: &Principal,
-        id: i64,
+        before: RequestRow,
         action: AuditAction,
         comment: Option<String>,
         step: impl FnOnce(Request, &[Approval], i64) -> Result<Request, app::domain::request::TransitionError>,
     ) -> Result<RequestDetail, AppError> {
         // The policy an approval is based on is read before the transaction (an AWS call).
-        let before = self.load(id).await?;
+        let id = before.request.id;
         let snapshot = if action == AuditAction::RequestApproved && before.request.kind.touches_policy() {
             let name = before.request.kind.repository().as_str();
             let exists = match &before.request.kind {
@@ -835,7 +837,7 @@ impl Portal for PortalService {
             }
         }
         let c = comment.clone();
-        self.decide(by, id, AuditAction::RequestApproved, comment, |r, approvals, now| {
+        self.decide(by, row, AuditAction::RequestApproved, comment, |r, approvals, now| {
             r.approve(by, &rule, approvals, c, now)
         })
         .await
@@ -847,12 +849,13 @@ impl Portal for PortalService {
         let row = self.load(id).await?;
         let rule = self.deployment.approval.rule(&row.request.kind);
         let c = comment.clone();
-        self.decide(by, id, AuditAction::RequestRejected, comment, |r, _, now| r.reject(by, &rule, c, now)).await
+        self.decide(by, row, AuditAction::RequestRejected, comment, |r, _, now| r.reject(by, &rule, c, now)).await
     }
 
     async fn retry(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError> {
         self.authorize(by, Capability::Operate, "retry applies").await?;
-        self.decide(by, id, AuditAction::ApplyRetried, None, |r, _, now| r.retry(by, now)).await
+        let row = self.load(id).await?;
+        self.decide(by, row, AuditAction::ApplyRetried, None, |r, _, now| r.retry(by, now)).await
     }
 
     async fn repositories(&self, by: &Principal, query: RepositoriesQuery) -> Result<RepositoriesPage, AppError> {
