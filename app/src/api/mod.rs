@@ -2,6 +2,7 @@
 //! service (through the [`Portal`] port, injected as context by the server)
 //! and returns the service's typed result. Rules live in the service.
 use crate::domain::form::{AccessRequestInput, RepositoryRequestInput};
+use crate::domain::request::Status;
 use crate::error::AppError;
 use crate::views::*;
 use leptos::prelude::*;
@@ -71,24 +72,30 @@ pub async fn get_request(id: i64) -> Result<RequestDetail, AppError> {
     answer(async move { portal()?.request_detail(&signed_in()?, id).await }.await)
 }
 
+/// Where a request stands (the request page polls it while the worker moves the request along).
+#[server(prefix = "/rpc", endpoint = "request_status", input = Json)]
+pub async fn request_status(id: i64) -> Result<Status, AppError> {
+    answer(async move { Ok(portal()?.request_detail(&signed_in()?, id).await?.summary.status) }.await)
+}
+
 #[server(prefix = "/rpc", endpoint = "submit_repository_request", input = Json)]
 pub async fn submit_repository_request(input: RepositoryRequestInput) -> Result<i64, AppError> {
     answer(async move { portal()?.submit(&signed_in()?, input).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "approve_request", input = Json)]
-pub async fn approve_request(id: i64, comment: String) -> Result<RequestDetail, AppError> {
-    answer(async move { portal()?.approve(&signed_in()?, id, comment).await }.await)
+pub async fn approve_request(id: i64, comment: String) -> Result<Status, AppError> {
+    answer(async move { Ok(portal()?.approve(&signed_in()?, id, comment).await?.summary.status) }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "reject_request", input = Json)]
-pub async fn reject_request(id: i64, comment: String) -> Result<RequestDetail, AppError> {
-    answer(async move { portal()?.reject(&signed_in()?, id, comment).await }.await)
+pub async fn reject_request(id: i64, comment: String) -> Result<Status, AppError> {
+    answer(async move { Ok(portal()?.reject(&signed_in()?, id, comment).await?.summary.status) }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "retry_request", input = Json)]
-pub async fn retry_request(id: i64) -> Result<RequestDetail, AppError> {
-    answer(async move { portal()?.retry(&signed_in()?, id).await }.await)
+pub async fn retry_request(id: i64) -> Result<Status, AppError> {
+    answer(async move { Ok(portal()?.retry(&signed_in()?, id).await?.summary.status) }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "list_repositories", input = Json)]
@@ -107,8 +114,8 @@ pub async fn submit_access_request(input: AccessRequestInput) -> Result<i64, App
 }
 
 #[server(prefix = "/rpc", endpoint = "adopt_repository", input = Json)]
-pub async fn adopt_repository(repository: String) -> Result<RepositoryView, AppError> {
-    answer(async move { portal()?.adopt(&signed_in()?, repository).await }.await)
+pub async fn adopt_repository(repository: String) -> Result<(), AppError> {
+    answer(async move { portal()?.adopt(&signed_in()?, repository).await.map(|_| ()) }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "check_drift", input = Json)]
@@ -117,8 +124,8 @@ pub async fn check_drift(repository: Option<String>) -> Result<DriftSummary, App
 }
 
 #[server(prefix = "/rpc", endpoint = "accept_drift", input = Json)]
-pub async fn accept_drift(repository: String) -> Result<RepositoryView, AppError> {
-    answer(async move { portal()?.accept_drift(&signed_in()?, repository).await }.await)
+pub async fn accept_drift(repository: String) -> Result<(), AppError> {
+    answer(async move { portal()?.accept_drift(&signed_in()?, repository).await.map(|_| ()) }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "request_restore", input = Json)]

@@ -44,8 +44,6 @@ pub fn AuditPage() -> impl IntoView {
         })
     };
     let page = Resource::new(q, audit_history);
-    let verify = ServerAction::<VerifyAudit>::new();
-    let hydrated = use_hydrated();
     let export = move |format: &str| {
         let base = query_string(&q());
         if base.is_empty() {
@@ -62,28 +60,9 @@ pub fn AuditPage() -> impl IntoView {
                 <div class="actions">
                     <a class="button" href=move || export("csv") download>"Export CSV"</a>
                     <a class="button" href=move || export("ndjson") download>"Export NDJSON"</a>
-                    <button class="button" disabled=move || !hydrated.get() || verify.pending().get()
-                        on:click=move |_| { verify.dispatch(VerifyAudit {}); }>
-                        {move || if verify.pending().get() { "Verifying…" } else { "Verify integrity" }}
-                    </button>
                 </div>
             </div>
-            <div aria-live="polite" data-testid="verification">
-                {move || verify.value().get().map(|r| match r {
-                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(v) if v.intact => view! {
-                        <p class="notice notice-ok">
-                            "Intact: all " {v.events} " events chain correctly (checked " {v.checked_at} "). Head hash "
-                            <code class="reqid">{v.head}</code>
-                        </p>
-                    }.into_any(),
-                    Ok(v) => view! {
-                        <p class="notice notice-error" role="alert">
-                            "Tampering detected at event " {v.broken_at.unwrap_or(0)} ": " {v.reason.unwrap_or_default()}
-                        </p>
-                    }.into_any(),
-                })}
-            </div>
+            <VerifyChain/>
             <form method="get" action="/audit" class="card filters-form" aria-label="Filter the audit history">
                 <div class="field">
                     <label for="f-actor">"Actor"</label>
@@ -165,5 +144,36 @@ pub fn AuditPage() -> impl IntoView {
                 })}
             </Transition>
         </section>
+    }
+}
+
+/// Verifies the whole hash chain on demand and says whether it is intact.
+#[island]
+fn VerifyChain() -> impl IntoView {
+    let verify = ServerAction::<VerifyAudit>::new();
+    let hydrated = use_hydrated();
+    view! {
+        <div class="verify">
+            <button class="button" disabled=move || !hydrated.get() || verify.pending().get()
+                on:click=move |_| { verify.dispatch(VerifyAudit {}); }>
+                {move || if verify.pending().get() { "Verifying…" } else { "Verify integrity" }}
+            </button>
+            <div aria-live="polite" data-testid="verification">
+                {move || verify.value().get().map(|r| match r {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(v) if v.intact => view! {
+                        <p class="notice notice-ok">
+                            "Intact: all " {v.events} " events chain correctly (checked " {v.checked_at} "). Head hash "
+                            <code class="reqid">{v.head}</code>
+                        </p>
+                    }.into_any(),
+                    Ok(v) => view! {
+                        <p class="notice notice-error" role="alert">
+                            "Tampering detected at event " {v.broken_at.unwrap_or(0)} ": " {v.reason.unwrap_or_default()}
+                        </p>
+                    }.into_any(),
+                })}
+            </div>
+        </div>
     }
 }

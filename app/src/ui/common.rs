@@ -102,3 +102,30 @@ pub fn encode(v: &str) -> String {
         })
         .collect()
 }
+
+/// Goes to another page (a full page load: pages are rendered on the server).
+pub fn go_to(href: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        let _ = window().location().set_href(href);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = href;
+}
+
+/// Loads the page again as soon as `done` turns true (an action succeeded).
+pub fn reload_when(done: impl Fn() -> bool + 'static) {
+    Effect::new(move |_| {
+        if done() {
+            reload();
+        }
+    });
+}
+
+/// Loads this page again from the server, to show what an action changed.
+pub fn reload() {
+    #[cfg(feature = "hydrate")]
+    {
+        let _ = window().location().reload();
+    }
+}

@@ -51,7 +51,7 @@ fn LocalForm(next: Signal<String>) -> impl IntoView {
             "auditors read everything and change nothing."
         </p>
         <form method="post" action="/auth/local" class="card form">
-            <input type="hidden" name="next" prop:value=next/>
+            <input type="hidden" name="next" value=next/>
             <div class="field">
                 <label for="username">"User name"</label>
                 <input id="username" name="username" autocomplete="username" required maxlength="64"

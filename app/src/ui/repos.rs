@@ -2,7 +2,7 @@
 //! with its pull URI, settings, production access, images and drift. Admins
 //! adopt repositories made outside the portal, check drift, and resolve it.
 //! Search, filter and page are in the URL (100 rows a page).
-use super::common::{encode, use_hydrated, EmptyState, ErrorNotice, Loading};
+use super::common::{encode, go_to, reload, reload_when, use_hydrated, EmptyState, ErrorNotice, Loading};
 use super::InfoResource;
 use crate::api::{list_repositories, AcceptDrift, AdoptRepository, CheckDrift, RequestRestore};
 use crate::error::AppError;
@@ -10,7 +10,7 @@ use crate::views::{RepositoriesQuery, RepositoryView};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use leptos_router::hooks::{use_navigate, use_query_map};
+use leptos_router::hooks::use_query_map;
 
 /// The link to another page of the same search.
 fn page_href(q: &RepositoriesQuery, offset: u32) -> String {
@@ -33,7 +33,6 @@ fn page_href(q: &RepositoriesQuery, offset: u32) -> String {
 
 #[component]
 pub fn Repositories() -> impl IntoView {
-    let tick = RwSignal::new(0u32);
     let query = use_query_map();
     let q = move || {
         query.with(|m| {
@@ -46,44 +45,13 @@ pub fn Repositories() -> impl IntoView {
             }
         })
     };
-    let repos = Resource::new(move || (tick.get(), q()), |(_, q)| list_repositories(q));
+    let repos = Resource::new(q, list_repositories);
     let info = expect_context::<InfoResource>().0;
     let is_admin = move || info.get().and_then(Result::ok).and_then(|i| i.user).is_some_and(|u| u.is_admin());
-    let check = ServerAction::<CheckDrift>::new();
-    let adopt = ServerAction::<AdoptRepository>::new();
-    let accept = ServerAction::<AcceptDrift>::new();
-    let restore = ServerAction::<RequestRestore>::new();
-    let error = RwSignal::new(None::<AppError>);
-    let navigate = use_navigate();
-    let hydrated = use_hydrated();
-    Effect::new(move |_| {
-        let results = [
-            check.value().get().map(|r| r.map(|_| ())),
-            adopt.value().get().map(|r| r.map(|_| ())),
-            accept.value().get().map(|r| r.map(|_| ())),
-        ];
-        for r in results.into_iter().flatten() {
-            match r {
-                Ok(()) => tick.update(|t| *t += 1),
-                Err(e) => error.set(Some(e)),
-            }
-        }
-    });
-    Effect::new(move |_| match restore.value().get() {
-        Some(Ok(id)) => navigate(&format!("/requests/{id}"), Default::default()),
-        Some(Err(e)) => error.set(Some(e)),
-        None => {}
-    });
-    let busy = move || {
-        !hydrated.get()
-            || check.pending().get()
-            || adopt.pending().get()
-            || accept.pending().get()
-            || restore.pending().get()
-    };
     let row = move |r: RepositoryView| {
         let name = r.name.clone();
-        let (n1, n2, n3, n4) = (name.clone(), name.clone(), name.clone(), name.clone());
+        let n4 = name.clone();
+        let n5 = name.clone();
         let drifted = !r.drift.is_empty();
         let uri = r.uri.clone();
         view! {
@@ -95,9 +63,7 @@ pub fn Repositories() -> impl IntoView {
                 </td>
                 <td class="uri">
                     <code>{uri.clone()}</code>
-                    <button type="button" class="link-button copy" disabled=move || !hydrated.get()
-                        aria-label=format!("Copy the pull URI of {name}")
-                        on:click=move |_| copy(&uri)>"Copy"</button>
+                    <CopyButton text=uri label=format!("Copy the pull URI of {name}")/>
                 </td>
                 <td class="settings">
                     {r.tag_mutability.clone()} <br/>
@@ -131,23 +97,7 @@ pub fn Repositories() -> impl IntoView {
                 </td>
                 <td class="row-actions">
                     <Show when=is_admin>
-                        {
-                            let (n1, n2, n3) = (n1.clone(), n2.clone(), n3.clone());
-                            let managed = r.managed;
-                            view! {
-                                {(!managed).then(|| {
-                                    let n = n1.clone();
-                                    view! { <button class="button small" disabled=busy on:click=move |_| { adopt.dispatch(AdoptRepository { repository: n.clone() }); }>"Adopt"</button> }
-                                })}
-                                {drifted.then(|| {
-                                    let (a, b) = (n2.clone(), n3.clone());
-                                    view! {
-                                        <button class="button small" disabled=busy on:click=move |_| { accept.dispatch(AcceptDrift { repository: a.clone() }); }>"Accept live state"</button>
-                                        <button class="button small primary" disabled=busy on:click=move |_| { restore.dispatch(RequestRestore { repository: b.clone(), justification: String::new() }); }>"Request restore"</button>
-                                    }
-                                })}
-                            }
-                        }
+                        <RepoActions name=n5.clone() managed=r.managed drifted/>
                     </Show>
                 </td>
             </tr>
@@ -159,13 +109,10 @@ pub fn Repositories() -> impl IntoView {
             <div class="page-head">
                 <h1>"Repositories"</h1>
                 <Show when=is_admin>
-                    <button class="button" disabled=busy on:click=move |_| { error.set(None); check.dispatch(CheckDrift { repository: None }); }>
-                        {move || if check.pending().get() { "Checking…" } else { "Check drift now" }}
-                    </button>
+                    <CheckDriftButton/>
                 </Show>
             </div>
             <p class="lede">"Read from ECR in the staging account (refreshed every minute), including repositories created outside the portal."</p>
-            {move || error.get().map(|e| view! { <ErrorNotice error=e/> })}
             <form method="get" action="/repositories" class="card filters-form" aria-label="Search the repositories">
                 <div class="field">
                     <label for="r-q">"Name contains"</label>
@@ -245,6 +192,73 @@ pub fn Repositories() -> impl IntoView {
                 })}
             </Transition>
         </section>
+    }
+}
+
+/// Copies a pull URI to the clipboard.
+#[island]
+fn CopyButton(text: String, label: String) -> impl IntoView {
+    let hydrated = use_hydrated();
+    view! {
+        <button type="button" class="link-button copy" disabled=move || !hydrated.get() aria-label=label
+            on:click=move |_| copy(&text)>"Copy"</button>
+    }
+}
+
+/// An admin's actions on one repository: adopt it, accept its live state, or
+/// ask for it to be restored. The page loads again with the result.
+#[island]
+fn RepoActions(name: String, managed: bool, drifted: bool) -> impl IntoView {
+    let adopt = ServerAction::<AdoptRepository>::new();
+    let accept = ServerAction::<AcceptDrift>::new();
+    let restore = ServerAction::<RequestRestore>::new();
+    let error = RwSignal::new(None::<AppError>);
+    let hydrated = use_hydrated();
+    Effect::new(move |_| {
+        for r in [adopt.value().get(), accept.value().get()].into_iter().flatten() {
+            match r {
+                Ok(()) => reload(),
+                Err(e) => error.set(Some(e)),
+            }
+        }
+    });
+    Effect::new(move |_| match restore.value().get() {
+        Some(Ok(id)) => go_to(&format!("/requests/{id}")),
+        Some(Err(e)) => error.set(Some(e)),
+        None => {}
+    });
+    let busy = move || !hydrated.get() || adopt.pending().get() || accept.pending().get() || restore.pending().get();
+    let (n1, n2, n3) = (name.clone(), name.clone(), name);
+    view! {
+        {move || error.get().map(|e| view! { <ErrorNotice error=e/> })}
+        {(!managed).then(|| view! {
+            <button class="button small" disabled=busy
+                on:click=move |_| { error.set(None); adopt.dispatch(AdoptRepository { repository: n1.clone() }); }>"Adopt"</button>
+        })}
+        {drifted.then(|| view! {
+            <button class="button small" disabled=busy
+                on:click=move |_| { error.set(None); accept.dispatch(AcceptDrift { repository: n2.clone() }); }>"Accept live state"</button>
+            <button class="button small primary" disabled=busy
+                on:click=move |_| {
+                    error.set(None);
+                    restore.dispatch(RequestRestore { repository: n3.clone(), justification: String::new() });
+                }>"Request restore"</button>
+        })}
+    }
+}
+
+/// Checks every managed repository for drift now; the page loads again with the result.
+#[island]
+fn CheckDriftButton() -> impl IntoView {
+    let check = ServerAction::<CheckDrift>::new();
+    let hydrated = use_hydrated();
+    reload_when(move || matches!(check.value().get(), Some(Ok(_))));
+    view! {
+        <button class="button" disabled=move || !hydrated.get() || check.pending().get()
+            on:click=move |_| { check.dispatch(CheckDrift { repository: None }); }>
+            {move || if check.pending().get() { "Checking…" } else { "Check drift now" }}
+        </button>
+        {move || check.value().get().and_then(Result::err).map(|e| view! { <ErrorNotice error=e/> })}
     }
 }
 

@@ -1,6 +1,6 @@
 //! Requests: the list, the admin queue, the new-repository form and the
 //! request page (plan, decision, result, timeline).
-use super::common::{use_hydrated, EmptyState, ErrorNotice, Loading, StatusBadge};
+use super::common::{go_to, reload, reload_when, use_hydrated, EmptyState, ErrorNotice, Loading, StatusBadge};
 use super::InfoResource;
 use crate::api::*;
 use crate::domain::form::{parse_optional_number, AccessRequestInput, FieldError, RepositoryRequestInput};
@@ -13,7 +13,7 @@ use crate::views::{RequestDetail, RequestSummary, RequestsPage};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
 fn RequestTable(rows: Vec<RequestSummary>) -> impl IntoView {
@@ -218,7 +218,7 @@ pub fn NewRequest() -> impl IntoView {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
                     Ok(i) if i.user.is_none() => view! { <ErrorNotice error=AppError::Unauthenticated/> }.into_any(),
                     Ok(i) => match Namespace::parse(&i.namespace) {
-                        Ok(ns) => view! { <NewRequestForm namespace=ns/> }.into_any(),
+                        Ok(ns) => view! { <NewRequestForm namespace=ns.as_str().to_string()/> }.into_any(),
                         Err(e) => view! { <ErrorNotice error=AppError::Internal(e.to_string())/> }.into_any(),
                     },
                 })}
@@ -227,8 +227,14 @@ pub fn NewRequest() -> impl IntoView {
     }
 }
 
-#[component]
-fn NewRequestForm(namespace: Namespace) -> impl IntoView {
+/// The new-repository form: checks as the user types with the server's own
+/// parser, submits through a server function, then opens the new request.
+#[island]
+fn NewRequestForm(namespace: String) -> impl IntoView {
+    let namespace = match Namespace::parse(&namespace) {
+        Ok(ns) => ns,
+        Err(e) => return view! { <ErrorNotice error=AppError::Internal(e.to_string())/> }.into_any(),
+    };
     let name = RwSignal::new(String::new());
     let tag_mutability = RwSignal::new("IMMUTABLE".to_string());
     let scan_on_push = RwSignal::new(true);
@@ -243,7 +249,6 @@ fn NewRequestForm(namespace: Namespace) -> impl IntoView {
     let errors = RwSignal::new(Vec::<FieldError>::new());
     let server_error = RwSignal::new(None::<AppError>);
     let submit = ServerAction::<SubmitRepositoryRequest>::new();
-    let navigate = use_navigate();
     let hydrated = use_hydrated();
 
     let ns = namespace.clone();
@@ -302,7 +307,7 @@ fn NewRequestForm(namespace: Namespace) -> impl IntoView {
     Effect::new(move |_| {
         if let Some(result) = submit.value().get() {
             match result {
-                Ok(id) => navigate(&format!("/requests/{id}"), Default::default()),
+                Ok(id) => go_to(&format!("/requests/{id}")),
                 Err(e) => {
                     errors.set(e.field_errors().to_vec());
                     server_error.set(Some(e));
@@ -411,31 +416,44 @@ fn NewRequestForm(namespace: Namespace) -> impl IntoView {
             </div>
         </form>
     }
+    .into_any()
 }
 
 #[component]
 pub fn RequestPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id")).and_then(|s| s.parse::<i64>().ok());
-    let tick = RwSignal::new(0u32);
-    let detail = Resource::new(
-        move || (id(), tick.get()),
-        |(id, _)| async move {
-            match id {
-                Some(id) => get_request(id).await,
-                None => Err(AppError::NotFound("there is no request with that number".into())),
-            }
-        },
-    );
-    // Keep the page current while the worker moves the request along.
+    let detail = Resource::new(id, |id| async move {
+        match id {
+            Some(id) => get_request(id).await,
+            None => Err(AppError::NotFound("there is no request with that number".into())),
+        }
+    });
+    view! {
+        <Title text=move || id().map(|i| format!("Request #{i}")).unwrap_or_default()/>
+        <section class="page">
+            <Suspense fallback=Loading>
+                {move || detail.get().map(|d| match d {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(d) => view! { <RequestView detail=d/> }.into_any(),
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+/// Keeps the page current while the worker moves the request along: asks
+/// for the status every second and loads the page again when it changes.
+#[island]
+fn LiveStatus(id: i64, status: Status) -> impl IntoView {
     Effect::new(move |_| {
         let handle = set_interval_with_handle(
             move || {
-                let moving =
-                    detail.get_untracked().and_then(Result::ok).is_some_and(|d| d.summary.status.is_in_flight());
-                if moving {
-                    tick.update(|t| *t += 1);
-                }
+                leptos::task::spawn_local(async move {
+                    if request_status(id).await.is_ok_and(|now| now != status) {
+                        reload();
+                    }
+                });
             },
             std::time::Duration::from_millis(1000),
         )
@@ -446,25 +464,15 @@ pub fn RequestPage() -> impl IntoView {
             }
         });
     });
-    let refresh = Callback::new(move |_: ()| tick.update(|t| *t += 1));
-    view! {
-        <Title text=move || id().map(|i| format!("Request #{i}")).unwrap_or_default()/>
-        <section class="page">
-            <Transition fallback=Loading>
-                {move || detail.get().map(|d| match d {
-                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(d) => view! { <RequestView detail=d refresh/> }.into_any(),
-                })}
-            </Transition>
-        </section>
-    }
 }
 
 #[component]
-fn RequestView(detail: RequestDetail, refresh: Callback<()>) -> AnyView {
+fn RequestView(detail: RequestDetail) -> AnyView {
     let d = detail;
     let id = d.summary.id;
+    let moving = d.summary.status.is_in_flight().then(|| view! { <LiveStatus id status=d.summary.status/> });
     view! {
+        {moving}
         <div class="page-head">
             <div>
                 <p class="eyebrow">"Request #"{id}" · "{d.summary.kind_label.clone()}</p>
@@ -487,7 +495,7 @@ fn RequestView(detail: RequestDetail, refresh: Callback<()>) -> AnyView {
                 <PlanView detail=d.clone()/>
             </div>
             <aside class="col-side">
-                <Decision detail=d.clone() refresh/>
+                <Decision detail=d.clone()/>
                 <Timeline detail=d/>
             </aside>
         </div>
@@ -680,28 +688,8 @@ fn Timeline(detail: RequestDetail) -> AnyView {
 }
 
 #[component]
-fn Decision(detail: RequestDetail, refresh: Callback<()>) -> AnyView {
+fn Decision(detail: RequestDetail) -> AnyView {
     let id = detail.summary.id;
-    let comment = RwSignal::new(String::new());
-    let approve = ServerAction::<ApproveRequest>::new();
-    let reject = ServerAction::<RejectRequest>::new();
-    let retry = ServerAction::<RetryRequest>::new();
-    let error = RwSignal::new(None::<AppError>);
-    Effect::new(move |_| {
-        let results = [
-            approve.value().get().map(|r| r.map(|_| ())),
-            reject.value().get().map(|r| r.map(|_| ())),
-            retry.value().get().map(|r| r.map(|_| ())),
-        ];
-        for r in results.into_iter().flatten() {
-            match r {
-                Ok(()) => refresh.run(()),
-                Err(e) => error.set(Some(e)),
-            }
-        }
-    });
-    let hydrated = use_hydrated();
-    let busy = move || !hydrated.get() || approve.pending().get() || reject.pending().get() || retry.pending().get();
     let status = detail.summary.status;
     let decided = detail.decided_by.clone().map(|by| {
         let verb = if status == Status::Rejected { "Rejected" } else { "Approved" };
@@ -746,35 +734,18 @@ fn Decision(detail: RequestDetail, refresh: Callback<()>) -> AnyView {
                     {expires.map(|e| view! { <p class="help">"Expires without a decision on " <time>{e}</time></p> })}
                 </div>
                 {blocked.clone().map(|b| view! { <p class="notice notice-info" data-testid="approve-blocked">{b}</p> })}
-                {(can_approve || can_reject).then(|| view! {
-                    <div class="field">
-                        <label for="comment">"Comment (optional)"</label>
-                        <textarea id="comment" rows="3" prop:value=comment on:input=move |ev| comment.set(event_target_value(&ev))></textarea>
-                    </div>
-                    <div class="actions">
-                        {can_approve.then(|| view! {
-                            <button class="button primary" disabled=busy
-                                on:click=move |_| { error.set(None); approve.dispatch(ApproveRequest { id, comment: comment.get_untracked() }); }>
-                                "Approve"
-                            </button>
-                        })}
-                        {can_reject.then(|| view! {
-                            <button class="button danger" disabled=busy
-                                on:click=move |_| { error.set(None); reject.dispatch(RejectRequest { id, comment: comment.get_untracked() }); }>
-                                "Reject"
-                            </button>
-                        })}
-                    </div>
-                })}
+                {(can_approve || can_reject).then(|| view! { <DecisionButtons id can_approve can_reject/> })}
             </section>
         }
     });
-    let retry_box = detail.can_retry.then(|| view! {
-        <section class="card">
-            <h2>"Retry"</h2>
-            <p>"Fix the cause, then apply the approved plan again."</p>
-            <button class="button" disabled=busy on:click=move |_| { error.set(None); retry.dispatch(RetryRequest { id }); }>"Retry apply"</button>
-        </section>
+    let retry_box = detail.can_retry.then(|| {
+        view! {
+            <section class="card">
+                <h2>"Retry"</h2>
+                <p>"Fix the cause, then apply the approved plan again."</p>
+                <RetryButton id/>
+            </section>
+        }
     });
     let progress = status.is_in_flight().then(|| view! {
         <section class="card progress" role="status" aria-live="polite">
@@ -783,7 +754,6 @@ fn Decision(detail: RequestDetail, refresh: Callback<()>) -> AnyView {
         </section>
     });
     view! {
-        {move || error.get().map(|e| view! { <ErrorNotice error=e/> })}
         {pending}
         {progress}
         {decided}
@@ -792,9 +762,66 @@ fn Decision(detail: RequestDetail, refresh: Callback<()>) -> AnyView {
     .into_any()
 }
 
+/// The comment and the Approve / Reject buttons; the page loads again with the decision.
+#[island]
+fn DecisionButtons(id: i64, can_approve: bool, can_reject: bool) -> impl IntoView {
+    let comment = RwSignal::new(String::new());
+    let approve = ServerAction::<ApproveRequest>::new();
+    let reject = ServerAction::<RejectRequest>::new();
+    let error = RwSignal::new(None::<AppError>);
+    Effect::new(move |_| {
+        for r in [approve.value().get(), reject.value().get()].into_iter().flatten() {
+            match r {
+                Ok(_) => reload(),
+                Err(e) => error.set(Some(e)),
+            }
+        }
+    });
+    let hydrated = use_hydrated();
+    let busy = move || !hydrated.get() || approve.pending().get() || reject.pending().get();
+    view! {
+        {move || error.get().map(|e| view! { <ErrorNotice error=e/> })}
+        <div class="field">
+            <label for="comment">"Comment (optional)"</label>
+            <textarea id="comment" rows="3" prop:value=comment on:input=move |ev| comment.set(event_target_value(&ev))></textarea>
+        </div>
+        <div class="actions">
+            {can_approve.then(|| view! {
+                <button class="button primary" disabled=busy
+                    on:click=move |_| { error.set(None); approve.dispatch(ApproveRequest { id, comment: comment.get_untracked() }); }>
+                    "Approve"
+                </button>
+            })}
+            {can_reject.then(|| view! {
+                <button class="button danger" disabled=busy
+                    on:click=move |_| { error.set(None); reject.dispatch(RejectRequest { id, comment: comment.get_untracked() }); }>
+                    "Reject"
+                </button>
+            })}
+        </div>
+    }
+}
+
+/// Applies a failed request's approved plan again; the page loads again to follow it.
+#[island]
+fn RetryButton(id: i64) -> impl IntoView {
+    let retry = ServerAction::<RetryRequest>::new();
+    let hydrated = use_hydrated();
+    reload_when(move || matches!(retry.value().get(), Some(Ok(_))));
+    view! {
+        {move || retry.value().get().and_then(Result::err).map(|e| view! { <ErrorNotice error=e/> })}
+        <button class="button" disabled=move || !hydrated.get() || retry.pending().get()
+            on:click=move |_| { retry.dispatch(RetryRequest { id }); }>"Retry apply"</button>
+    }
+}
+
 #[component]
 pub fn AccessRequest() -> impl IntoView {
     let info = expect_context::<InfoResource>().0;
+    // Links from the repositories page fill in the repository and the change.
+    let query = use_query_map();
+    let repository = move || query.with(|q| q.get("repository")).unwrap_or_default();
+    let action = move || query.with(|q| q.get("action")).filter(|a| a == "revoke").unwrap_or_else(|| "grant".into());
     view! {
         <Title text="Production access"/>
         <section class="page narrow">
@@ -804,31 +831,31 @@ pub fn AccessRequest() -> impl IntoView {
                 {move || info.get().map(|i| match i {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
                     Ok(i) if i.user.is_none() => view! { <ErrorNotice error=AppError::Unauthenticated/> }.into_any(),
-                    Ok(i) => view! { <AccessForm namespace=i.namespace production=i.production_account/> }.into_any(),
+                    Ok(i) => view! {
+                        <AccessForm namespace=i.namespace production=i.production_account
+                            repository=repository() action=action()/>
+                    }.into_any(),
                 })}
             </Suspense>
         </section>
     }
 }
 
-#[component]
-fn AccessForm(namespace: String, production: Option<String>) -> impl IntoView {
-    let query = use_query_map();
-    let repository = RwSignal::new(query.with_untracked(|q| q.get("repository")).unwrap_or_default());
-    let action = RwSignal::new(
-        query.with_untracked(|q| q.get("action")).filter(|a| a == "revoke").unwrap_or_else(|| "grant".into()),
-    );
+/// The production access form: grant or revoke, with an optional end date.
+#[island]
+fn AccessForm(namespace: String, production: Option<String>, repository: String, action: String) -> impl IntoView {
+    let repository = RwSignal::new(repository);
+    let action = RwSignal::new(action);
     let until = RwSignal::new(String::new());
     let justification = RwSignal::new(String::new());
     let errors = RwSignal::new(Vec::<FieldError>::new());
     let server_error = RwSignal::new(None::<AppError>);
     let submit = ServerAction::<SubmitAccessRequest>::new();
-    let navigate = use_navigate();
     let hydrated = use_hydrated();
     Effect::new(move |_| {
         if let Some(result) = submit.value().get() {
             match result {
-                Ok(id) => navigate(&format!("/requests/{id}"), Default::default()),
+                Ok(id) => go_to(&format!("/requests/{id}")),
                 Err(e) => {
                     errors.set(e.field_errors().to_vec());
                     server_error.set(Some(e));

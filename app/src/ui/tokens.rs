@@ -10,9 +10,7 @@ use leptos_meta::Title;
 
 #[component]
 pub fn TokensPage() -> impl IntoView {
-    let version = RwSignal::new(0u32);
-    let tokens = Resource::new(move || version.get(), |_| list_tokens());
-    let created = RwSignal::new(None::<CreatedToken>);
+    let tokens = Resource::new(|| (), |_| list_tokens());
     view! {
         <Title text="API tokens"/>
         <section class="page">
@@ -23,24 +21,43 @@ pub fn TokensPage() -> impl IntoView {
                 "Pipelines use a token as " <code>"Authorization: Bearer <token>"</code>
                 " on the JSON API. Every use is recorded in the audit trail under your name and the token's number."
             </p>
-            {move || created.get().map(|c| view! { <NewSecret created=c/> })}
-            <CreateForm on_created=Callback::new(move |c: CreatedToken| {
-                created.set(Some(c));
-                version.update(|v| *v += 1);
-            })/>
-            <h2>"Your tokens"</h2>
-            <Transition fallback=Loading>
+            <Suspense fallback=Loading>
                 {move || tokens.get().map(|r| match r {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(list) if list.is_empty() => view! {
-                        <EmptyState title="No API tokens yet">
-                            <p>"Create one above for a CI pipeline; choose “submit requests only” unless it must do more."</p>
-                        </EmptyState>
-                    }.into_any(),
-                    Ok(list) => view! { <TokenTable list on_change=Callback::new(move |_| version.update(|v| *v += 1))/> }.into_any(),
+                    Ok(list) => view! { <Tokens list/> }.into_any(),
                 })}
-            </Transition>
+            </Suspense>
         </section>
+    }
+}
+
+/// The form, the new secret and the list: one island that starts from the
+/// list the server rendered and keeps it current from what creating and
+/// revoking answer (the secret must never go through a page load).
+#[island]
+fn Tokens(list: Vec<TokenView>) -> impl IntoView {
+    let list = RwSignal::new(list);
+    let created = RwSignal::new(None::<CreatedToken>);
+    view! {
+        {move || created.get().map(|c| view! { <NewSecret created=c/> })}
+        <CreateForm on_created=Callback::new(move |c: CreatedToken| {
+            list.update(|l| l.insert(0, c.token.clone()));
+            created.set(Some(c));
+        })/>
+        <h2>"Your tokens"</h2>
+        {move || {
+            let l = list.get();
+            if l.is_empty() {
+                view! {
+                    <EmptyState title="No API tokens yet">
+                        <p>"Create one above for a CI pipeline; choose “submit requests only” unless it must do more."</p>
+                    </EmptyState>
+                }
+                .into_any()
+            } else {
+                view! { <TokenTable list=l on_change=Callback::new(move |now: Vec<TokenView>| list.set(now))/> }.into_any()
+            }
+        }}
     }
 }
 
@@ -130,11 +147,11 @@ fn CreateForm(on_created: Callback<CreatedToken>) -> impl IntoView {
 }
 
 #[component]
-fn TokenTable(list: Vec<TokenView>, on_change: Callback<()>) -> impl IntoView {
+fn TokenTable(list: Vec<TokenView>, on_change: Callback<Vec<TokenView>>) -> impl IntoView {
     let revoke = ServerAction::<RevokeToken>::new();
     let error = RwSignal::new(None::<AppError>);
     Effect::new(move |_| match revoke.value().get() {
-        Some(Ok(_)) => on_change.run(()),
+        Some(Ok(now)) => on_change.run(now),
         Some(Err(e)) => error.set(Some(e)),
         None => {}
     });
