@@ -23,3 +23,15 @@ export function watchForErrors(page: Page): string[] {
 export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
 }
+
+/**
+ * Holds the wasm bundle back for a while, as a slow phone or a busy CI machine
+ * would: the server's HTML is on screen before its forms are interactive, and
+ * nothing typed in that window may be lost.
+ */
+export async function slowWasm(page: Page, ms = 1500) {
+  await page.route("**/*.wasm", async (route) => {
+    await new Promise((r) => setTimeout(r, ms));
+    await route.continue();
+  });
+}

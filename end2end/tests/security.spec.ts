@@ -1,5 +1,5 @@
 import { test, expect, Page } from "@playwright/test";
-import { signIn, watchForErrors, uniqueName, SHOTS } from "./helpers";
+import { signIn, slowWasm, watchForErrors, uniqueName, SHOTS } from "./helpers";
 
 // Script and HTML in every field people type into must show up as text, everywhere it is shown.
 const PAYLOADS = [
@@ -117,8 +117,11 @@ test("signing in through the OpenID Connect redirect", async ({ page }) => {
 test("a pipeline token: created in the UI, used as a Bearer token, revoked", async ({ page, playwright }) => {
   const errors = watchForErrors(page);
   await signIn(page, uniqueName("pipeline-owner"), "requester");
+  // The form arrives before the wasm: it cannot be typed into until it works.
+  await slowWasm(page);
   await page.getByRole("link", { name: "API tokens" }).click();
   await expect(page.getByText("No API tokens yet")).toBeVisible();
+  await expect(page.getByLabel("Name")).toBeDisabled();
   await page.getByLabel("Name").fill("ci-deploy");
   await page.getByLabel("submit requests only").check();
   await page.getByLabel("Valid for (days)").fill("30");
@@ -126,6 +129,7 @@ test("a pipeline token: created in the UI, used as a Bearer token, revoked", asy
   const secret = await page.getByLabel("Token", { exact: true }).inputValue();
   expect(secret).toMatch(/^ecrp_[0-9a-f]{64}$/);
   await expect(page.getByTestId("tokens")).toContainText("active");
+  await expect(page.getByTestId("tokens")).toContainText("ci-deploy");
   await page.screenshot({ path: `${SHOTS}/api-tokens.png`, fullPage: true });
 
   // A pipeline (no cookies) submits with it.

@@ -86,6 +86,19 @@ pub fn use_hydrated() -> ReadSignal<bool> {
     hydrated
 }
 
+/// An island's fields, disabled until the island is hydrated. Hydration sets
+/// each controlled field to its signal, so text typed into the server's HTML
+/// before then would be wiped; a disabled fieldset cannot be typed into, and
+/// browsers (and Playwright) wait for it.
+#[component]
+pub fn Fields(hydrated: ReadSignal<bool>, children: Children) -> impl IntoView {
+    view! {
+        <fieldset class="bare" disabled=move || !hydrated.get() aria-busy=move || (!hydrated.get()).to_string()>
+            {children()}
+        </fieldset>
+    }
+}
+
 #[component]
 pub fn Loading() -> impl IntoView {
     view! { <p class="loading" role="status">"Loading…"</p> }

@@ -108,9 +108,11 @@ pub fn Repositories() -> impl IntoView {
         <section class="page wide">
             <div class="page-head">
                 <h1>"Repositories"</h1>
-                <Show when=is_admin>
-                    <CheckDriftButton/>
-                </Show>
+                <Suspense>
+                    <Show when=is_admin>
+                        <CheckDriftButton/>
+                    </Show>
+                </Suspense>
             </div>
             <p class="lede">"Read from ECR in the staging account (refreshed every minute), including repositories created outside the portal."</p>
             <form method="get" action="/repositories" class="card filters-form" aria-label="Search the repositories">

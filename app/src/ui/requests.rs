@@ -1,6 +1,6 @@
 //! Requests: the list, the admin queue, the new-repository form and the
 //! request page (plan, decision, result, timeline).
-use super::common::{go_to, reload, reload_when, use_hydrated, EmptyState, ErrorNotice, Loading, StatusBadge};
+use super::common::{go_to, reload, reload_when, use_hydrated, EmptyState, ErrorNotice, Fields, Loading, StatusBadge};
 use super::InfoResource;
 use crate::api::*;
 use crate::domain::form::{parse_optional_number, AccessRequestInput, FieldError, RepositoryRequestInput};
@@ -333,6 +333,7 @@ fn NewRequestForm(namespace: String) -> impl IntoView {
     view! {
         <form class="card form" on:submit=on_submit novalidate data-testid="new-request-form">
             {move || server_error.get().map(|e| view! { <ErrorNotice error=e/> })}
+            <Fields hydrated>
             <div class="field" class:has-error=move || name_error.get().is_some() || errs.with(|e| e.iter().any(|f| f.field == "name"))>
                 <label for="name">"Repository name"</label>
                 <div class="prefixed">
@@ -414,6 +415,7 @@ fn NewRequestForm(namespace: String) -> impl IntoView {
                     {move || if submit.pending().get() { "Submitting…" } else { "Submit request" }}
                 </button>
             </div>
+            </Fields>
         </form>
     }
     .into_any()
@@ -781,6 +783,7 @@ fn DecisionButtons(id: i64, can_approve: bool, can_reject: bool) -> impl IntoVie
     let busy = move || !hydrated.get() || approve.pending().get() || reject.pending().get();
     view! {
         {move || error.get().map(|e| view! { <ErrorNotice error=e/> })}
+        <Fields hydrated>
         <div class="field">
             <label for="comment">"Comment (optional)"</label>
             <textarea id="comment" rows="3" prop:value=comment on:input=move |ev| comment.set(event_target_value(&ev))></textarea>
@@ -799,6 +802,7 @@ fn DecisionButtons(id: i64, can_approve: bool, can_reject: bool) -> impl IntoVie
                 </button>
             })}
         </div>
+        </Fields>
     }
 }
 
@@ -887,6 +891,7 @@ fn AccessForm(namespace: String, production: Option<String>, repository: String,
     view! {
         <form class="card form" on:submit=on_submit novalidate data-testid="access-form">
             {move || server_error.get().map(|e| view! { <ErrorNotice error=e/> })}
+            <Fields hydrated>
             <p class="help">"Production account: " <code>{production.unwrap_or_else(|| "not configured".into())}</code></p>
             <Field id="repository" label="Repository" help="The full name, or the part after the namespace." errors=errs>
                 <div class="prefixed">
@@ -922,6 +927,7 @@ fn AccessForm(namespace: String, production: Option<String>, repository: String,
                     {move || if submit.pending().get() { "Submitting…" } else { "Submit request" }}
                 </button>
             </div>
+            </Fields>
         </form>
     }
 }

@@ -1,6 +1,6 @@
 //! API tokens for pipelines: create one (its secret is shown once), see the
 //! others with their state and last use, revoke.
-use super::common::{use_hydrated, EmptyState, ErrorNotice, Loading};
+use super::common::{use_hydrated, EmptyState, ErrorNotice, Fields, Loading};
 use crate::api::{list_tokens, CreateToken, RevokeToken};
 use crate::domain::principal::TokenScope;
 use crate::error::AppError;
@@ -38,6 +38,7 @@ pub fn TokensPage() -> impl IntoView {
 fn Tokens(list: Vec<TokenView>) -> impl IntoView {
     let list = RwSignal::new(list);
     let created = RwSignal::new(None::<CreatedToken>);
+    let hydrated = use_hydrated();
     view! {
         {move || created.get().map(|c| view! { <NewSecret created=c/> })}
         <CreateForm on_created=Callback::new(move |c: CreatedToken| {
@@ -55,7 +56,7 @@ fn Tokens(list: Vec<TokenView>) -> impl IntoView {
                 }
                 .into_any()
             } else {
-                view! { <TokenTable list=l on_change=Callback::new(move |now: Vec<TokenView>| list.set(now))/> }.into_any()
+                view! { <TokenTable list=l hydrated on_change=Callback::new(move |now: Vec<TokenView>| list.set(now))/> }.into_any()
             }
         }}
     }
@@ -115,6 +116,7 @@ fn CreateForm(on_created: Callback<CreatedToken>) -> impl IntoView {
         <form class="card form" on:submit=submit novalidate>
             <h2>"New token"</h2>
             {move || error.get().filter(|e| e.field_errors().is_empty()).map(|e| view! { <ErrorNotice error=e/> })}
+            <Fields hydrated>
             <div class="field" class:has-error=move || field_error("name").is_some()>
                 <label for="token-name">"Name"</label>
                 <input id="token-name" maxlength="64" placeholder="ci-deploy" aria-describedby="token-name-error"
@@ -142,12 +144,13 @@ fn CreateForm(on_created: Callback<CreatedToken>) -> impl IntoView {
             <button type="submit" class="button primary" disabled=move || !hydrated.get() || create.pending().get()>
                 "Create token"
             </button>
+            </Fields>
         </form>
     }
 }
 
 #[component]
-fn TokenTable(list: Vec<TokenView>, on_change: Callback<Vec<TokenView>>) -> impl IntoView {
+fn TokenTable(list: Vec<TokenView>, hydrated: ReadSignal<bool>, on_change: Callback<Vec<TokenView>>) -> impl IntoView {
     let revoke = ServerAction::<RevokeToken>::new();
     let error = RwSignal::new(None::<AppError>);
     Effect::new(move |_| match revoke.value().get() {
@@ -185,6 +188,7 @@ fn TokenTable(list: Vec<TokenView>, on_change: Callback<Vec<TokenView>>) -> impl
                                 <td>
                                     {active.then(|| view! {
                                         <button class="button danger small" aria-label=format!("Revoke token {}", t.name)
+                                            disabled=move || !hydrated.get() || revoke.pending().get()
                                             on:click=move |_| { revoke.dispatch(RevokeToken { id }); }>
                                             "Revoke"
                                         </button>
