@@ -137,13 +137,20 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&script, WRK_REPORT)?;
     for (name, path) in &pages {
         let size = portal.get(&admin, path).await?.len();
-        let base = portal.wrk(&script, &format!("/__baseline/{size}"), None, secs).await?;
-        let page = portal.wrk(&script, path, Some(&admin), secs).await?;
-        eprintln!(
-            "{name}: {size} bytes, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; baseline {:.0} req/s",
-            page.rps, page.p50_ms, page.p99_ms, base.rps
-        );
-        report.pages.push((name.to_string(), size, page, base));
+        let base = portal.wrk(&script, &format!("/__baseline/{size}"), None, false, secs).await?;
+        // Pages twice: as people get them (the page cache answers a repeat
+        // while nothing changed) and rendered on every request.
+        let html = !name.contains("JSON");
+        let runs: &[bool] = if html { &[false, true] } else { &[false] };
+        for &fresh in runs {
+            let page = portal.wrk(&script, path, Some(&admin), fresh, secs).await?;
+            let name = if fresh { format!("{name}, rendered every time") } else { name.to_string() };
+            eprintln!(
+                "{name}: {size} bytes, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; baseline {:.0} req/s",
+                page.rps, page.p50_ms, page.p99_ms, base.rps
+            );
+            report.pages.push((name, size, page, base));
+        }
     }
     report.rss_load_kb = portal.max_rss_kb;
 
@@ -450,7 +457,7 @@ async fn seed_db(path: &Path, n_repos: usize, n_requests: usize, n_events: usize
         .bind(now_ms())
         .execute(&db.pool)
         .await?;
-    db.pool.close().await;
+    db.close().await;
     Ok(Seeded { pending, applied_request, deep_event })
 }
 
@@ -470,7 +477,7 @@ async fn count_status(path: &Path, which: &str) -> anyhow::Result<usize> {
         }
         _ => bail!("unknown count {which}"),
     };
-    db.pool.close().await;
+    db.close().await;
     Ok(usize::try_from(n)?)
 }
 
@@ -558,11 +565,23 @@ impl Portal {
     }
 
     /// One wrk run; RSS is sampled while it goes.
-    async fn wrk(&mut self, script: &Path, path: &str, cookie: Option<&str>, secs: u64) -> anyhow::Result<Load> {
+    /// `fresh` sends `Cache-Control: no-cache`, which the page cache honours:
+    /// every answer is rendered.
+    async fn wrk(
+        &mut self,
+        script: &Path,
+        path: &str,
+        cookie: Option<&str>,
+        fresh: bool,
+        secs: u64,
+    ) -> anyhow::Result<Load> {
         let mut cmd = tokio::process::Command::new("wrk");
         cmd.args(["-t1", "-c8", &format!("-d{secs}s"), "--timeout", "5s", "-s"]).arg(script);
         if let Some(c) = cookie {
             cmd.args(["-H", &format!("Cookie: {c}")]);
+        }
+        if fresh {
+            cmd.args(["-H", "Cache-Control: no-cache"]);
         }
         cmd.arg(format!("{}{path}", self.base)).stdout(Stdio::piped()).stderr(Stdio::piped());
         let child = cmd.spawn().context("running wrk (apt-get install wrk)")?;
@@ -789,17 +808,21 @@ impl Report {
             "| audit history filtered, any depth: p99 ≤ 20 ms at 300 req/s | worst p99 {worst_audit:.1} ms while serving ≥ {slowest_audit:.0} req/s | {} |\n",
             verdict(worst_audit <= 20.0 && slowest_audit >= 300.0)
         );
-        let html: Vec<&(String, usize, Load, Load)> = self.pages.iter().filter(|p| !p.0.contains("JSON")).collect();
-        let worst_ratio = html.iter().map(|p| p.2.rps / p.3.rps.max(1.0)).fold(f64::INFINITY, f64::min);
-        let worst_name = html
-            .iter()
-            .min_by(|a, b| (a.2.rps / a.3.rps).total_cmp(&(b.2.rps / b.3.rps)))
-            .map(|p| p.0.clone())
-            .unwrap_or_default();
+        let worst = |rendered: bool| {
+            self.pages
+                .iter()
+                .filter(|p| !p.0.contains("JSON") && p.0.ends_with("rendered every time") == rendered)
+                .map(|p| (p.2.rps / p.3.rps.max(1.0), p.0.clone()))
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .unwrap_or((0.0, String::new()))
+        };
+        let ((served, served_name), (rendered, rendered_name)) = (worst(false), worst(true));
         s += &format!(
-            "| server-rendered pages ≥ 25% of the baseline | lowest {:.0}% ({worst_name}) | {} |\n",
-            worst_ratio * 100.0,
-            verdict(worst_ratio >= 0.25)
+            "| server-rendered pages ≥ 25% of the baseline | as served (page cache): lowest {:.0}% ({served_name}); \
+             rendered every time: lowest {:.0}% ({rendered_name}) | {} |\n",
+            served * 100.0,
+            rendered * 100.0,
+            verdict(served >= 0.25)
         );
         if let Some(a) = &self.approvals {
             s += &format!(

@@ -27,6 +27,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 #[derive(Clone)]
 pub struct Db {
     pub pool: SqlitePool,
+    /// One connection kept for write transactions, so a writer never waits
+    /// for a connection behind the readers while it holds the writer turn.
+    write_pool: SqlitePool,
     /// One writer at a time in this process (see the module notes).
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Counts the changes this process made (each committed write, and the
@@ -150,20 +153,36 @@ impl Db {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        // No ping before each use: a SQLite connection is a local file that
+        // cannot go stale, and the ping is a round trip to sqlx's connection
+        // thread on every query.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("opening SQLite database {}", path.display()))?;
         MIGRATOR.run(&pool).await.context("running database migrations")?;
-        Ok(Self { pool, writer: Default::default(), version: Default::default(), sessions_version: Default::default() })
+        let write_pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening SQLite database {}", path.display()))?;
+        Ok(Self {
+            pool,
+            write_pool,
+            writer: Default::default(),
+            version: Default::default(),
+            sessions_version: Default::default(),
+        })
     }
 
     /// Waits for this process's writer turn, then starts a write transaction
     /// that takes SQLite's write lock at once.
     pub async fn write(&self) -> Result<WriteTx, sqlx::Error> {
         let turn = self.writer.clone().lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let tx = self.write_pool.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx {
             tx,
             version: self.version.clone(),
@@ -205,6 +224,12 @@ impl Db {
         if let Err(e) = result {
             tracing::warn!("{what}: {e}");
         }
+    }
+
+    /// Closes both pools, waiting for their connections to finish.
+    pub async fn close(&self) {
+        self.write_pool.close().await;
+        self.pool.close().await;
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
@@ -696,10 +721,10 @@ pub async fn events_ascending(
     rows.iter().map(|r| Ok((event_from_row(r)?, r.try_get("hash")?))).collect()
 }
 
-pub async fn events_for_request(pool: &SqlitePool, request_id: i64) -> Result<Vec<EventRow>, sqlx::Error> {
+pub async fn events_for_request(conn: &mut SqliteConnection, request_id: i64) -> Result<Vec<EventRow>, sqlx::Error> {
     let rows = sqlx::query("SELECT * FROM audit_events WHERE request_id = ? ORDER BY id")
         .bind(request_id)
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await?;
     rows.iter().map(event_from_row).collect()
 }

@@ -443,6 +443,69 @@ impl PortalService {
         }
     }
 
+    /// The request page's data for a request already read (with its
+    /// approvals): the plan, the timeline and the drift are read here.
+    async fn detail_of(
+        &self,
+        by: &Principal,
+        row: RequestRow,
+        approvals: Vec<Approval>,
+    ) -> Result<RequestDetail, AppError> {
+        let r = &row.request;
+        let id = r.id;
+        if r.requester != by.id && !by.can(Capability::ReadAllRequests) {
+            return Err(self.deny(by, format!("request #{id} is someone else's; you can see your own requests")).await);
+        }
+        let plan = self.plan_for(&row).await;
+        let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
+        let timeline =
+            db::events_for_request(&mut conn, id).await.map_err(db_err)?.into_iter().map(event_view).collect();
+        let rule = self.deployment.approval.rule(&r.kind);
+        let approve_blocked = if r.status.is_awaiting_decision() {
+            r.check_decision(by, "approved", &rule, &approvals)
+                .err()
+                .map(|e| e.to_string())
+                .or_else(|| plan.blocked.clone())
+        } else {
+            None
+        };
+        let expires_at = (r.status == Status::Pending)
+            .then(|| format_ms(r.created_at.saturating_add(self.deployment.approval.pending_expiry_ms)));
+        let drift = db::get_record(&mut conn, r.kind.repository().as_str())
+            .await
+            .map_err(db_err)?
+            .map(|rec| rec.drift)
+            .unwrap_or_default();
+        let until = match &r.kind {
+            RequestKind::GrantProduction { until: Some(t), .. } => Some(format_ms(*t)),
+            _ => None,
+        };
+        Ok(RequestDetail {
+            summary: summary(r),
+            kind: r.kind.clone(),
+            until,
+            justification: r.justification.clone(),
+            decided_by: r.decided_by.clone(),
+            decision_comment: r.decision_comment.clone(),
+            failure: r.failure.clone(),
+            attempts: r.attempts,
+            plan,
+            result: row.result.clone(),
+            timeline,
+            approve_blocked,
+            can_reject: r.check_decision(by, "rejected", &rule, &[]).is_ok(),
+            can_retry: by.can(Capability::Operate) && r.status == Status::Failed,
+            approvals: approvals
+                .into_iter()
+                .map(|a| ApprovalView { approver: a.approver, at: format_ms(a.at), comment: a.comment })
+                .collect(),
+            approvals_required: rule.required,
+            approver_groups: rule.groups.clone(),
+            expires_at,
+            drift,
+        })
+    }
+
     /// Applies one decision through the state machine, with its audit event,
     /// atomically. Approvals are counted per approver; the request moves to
     /// `approved` only when the approval policy's number is reached.
@@ -480,9 +543,9 @@ impl PortalService {
             .await
             .map_err(db_err)?
             .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))?;
-        let approvals = db::approvals(&mut tx, id).await.map_err(db_err)?;
+        let mut approvals = db::approvals(&mut tx, id).await.map_err(db_err)?;
         let from = row.request.status;
-        let next = match step(row.request, &approvals, now) {
+        let next = match step(row.request.clone(), &approvals, now) {
             Ok(next) => next,
             Err(e) => {
                 drop(tx);
@@ -491,6 +554,7 @@ impl PortalService {
         };
         let rule = self.deployment.approval.rule(&next.kind);
         let partial = action == AuditAction::RequestApproved && next.status == from;
+        let given = approvals.len() + 1;
         if action == AuditAction::RequestApproved {
             let approval = Approval { approver: by.id.clone(), at: now, comment: comment.clone() };
             db::insert_approval(&mut tx, id, &approval).await.map_err(|e| match &e {
@@ -499,6 +563,7 @@ impl PortalService {
                 }
                 _ => db_err(e),
             })?;
+            approvals.push(approval);
         }
         let decided_at = (next.status != from
             && matches!(action, AuditAction::RequestApproved | AuditAction::RequestRejected))
@@ -513,10 +578,11 @@ impl PortalService {
         if !saved {
             return Err(AppError::Conflict("the request changed while you were deciding; reload it".into()));
         }
-        if let (Some(p), Status::Approved) = (&snapshot, next.status) {
+        let mut after = row;
+        if let (Some(p), Status::Approved) = (snapshot, next.status) {
             db::set_approved_policy(&mut tx, id, p.as_ref()).await.map_err(db_err)?;
+            after.approved_policy = Some(p);
         }
-        let given = approvals.len() + 1;
         let mut detail = comment.unwrap_or_default();
         if action == AuditAction::RequestApproved && rule.required > 1 {
             let count = format!("approval {given} of {}", rule.required);
@@ -543,7 +609,14 @@ impl PortalService {
         if next.status == Status::Approved {
             self.wake.notify_one();
         }
-        self.request_detail(by, id).await
+        // The answer is the row as the transaction left it (the columns
+        // `save_decision` wrote), not a second read of it.
+        after.request.status = next.status;
+        after.request.updated_at = next.updated_at;
+        after.request.decided_by = next.decided_by;
+        after.request.decision_comment = next.decision_comment;
+        after.retries = 0;
+        self.detail_of(by, after, approvals).await
     }
 
     fn token_view(&self, t: db::TokenRow) -> TokenView {
@@ -766,59 +839,10 @@ impl Portal for PortalService {
     async fn request_detail(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError> {
         self.authorize(by, Capability::ReadOwnRequests, "read requests").await?;
         let row = self.load(id).await?;
-        let r = &row.request;
-        if r.requester != by.id && !by.can(Capability::ReadAllRequests) {
-            return Err(self.deny(by, format!("request #{id} is someone else's; you can see your own requests")).await);
-        }
-        let plan = self.plan_for(&row).await;
-        let timeline =
-            db::events_for_request(&self.db.pool, id).await.map_err(db_err)?.into_iter().map(event_view).collect();
-        let rule = self.deployment.approval.rule(&r.kind);
         let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
         let approvals = db::approvals(&mut conn, id).await.map_err(db_err)?;
-        let approve_blocked = if r.status.is_awaiting_decision() {
-            r.check_decision(by, "approved", &rule, &approvals)
-                .err()
-                .map(|e| e.to_string())
-                .or_else(|| plan.blocked.clone())
-        } else {
-            None
-        };
-        let expires_at = (r.status == Status::Pending)
-            .then(|| format_ms(r.created_at.saturating_add(self.deployment.approval.pending_expiry_ms)));
-        let drift = db::get_record(&mut conn, r.kind.repository().as_str())
-            .await
-            .map_err(db_err)?
-            .map(|rec| rec.drift)
-            .unwrap_or_default();
-        let until = match &r.kind {
-            RequestKind::GrantProduction { until: Some(t), .. } => Some(format_ms(*t)),
-            _ => None,
-        };
-        Ok(RequestDetail {
-            summary: summary(r),
-            kind: r.kind.clone(),
-            until,
-            justification: r.justification.clone(),
-            decided_by: r.decided_by.clone(),
-            decision_comment: r.decision_comment.clone(),
-            failure: r.failure.clone(),
-            attempts: r.attempts,
-            plan,
-            result: row.result.clone(),
-            timeline,
-            approve_blocked,
-            can_reject: r.check_decision(by, "rejected", &rule, &[]).is_ok(),
-            can_retry: by.can(Capability::Operate) && r.status == Status::Failed,
-            approvals: approvals
-                .into_iter()
-                .map(|a| ApprovalView { approver: a.approver, at: format_ms(a.at), comment: a.comment })
-                .collect(),
-            approvals_required: rule.required,
-            approver_groups: rule.groups.clone(),
-            expires_at,
-            drift,
-        })
+        drop(conn);
+        self.detail_of(by, row, approvals).await
     }
 
     async fn approve(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError> {
@@ -826,14 +850,15 @@ impl Portal for PortalService {
         let comment = clean_comment(comment)?;
         let row = self.load(id).await?;
         let rule = self.deployment.approval.rule(&row.request.kind);
-        let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
-        let approvals = db::approvals(&mut conn, id).await.map_err(db_err)?;
-        drop(conn);
-        if row.request.status.is_awaiting_decision()
-            && row.request.check_decision(by, "approved", &rule, &approvals).is_ok()
-        {
+        // A blocked plan is refused before the transaction, unless this
+        // approval would be refused anyway (the transaction says why).
+        if row.request.status.is_awaiting_decision() {
             if let Some(why) = self.plan_for(&row).await.blocked {
-                return Err(AppError::Conflict(format!("this plan cannot be applied: {why}")));
+                let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
+                let approvals = db::approvals(&mut conn, id).await.map_err(db_err)?;
+                if row.request.check_decision(by, "approved", &rule, &approvals).is_ok() {
+                    return Err(AppError::Conflict(format!("this plan cannot be applied: {why}")));
+                }
             }
         }
         let c = comment.clone();

@@ -413,3 +413,26 @@ async fn the_inventory_is_searched_filtered_and_paged() {
     let (status, bad) = page("offset=minus-one".into()).await;
     assert_eq!(status, 400, "{bad}");
 }
+
+#[tokio::test]
+async fn a_decision_answers_with_the_request_exactly_as_it_reads_afterwards() {
+    // The approve and reject answers are built from what the decision's
+    // transaction read and wrote, not read again: they must not differ.
+    let app = spawn_app_with(|c| c.worker.enabled = false).await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let (name, _) = repo_with_foreign_policy(&app, "answer").await;
+    let grant = id_of(&access(&alice, "grant_production", &name, None).await.1);
+    let created = id_of(&alice.submit(&unique("answer")).await.1);
+    let refused = id_of(&alice.submit(&unique("answer-no")).await.1);
+    for (id, verb, status) in
+        [(grant, "approve", "approved"), (created, "approve", "approved"), (refused, "reject", "rejected")]
+    {
+        let (code, answer) = bob.post(&format!("/api/v1/requests/{id}/{verb}"), json!({"comment": "checked"})).await;
+        assert_eq!(code, 200, "{answer}");
+        let (_, read) = bob.get(&format!("/api/v1/requests/{id}")).await;
+        assert_eq!(answer, read, "#{id} {verb}");
+        assert_eq!(read["summary"]["status"], status);
+        assert_eq!(read["timeline"].as_array().map(Vec::len), Some(2), "submitted and decided: {read}");
+    }
+}
