@@ -609,9 +609,8 @@ impl Portal {
             all.push(t.await??);
         }
         let seconds = started.elapsed().as_secs_f64();
-        all.sort_by(|a, b| a.total_cmp(b));
-        let pct = |p: f64| all[((all.len() as f64 * p).ceil() as usize).saturating_sub(1).min(all.len() - 1)];
-        Ok(Load { rps: all.len() as f64 / seconds, p50_ms: pct(0.50), p99_ms: pct(0.99) })
+        let pct = percentiles(all);
+        Ok(Load { rps: pct.count() as f64 / seconds, p50_ms: pct.at(0.50), p99_ms: pct.at(0.99) })
     }
 
     /// `fresh` sends `Cache-Control: no-cache`, which the page cache honours:
@@ -725,9 +724,30 @@ async fn approve_all(portal: &Portal, pending: &[i64], approvers: usize) -> anyh
         all.extend(t.await??);
     }
     let seconds = t.elapsed().as_secs_f64();
+    let pct = percentiles(all);
+    Ok(Approvals { count: pct.count(), p50_ms: pct.at(0.50), p99_ms: pct.at(0.99), max_ms: pct.at(1.0), seconds })
+}
+
+/// Latencies in milliseconds, sorted, read by nearest rank.
+struct Percentiles(Vec<f64>);
+
+fn percentiles(mut all: Vec<f64>) -> Percentiles {
     all.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| all[((all.len() as f64 * p).ceil() as usize).saturating_sub(1).min(all.len() - 1)];
-    Ok(Approvals { count: all.len(), p50_ms: pct(0.50), p99_ms: pct(0.99), max_ms: pct(1.0), seconds })
+    Percentiles(all)
+}
+
+impl Percentiles {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    fn at(&self, p: f64) -> f64 {
+        let n = self.0.len();
+        if n == 0 {
+            return 0.0;
+        }
+        self.0[((n as f64 * p).ceil() as usize).saturating_sub(1).min(n - 1)]
+    }
 }
 
 // ---------------------------------------------------------------- apply
