@@ -610,7 +610,7 @@ impl Portal {
         }
         let seconds = started.elapsed().as_secs_f64();
         let pct = percentiles(all);
-        Ok(Load { rps: pct.count() as f64 / seconds, p50_ms: pct.at(0.50), p99_ms: pct.at(0.99) })
+        Ok(Load { rps: pct.count() as f64 / seconds, p50_ms: pct.at(0.50), p99_ms: pct.at(0.99), socket_errors: 0 })
     }
 
     /// `fresh` sends `Cache-Control: no-cache`, which the page cache honours:
@@ -645,10 +645,20 @@ impl Portal {
         let line = text.lines().find(|l| l.starts_with("JSON ")).with_context(|| format!("wrk said: {text}"))?;
         let v: serde_json::Value = serde_json::from_str(&line[5..])?;
         let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
-        if f("non2xx") > 0.0 || f("errors") > 0.0 {
+        // Every answer must be a success; a few socket errors (a connection
+        // wrk saw reset, out of hundreds of thousands) are counted, not fatal.
+        if f("non2xx") > 0.0 || f("errors") > f("requests") / 1000.0 {
             bail!("{path}: {} non-2xx answers and {} socket errors under load", f("non2xx"), f("errors"));
         }
-        Ok(Load { rps: f("rps"), p50_ms: f("p50") / 1000.0, p99_ms: f("p99") / 1000.0 })
+        if f("errors") > 0.0 {
+            eprintln!("{path}: {} socket errors in {} requests", f("errors"), f("requests"));
+        }
+        Ok(Load {
+            rps: f("rps"),
+            p50_ms: f("p50") / 1000.0,
+            p99_ms: f("p99") / 1000.0,
+            socket_errors: f("errors") as u64,
+        })
     }
 
     async fn stop(mut self) {
@@ -675,6 +685,8 @@ struct Load {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Connections wrk saw fail (at most 0.1% of its requests, or the run fails).
+    socket_errors: u64,
 }
 
 // ---------------------------------------------------------------- approvals
@@ -860,6 +872,15 @@ impl Report {
                        load generator on the same machine. Data: {events} audit events, {requests} requests, {repos} repositories.\n\n");
         for n in &self.notes {
             s += &format!("- {n}\n");
+        }
+        // A page's baseline run is shared by its two rows: counted once.
+        let socket_errors: u64 = self
+            .pages
+            .iter()
+            .map(|p| p.2.socket_errors + if p.0.ends_with("rendered every time") { 0 } else { p.3.socket_errors })
+            .sum();
+        if socket_errors > 0 {
+            s += &format!("- wrk saw {socket_errors} socket errors over all rows (every answer was a success)\n");
         }
         s += "\n| page | bytes | req/s | p50 ms | p99 ms | baseline req/s (same size) | ratio |\n|---|---:|---:|---:|---:|---:|---:|\n";
         for (name, size, p, b) in &self.pages {
