@@ -75,7 +75,7 @@ pub async fn get_request(id: i64) -> Result<RequestDetail, AppError> {
 /// Where a request stands (the request page polls it while the worker moves the request along).
 #[server(prefix = "/rpc", endpoint = "request_status", input = Json)]
 pub async fn request_status(id: i64) -> Result<Status, AppError> {
-    answer(async move { Ok(portal()?.request_detail(&signed_in()?, id).await?.summary.status) }.await)
+    answer(async move { portal()?.request_status(&signed_in()?, id).await }.await)
 }
 
 #[server(prefix = "/rpc", endpoint = "submit_repository_request", input = Json)]

@@ -21,6 +21,8 @@ pub trait Portal: Send + Sync + 'static {
         page: RequestsPage,
     ) -> Result<Vec<RequestSummary>, AppError>;
     async fn request_detail(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError>;
+    /// Only where a request stands (polled by an open request page).
+    async fn request_status(&self, by: &Principal, id: i64) -> Result<crate::domain::request::Status, AppError>;
     async fn approve(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError>;
     async fn reject(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError>;
     async fn retry(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError>;

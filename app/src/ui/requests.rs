@@ -411,7 +411,7 @@ fn NewRequestForm(namespace: String) -> impl IntoView {
                     prop:value=justification on:input=move |ev| justification.set(event_target_value(&ev))></textarea>
             </Field>
             <div class="actions">
-                <button type="submit" class="button primary" disabled=move || !hydrated.get() || submit.pending().get()>
+                <button type="submit" class="button primary" disabled=move || submit.pending().get()>
                     {move || if submit.pending().get() { "Submitting…" } else { "Submit request" }}
                 </button>
             </div>
@@ -780,7 +780,7 @@ fn DecisionButtons(id: i64, can_approve: bool, can_reject: bool) -> impl IntoVie
         }
     });
     let hydrated = use_hydrated();
-    let busy = move || !hydrated.get() || approve.pending().get() || reject.pending().get();
+    let busy = move || approve.pending().get() || reject.pending().get();
     view! {
         {move || error.get().map(|e| view! { <ErrorNotice error=e/> })}
         <Fields hydrated>
@@ -923,7 +923,7 @@ fn AccessForm(namespace: String, production: Option<String>, repository: String,
                     prop:value=justification on:input=move |ev| justification.set(event_target_value(&ev))></textarea>
             </Field>
             <div class="actions">
-                <button type="submit" class="button primary" disabled=move || !hydrated.get() || submit.pending().get()>
+                <button type="submit" class="button primary" disabled=move || submit.pending().get()>
                     {move || if submit.pending().get() { "Submitting…" } else { "Submit request" }}
                 </button>
             </div>

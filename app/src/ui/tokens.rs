@@ -41,7 +41,7 @@ fn Tokens(list: Vec<TokenView>) -> impl IntoView {
     let hydrated = use_hydrated();
     view! {
         {move || created.get().map(|c| view! { <NewSecret created=c/> })}
-        <CreateForm on_created=Callback::new(move |c: CreatedToken| {
+        <CreateForm hydrated on_created=Callback::new(move |c: CreatedToken| {
             list.update(|l| l.insert(0, c.token.clone()));
             created.set(Some(c));
         })/>
@@ -77,13 +77,12 @@ fn NewSecret(created: CreatedToken) -> impl IntoView {
 }
 
 #[component]
-fn CreateForm(on_created: Callback<CreatedToken>) -> impl IntoView {
+fn CreateForm(hydrated: ReadSignal<bool>, on_created: Callback<CreatedToken>) -> impl IntoView {
     let create = ServerAction::<CreateToken>::new();
     let name = RwSignal::new(String::new());
     let scope = RwSignal::new(TokenScope::Submit.as_str().to_string());
     let days = RwSignal::new("30".to_string());
     let error = RwSignal::new(None::<AppError>);
-    let hydrated = use_hydrated();
     Effect::new(move |_| match create.value().get() {
         Some(Ok(c)) => {
             error.set(None);
@@ -141,7 +140,7 @@ fn CreateForm(on_created: Callback<CreatedToken>) -> impl IntoView {
                     prop:value=days on:input=move |ev| days.set(event_target_value(&ev))/>
                 <p class="field-error" id="token-days-error" role="alert">{move || field_error("days")}</p>
             </div>
-            <button type="submit" class="button primary" disabled=move || !hydrated.get() || create.pending().get()>
+            <button type="submit" class="button primary" disabled=move || create.pending().get()>
                 "Create token"
             </button>
             </Fields>

@@ -443,6 +443,15 @@ impl PortalService {
         }
     }
 
+    /// Requesters read their own requests; readers of all requests read any.
+    async fn may_read(&self, by: &Principal, r: &Request) -> Result<(), AppError> {
+        if r.requester != by.id && !by.can(Capability::ReadAllRequests) {
+            let id = r.id;
+            return Err(self.deny(by, format!("request #{id} is someone else's; you can see your own requests")).await);
+        }
+        Ok(())
+    }
+
     /// The request page's data for a request already read (with its
     /// approvals): the plan, the timeline and the drift are read here.
     async fn detail_of(
@@ -451,11 +460,9 @@ impl PortalService {
         row: RequestRow,
         approvals: Vec<Approval>,
     ) -> Result<RequestDetail, AppError> {
+        self.may_read(by, &row.request).await?;
         let r = &row.request;
         let id = r.id;
-        if r.requester != by.id && !by.can(Capability::ReadAllRequests) {
-            return Err(self.deny(by, format!("request #{id} is someone else's; you can see your own requests")).await);
-        }
         let plan = self.plan_for(&row).await;
         let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
         let timeline =
@@ -843,6 +850,13 @@ impl Portal for PortalService {
         let approvals = db::approvals(&mut conn, id).await.map_err(db_err)?;
         drop(conn);
         self.detail_of(by, row, approvals).await
+    }
+
+    async fn request_status(&self, by: &Principal, id: i64) -> Result<Status, AppError> {
+        self.authorize(by, Capability::ReadOwnRequests, "read requests").await?;
+        let row = self.load(id).await?;
+        self.may_read(by, &row.request).await?;
+        Ok(row.request.status)
     }
 
     async fn approve(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError> {
