@@ -19,7 +19,8 @@
 //!
 //! Settings (environment): BENCH_MOTO (moto URL), BENCH_BIN (the server
 //! binary; default: the one `cargo bench` builds), BENCH_SITE (target/site), BENCH_OUT (docs/benchmarks.md),
-//! BENCH_EVENTS, BENCH_REQUESTS, BENCH_REPOS, BENCH_SECONDS (per wrk run).
+//! BENCH_EVENTS, BENCH_REQUESTS, BENCH_REPOS, BENCH_SECONDS (per wrk run),
+//! BENCH_ONLY=approvals (only step 4, printed and not written: for working on the write path).
 use anyhow::{bail, Context};
 use app::domain::audit::AuditAction;
 use app::domain::form::RepositoryRequestInput;
@@ -91,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
     let n_requests: usize = env_or("BENCH_REQUESTS", "10000").parse()?;
     let n_repos: usize = env_or("BENCH_REPOS", "2000").parse()?;
     let secs: u64 = env_or("BENCH_SECONDS", "10").parse()?;
+    let only_approvals = env_or("BENCH_ONLY", "") == "approvals";
     let mut report = Report::default();
 
     let dir = tempfile::tempdir()?;
@@ -140,7 +142,7 @@ async fn main() -> anyhow::Result<()> {
     ];
     let script = dir.path().join("report.lua");
     std::fs::write(&script, WRK_REPORT)?;
-    for (name, path) in &pages {
+    for (name, path) in pages.iter().filter(|_| !only_approvals) {
         let size = portal.get(&admin, path).await?.len();
         let base = portal.wrk(&script, &format!("/__baseline/{size}"), None, false, secs).await?;
         // Pages twice: as people get them (the page cache answers a repeat
@@ -176,6 +178,9 @@ async fn main() -> anyhow::Result<()> {
     report.approvals = Some(approvals);
     report.rss_load_kb = report.rss_load_kb.max(portal.max_rss_kb);
     portal.stop().await;
+    if only_approvals {
+        return Ok(());
+    }
 
     // ---- phase B: apply throughput, AWS calls counted (worker on) ----
     let (proxy_url, counts) = proxy::start(&moto).await;

@@ -9,17 +9,29 @@
 //! writer at a time reach SQLite (a fair queue that wakes the next writer
 //! at commit, instead of SQLite's busy handler, which polls with sleeps of
 //! up to 100 ms: the benchmark's 50 concurrent approvers waited on it).
+//!
+//! Frequent writes (decisions, submissions, security events) go through
+//! [`Db::run`] instead: a job handed to the writer thread, which runs the
+//! jobs queued behind each other in one transaction, each in a savepoint of
+//! its own (a failing job rolls back only its own changes), and answers them
+//! all after one `COMMIT`, so one fsync covers the batch (group commit). A job
+//! is answered only once its batch is durable; if the `COMMIT` fails, every
+//! job of the batch gets the error and nothing of it was written. The thread
+//! has a runtime of its own, so a job's statements are not queued behind the
+//! web server's tasks while it holds the writer turn.
 use anyhow::Context;
 use app::domain::approval::Approval;
 use app::domain::principal::{Principal, Role, TokenScope};
 use app::domain::request::{Request, RequestKind, Status};
 use app::domain::settings::RepositorySpec;
 use app::views::{ApplyResult, AuditQuery};
+use futures::FutureExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -38,27 +50,52 @@ pub struct Db {
     /// Counts only the changes to sessions and users (sign-ins, touches,
     /// sign-outs): a cached session lookup survives the other writes.
     sessions_version: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Jobs for the writer thread ([`Db::run`]); the thread ends when the last
+    /// `Db` clone is dropped.
+    jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+}
+
+/// The most jobs one transaction takes, and how long it keeps taking jobs
+/// that arrive after it started (the first job of a batch waits for the
+/// others before it is answered).
+const BATCH_JOBS: usize = 64;
+const BATCH_TIME: Duration = Duration::from_millis(5);
+
+/// What a job left: whether its savepoint is kept, and how to answer its
+/// caller once the batch's outcome is known (`Err`: the batch was not committed).
+struct Outcome {
+    keep: bool,
+    answer: Box<dyn FnOnce(Result<(), String>) + Send>,
+}
+
+type Job = Box<dyn for<'c> FnOnce(&'c mut WriteTx) -> futures::future::BoxFuture<'c, Outcome> + Send>;
+
+/// The connection a write runs on: its own transaction ([`Db::write`]) or
+/// the writer thread's batch ([`Db::run`]).
+enum Conn {
+    Tx(Transaction<'static, Sqlite>),
+    Batch(sqlx::pool::PoolConnection<Sqlite>),
 }
 
 /// A write transaction that holds this process's writer turn until it is
 /// committed or dropped (dropping rolls back). Used like the transaction.
 pub struct WriteTx {
-    tx: Transaction<'static, Sqlite>,
+    conn: Conn,
     version: std::sync::Arc<std::sync::atomic::AtomicU64>,
     sessions_version: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Set by the queries that write sessions or users (they take a `WriteTx` for that).
     touches_sessions: bool,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await?;
-        // Still holding the turn: a reader that sees the new version also sees the data.
-        if self.touches_sessions {
-            self.sessions_version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let WriteTx { conn, version, sessions_version, touches_sessions, _turn } = self;
+        if let Conn::Tx(tx) = conn {
+            tx.commit().await?;
         }
-        self.version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Still holding the turn: a reader that sees the new version also sees the data.
+        committed(&version, &sessions_version, touches_sessions);
         Ok(())
     }
 
@@ -67,20 +104,29 @@ impl WriteTx {
     /// SQLite's lock taken and wait in its busy handler; use this on the
     /// frequent paths, such as the worker's idle poll.)
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.tx.rollback().await
+        match self.conn {
+            Conn::Tx(tx) => tx.rollback().await,
+            Conn::Batch(_) => Ok(()),
+        }
     }
 }
 
 impl std::ops::Deref for WriteTx {
     type Target = SqliteConnection;
     fn deref(&self) -> &SqliteConnection {
-        &self.tx
+        match &self.conn {
+            Conn::Tx(tx) => tx,
+            Conn::Batch(c) => c,
+        }
     }
 }
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
+        match &mut self.conn {
+            Conn::Tx(tx) => tx,
+            Conn::Batch(c) => c,
+        }
     }
 }
 
@@ -169,13 +215,65 @@ impl Db {
             .connect_with(options)
             .await
             .with_context(|| format!("opening SQLite database {}", path.display()))?;
-        Ok(Self {
+        let (jobs, queue) = tokio::sync::mpsc::unbounded_channel();
+        let db = Self {
             pool,
             write_pool,
             writer: Default::default(),
             version: Default::default(),
             sessions_version: Default::default(),
-        })
+            jobs,
+        };
+        let writer = Writer {
+            pool: db.write_pool.clone(),
+            turn: db.writer.clone(),
+            version: db.version.clone(),
+            sessions_version: db.sessions_version.clone(),
+        };
+        std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(writer.serve(queue)),
+                Err(e) => tracing::error!("starting the database writer: {e}"),
+            })
+            .context("starting the database writer thread")?;
+        Ok(db)
+    }
+
+    /// Runs `f` as one write on the writer thread, batched with the writes
+    /// queued behind it (group commit, see the module notes). `Ok` means its
+    /// changes are committed; when `f` returns `Err`, its changes are rolled
+    /// back and the error is returned. If the caller stops waiting, the job
+    /// still runs to the end: a write is never left half done.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<sqlx::Error> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut WriteTx) -> futures::future::BoxFuture<'c, Result<T, E>> + Send + 'static,
+    {
+        let (send, answer) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |tx| {
+            Box::pin(async move {
+                match f(tx).await {
+                    Ok(value) => Outcome {
+                        keep: true,
+                        answer: Box::new(move |committed| {
+                            let _ = send.send(committed.map(|()| value).map_err(|e| E::from(batch_failed(e))));
+                        }),
+                    },
+                    Err(e) => Outcome {
+                        keep: false,
+                        answer: Box::new(move |_| {
+                            let _ = send.send(Err(e));
+                        }),
+                    },
+                }
+            })
+        });
+        if self.jobs.send(job).is_err() {
+            return Err(E::from(batch_failed("the database writer has stopped".into())));
+        }
+        answer.await.unwrap_or_else(|_| Err(E::from(batch_failed("the write was abandoned".into()))))
     }
 
     /// Waits for this process's writer turn, then starts a write transaction
@@ -184,11 +282,11 @@ impl Db {
         let turn = self.writer.clone().lock_owned().await;
         let tx = self.write_pool.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx {
-            tx,
+            conn: Conn::Tx(tx),
             version: self.version.clone(),
             sessions_version: self.sessions_version.clone(),
             touches_sessions: false,
-            _turn: turn,
+            _turn: Some(turn),
         })
     }
 
@@ -209,19 +307,13 @@ impl Db {
         self.version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Runs one small write (a session or token touch) in its own turn and
-    /// transaction. Best effort: a failure is logged, not returned.
+    /// Runs one small write (a session or token touch) on the writer thread.
+    /// Best effort: a failure is logged, not returned.
     pub async fn write_quietly<F>(&self, what: &str, f: F)
     where
-        F: for<'c> FnOnce(&'c mut WriteTx) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>>,
+        F: for<'c> FnOnce(&'c mut WriteTx) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>> + Send + 'static,
     {
-        let result = async {
-            let mut tx = self.write().await?;
-            f(&mut tx).await?;
-            tx.commit().await
-        }
-        .await;
-        if let Err(e) = result {
+        if let Err(e) = self.run(f).await {
             tracing::warn!("{what}: {e}");
         }
     }
@@ -234,6 +326,114 @@ impl Db {
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+}
+
+fn committed(version: &AtomicU64, sessions_version: &AtomicU64, touches_sessions: bool) {
+    if touches_sessions {
+        sessions_version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn batch_failed(why: String) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::other(format!("the write was not committed: {why}")))
+}
+
+/// The writer thread's side of [`Db::run`].
+struct Writer {
+    pool: SqlitePool,
+    turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    version: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    sessions_version: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Writer {
+    async fn serve(self, mut queue: tokio::sync::mpsc::UnboundedReceiver<Job>) {
+        while let Some(first) = queue.recv().await {
+            let turn = self.turn.clone().lock_owned().await;
+            let (answers, result) = match self.pool.acquire().await {
+                Ok(conn) => self.batch(conn, first, &mut queue).await,
+                Err(e) => {
+                    // Dropping the job answers its caller that it was not written.
+                    tracing::error!("the database writer could not get its connection: {e}");
+                    continue;
+                }
+            };
+            drop(turn);
+            for answer in answers {
+                answer(result.clone());
+            }
+        }
+    }
+
+    /// Runs `first` and the jobs queued behind it (those already waiting, and
+    /// those arriving within [`BATCH_TIME`], up to [`BATCH_JOBS`]) in one
+    /// transaction, one savepoint each, and commits it. Returns how to answer each job, and the batch's outcome.
+    async fn batch(
+        &self,
+        conn: sqlx::pool::PoolConnection<Sqlite>,
+        first: Job,
+        queue: &mut tokio::sync::mpsc::UnboundedReceiver<Job>,
+    ) -> (Vec<Box<dyn FnOnce(Result<(), String>) + Send>>, Result<(), String>) {
+        let mut tx = WriteTx {
+            conn: Conn::Batch(conn),
+            version: self.version.clone(),
+            sessions_version: self.sessions_version.clone(),
+            touches_sessions: false,
+            _turn: None,
+        };
+        let mut answers = Vec::new();
+        // Statements are paired to save round trips to SQLite's thread: the
+        // first savepoint with BEGIN, each job's end with the next one's
+        // savepoint, and the last job's end with COMMIT.
+        if let Err(e) = sqlx::raw_sql("BEGIN IMMEDIATE; SAVEPOINT job").execute(&mut *tx).await {
+            tracing::error!("the database writer could not begin a transaction: {e}");
+            drop(first);
+            let _ = sqlx::query("ROLLBACK").execute(&mut *tx).await;
+            return (answers, Err(e.to_string()));
+        }
+        let started = std::time::Instant::now();
+        // The jobs already queued when the batch starts all join it (up to
+        // BATCH_JOBS); later ones join while it is younger than BATCH_TIME.
+        let waiting = queue.len();
+        let mut job = first;
+        let result = loop {
+            let outcome = match std::panic::AssertUnwindSafe(job(&mut tx)).catch_unwind().await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    tracing::error!("a database write panicked; its changes are rolled back");
+                    Outcome { keep: false, answer: Box::new(drop) }
+                }
+            };
+            answers.push(outcome.answer);
+            let open = answers.len() <= waiting || started.elapsed() < BATCH_TIME;
+            let next = if answers.len() < BATCH_JOBS && open { queue.try_recv().ok() } else { None };
+            let end = match (outcome.keep, next.is_some()) {
+                (true, true) => "RELEASE job; SAVEPOINT job",
+                (true, false) => "RELEASE job; COMMIT",
+                (false, true) => "ROLLBACK TO job; RELEASE job; SAVEPOINT job",
+                (false, false) => "ROLLBACK TO job; RELEASE job; COMMIT",
+            };
+            if let Err(e) = sqlx::raw_sql(end).execute(&mut *tx).await {
+                // `next` is dropped unrun: its caller is told it was not written.
+                break Err(e.to_string());
+            }
+            match next {
+                Some(j) => job = j,
+                None => break Ok(()),
+            }
+        };
+        match &result {
+            Ok(()) => committed(&tx.version, &tx.sessions_version, tx.touches_sessions),
+            Err(e) => {
+                tracing::error!("a batch of {} database writes was not committed: {e}", answers.len());
+                if let Err(e) = sqlx::query("ROLLBACK").execute(&mut *tx).await {
+                    tracing::warn!("rolling back the batch: {e}");
+                }
+            }
+        }
+        (answers, result)
     }
 }
 

@@ -93,6 +93,34 @@ pub fn internal(context: &str, err: impl std::fmt::Display) -> AppError {
     AppError::Internal(reference)
 }
 
+/// Why a write job wrote nothing: the state machine refused it (a decision
+/// answers that after the transaction, which may record a denial), or an error.
+enum JobError {
+    Transition(app::domain::request::TransitionError),
+    App(AppError),
+}
+
+impl JobError {
+    fn into_app(self) -> AppError {
+        match self {
+            Self::Transition(e) => AppError::from(e),
+            Self::App(e) => e,
+        }
+    }
+}
+
+impl From<AppError> for JobError {
+    fn from(e: AppError) -> Self {
+        Self::App(e)
+    }
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::App(db_err(e))
+    }
+}
+
 pub(crate) fn db_err(e: sqlx::Error) -> AppError {
     internal("database", e)
 }
@@ -256,23 +284,21 @@ impl PortalService {
     /// denials, token use). Best effort: a failure to record is logged, and
     /// never turns a denial into something else.
     pub async fn security_event(&self, actor: &str, action: AuditAction, detail: String) {
-        let write = async {
-            let mut tx = self.db.write().await?;
-            db::insert_event(
-                &mut tx,
-                &NewEvent {
-                    at: self.now(),
-                    actor,
+        let (at, actor) = (self.now(), actor.to_string());
+        let write = self.db.run(move |tx| {
+            Box::pin(async move {
+                let event = NewEvent {
+                    at,
+                    actor: &actor,
                     action,
                     request_id: None,
                     repository: None,
                     detail,
                     aws_request_ids: vec![],
-                },
-            )
-            .await?;
-            tx.commit().await
-        };
+                };
+                db::insert_event(tx, &event).await.map(drop)
+            })
+        });
         if let Err(e) = write.await {
             tracing::error!("recording {}: {e}", action.as_str());
         }
@@ -337,10 +363,15 @@ impl PortalService {
 
     /// Inserts a new request and its submission event (and, for system requests, the approval).
     async fn insert_request(&self, request: Request, detail: String) -> Result<i64, AppError> {
-        let mut tx = self.db.write().await.map_err(db_err)?;
-        let id = Self::insert_request_in(&mut tx, &request, detail).await?;
-        tx.commit().await.map_err(db_err)?;
-        if request.status == Status::Approved {
+        let approved = request.status == Status::Approved;
+        let id = self
+            .db
+            .run(move |tx| {
+                Box::pin(async move { Self::insert_request_in(tx, &request, detail).await.map_err(JobError::App) })
+            })
+            .await
+            .map_err(JobError::into_app)?;
+        if approved {
             self.wake.notify_one();
         }
         Ok(id)
@@ -524,7 +555,9 @@ impl PortalService {
         before: RequestRow,
         action: AuditAction,
         comment: Option<String>,
-        step: impl FnOnce(Request, &[Approval], i64) -> Result<Request, app::domain::request::TransitionError>,
+        step: impl FnOnce(Request, &Principal, &[Approval], i64) -> Result<Request, app::domain::request::TransitionError>
+            + Send
+            + 'static,
     ) -> Result<RequestDetail, AppError> {
         // The policy an approval is based on is read before the transaction (an AWS call).
         let id = before.request.id;
@@ -545,74 +578,89 @@ impl PortalService {
             None
         };
         let now = self.now();
-        let mut tx = self.db.write().await.map_err(db_err)?;
-        let row = db::get_request(&mut tx, id)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))?;
-        let mut approvals = db::approvals(&mut tx, id).await.map_err(db_err)?;
-        let from = row.request.status;
-        let next = match step(row.request.clone(), &approvals, now) {
-            Ok(next) => next,
-            Err(e) => {
-                drop(tx);
-                return Err(self.refused(by, e).await);
-            }
+        let required = self.deployment.approval.rule(&before.request.kind).required;
+        let (decider, via) = (by.clone(), by.via());
+        // The transaction runs on the writer thread, batched with the writes
+        // queued behind it (group commit); it sees the request as it is now.
+        let decided = self
+            .db
+            .run(move |tx| {
+                Box::pin(async move {
+                    let row = db::get_request(tx, id)
+                        .await?
+                        .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))?;
+                    let mut approvals = db::approvals(tx, id).await?;
+                    let from = row.request.status;
+                    let next = match step(row.request.clone(), &decider, &approvals, now) {
+                        Ok(next) => next,
+                        Err(e) => return Err(JobError::Transition(e)),
+                    };
+                    let partial = action == AuditAction::RequestApproved && next.status == from;
+                    let given = approvals.len() + 1;
+                    if action == AuditAction::RequestApproved {
+                        let approval = Approval { approver: decider.id.clone(), at: now, comment: comment.clone() };
+                        db::insert_approval(tx, id, &approval).await.map_err(|e| match &e {
+                            sqlx::Error::Database(d) if d.is_unique_violation() => AppError::Conflict(
+                                "you have already approved this request; it needs another approver".into(),
+                            ),
+                            _ => db_err(e),
+                        })?;
+                        approvals.push(approval);
+                    }
+                    let decided_at = (next.status != from
+                        && matches!(action, AuditAction::RequestApproved | AuditAction::RequestRejected))
+                    .then_some(now);
+                    let saved = db::save_decision(tx, &next, from, decided_at).await.map_err(|e| match &e {
+                        sqlx::Error::Database(d) if d.is_unique_violation() => AppError::Conflict(format!(
+                            "{} already has an open request; finish that one first",
+                            next.kind.repository()
+                        )),
+                        _ => db_err(e),
+                    })?;
+                    if !saved {
+                        return Err(AppError::Conflict(
+                            "the request changed while you were deciding; reload it".into(),
+                        ))?;
+                    }
+                    let mut after = row;
+                    if let (Some(p), Status::Approved) = (snapshot, next.status) {
+                        db::set_approved_policy(tx, id, p.as_ref()).await?;
+                        after.approved_policy = Some(p);
+                    }
+                    let mut detail = comment.unwrap_or_default();
+                    if action == AuditAction::RequestApproved && required > 1 {
+                        let count = format!("approval {given} of {required}");
+                        detail = if detail.is_empty() { count } else { format!("{count}: {detail}") };
+                    }
+                    if let Some(via) = via {
+                        detail = if detail.is_empty() {
+                            format!("through {via}")
+                        } else {
+                            format!("{detail} (through {via})")
+                        };
+                    }
+                    db::insert_event(
+                        tx,
+                        &NewEvent {
+                            at: now,
+                            actor: &decider.id,
+                            action: if partial { AuditAction::ApprovalGiven } else { action },
+                            request_id: Some(id),
+                            repository: Some(next.kind.repository().as_str()),
+                            detail,
+                            aws_request_ids: vec![],
+                        },
+                    )
+                    .await?;
+                    Ok((after, next, approvals))
+                })
+            })
+            .await;
+        let (mut after, next, approvals) = match decided {
+            Ok(done) => done,
+            Err(JobError::Transition(e)) => return Err(self.refused(by, e).await),
+            Err(JobError::App(e)) => return Err(e),
         };
-        let rule = self.deployment.approval.rule(&next.kind);
-        let partial = action == AuditAction::RequestApproved && next.status == from;
-        let given = approvals.len() + 1;
-        if action == AuditAction::RequestApproved {
-            let approval = Approval { approver: by.id.clone(), at: now, comment: comment.clone() };
-            db::insert_approval(&mut tx, id, &approval).await.map_err(|e| match &e {
-                sqlx::Error::Database(d) if d.is_unique_violation() => {
-                    AppError::Conflict("you have already approved this request; it needs another approver".into())
-                }
-                _ => db_err(e),
-            })?;
-            approvals.push(approval);
-        }
-        let decided_at = (next.status != from
-            && matches!(action, AuditAction::RequestApproved | AuditAction::RequestRejected))
-        .then_some(now);
-        let saved = db::save_decision(&mut tx, &next, from, decided_at).await.map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => AppError::Conflict(format!(
-                "{} already has an open request; finish that one first",
-                next.kind.repository()
-            )),
-            _ => db_err(e),
-        })?;
-        if !saved {
-            return Err(AppError::Conflict("the request changed while you were deciding; reload it".into()));
-        }
-        let mut after = row;
-        if let (Some(p), Status::Approved) = (snapshot, next.status) {
-            db::set_approved_policy(&mut tx, id, p.as_ref()).await.map_err(db_err)?;
-            after.approved_policy = Some(p);
-        }
-        let mut detail = comment.unwrap_or_default();
-        if action == AuditAction::RequestApproved && rule.required > 1 {
-            let count = format!("approval {given} of {}", rule.required);
-            detail = if detail.is_empty() { count } else { format!("{count}: {detail}") };
-        }
-        if let Some(via) = by.via() {
-            detail = if detail.is_empty() { format!("through {via}") } else { format!("{detail} (through {via})") };
-        }
-        db::insert_event(
-            &mut tx,
-            &NewEvent {
-                at: now,
-                actor: &by.id,
-                action: if partial { AuditAction::ApprovalGiven } else { action },
-                request_id: Some(id),
-                repository: Some(next.kind.repository().as_str()),
-                detail,
-                aws_request_ids: vec![],
-            },
-        )
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
         if next.status == Status::Approved {
             self.wake.notify_one();
         }
@@ -876,7 +924,7 @@ impl Portal for PortalService {
             }
         }
         let c = comment.clone();
-        self.decide(by, row, AuditAction::RequestApproved, comment, |r, approvals, now| {
+        self.decide(by, row, AuditAction::RequestApproved, comment, move |r, by, approvals, now| {
             r.approve(by, &rule, approvals, c, now)
         })
         .await
@@ -888,13 +936,14 @@ impl Portal for PortalService {
         let row = self.load(id).await?;
         let rule = self.deployment.approval.rule(&row.request.kind);
         let c = comment.clone();
-        self.decide(by, row, AuditAction::RequestRejected, comment, |r, _, now| r.reject(by, &rule, c, now)).await
+        self.decide(by, row, AuditAction::RequestRejected, comment, move |r, by, _, now| r.reject(by, &rule, c, now))
+            .await
     }
 
     async fn retry(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError> {
         self.authorize(by, Capability::Operate, "retry applies").await?;
         let row = self.load(id).await?;
-        self.decide(by, row, AuditAction::ApplyRetried, None, |r, _, now| r.retry(by, now)).await
+        self.decide(by, row, AuditAction::ApplyRetried, None, |r, by, _, now| r.retry(by, now)).await
     }
 
     async fn repositories(&self, by: &Principal, query: RepositoriesQuery) -> Result<RepositoriesPage, AppError> {

@@ -10,3 +10,4 @@ mod races;
 mod requests;
 mod security;
 mod web;
+mod writer;

@@ -1,0 +1,167 @@
+//! The writer thread's group commit (`Db::run`): jobs queued behind each
+//! other share one transaction and one COMMIT, yet each commits or rolls back
+//! alone, and a failed COMMIT fails every job of its batch.
+//!
+//! The tests hold the writer turn with `Db::write` while they queue jobs, so
+//! the jobs are already waiting when the writer thread gets the turn and the
+//! batch they form does not depend on timing.
+use app::domain::audit::AuditAction;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use server::db::{self, Db, NewEvent};
+use std::future::Future;
+
+async fn fresh() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::connect(&dir.path().join("writer.db")).await.expect("connect");
+    (dir, db)
+}
+
+fn event(actor: &str) -> NewEvent<'_> {
+    NewEvent {
+        at: 1,
+        actor,
+        action: AuditAction::SignedIn,
+        request_id: None,
+        repository: None,
+        detail: String::new(),
+        aws_request_ids: vec![],
+    }
+}
+
+/// A job that writes one audit event by `actor`, then fails if asked to.
+fn write_event(db: &Db, actor: String, fail: bool) -> impl Future<Output = Result<i64, sqlx::Error>> {
+    let db = db.clone();
+    async move {
+        db.run(move |tx| {
+            Box::pin(async move {
+                let id = db::insert_event(tx, &event(&actor)).await?;
+                if fail {
+                    return Err(sqlx::Error::Protocol(format!("{actor} gives up")));
+                }
+                Ok(id)
+            })
+        })
+        .await
+    }
+}
+
+/// Writes a row whose (deferred) foreign key fails at COMMIT.
+async fn poison_row(tx: &mut db::WriteTx) -> Result<i64, sqlx::Error> {
+    let conn: &mut sqlx::SqliteConnection = tx;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS poison \
+         (request_id INTEGER REFERENCES requests(id) DEFERRABLE INITIALLY DEFERRED)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("INSERT INTO poison VALUES (424242)").execute(conn).await?;
+    Ok(0)
+}
+
+async fn actors(db: &Db) -> Vec<String> {
+    sqlx::query_scalar("SELECT actor FROM audit_events ORDER BY id").fetch_all(&db.pool).await.expect("actors")
+}
+
+type Write = BoxFuture<'static, Result<i64, sqlx::Error>>;
+
+/// Runs the writes while the test holds the writer turn, so that all their
+/// jobs are queued when the writer thread gets it; returns their results in order.
+async fn queued(db: &Db, writes: Vec<Write>) -> Vec<Result<i64, sqlx::Error>> {
+    let turn = db.write().await.expect("turn");
+    let handles: Vec<_> = writes.into_iter().map(tokio::spawn).collect();
+    // Each task queues its job on its first poll, then waits for the answer.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    turn.rollback().await.expect("release the turn");
+    let mut results = Vec::new();
+    for h in handles {
+        results.push(h.await.expect("task"));
+    }
+    results
+}
+
+#[tokio::test]
+async fn queued_writes_share_one_commit_and_each_keeps_or_loses_only_its_own_changes() {
+    let (_dir, db) = fresh().await;
+    let before = db.version();
+    let writes = (0..10).map(|i| write_event(&db, format!("actor-{i}"), i % 3 == 1).boxed()).collect();
+    let results = queued(&db, writes).await;
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r.is_err(), i % 3 == 1, "job {i}: {r:?}");
+    }
+    assert!(results[1].as_ref().expect_err("failed").to_string().contains("actor-1 gives up"));
+    // Only the jobs that succeeded left their event, in the order they were queued,
+    let kept: Vec<String> = (0..10).filter(|i| i % 3 != 1).map(|i| format!("actor-{i}")).collect();
+    assert_eq!(actors(&db).await, kept);
+    // with ids and hashes chained as if they had been written one by one.
+    let v = server::audit::verify(&db.pool).await.expect("verify");
+    assert!(v.intact(), "{v:?}");
+    assert_eq!(v.events, kept.len() as u64);
+    // Ten jobs queued together took fewer than ten commits.
+    let commits = db.version() - before;
+    assert!(commits < 10, "{commits} commits for 10 queued jobs");
+}
+
+#[tokio::test]
+async fn a_commit_that_fails_fails_every_job_of_its_batch_and_writes_none_of_them() {
+    let (_dir, db) = fresh().await;
+    write_event(&db, "before".into(), false).await.expect("first write");
+    // A deferred foreign key is checked only at COMMIT: this job succeeds on
+    // its own, and makes its batch's COMMIT fail.
+    let poison = {
+        let db = db.clone();
+        async move { db.run(|tx| Box::pin(poison_row(tx))).await }
+    };
+    let writes =
+        vec![write_event(&db, "a".into(), false).boxed(), poison.boxed(), write_event(&db, "b".into(), false).boxed()];
+    for r in queued(&db, writes).await {
+        let e = r.expect_err("the batch was not committed");
+        assert!(e.to_string().contains("not committed"), "{e}");
+    }
+    assert_eq!(actors(&db).await, ["before"], "nothing of the failed batch was written");
+    // The writer goes on: the next write commits, and the chain is whole.
+    write_event(&db, "after".into(), false).await.expect("next write");
+    assert_eq!(actors(&db).await, ["before", "after"]);
+    assert!(server::audit::verify(&db.pool).await.expect("verify").intact());
+}
+
+#[tokio::test]
+async fn a_panicking_job_fails_alone_and_the_writer_goes_on() {
+    let (_dir, db) = fresh().await;
+    let panics = {
+        let db = db.clone();
+        async move {
+            db.run(|tx| {
+                Box::pin(async move {
+                    let id = db::insert_event(tx, &event("panics")).await?;
+                    assert!(id < 0, "a bug in a write");
+                    Ok::<_, sqlx::Error>(id)
+                })
+            })
+            .await
+        }
+    };
+    let writes =
+        vec![write_event(&db, "a".into(), false).boxed(), panics.boxed(), write_event(&db, "b".into(), false).boxed()];
+    let results = queued(&db, writes).await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(results[1].is_err(), "{results:?}");
+    assert_eq!(actors(&db).await, ["a", "b"]);
+    write_event(&db, "after".into(), false).await.expect("the writer still runs");
+}
+
+#[tokio::test]
+async fn a_write_whose_caller_stops_waiting_is_still_done_whole() {
+    let (_dir, db) = fresh().await;
+    let turn = db.write().await.expect("turn");
+    {
+        let write = write_event(&db, "abandoned".into(), false);
+        tokio::pin!(write);
+        // Queued, then the caller goes away (a closed connection, a timeout).
+        assert!(futures::poll!(&mut write).is_pending());
+    }
+    turn.rollback().await.expect("release the turn");
+    // Jobs run in order: once this one is answered, the abandoned one was done.
+    write_event(&db, "next".into(), false).await.expect("next write");
+    assert_eq!(actors(&db).await, ["abandoned", "next"]);
+}
