@@ -793,14 +793,47 @@ pub async fn ended_grants(conn: &mut SqliteConnection, now: i64) -> Result<Vec<R
 /// Appends an event to the chain. Call it inside a write transaction
 /// ([`Db::write`]): the previous hash and the next id are read and used under
 /// the same write lock.
+/// The audit chain's last event: what the next event links to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainHead {
+    /// 0 when the trail is empty.
+    pub id: i64,
+    pub hash: String,
+}
+
+impl ChainHead {
+    fn from_columns(id: Option<i64>, hash: Option<String>) -> Self {
+        match (id, hash) {
+            (Some(id), Some(hash)) => Self { id, hash },
+            _ => Self { id: 0, hash: crate::audit::GENESIS.to_string() },
+        }
+    }
+}
+
+pub async fn chain_head(conn: &mut SqliteConnection) -> Result<ChainHead, sqlx::Error> {
+    let last = sqlx::query("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1").fetch_optional(conn).await?;
+    Ok(match last {
+        Some(r) => ChainHead { id: r.try_get("id")?, hash: r.try_get("hash")? },
+        None => ChainHead::from_columns(None, None),
+    })
+}
+
+/// Appends an event to the audit chain (read its head, link to it).
 pub async fn insert_event(conn: &mut SqliteConnection, e: &NewEvent<'_>) -> Result<i64, sqlx::Error> {
+    let head = chain_head(&mut *conn).await?;
+    insert_event_after(conn, &head, e).await
+}
+
+/// Appends an event after `head`, which the caller read in this transaction
+/// with nothing appended since (a decision reads it with the request, to
+/// save a round trip under the writer turn).
+pub async fn insert_event_after(
+    conn: &mut SqliteConnection,
+    head: &ChainHead,
+    e: &NewEvent<'_>,
+) -> Result<i64, sqlx::Error> {
     let ids = serde_json::to_string(&e.aws_request_ids).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
-    let last =
-        sqlx::query("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1").fetch_optional(&mut *conn).await?;
-    let (id, prev_hash) = match last {
-        Some(r) => (r.try_get::<i64, _>("id")? + 1, r.try_get::<String, _>("hash")?),
-        None => (1, crate::audit::GENESIS.to_string()),
-    };
+    let (id, prev_hash) = (head.id + 1, head.hash.clone());
     let row = EventRow {
         id,
         at: e.at,
@@ -1151,6 +1184,34 @@ pub async fn approvals(conn: &mut SqliteConnection, request_id: i64) -> Result<V
             Ok(Approval { approver: r.try_get("approver")?, at: r.try_get("at")?, comment: r.try_get("comment")? })
         })
         .collect()
+}
+
+/// What a decision reads under the writer turn, in one statement: the
+/// request, its approvals (ordered like [`approvals`]) and the audit chain's head.
+pub async fn decision_state(
+    conn: &mut SqliteConnection,
+    id: i64,
+) -> Result<Option<(RequestRow, Vec<Approval>, ChainHead)>, sqlx::Error> {
+    let Some(row) = sqlx::query(
+        "SELECT r.*,
+           (SELECT json_group_array(json_object('approver', approver, 'at', at, 'comment', comment))
+              FROM approvals WHERE request_id = r.id) AS approvals_json,
+           (SELECT id FROM audit_events ORDER BY id DESC LIMIT 1) AS head_id,
+           (SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1) AS head_hash
+         FROM requests r WHERE r.id = ?",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let request = request_from_row(&row)?;
+    let json: String = row.try_get("approvals_json")?;
+    let mut approvals: Vec<Approval> = serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    approvals.sort_by(|a, b| (a.at, &a.approver).cmp(&(b.at, &b.approver)));
+    let head = ChainHead::from_columns(row.try_get("head_id")?, row.try_get("head_hash")?);
+    Ok(Some((request, approvals, head)))
 }
 
 pub async fn insert_approval(conn: &mut SqliteConnection, request_id: i64, a: &Approval) -> Result<(), sqlx::Error> {

@@ -586,10 +586,12 @@ impl PortalService {
             .db
             .run(move |tx| {
                 Box::pin(async move {
-                    let row = db::get_request(tx, id)
+                    // One read (the request, its approvals, the audit chain's
+                    // head): each statement here is a round trip that every
+                    // queued write waits for.
+                    let (row, mut approvals, head) = db::decision_state(tx, id)
                         .await?
                         .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))?;
-                    let mut approvals = db::approvals(tx, id).await?;
                     let from = row.request.status;
                     let next = match step(row.request.clone(), &decider, &approvals, now) {
                         Ok(next) => next,
@@ -639,8 +641,9 @@ impl PortalService {
                             format!("{detail} (through {via})")
                         };
                     }
-                    db::insert_event(
+                    db::insert_event_after(
                         tx,
+                        &head,
                         &NewEvent {
                             at: now,
                             actor: &decider.id,

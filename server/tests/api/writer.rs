@@ -165,3 +165,64 @@ async fn a_write_whose_caller_stops_waiting_is_still_done_whole() {
     write_event(&db, "next".into(), false).await.expect("next write");
     assert_eq!(actors(&db).await, ["abandoned", "next"]);
 }
+
+#[tokio::test]
+async fn a_decisions_single_read_matches_the_request_its_approvals_and_the_chain_head() {
+    use app::domain::approval::Approval;
+    use app::domain::request::{Request, RequestKind, Status};
+    let (_dir, db) = fresh().await;
+    let ns = app::domain::name::Namespace::parse("crytera").expect("namespace");
+    let spec = app::domain::form::RepositoryRequestInput {
+        name: "crytera/one-read".into(),
+        team: "platform".into(),
+        cost_center: "cc-1234".into(),
+        justification: "test".into(),
+        ..Default::default()
+    }
+    .parse(&ns)
+    .expect("valid input")
+    .spec;
+    let request = Request {
+        id: 0,
+        kind: RequestKind::CreateRepository { spec, grant_production: true },
+        justification: "test".into(),
+        requester: "local:alice".into(),
+        status: Status::Pending,
+        created_at: 5,
+        updated_at: 5,
+        decided_by: None,
+        decision_comment: None,
+        failure: None,
+        attempts: 0,
+    };
+    let mut tx = db.write().await.expect("turn");
+    let id = db::insert_request(&mut tx, &request).await.expect("request");
+    tx.commit().await.expect("commit");
+
+    let read_apart = |db: Db| async move {
+        let mut conn = db.pool.acquire().await.expect("connection");
+        let row = db::get_request(&mut conn, id).await.expect("request").expect("exists");
+        let approvals = db::approvals(&mut conn, id).await.expect("approvals");
+        let head = db::chain_head(&mut conn).await.expect("head");
+        let (one_row, one_approvals, one_head) =
+            db::decision_state(&mut conn, id).await.expect("one read").expect("exists");
+        assert_eq!(one_row.request, row.request);
+        assert_eq!(one_approvals, approvals);
+        assert_eq!(one_head, head);
+        one_approvals.len()
+    };
+    // No approvals, no events yet: the chain starts at the genesis hash.
+    assert_eq!(read_apart(db.clone()).await, 0);
+    let mut conn = db.pool.acquire().await.expect("connection");
+    assert_eq!(db::decision_state(&mut conn, id).await.expect("read").expect("exists").2.hash, server::audit::GENESIS);
+    assert!(db::decision_state(&mut conn, id + 1).await.expect("read").is_none());
+    drop(conn);
+    // Two approvals (one without a comment, given out of name order) and some events.
+    let mut tx = db.write().await.expect("turn");
+    for (who, at, comment) in [("local:zed", 7, None), ("local:bob", 9, Some("fine".to_string()))] {
+        db::insert_approval(&mut tx, id, &Approval { approver: who.into(), at, comment }).await.expect("approval");
+    }
+    db::insert_event(&mut tx, &event("local:bob")).await.expect("event");
+    tx.commit().await.expect("commit");
+    assert_eq!(read_apart(db.clone()).await, 2);
+}
