@@ -942,7 +942,7 @@ impl Report {
         if let Some(o) = &self.solo {
             s += &format!(
                 "| one approval at a time (no budget) | {} approvals by one approver: p50 {:.1} ms, p99 {:.1} ms; \
-                 with {APPROVERS} in flight and writes in turn, a p99 near {APPROVERS} × p50 is queueing |  |\n",
+                 with {APPROVERS} in flight, writes queue for one writer (which commits them in batches) |  |\n",
                 o.count, o.p50_ms, o.p99_ms
             );
         }
