@@ -65,10 +65,15 @@ const BATCH_TIME: Duration = Duration::from_millis(5);
 /// caller once the batch's outcome is known (`Err`: the batch was not committed).
 struct Outcome {
     keep: bool,
-    answer: Box<dyn FnOnce(Result<(), String>) + Send>,
+    answer: Answer,
 }
 
-type Job = Box<dyn for<'c> FnOnce(&'c mut WriteTx) -> futures::future::BoxFuture<'c, Outcome> + Send>;
+type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// A job for the writer thread: run on the batch's transaction (`Ok`), or
+/// told why it cannot run (`Err`: its batch could not begin, or failed before
+/// reaching it), so that its caller hears the cause.
+type Job = Box<dyn for<'c> FnOnce(Result<&'c mut WriteTx, String>) -> futures::future::BoxFuture<'c, Outcome> + Send>;
 
 /// The connection a write runs on: its own transaction ([`Db::write`]) or
 /// the writer thread's batch ([`Db::run`]).
@@ -215,7 +220,12 @@ impl Db {
             .connect_with(options)
             .await
             .with_context(|| format!("opening SQLite database {}", path.display()))?;
-        let (jobs, queue) = tokio::sync::mpsc::unbounded_channel();
+        // Built here so that a failure stops the start instead of every later write.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the database writer's runtime")?;
+        let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel();
         let db = Self {
             pool,
             write_pool,
@@ -232,9 +242,17 @@ impl Db {
         };
         std::thread::Builder::new()
             .name("db-writer".into())
-            .spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt.block_on(writer.serve(queue)),
-                Err(e) => tracing::error!("starting the database writer: {e}"),
+            .spawn(move || {
+                // A panic outside a job (a job's own panic is caught) loses
+                // only the batch it was in: its callers are told, and the
+                // writer goes on with the next one.
+                while std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    runtime.block_on(writer.serve(&mut queue))
+                }))
+                .is_err()
+                {
+                    tracing::error!("the database writer panicked outside a job; it starts again");
+                }
             })
             .context("starting the database writer thread")?;
         Ok(db)
@@ -245,6 +263,12 @@ impl Db {
     /// changes are committed; when `f` returns `Err`, its changes are rolled
     /// back and the error is returned. If the caller stops waiting, the job
     /// still runs to the end: a write is never left half done.
+    ///
+    /// `f` runs on the writer thread while it holds the writer turn, inside
+    /// the batch's transaction: it must only use the `WriteTx` it is given.
+    /// Calling [`Db::run`] or [`Db::write`] from it would wait for that turn
+    /// forever, and beginning or ending a transaction or a savepoint
+    /// (`begin()`, `COMMIT`, `RELEASE`) would break its batch.
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -254,6 +278,17 @@ impl Db {
         let (send, answer) = tokio::sync::oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |tx| {
             Box::pin(async move {
+                let tx = match tx {
+                    Ok(tx) => tx,
+                    Err(why) => {
+                        return Outcome {
+                            keep: false,
+                            answer: Box::new(move |_| {
+                                let _ = send.send(Err(E::from(batch_failed(why))));
+                            }),
+                        }
+                    }
+                };
                 match f(tx).await {
                     Ok(value) => Outcome {
                         keep: true,
@@ -273,7 +308,9 @@ impl Db {
         if self.jobs.send(job).is_err() {
             return Err(E::from(batch_failed("the database writer has stopped".into())));
         }
-        answer.await.unwrap_or_else(|_| Err(E::from(batch_failed("the write was abandoned".into()))))
+        answer
+            .await
+            .unwrap_or_else(|_| Err(E::from(batch_failed("the database writer stopped before answering".into()))))
     }
 
     /// Waits for this process's writer turn, then starts a write transaction
@@ -349,15 +386,20 @@ struct Writer {
 }
 
 impl Writer {
-    async fn serve(self, mut queue: tokio::sync::mpsc::UnboundedReceiver<Job>) {
+    async fn serve(&self, queue: &mut tokio::sync::mpsc::UnboundedReceiver<Job>) {
+        // After a panic the connection may still be inside the lost batch's
+        // transaction (an error here only means there was none).
+        if let Ok(mut conn) = self.pool.acquire().await {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        }
         while let Some(first) = queue.recv().await {
             let turn = self.turn.clone().lock_owned().await;
             let (answers, result) = match self.pool.acquire().await {
-                Ok(conn) => self.batch(conn, first, &mut queue).await,
+                Ok(conn) => self.batch(conn, first, queue).await,
                 Err(e) => {
-                    // Dropping the job answers its caller that it was not written.
-                    tracing::error!("the database writer could not get its connection: {e}");
-                    continue;
+                    let why = format!("the database writer could not get its connection: {e}");
+                    tracing::error!("{why}");
+                    (vec![refuse(first, &why).await], Err(why))
                 }
             };
             drop(turn);
@@ -375,7 +417,7 @@ impl Writer {
         conn: sqlx::pool::PoolConnection<Sqlite>,
         first: Job,
         queue: &mut tokio::sync::mpsc::UnboundedReceiver<Job>,
-    ) -> (Vec<Box<dyn FnOnce(Result<(), String>) + Send>>, Result<(), String>) {
+    ) -> (Vec<Answer>, Result<(), String>) {
         let mut tx = WriteTx {
             conn: Conn::Batch(conn),
             version: self.version.clone(),
@@ -389,9 +431,10 @@ impl Writer {
         // savepoint, and the last job's end with COMMIT.
         if let Err(e) = sqlx::raw_sql("BEGIN IMMEDIATE; SAVEPOINT job").execute(&mut *tx).await {
             tracing::error!("the database writer could not begin a transaction: {e}");
-            drop(first);
+            let why = e.to_string();
+            answers.push(refuse(first, &why).await);
             let _ = sqlx::query("ROLLBACK").execute(&mut *tx).await;
-            return (answers, Err(e.to_string()));
+            return (answers, Err(why));
         }
         let started = std::time::Instant::now();
         // The jobs already queued when the batch starts all join it (up to
@@ -399,7 +442,7 @@ impl Writer {
         let waiting = queue.len();
         let mut job = first;
         let result = loop {
-            let outcome = match std::panic::AssertUnwindSafe(job(&mut tx)).catch_unwind().await {
+            let outcome = match std::panic::AssertUnwindSafe(job(Ok(&mut tx))).catch_unwind().await {
                 Ok(outcome) => outcome,
                 Err(_) => {
                     tracing::error!("a database write panicked; its changes are rolled back");
@@ -416,8 +459,12 @@ impl Writer {
                 (false, false) => "ROLLBACK TO job; RELEASE job; COMMIT",
             };
             if let Err(e) = sqlx::raw_sql(end).execute(&mut *tx).await {
-                // `next` is dropped unrun: its caller is told it was not written.
-                break Err(e.to_string());
+                // The batch fails; `next` is not run, and its caller hears why.
+                let why = e.to_string();
+                if let Some(next) = next {
+                    answers.push(refuse(next, &why).await);
+                }
+                break Err(why);
             }
             match next {
                 Some(j) => job = j,
@@ -435,6 +482,11 @@ impl Writer {
         }
         (answers, result)
     }
+}
+
+/// Tells a job's caller that it was not run, and why.
+async fn refuse(job: Job, why: &str) -> Answer {
+    job(Err(why.to_string())).await.answer
 }
 
 fn request_from_row(row: &SqliteRow) -> Result<RequestRow, sqlx::Error> {
@@ -570,21 +622,6 @@ pub async fn save_decision(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
-}
-
-/// Stores the live policy an approval was based on (JSON; `null` for none).
-pub async fn set_approved_policy(
-    conn: &mut SqliteConnection,
-    id: i64,
-    policy: Option<&serde_json::Value>,
-) -> Result<(), sqlx::Error> {
-    let text = serde_json::to_string(&policy).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query("UPDATE requests SET approved_policy = ? WHERE id = ?")
-        .bind(text)
-        .bind(id)
-        .execute(conn)
-        .await
-        .map(|_| ())
 }
 
 /// Open requests waiting for a decision on a repository (pending or sent back).
@@ -832,10 +869,32 @@ pub async fn insert_event_after(
     head: &ChainHead,
     e: &NewEvent<'_>,
 ) -> Result<i64, sqlx::Error> {
+    let (row, hash, ids) = chained(head, e)?;
+    let row = sqlx::query(
+        "INSERT INTO audit_events (id, at, actor, action, request_id, repository, detail, aws_request_ids, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(row.id)
+    .bind(row.at)
+    .bind(row.actor)
+    .bind(row.action)
+    .bind(row.request_id)
+    .bind(row.repository)
+    .bind(row.detail)
+    .bind(ids)
+    .bind(&head.hash)
+    .bind(hash)
+    .fetch_one(conn)
+    .await?;
+    row.try_get("id")
+}
+
+/// The row an event becomes after `head`: its id, its hash, and its AWS
+/// request ids as stored (JSON).
+fn chained(head: &ChainHead, e: &NewEvent<'_>) -> Result<(EventRow, String, String), sqlx::Error> {
     let ids = serde_json::to_string(&e.aws_request_ids).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
-    let (id, prev_hash) = (head.id + 1, head.hash.clone());
     let row = EventRow {
-        id,
+        id: head.id + 1,
         at: e.at,
         actor: e.actor.to_string(),
         action: e.action.as_str().to_string(),
@@ -844,24 +903,8 @@ pub async fn insert_event_after(
         detail: e.detail.clone(),
         aws_request_ids: e.aws_request_ids.clone(),
     };
-    let hash = crate::audit::chain_hash(&prev_hash, &row);
-    let row = sqlx::query(
-        "INSERT INTO audit_events (id, at, actor, action, request_id, repository, detail, aws_request_ids, prev_hash, hash)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(id)
-    .bind(e.at)
-    .bind(e.actor)
-    .bind(e.action.as_str())
-    .bind(e.request_id)
-    .bind(e.repository)
-    .bind(&e.detail)
-    .bind(ids)
-    .bind(prev_hash)
-    .bind(hash)
-    .fetch_one(conn)
-    .await?;
-    row.try_get("id")
+    let hash = crate::audit::chain_hash(&head.hash, &row);
+    Ok((row, hash, ids))
 }
 
 /// Audit filters already converted to SQL values.
@@ -1223,6 +1266,89 @@ pub async fn insert_approval(conn: &mut SqliteConnection, request_id: i64, a: &A
         .execute(conn)
         .await
         .map(|_| ())
+}
+
+/// Everything one decision writes (see [`write_decision`]).
+pub struct DecisionWrite<'a> {
+    /// The request as the state machine left it.
+    pub next: &'a Request,
+    /// The status it was read in: the update applies only if it is still there.
+    pub from: Status,
+    /// Set for approvals and rejections that move the request, kept otherwise.
+    pub decided_at: Option<i64>,
+    /// The approval given, if this decision is one.
+    pub approval: Option<&'a Approval>,
+    /// The live policy the approval was based on (`Some(None)`: no policy).
+    pub approved_policy: Option<Option<&'a serde_json::Value>>,
+    /// The audit chain's head, read in this transaction.
+    pub head: &'a ChainHead,
+    pub event: &'a NewEvent<'a>,
+}
+
+/// Writes a decision: the approval, the request's new state, the policy it
+/// was based on and its audit event, as one multi-statement query, so the
+/// writer thread makes one round trip to SQLite's thread for all of them
+/// instead of four. Returns false (having written the rest, for the caller to
+/// roll back) when the request was no longer in `from`. Call it inside a
+/// write transaction, like [`save_decision`] and [`insert_event_after`],
+/// which write the same columns.
+pub async fn write_decision(conn: &mut SqliteConnection, d: &DecisionWrite<'_>) -> Result<bool, sqlx::Error> {
+    let r = d.next;
+    let mut sql = String::new();
+    let mut expected = 2;
+    if d.approval.is_some() {
+        sql.push_str("INSERT INTO approvals (request_id, approver, at, comment) VALUES (?, ?, ?, ?);\n");
+        expected += 1;
+    }
+    sql.push_str(
+        "UPDATE requests SET status = ?, updated_at = ?, decided_by = ?,
+             decided_at = COALESCE(?, decided_at), decision_comment = ?, retries = 0, not_before = NULL
+         WHERE id = ? AND status = ?;\n",
+    );
+    if d.approved_policy.is_some() {
+        sql.push_str("UPDATE requests SET approved_policy = ? WHERE id = ?;\n");
+        expected += 1;
+    }
+    sql.push_str(
+        "INSERT INTO audit_events (id, at, actor, action, request_id, repository, detail, aws_request_ids, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    let (event, hash, ids) = chained(d.head, d.event)?;
+    let policy = d
+        .approved_policy
+        .map(|p| serde_json::to_string(&p))
+        .transpose()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let mut q = sqlx::query(&sql);
+    if let Some(a) = d.approval {
+        q = q.bind(r.id).bind(&a.approver).bind(a.at).bind(&a.comment);
+    }
+    q = q
+        .bind(r.status.as_str())
+        .bind(r.updated_at)
+        .bind(r.decided_by.as_deref())
+        .bind(d.decided_at)
+        .bind(r.decision_comment.as_deref())
+        .bind(r.id)
+        .bind(d.from.as_str());
+    if let Some(p) = policy {
+        q = q.bind(p).bind(r.id);
+    }
+    let done = q
+        .bind(event.id)
+        .bind(event.at)
+        .bind(event.actor)
+        .bind(event.action)
+        .bind(event.request_id)
+        .bind(event.repository)
+        .bind(event.detail)
+        .bind(ids)
+        .bind(&d.head.hash)
+        .bind(hash)
+        .execute(conn)
+        .await?;
+    // Every statement but the request's update writes exactly one row.
+    Ok(done.rows_affected() == expected)
 }
 
 /// Starts a new approval round (the request was sent back for re-approval).

@@ -364,17 +364,37 @@ impl PortalService {
     /// Inserts a new request and its submission event (and, for system requests, the approval).
     async fn insert_request(&self, request: Request, detail: String) -> Result<i64, AppError> {
         let approved = request.status == Status::Approved;
-        let id = self
-            .db
-            .run(move |tx| {
+        self.run_then_wake(
+            move |tx| {
                 Box::pin(async move { Self::insert_request_in(tx, &request, detail).await.map_err(JobError::App) })
-            })
-            .await
-            .map_err(JobError::into_app)?;
-        if approved {
-            self.wake.notify_one();
-        }
-        Ok(id)
+            },
+            move |_| approved,
+        )
+        .await
+        .map_err(JobError::into_app)
+    }
+
+    /// Runs a write job on the writer thread ([`Db::run`]) and, once it is
+    /// committed, wakes the worker if `wakes` says the result is work for it.
+    /// In a task of its own, so that the worker is woken even when the caller
+    /// stops waiting (a closed connection) after the job was queued.
+    async fn run_then_wake<T, F>(&self, job: F, wakes: impl FnOnce(&T) -> bool + Send + 'static) -> Result<T, JobError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut db::WriteTx) -> futures::future::BoxFuture<'c, Result<T, JobError>> + Send + 'static,
+    {
+        let (db, wake) = (self.db.clone(), self.wake.clone());
+        tokio::spawn(async move {
+            let done = db.run(job).await;
+            if let Ok(value) = &done {
+                if wakes(value) {
+                    wake.notify_one();
+                }
+            }
+            done
+        })
+        .await
+        .unwrap_or_else(|_| Err(JobError::from(sqlx::Error::WorkerCrashed)))
     }
 
     /// Inserts a request and its events inside the caller's write transaction.
@@ -583,68 +603,44 @@ impl PortalService {
         // The transaction runs on the writer thread, batched with the writes
         // queued behind it (group commit); it sees the request as it is now.
         let decided = self
-            .db
-            .run(move |tx| {
-                Box::pin(async move {
-                    // One read (the request, its approvals, the audit chain's
-                    // head): each statement here is a round trip that every
-                    // queued write waits for.
-                    let (row, mut approvals, head) = db::decision_state(tx, id)
-                        .await?
-                        .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))?;
-                    let from = row.request.status;
-                    let next = match step(row.request.clone(), &decider, &approvals, now) {
-                        Ok(next) => next,
-                        Err(e) => return Err(JobError::Transition(e)),
-                    };
-                    let partial = action == AuditAction::RequestApproved && next.status == from;
-                    let given = approvals.len() + 1;
-                    if action == AuditAction::RequestApproved {
-                        let approval = Approval { approver: decider.id.clone(), at: now, comment: comment.clone() };
-                        db::insert_approval(tx, id, &approval).await.map_err(|e| match &e {
-                            sqlx::Error::Database(d) if d.is_unique_violation() => AppError::Conflict(
-                                "you have already approved this request; it needs another approver".into(),
-                            ),
-                            _ => db_err(e),
-                        })?;
-                        approvals.push(approval);
-                    }
-                    let decided_at = (next.status != from
-                        && matches!(action, AuditAction::RequestApproved | AuditAction::RequestRejected))
-                    .then_some(now);
-                    let saved = db::save_decision(tx, &next, from, decided_at).await.map_err(|e| match &e {
-                        sqlx::Error::Database(d) if d.is_unique_violation() => AppError::Conflict(format!(
-                            "{} already has an open request; finish that one first",
-                            next.kind.repository()
-                        )),
-                        _ => db_err(e),
-                    })?;
-                    if !saved {
-                        return Err(AppError::Conflict(
-                            "the request changed while you were deciding; reload it".into(),
-                        ))?;
-                    }
-                    let mut after = row;
-                    if let (Some(p), Status::Approved) = (snapshot, next.status) {
-                        db::set_approved_policy(tx, id, p.as_ref()).await?;
-                        after.approved_policy = Some(p);
-                    }
-                    let mut detail = comment.unwrap_or_default();
-                    if action == AuditAction::RequestApproved && required > 1 {
-                        let count = format!("approval {given} of {required}");
-                        detail = if detail.is_empty() { count } else { format!("{count}: {detail}") };
-                    }
-                    if let Some(via) = via {
-                        detail = if detail.is_empty() {
-                            format!("through {via}")
-                        } else {
-                            format!("{detail} (through {via})")
+            .run_then_wake(
+                move |tx| {
+                    Box::pin(async move {
+                        // One read (the request, its approvals, the audit chain's
+                        // head): each statement here is a round trip that every
+                        // queued write waits for.
+                        let (row, mut approvals, head) = db::decision_state(tx, id)
+                            .await?
+                            .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))?;
+                        let from = row.request.status;
+                        let next = match step(row.request.clone(), &decider, &approvals, now) {
+                            Ok(next) => next,
+                            Err(e) => return Err(JobError::Transition(e)),
                         };
-                    }
-                    db::insert_event_after(
-                        tx,
-                        &head,
-                        &NewEvent {
+                        let partial = action == AuditAction::RequestApproved && next.status == from;
+                        let given = approvals.len() + 1;
+                        let approval = (action == AuditAction::RequestApproved).then(|| Approval {
+                            approver: decider.id.clone(),
+                            at: now,
+                            comment: comment.clone(),
+                        });
+                        let decided_at = (next.status != from
+                            && matches!(action, AuditAction::RequestApproved | AuditAction::RequestRejected))
+                        .then_some(now);
+                        let approved_policy = snapshot.filter(|_| next.status == Status::Approved);
+                        let mut detail = comment.unwrap_or_default();
+                        if action == AuditAction::RequestApproved && required > 1 {
+                            let count = format!("approval {given} of {required}");
+                            detail = if detail.is_empty() { count } else { format!("{count}: {detail}") };
+                        }
+                        if let Some(via) = via {
+                            detail = if detail.is_empty() {
+                                format!("through {via}")
+                            } else {
+                                format!("{detail} (through {via})")
+                            };
+                        }
+                        let event = NewEvent {
                             at: now,
                             actor: &decider.id,
                             action: if partial { AuditAction::ApprovalGiven } else { action },
@@ -652,23 +648,55 @@ impl PortalService {
                             repository: Some(next.kind.repository().as_str()),
                             detail,
                             aws_request_ids: vec![],
-                        },
-                    )
-                    .await?;
-                    Ok((after, next, approvals))
-                })
-            })
+                        };
+                        let write = db::DecisionWrite {
+                            next: &next,
+                            from,
+                            decided_at,
+                            approval: approval.as_ref(),
+                            approved_policy: approved_policy.as_ref().map(Option::as_ref),
+                            head: &head,
+                            event: &event,
+                        };
+                        // The state machine refuses a second approval by the same
+                        // approver, so a unique violation is the open-request index.
+                        let saved = db::write_decision(tx, &write).await.map_err(|e| match &e {
+                            sqlx::Error::Database(d)
+                                if d.is_unique_violation() && d.message().contains("approvals") =>
+                            {
+                                AppError::Conflict(
+                                    "you have already approved this request; it needs another approver".into(),
+                                )
+                            }
+                            sqlx::Error::Database(d) if d.is_unique_violation() => AppError::Conflict(format!(
+                                "{} already has an open request; finish that one first",
+                                next.kind.repository()
+                            )),
+                            _ => db_err(e),
+                        })?;
+                        if !saved {
+                            return Err(AppError::Conflict(
+                                "the request changed while you were deciding; reload it".into(),
+                            ))?;
+                        }
+                        let mut after = row;
+                        if approved_policy.is_some() {
+                            after.approved_policy = approved_policy;
+                        }
+                        approvals.extend(approval);
+                        Ok((after, next, approvals))
+                    })
+                },
+                |(_, next, _)| next.status == Status::Approved,
+            )
             .await;
         let (mut after, next, approvals) = match decided {
             Ok(done) => done,
             Err(JobError::Transition(e)) => return Err(self.refused(by, e).await),
             Err(JobError::App(e)) => return Err(e),
         };
-        if next.status == Status::Approved {
-            self.wake.notify_one();
-        }
         // The answer is the row as the transaction left it (the columns
-        // `save_decision` wrote), not a second read of it.
+        // `write_decision` wrote), not a second read of it.
         after.request.status = next.status;
         after.request.updated_at = next.updated_at;
         after.request.decided_by = next.decided_by;
