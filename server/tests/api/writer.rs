@@ -254,3 +254,95 @@ async fn a_decisions_single_read_matches_the_request_its_approvals_and_the_chain
     tx.commit().await.expect("commit");
     assert_eq!(read_apart(db.clone()).await, 2);
 }
+
+#[tokio::test]
+async fn a_decision_writes_its_approval_state_policy_and_event_in_one_query_or_reports_what_stopped_it() {
+    use app::domain::approval::Approval;
+    use app::domain::request::{Request, RequestKind, Status};
+    let (_dir, db) = fresh().await;
+    let ns = app::domain::name::Namespace::parse("crytera").expect("namespace");
+    let kind = |name: &str| RequestKind::CreateRepository {
+        spec: app::domain::form::RepositoryRequestInput {
+            name: name.into(),
+            team: "platform".into(),
+            cost_center: "cc-1234".into(),
+            justification: "test".into(),
+            ..Default::default()
+        }
+        .parse(&ns)
+        .expect("valid input")
+        .spec,
+        grant_production: true,
+    };
+    let request = |name: &str, status: Status| Request {
+        id: 0,
+        kind: kind(name),
+        justification: "test".into(),
+        requester: "local:alice".into(),
+        status,
+        created_at: 5,
+        updated_at: 5,
+        decided_by: None,
+        decision_comment: None,
+        failure: None,
+        attempts: 0,
+    };
+    let mut tx = db.write().await.expect("turn");
+    let id = db::insert_request(&mut tx, &request("crytera/decided", Status::Pending)).await.expect("request");
+    let failed = db::insert_request(&mut tx, &request("crytera/twice", Status::Failed)).await.expect("request");
+    db::insert_request(&mut tx, &request("crytera/twice", Status::Pending)).await.expect("request");
+    tx.commit().await.expect("commit");
+
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": []});
+    let approval = Approval { approver: "local:bob".into(), at: 9, comment: Some("fine".into()) };
+    let decide = |db: Db, id: i64, from: Status, approval: Option<Approval>, policy: Option<serde_json::Value>| async move {
+        let mut tx = db.write().await.expect("turn");
+        let (row, _, head) = db::decision_state(&mut tx, id).await.expect("read").expect("exists");
+        let mut next = row.request.clone();
+        next.status = Status::Approved;
+        next.updated_at = 9;
+        next.decided_by = Some("local:bob".into());
+        let event = NewEvent { request_id: Some(id), ..event("local:bob") };
+        let write = db::DecisionWrite {
+            next: &next,
+            from,
+            decided_at: Some(9),
+            approval: approval.as_ref(),
+            approved_policy: policy.as_ref().map(Some),
+            head: &head,
+            event: &event,
+        };
+        let written = db::write_decision(&mut tx, &write).await;
+        if written.as_ref().is_ok_and(|saved| *saved) {
+            tx.commit().await.expect("commit");
+        } else {
+            tx.rollback().await.expect("rollback");
+        }
+        written
+    };
+
+    // The request is not in the status the decision read: nothing is kept.
+    let moved = decide(db.clone(), id, Status::Approved, Some(approval.clone()), Some(policy.clone())).await;
+    assert!(!moved.expect("no error"), "a request that moved is reported");
+    // The decision as read: every part of it is written, in one query.
+    assert!(decide(db.clone(), id, Status::Pending, Some(approval.clone()), Some(policy.clone())).await.expect("ok"));
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let (row, approvals, head) = db::decision_state(&mut conn, id).await.expect("read").expect("exists");
+    assert_eq!(row.request.status, Status::Approved);
+    assert_eq!(row.request.decided_by.as_deref(), Some("local:bob"));
+    assert_eq!(row.approved_policy, Some(Some(policy.clone())));
+    assert_eq!(approvals, std::slice::from_ref(&approval));
+    assert_eq!(head.id, 1, "one event");
+    drop(conn);
+    assert!(server::audit::verify(&db.pool).await.expect("verify").intact());
+    // The same approver again: the approvals table says so.
+    let again = decide(db.clone(), id, Status::Approved, Some(approval.clone()), None).await;
+    let e = again.expect_err("duplicate approval").to_string();
+    assert!(e.contains("UNIQUE") && e.contains("approvals"), "{e}");
+    // A failed request moved back to approved while another is open for its
+    // repository: the open-request index says so (and names no approvals).
+    let open = decide(db.clone(), failed, Status::Failed, None, None).await;
+    let e = open.expect_err("two open requests").to_string();
+    assert!(e.contains("UNIQUE") && !e.contains("approvals"), "{e}");
+    assert_eq!(actors(&db).await, ["local:bob"], "only the decision that was written left an event");
+}
