@@ -22,7 +22,9 @@
 //! Settings (environment): BENCH_MOTO (moto URL), BENCH_BIN (the server
 //! binary; default: the one `cargo bench` builds), BENCH_SITE (target/site), BENCH_OUT (docs/benchmarks.md),
 //! BENCH_EVENTS, BENCH_REQUESTS, BENCH_REPOS, BENCH_SECONDS (per wrk run),
-//! BENCH_ONLY=approvals (only step 4, printed and not written: for working on the write path).
+//! BENCH_ONLY=approvals (only step 4, printed and not written: for working on the write path),
+//! BENCH_SERVER_LOG (the server's RUST_LOG, its log on this standard error; say `server::db=debug`
+//! for each write batch's size and times).
 use anyhow::{bail, Context};
 use app::domain::audit::AuditAction;
 use app::domain::form::RepositoryRequestInput;
@@ -531,9 +533,9 @@ impl Portal {
             .env("ECR_PORTAL_WORKER__ENABLED", if worker { "true" } else { "false" })
             .env("ECR_PORTAL_WORKER__POLL_INTERVAL_MS", "100")
             .env("ECR_PORTAL_WORKER__DRIFT_CHECK_SECONDS", "86400")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(if std::env::var_os("BENCH_SERVER_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;

@@ -90,12 +90,15 @@ pub struct WriteTx {
     sessions_version: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Set by the queries that write sessions or users (they take a `WriteTx` for that).
     touches_sessions: bool,
+    /// Set when a job's last statement also ended its savepoint and opened
+    /// the next one (see [`WriteTx::savepoint_end`]).
+    ended: bool,
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        let WriteTx { conn, version, sessions_version, touches_sessions, _turn } = self;
+        let WriteTx { conn, version, sessions_version, touches_sessions, _turn, .. } = self;
         if let Conn::Tx(tx) = conn {
             tx.commit().await?;
         }
@@ -113,6 +116,24 @@ impl WriteTx {
             Conn::Tx(tx) => tx.rollback().await,
             Conn::Batch(_) => Ok(()),
         }
+    }
+}
+
+impl WriteTx {
+    /// Inside a batch ([`Db::run`]): the statements that end this job's
+    /// savepoint and open the next job's, for a job to append to its last
+    /// statement, saving the batch a round trip to SQLite's thread per job.
+    /// Call [`WriteTx::savepoint_ended`] once that statement has run. The job
+    /// must then succeed: if it fails after that, its changes can no longer be
+    /// rolled back alone, so its whole batch is (every job of it gets the error).
+    /// `None` outside a batch ([`Db::write`]), where there is no savepoint.
+    pub fn savepoint_end(&self) -> Option<&'static str> {
+        matches!(self.conn, Conn::Batch(_)).then_some("RELEASE job; SAVEPOINT job")
+    }
+
+    /// Records that the statements of [`WriteTx::savepoint_end`] have run.
+    pub fn savepoint_ended(&mut self) {
+        self.ended = matches!(self.conn, Conn::Batch(_));
     }
 }
 
@@ -323,6 +344,7 @@ impl Db {
             version: self.version.clone(),
             sessions_version: self.sessions_version.clone(),
             touches_sessions: false,
+            ended: false,
             _turn: Some(turn),
         })
     }
@@ -423,6 +445,7 @@ impl Writer {
             version: self.version.clone(),
             sessions_version: self.sessions_version.clone(),
             touches_sessions: false,
+            ended: false,
             _turn: None,
         };
         let mut answers = Vec::new();
@@ -437,11 +460,13 @@ impl Writer {
             return (answers, Err(why));
         }
         let started = std::time::Instant::now();
+        let mut in_jobs = Duration::ZERO;
         // The jobs already queued when the batch starts all join it (up to
         // BATCH_JOBS); later ones join while it is younger than BATCH_TIME.
         let waiting = queue.len();
         let mut job = first;
         let result = loop {
+            let job_started = std::time::Instant::now();
             let outcome = match std::panic::AssertUnwindSafe(job(Ok(&mut tx))).catch_unwind().await {
                 Ok(outcome) => outcome,
                 Err(_) => {
@@ -450,17 +475,26 @@ impl Writer {
                 }
             };
             answers.push(outcome.answer);
+            in_jobs += job_started.elapsed();
+            let ended = std::mem::take(&mut tx.ended);
             let open = answers.len() <= waiting || started.elapsed() < BATCH_TIME;
             let next = if answers.len() < BATCH_JOBS && open { queue.try_recv().ok() } else { None };
-            let end = match (outcome.keep, next.is_some()) {
-                (true, true) => "RELEASE job; SAVEPOINT job",
-                (true, false) => "RELEASE job; COMMIT",
-                (false, true) => "ROLLBACK TO job; RELEASE job; SAVEPOINT job",
-                (false, false) => "ROLLBACK TO job; RELEASE job; COMMIT",
+            let end = match (outcome.keep, ended, next.is_some()) {
+                // The job ended its savepoint and opened the next one itself.
+                (true, true, true) => Ok(None),
+                (true, _, true) => Ok(Some("RELEASE job; SAVEPOINT job")),
+                (true, _, false) => Ok(Some("RELEASE job; COMMIT")),
+                (false, true, _) => Err("a write failed after ending its savepoint".to_string()),
+                (false, false, true) => Ok(Some("ROLLBACK TO job; RELEASE job; SAVEPOINT job")),
+                (false, false, false) => Ok(Some("ROLLBACK TO job; RELEASE job; COMMIT")),
             };
-            if let Err(e) = sqlx::raw_sql(end).execute(&mut *tx).await {
+            let ended = match end {
+                Ok(None) => Ok(()),
+                Ok(Some(end)) => sqlx::raw_sql(end).execute(&mut *tx).await.map(drop).map_err(|e| e.to_string()),
+                Err(why) => Err(why),
+            };
+            if let Err(why) = ended {
                 // The batch fails; `next` is not run, and its caller hears why.
-                let why = e.to_string();
                 if let Some(next) = next {
                     answers.push(refuse(next, &why).await);
                 }
@@ -471,6 +505,13 @@ impl Writer {
                 None => break Ok(()),
             }
         };
+        tracing::debug!(
+            jobs = answers.len(),
+            waiting,
+            in_jobs_us = in_jobs.as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64,
+            "write batch"
+        );
         match &result {
             Ok(()) => committed(&tx.version, &tx.sessions_version, tx.touches_sessions),
             Err(e) => {
@@ -1286,33 +1327,41 @@ pub struct DecisionWrite<'a> {
 }
 
 /// Writes a decision: the approval, the request's new state, the policy it
-/// was based on and its audit event, as one multi-statement query, so the
+/// was based on and its audit event, as one multi-statement query (and, in a
+/// batch, the end of the job's savepoint: [`WriteTx::savepoint_end`]), so the
 /// writer thread makes one round trip to SQLite's thread for all of them
-/// instead of four. Returns false (having written the rest, for the caller to
-/// roll back) when the request was no longer in `from`. Call it inside a
-/// write transaction, like [`save_decision`] and [`insert_event_after`],
-/// which write the same columns.
-pub async fn write_decision(conn: &mut SqliteConnection, d: &DecisionWrite<'_>) -> Result<bool, sqlx::Error> {
+/// instead of five. Returns false (having written the rest) when the request
+/// was no longer in `from`: the caller must then fail, which rolls this back.
+/// The columns are those [`save_decision`] and [`insert_event_after`] write.
+///
+/// Several statements with bound parameters in one query is a feature of
+/// sqlx's SQLite driver that sqlx calls deprecated (launchbadge/sqlx#3108);
+/// `tests/api/writer.rs` exercises every path here, so an upgrade that drops
+/// it fails there.
+pub async fn write_decision(tx: &mut WriteTx, d: &DecisionWrite<'_>) -> Result<bool, sqlx::Error> {
     let r = d.next;
     let mut sql = String::new();
-    let mut expected = 2;
     if d.approval.is_some() {
         sql.push_str("INSERT INTO approvals (request_id, approver, at, comment) VALUES (?, ?, ?, ?);\n");
-        expected += 1;
     }
-    sql.push_str(
-        "UPDATE requests SET status = ?, updated_at = ?, decided_by = ?,
-             decided_at = COALESCE(?, decided_at), decision_comment = ?, retries = 0, not_before = NULL
-         WHERE id = ? AND status = ?;\n",
-    );
     if d.approved_policy.is_some() {
         sql.push_str("UPDATE requests SET approved_policy = ? WHERE id = ?;\n");
-        expected += 1;
     }
     sql.push_str(
         "INSERT INTO audit_events (id, at, actor, action, request_id, repository, detail, aws_request_ids, prev_hash, hash)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);\n",
     );
+    // The only statement that returns a row, and only if the request was still in `from`.
+    sql.push_str(
+        "UPDATE requests SET status = ?, updated_at = ?, decided_by = ?,
+             decided_at = COALESCE(?, decided_at), decision_comment = ?, retries = 0, not_before = NULL
+         WHERE id = ? AND status = ? RETURNING id",
+    );
+    let end = tx.savepoint_end();
+    if let Some(end) = end {
+        sql.push_str(";\n");
+        sql.push_str(end);
+    }
     let (event, hash, ids) = chained(d.head, d.event)?;
     let policy = d
         .approved_policy
@@ -1323,18 +1372,10 @@ pub async fn write_decision(conn: &mut SqliteConnection, d: &DecisionWrite<'_>) 
     if let Some(a) = d.approval {
         q = q.bind(r.id).bind(&a.approver).bind(a.at).bind(&a.comment);
     }
-    q = q
-        .bind(r.status.as_str())
-        .bind(r.updated_at)
-        .bind(r.decided_by.as_deref())
-        .bind(d.decided_at)
-        .bind(r.decision_comment.as_deref())
-        .bind(r.id)
-        .bind(d.from.as_str());
     if let Some(p) = policy {
         q = q.bind(p).bind(r.id);
     }
-    let done = q
+    let rows = q
         .bind(event.id)
         .bind(event.at)
         .bind(event.actor)
@@ -1345,10 +1386,19 @@ pub async fn write_decision(conn: &mut SqliteConnection, d: &DecisionWrite<'_>) 
         .bind(ids)
         .bind(&d.head.hash)
         .bind(hash)
-        .execute(conn)
+        .bind(r.status.as_str())
+        .bind(r.updated_at)
+        .bind(r.decided_by.as_deref())
+        .bind(d.decided_at)
+        .bind(r.decision_comment.as_deref())
+        .bind(r.id)
+        .bind(d.from.as_str())
+        .fetch_all(&mut **tx)
         .await?;
-    // Every statement but the request's update writes exactly one row.
-    Ok(done.rows_affected() == expected)
+    if end.is_some() {
+        tx.savepoint_ended();
+    }
+    Ok(rows.len() == 1)
 }
 
 /// Starts a new approval round (the request was sent back for re-approval).

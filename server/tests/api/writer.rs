@@ -258,40 +258,11 @@ async fn a_decisions_single_read_matches_the_request_its_approvals_and_the_chain
 #[tokio::test]
 async fn a_decision_writes_its_approval_state_policy_and_event_in_one_query_or_reports_what_stopped_it() {
     use app::domain::approval::Approval;
-    use app::domain::request::{Request, RequestKind, Status};
+    use app::domain::request::Status;
     let (_dir, db) = fresh().await;
-    let ns = app::domain::name::Namespace::parse("crytera").expect("namespace");
-    let kind = |name: &str| RequestKind::CreateRepository {
-        spec: app::domain::form::RepositoryRequestInput {
-            name: name.into(),
-            team: "platform".into(),
-            cost_center: "cc-1234".into(),
-            justification: "test".into(),
-            ..Default::default()
-        }
-        .parse(&ns)
-        .expect("valid input")
-        .spec,
-        grant_production: true,
-    };
-    let request = |name: &str, status: Status| Request {
-        id: 0,
-        kind: kind(name),
-        justification: "test".into(),
-        requester: "local:alice".into(),
-        status,
-        created_at: 5,
-        updated_at: 5,
-        decided_by: None,
-        decision_comment: None,
-        failure: None,
-        attempts: 0,
-    };
-    let mut tx = db.write().await.expect("turn");
-    let id = db::insert_request(&mut tx, &request("crytera/decided", Status::Pending)).await.expect("request");
-    let failed = db::insert_request(&mut tx, &request("crytera/twice", Status::Failed)).await.expect("request");
-    db::insert_request(&mut tx, &request("crytera/twice", Status::Pending)).await.expect("request");
-    tx.commit().await.expect("commit");
+    let id = insert_request(&db, "crytera/decided", Status::Pending).await;
+    let failed = insert_request(&db, "crytera/twice", Status::Failed).await;
+    insert_request(&db, "crytera/twice", Status::Pending).await;
 
     let policy = serde_json::json!({"Version": "2012-10-17", "Statement": []});
     let approval = Approval { approver: "local:bob".into(), at: 9, comment: Some("fine".into()) };
@@ -345,4 +316,125 @@ async fn a_decision_writes_its_approval_state_policy_and_event_in_one_query_or_r
     let e = open.expect_err("two open requests").to_string();
     assert!(e.contains("UNIQUE") && !e.contains("approvals"), "{e}");
     assert_eq!(actors(&db).await, ["local:bob"], "only the decision that was written left an event");
+}
+
+/// Inserts a request for a new repository `name`, in `status`.
+async fn insert_request(db: &Db, name: &str, status: app::domain::request::Status) -> i64 {
+    use app::domain::request::{Request, RequestKind};
+    let ns = app::domain::name::Namespace::parse("crytera").expect("namespace");
+    let spec = app::domain::form::RepositoryRequestInput {
+        name: name.into(),
+        team: "platform".into(),
+        cost_center: "cc-1234".into(),
+        justification: "test".into(),
+        ..Default::default()
+    }
+    .parse(&ns)
+    .expect("valid input")
+    .spec;
+    let request = Request {
+        id: 0,
+        kind: RequestKind::CreateRepository { spec, grant_production: true },
+        justification: "test".into(),
+        requester: "local:alice".into(),
+        status,
+        created_at: 5,
+        updated_at: 5,
+        decided_by: None,
+        decision_comment: None,
+        failure: None,
+        attempts: 0,
+    };
+    let mut tx = db.write().await.expect("turn");
+    let id = db::insert_request(&mut tx, &request).await.expect("request");
+    tx.commit().await.expect("commit");
+    id
+}
+
+/// A job that approves request `id` as `approver` with `write_decision`
+/// (which, in a batch, also ends the job's savepoint), then fails if asked to.
+fn approve_job(db: &Db, id: i64, approver: &'static str, fail: bool) -> Write {
+    let db = db.clone();
+    async move {
+        db.run(move |tx| {
+            Box::pin(async move {
+                let (row, _, head) = db::decision_state(tx, id).await?.expect("exists");
+                let mut next = row.request.clone();
+                next.status = app::domain::request::Status::Approved;
+                next.decided_by = Some(approver.into());
+                let approval = app::domain::approval::Approval { approver: approver.into(), at: 9, comment: None };
+                let event = NewEvent { request_id: Some(id), ..event(approver) };
+                let write = db::DecisionWrite {
+                    next: &next,
+                    from: row.request.status,
+                    decided_at: Some(9),
+                    approval: Some(&approval),
+                    approved_policy: None,
+                    head: &head,
+                    event: &event,
+                };
+                assert!(db::write_decision(tx, &write).await?, "written");
+                if fail {
+                    return Err(sqlx::Error::Protocol(format!("{approver} gives up")));
+                }
+                Ok(id)
+            })
+        })
+        .await
+    }
+    .boxed()
+}
+
+#[tokio::test]
+async fn decisions_that_end_their_own_savepoint_batch_with_other_writes() {
+    use app::domain::request::Status;
+    let (_dir, db) = fresh().await;
+    let one = insert_request(&db, "crytera/one", Status::Pending).await;
+    let two = insert_request(&db, "crytera/two", Status::Pending).await;
+    let before = db.version();
+    let writes = vec![
+        write_event(&db, "a".into(), false).boxed(),
+        approve_job(&db, one, "local:bob", false),
+        write_event(&db, "b".into(), true).boxed(),
+        approve_job(&db, two, "local:carol", false),
+        write_event(&db, "c".into(), false).boxed(),
+    ];
+    let results = queued(&db, writes).await;
+    assert!(results.iter().enumerate().all(|(i, r)| r.is_ok() == (i != 2)), "{results:?}");
+    assert_eq!(db.version() - before, 1, "one commit");
+    assert_eq!(actors(&db).await, ["a", "local:bob", "local:carol", "c"]);
+    assert!(server::audit::verify(&db.pool).await.expect("verify").intact());
+    let status = |id: i64| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT status FROM requests WHERE id = ?").bind(id).fetch_one(&pool).await
+        }
+    };
+    assert_eq!(status(one).await.expect("one"), "approved");
+    assert_eq!(status(two).await.expect("two"), "approved");
+}
+
+#[tokio::test]
+async fn a_decision_that_fails_after_ending_its_savepoint_fails_its_whole_batch() {
+    use app::domain::request::Status;
+    let (_dir, db) = fresh().await;
+    let id = insert_request(&db, "crytera/one", Status::Pending).await;
+    let writes = vec![
+        write_event(&db, "a".into(), false).boxed(),
+        approve_job(&db, id, "local:bob", true),
+        write_event(&db, "c".into(), false).boxed(),
+    ];
+    // Its changes cannot be rolled back alone any more: none of the batch is written.
+    for r in queued(&db, writes).await {
+        let e = r.expect_err("the batch was rolled back").to_string();
+        assert!(e.contains("not committed") || e.contains("gives up"), "{e}");
+    }
+    assert!(actors(&db).await.is_empty());
+    let pending: String = sqlx::query_scalar("SELECT status FROM requests WHERE id = ?")
+        .bind(id)
+        .fetch_one(&db.pool)
+        .await
+        .expect("status");
+    assert_eq!(pending, "pending");
+    write_event(&db, "after".into(), false).await.expect("the writer goes on");
 }
