@@ -197,35 +197,9 @@ async fn a_write_whose_caller_stops_waiting_is_still_done_whole() {
 #[tokio::test]
 async fn a_decisions_single_read_matches_the_request_its_approvals_and_the_chain_head() {
     use app::domain::approval::Approval;
-    use app::domain::request::{Request, RequestKind, Status};
+    use app::domain::request::Status;
     let (_dir, db) = fresh().await;
-    let ns = app::domain::name::Namespace::parse("crytera").expect("namespace");
-    let spec = app::domain::form::RepositoryRequestInput {
-        name: "crytera/one-read".into(),
-        team: "platform".into(),
-        cost_center: "cc-1234".into(),
-        justification: "test".into(),
-        ..Default::default()
-    }
-    .parse(&ns)
-    .expect("valid input")
-    .spec;
-    let request = Request {
-        id: 0,
-        kind: RequestKind::CreateRepository { spec, grant_production: true },
-        justification: "test".into(),
-        requester: "local:alice".into(),
-        status: Status::Pending,
-        created_at: 5,
-        updated_at: 5,
-        decided_by: None,
-        decision_comment: None,
-        failure: None,
-        attempts: 0,
-    };
-    let mut tx = db.write().await.expect("turn");
-    let id = db::insert_request(&mut tx, &request).await.expect("request");
-    tx.commit().await.expect("commit");
+    let id = insert_request(&db, "crytera/one-read", Status::Pending).await;
 
     let read_apart = |db: Db| async move {
         let mut conn = db.pool.acquire().await.expect("connection");
