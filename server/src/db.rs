@@ -123,8 +123,9 @@ impl WriteTx {
     /// Inside a batch ([`Db::run`]): the statements that end this job's
     /// savepoint and open the next job's, for a job to append to its last
     /// statement, saving the batch a round trip to SQLite's thread per job.
-    /// Call [`WriteTx::savepoint_ended`] once that statement has run. The job
-    /// must then succeed: if it fails after that, its changes can no longer be
+    /// Call [`WriteTx::savepoint_ended`] once that statement has run. Nothing
+    /// may be written after it (it would belong to the next job's savepoint,
+    /// and be rolled back with that job). The job must then succeed: if it fails after that, its changes can no longer be
     /// rolled back alone, so its whole batch is (every job of it gets the error).
     /// `None` outside a batch ([`Db::write`]), where there is no savepoint.
     pub fn savepoint_end(&self) -> Option<&'static str> {
@@ -241,12 +242,8 @@ impl Db {
             .connect_with(options)
             .await
             .with_context(|| format!("opening SQLite database {}", path.display()))?;
-        // Built here so that a failure stops the start instead of every later write.
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the database writer's runtime")?;
         let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel();
+        let (ready, started) = tokio::sync::oneshot::channel();
         let db = Self {
             pool,
             write_pool,
@@ -264,6 +261,16 @@ impl Db {
         std::thread::Builder::new()
             .name("db-writer".into())
             .spawn(move || {
+                // The thread's runtime is reported back, so that a failure
+                // stops the start instead of failing every later write.
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(()));
                 // A panic outside a job (a job's own panic is caught) loses
                 // only the batch it was in: its callers are told, and the
                 // writer goes on with the next one.
@@ -276,6 +283,10 @@ impl Db {
                 }
             })
             .context("starting the database writer thread")?;
+        started
+            .await
+            .context("the database writer thread ended as it started")?
+            .context("starting the database writer's runtime")?;
         Ok(db)
     }
 
@@ -329,9 +340,10 @@ impl Db {
         if self.jobs.send(job).is_err() {
             return Err(E::from(batch_failed("the database writer has stopped".into())));
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(E::from(batch_failed("the database writer stopped before answering".into()))))
+        answer.await.unwrap_or_else(|_| {
+            // Only a bug gets here: the write panicked, or the writer did.
+            Err(E::from(batch_failed("the database writer failed on this write (see the server log)".into())))
+        })
     }
 
     /// Waits for this process's writer turn, then starts a write transaction
@@ -410,9 +422,13 @@ struct Writer {
 impl Writer {
     async fn serve(&self, queue: &mut tokio::sync::mpsc::UnboundedReceiver<Job>) {
         // After a panic the connection may still be inside the lost batch's
-        // transaction (an error here only means there was none).
-        if let Ok(mut conn) = self.pool.acquire().await {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        // transaction (an error here only means there was none). Under the
+        // turn, so that no `Db::write` gets the connection first.
+        {
+            let _turn = self.turn.clone().lock_owned().await;
+            if let Ok(mut conn) = self.pool.acquire().await {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            }
         }
         while let Some(first) = queue.recv().await {
             let turn = self.turn.clone().lock_owned().await;

@@ -658,20 +658,26 @@ impl PortalService {
                             head: &head,
                             event: &event,
                         };
-                        // The state machine refuses a second approval by the same
-                        // approver, so a unique violation is the open-request index.
+                        // SQLite names the violated key's columns: the approvals' key
+                        // (the state machine refuses a second approval by the same
+                        // approver first) or the one-open-request index; any other
+                        // violation is an internal error.
                         let saved = db::write_decision(tx, &write).await.map_err(|e| match &e {
                             sqlx::Error::Database(d)
-                                if d.is_unique_violation() && d.message().contains("approvals") =>
+                                if d.is_unique_violation() && d.message().contains("approvals.") =>
                             {
                                 AppError::Conflict(
                                     "you have already approved this request; it needs another approver".into(),
                                 )
                             }
-                            sqlx::Error::Database(d) if d.is_unique_violation() => AppError::Conflict(format!(
-                                "{} already has an open request; finish that one first",
-                                next.kind.repository()
-                            )),
+                            sqlx::Error::Database(d)
+                                if d.is_unique_violation() && d.message().contains("requests.repository") =>
+                            {
+                                AppError::Conflict(format!(
+                                    "{} already has an open request; finish that one first",
+                                    next.kind.repository()
+                                ))
+                            }
                             _ => db_err(e),
                         })?;
                         if !saved {

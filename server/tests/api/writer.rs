@@ -283,12 +283,12 @@ async fn a_decision_writes_its_approval_state_policy_and_event_in_one_query_or_r
     // The same approver again: the approvals table says so.
     let again = decide(db.clone(), id, Status::Approved, Some(approval.clone()), None).await;
     let e = again.expect_err("duplicate approval").to_string();
-    assert!(e.contains("UNIQUE") && e.contains("approvals"), "{e}");
+    assert!(e.contains("UNIQUE") && e.contains("approvals."), "{e}");
     // A failed request moved back to approved while another is open for its
     // repository: the open-request index says so (and names no approvals).
     let open = decide(db.clone(), failed, Status::Failed, None, None).await;
     let e = open.expect_err("two open requests").to_string();
-    assert!(e.contains("UNIQUE") && !e.contains("approvals"), "{e}");
+    assert!(e.contains("UNIQUE") && e.contains("requests.repository") && !e.contains("approvals"), "{e}");
     assert_eq!(actors(&db).await, ["local:bob"], "only the decision that was written left an event");
 }
 
