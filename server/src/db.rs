@@ -117,16 +117,15 @@ impl WriteTx {
             Conn::Batch(_) => Ok(()),
         }
     }
-}
 
-impl WriteTx {
     /// Inside a batch ([`Db::run`]): the statements that end this job's
     /// savepoint and open the next job's, for a job to append to its last
     /// statement, saving the batch a round trip to SQLite's thread per job.
     /// Call [`WriteTx::savepoint_ended`] once that statement has run. Nothing
     /// may be written after it (it would belong to the next job's savepoint,
-    /// and be rolled back with that job). The job must then succeed: if it fails after that, its changes can no longer be
-    /// rolled back alone, so its whole batch is (every job of it gets the error).
+    /// and be rolled back with that job). The job must then succeed: if it
+    /// fails after that, its changes can no longer be rolled back alone, so
+    /// its whole batch is (every job of it gets the error).
     /// `None` outside a batch ([`Db::write`]), where there is no savepoint.
     pub fn savepoint_end(&self) -> Option<&'static str> {
         matches!(self.conn, Conn::Batch(_)).then_some("RELEASE job; SAVEPOINT job")
@@ -664,21 +663,26 @@ pub async fn save_decision(
     from: Status,
     decided_at: Option<i64>,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE requests SET status = ?, updated_at = ?, decided_by = ?,
-             decided_at = COALESCE(?, decided_at), decision_comment = ?, retries = 0, not_before = NULL
-         WHERE id = ? AND status = ?",
-    )
-    .bind(r.status.as_str())
-    .bind(r.updated_at)
-    .bind(r.decided_by.as_deref())
-    .bind(decided_at)
-    .bind(r.decision_comment.as_deref())
-    .bind(r.id)
-    .bind(from.as_str())
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    let row = bind_decision(sqlx::query(SAVE_DECISION), r, from, decided_at).fetch_optional(conn).await?;
+    Ok(row.is_some())
+}
+
+/// A query with its arguments, as the shared statements below are bound.
+type Query<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// A decision's update of its request; returns the id only if the request was still in `from`.
+const SAVE_DECISION: &str = "UPDATE requests SET status = ?, updated_at = ?, decided_by = ?,
+        decided_at = COALESCE(?, decided_at), decision_comment = ?, retries = 0, not_before = NULL
+    WHERE id = ? AND status = ? RETURNING id";
+
+fn bind_decision<'q>(q: Query<'q>, r: &'q Request, from: Status, decided_at: Option<i64>) -> Query<'q> {
+    q.bind(r.status.as_str())
+        .bind(r.updated_at)
+        .bind(r.decided_by.as_deref())
+        .bind(decided_at)
+        .bind(r.decision_comment.as_deref())
+        .bind(r.id)
+        .bind(from.as_str())
 }
 
 /// Open requests waiting for a decision on a repository (pending or sent back).
@@ -926,29 +930,18 @@ pub async fn insert_event_after(
     head: &ChainHead,
     e: &NewEvent<'_>,
 ) -> Result<i64, sqlx::Error> {
-    let (row, hash, ids) = chained(head, e)?;
-    let row = sqlx::query(
-        "INSERT INTO audit_events (id, at, actor, action, request_id, repository, detail, aws_request_ids, prev_hash, hash)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(row.id)
-    .bind(row.at)
-    .bind(row.actor)
-    .bind(row.action)
-    .bind(row.request_id)
-    .bind(row.repository)
-    .bind(row.detail)
-    .bind(ids)
-    .bind(&head.hash)
-    .bind(hash)
-    .fetch_one(conn)
-    .await?;
-    row.try_get("id")
+    let (q, id) = bind_event(sqlx::query(INSERT_EVENT), head, e)?;
+    q.execute(conn).await?;
+    Ok(id)
 }
 
-/// The row an event becomes after `head`: its id, its hash, and its AWS
-/// request ids as stored (JSON).
-fn chained(head: &ChainHead, e: &NewEvent<'_>) -> Result<(EventRow, String, String), sqlx::Error> {
+const INSERT_EVENT: &str =
+    "INSERT INTO audit_events (id, at, actor, action, request_id, repository, detail, aws_request_ids, prev_hash, hash)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Binds the row an event becomes after `head` (its id, linked by its hash);
+/// returns the query and the event's id.
+fn bind_event<'q>(q: Query<'q>, head: &'q ChainHead, e: &NewEvent<'_>) -> Result<(Query<'q>, i64), sqlx::Error> {
     let ids = serde_json::to_string(&e.aws_request_ids).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
     let row = EventRow {
         id: head.id + 1,
@@ -961,7 +954,18 @@ fn chained(head: &ChainHead, e: &NewEvent<'_>) -> Result<(EventRow, String, Stri
         aws_request_ids: e.aws_request_ids.clone(),
     };
     let hash = crate::audit::chain_hash(&head.hash, &row);
-    Ok((row, hash, ids))
+    let q = q
+        .bind(row.id)
+        .bind(row.at)
+        .bind(row.actor)
+        .bind(row.action)
+        .bind(row.request_id)
+        .bind(row.repository)
+        .bind(row.detail)
+        .bind(ids)
+        .bind(&head.hash)
+        .bind(hash);
+    Ok((q, row.id))
 }
 
 /// Audit filters already converted to SQL values.
@@ -1315,15 +1319,16 @@ pub async fn decision_state(
 }
 
 pub async fn insert_approval(conn: &mut SqliteConnection, request_id: i64, a: &Approval) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO approvals (request_id, approver, at, comment) VALUES (?, ?, ?, ?)")
-        .bind(request_id)
-        .bind(&a.approver)
-        .bind(a.at)
-        .bind(&a.comment)
-        .execute(conn)
-        .await
-        .map(|_| ())
+    bind_approval(sqlx::query(INSERT_APPROVAL), request_id, a).execute(conn).await.map(|_| ())
 }
+
+const INSERT_APPROVAL: &str = "INSERT INTO approvals (request_id, approver, at, comment) VALUES (?, ?, ?, ?)";
+
+fn bind_approval<'q>(q: Query<'q>, request_id: i64, a: &'q Approval) -> Query<'q> {
+    q.bind(request_id).bind(&a.approver).bind(a.at).bind(&a.comment)
+}
+
+const SET_APPROVED_POLICY: &str = "UPDATE requests SET approved_policy = ? WHERE id = ?";
 
 /// Everything one decision writes (see [`write_decision`]).
 pub struct DecisionWrite<'a> {
@@ -1356,61 +1361,30 @@ pub struct DecisionWrite<'a> {
 /// it fails there.
 pub async fn write_decision(tx: &mut WriteTx, d: &DecisionWrite<'_>) -> Result<bool, sqlx::Error> {
     let r = d.next;
-    let mut sql = String::new();
-    if d.approval.is_some() {
-        sql.push_str("INSERT INTO approvals (request_id, approver, at, comment) VALUES (?, ?, ?, ?);\n");
-    }
-    if d.approved_policy.is_some() {
-        sql.push_str("UPDATE requests SET approved_policy = ? WHERE id = ?;\n");
-    }
-    sql.push_str(
-        "INSERT INTO audit_events (id, at, actor, action, request_id, repository, detail, aws_request_ids, prev_hash, hash)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);\n",
-    );
-    // The only statement that returns a row, and only if the request was still in `from`.
-    sql.push_str(
-        "UPDATE requests SET status = ?, updated_at = ?, decided_by = ?,
-             decided_at = COALESCE(?, decided_at), decision_comment = ?, retries = 0, not_before = NULL
-         WHERE id = ? AND status = ? RETURNING id",
-    );
-    let end = tx.savepoint_end();
-    if let Some(end) = end {
-        sql.push_str(";\n");
-        sql.push_str(end);
-    }
-    let (event, hash, ids) = chained(d.head, d.event)?;
     let policy = d
         .approved_policy
         .map(|p| serde_json::to_string(&p))
         .transpose()
         .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    // The decision's update goes last: the only statement that returns a row.
+    let end = tx.savepoint_end();
+    let statements = [
+        d.approval.map(|_| INSERT_APPROVAL),
+        policy.as_ref().map(|_| SET_APPROVED_POLICY),
+        Some(INSERT_EVENT),
+        Some(SAVE_DECISION),
+        end,
+    ];
+    let sql = statements.into_iter().flatten().collect::<Vec<_>>().join(";\n");
     let mut q = sqlx::query(&sql);
     if let Some(a) = d.approval {
-        q = q.bind(r.id).bind(&a.approver).bind(a.at).bind(&a.comment);
+        q = bind_approval(q, r.id, a);
     }
     if let Some(p) = policy {
         q = q.bind(p).bind(r.id);
     }
-    let rows = q
-        .bind(event.id)
-        .bind(event.at)
-        .bind(event.actor)
-        .bind(event.action)
-        .bind(event.request_id)
-        .bind(event.repository)
-        .bind(event.detail)
-        .bind(ids)
-        .bind(&d.head.hash)
-        .bind(hash)
-        .bind(r.status.as_str())
-        .bind(r.updated_at)
-        .bind(r.decided_by.as_deref())
-        .bind(d.decided_at)
-        .bind(r.decision_comment.as_deref())
-        .bind(r.id)
-        .bind(d.from.as_str())
-        .fetch_all(&mut **tx)
-        .await?;
+    let (q, _) = bind_event(q, d.head, d.event)?;
+    let rows = bind_decision(q, r, d.from, d.decided_at).fetch_all(&mut **tx).await?;
     if end.is_some() {
         tx.savepoint_ended();
     }
