@@ -93,6 +93,11 @@ pub struct WriteTx {
     /// Set when a job's last statement also ended its savepoint and opened
     /// the next one (see [`WriteTx::savepoint_end`]).
     ended: bool,
+    /// In a batch: the audit chain's head when this job began, if the job
+    /// before it said what it left (see [`WriteTx::known_head`]).
+    head_in: Option<ChainHead>,
+    /// What this job left as the chain's head, if it says ([`WriteTx::left_head`]).
+    head_out: Option<ChainHead>,
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
@@ -134,6 +139,23 @@ impl WriteTx {
     /// Records that the statements of [`WriteTx::savepoint_end`] have run.
     pub fn savepoint_ended(&mut self) {
         self.ended = matches!(self.conn, Conn::Batch(_));
+    }
+
+    /// Inside a batch: the audit chain's head as the job before this one
+    /// left it, when that job said so ([`WriteTx::left_head`]) and was kept;
+    /// saves a decision its read of the head. `None` otherwise (the first job
+    /// of a batch, after any other job, and outside a batch): read it.
+    pub fn known_head(&self) -> Option<&ChainHead> {
+        self.head_in.as_ref()
+    }
+
+    /// Says what this job left as the chain's head (the event it appended
+    /// last), for the next job of the batch. Only a job that knows it, having
+    /// appended after a head it read or was given, may say so.
+    pub fn left_head(&mut self, head: ChainHead) {
+        if matches!(self.conn, Conn::Batch(_)) {
+            self.head_out = Some(head);
+        }
     }
 }
 
@@ -356,6 +378,8 @@ impl Db {
             sessions_version: self.sessions_version.clone(),
             touches_sessions: false,
             ended: false,
+            head_in: None,
+            head_out: None,
             _turn: Some(turn),
         })
     }
@@ -461,6 +485,8 @@ impl Writer {
             sessions_version: self.sessions_version.clone(),
             touches_sessions: false,
             ended: false,
+            head_in: None,
+            head_out: None,
             _turn: None,
         };
         let mut answers = Vec::new();
@@ -492,6 +518,9 @@ impl Writer {
             answers.push(outcome.answer);
             in_jobs += job_started.elapsed();
             let ended = std::mem::take(&mut tx.ended);
+            // The next job knows the chain's head only if this one said what
+            // it left and is kept (a rolled back job's events are gone).
+            tx.head_in = tx.head_out.take().filter(|_| outcome.keep);
             let open = answers.len() <= waiting || started.elapsed() < BATCH_TIME;
             let next = if answers.len() < BATCH_JOBS && open { queue.try_recv().ok() } else { None };
             let end = match (outcome.keep, ended, next.is_some()) {
@@ -670,10 +699,25 @@ pub async fn save_decision(
 /// A query with its arguments, as the shared statements below are bound.
 type Query<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
+macro_rules! save_decision {
+    ($guard:literal) => {
+        concat!(
+            "UPDATE requests SET status = ?, updated_at = ?, decided_by = ?,
+                decided_at = COALESCE(?, decided_at), decision_comment = ?, retries = 0, not_before = NULL
+             WHERE id = ? AND status = ?",
+            $guard,
+            " RETURNING id"
+        )
+    };
+}
+
 /// A decision's update of its request; returns the id only if the request was still in `from`.
-const SAVE_DECISION: &str = "UPDATE requests SET status = ?, updated_at = ?, decided_by = ?,
-        decided_at = COALESCE(?, decided_at), decision_comment = ?, retries = 0, not_before = NULL
-    WHERE id = ? AND status = ? RETURNING id";
+const SAVE_DECISION: &str = save_decision!("");
+
+/// [`SAVE_DECISION`], also only if the request was last updated when it was
+/// read, with as many approvals (see [`write_decision`]).
+const SAVE_DECISION_IF_UNCHANGED: &str =
+    save_decision!(" AND updated_at = ? AND (SELECT count(*) FROM approvals WHERE request_id = requests.id) = ?");
 
 fn bind_decision<'q>(q: Query<'q>, r: &'q Request, from: Status, decided_at: Option<i64>) -> Query<'q> {
     q.bind(r.status.as_str())
@@ -930,18 +974,25 @@ pub async fn insert_event_after(
     head: &ChainHead,
     e: &NewEvent<'_>,
 ) -> Result<i64, sqlx::Error> {
-    let (q, id) = bind_event(sqlx::query(INSERT_EVENT), head, e)?;
+    let (q, after) = bind_event(sqlx::query(INSERT_EVENT), head, e)?;
     q.execute(conn).await?;
-    Ok(id)
+    Ok(after.id)
 }
 
-const INSERT_EVENT: &str =
-    "INSERT INTO audit_events (id, at, actor, action, request_id, repository, detail, aws_request_ids, prev_hash, hash)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+macro_rules! insert_event {
+    ($values:literal) => {
+        concat!(
+            "INSERT INTO audit_events (id, at, actor, action, request_id, repository, detail, aws_request_ids, prev_hash, hash) ",
+            $values
+        )
+    };
+}
+
+const INSERT_EVENT: &str = insert_event!("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 
 /// Binds the row an event becomes after `head` (its id, linked by its hash);
-/// returns the query and the event's id.
-fn bind_event<'q>(q: Query<'q>, head: &'q ChainHead, e: &NewEvent<'_>) -> Result<(Query<'q>, i64), sqlx::Error> {
+/// returns the query and the chain's head once it is appended.
+fn bind_event<'q>(q: Query<'q>, head: &'q ChainHead, e: &NewEvent<'_>) -> Result<(Query<'q>, ChainHead), sqlx::Error> {
     let ids = serde_json::to_string(&e.aws_request_ids).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
     let row = EventRow {
         id: head.id + 1,
@@ -964,8 +1015,8 @@ fn bind_event<'q>(q: Query<'q>, head: &'q ChainHead, e: &NewEvent<'_>) -> Result
         .bind(row.detail)
         .bind(ids)
         .bind(&head.hash)
-        .bind(hash);
-    Ok((q, row.id))
+        .bind(hash.clone());
+    Ok((q, ChainHead { id: row.id, hash }))
 }
 
 /// Audit filters already converted to SQL values.
@@ -1290,8 +1341,9 @@ pub async fn approvals(conn: &mut SqliteConnection, request_id: i64) -> Result<V
         .collect()
 }
 
-/// What a decision reads under the writer turn, in one statement: the
-/// request, its approvals (ordered like [`approvals`]) and the audit chain's head.
+/// What a decision reads, in one statement: the request, its approvals
+/// (ordered like [`approvals`]) and the audit chain's head (which only a
+/// read under the writer turn may append after).
 pub async fn decision_state(
     conn: &mut SqliteConnection,
     id: i64,
@@ -1324,71 +1376,92 @@ pub async fn insert_approval(conn: &mut SqliteConnection, request_id: i64, a: &A
 
 const INSERT_APPROVAL: &str = "INSERT INTO approvals (request_id, approver, at, comment) VALUES (?, ?, ?, ?)";
 
+/// The statements that follow [`SAVE_DECISION_IF_UNCHANGED`] in [`write_decision`]
+/// write only if it did (`changes()`: the rows the statement before changed).
+const INSERT_APPROVAL_IF_SAVED: &str =
+    "INSERT INTO approvals (request_id, approver, at, comment) SELECT ?, ?, ?, ? WHERE changes() = 1";
+const SET_APPROVED_POLICY_IF_SAVED: &str = "UPDATE requests SET approved_policy = ? WHERE id = ? AND changes() = 1";
+const INSERT_EVENT_IF_SAVED: &str = insert_event!("SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1");
+
 fn bind_approval<'q>(q: Query<'q>, request_id: i64, a: &'q Approval) -> Query<'q> {
     q.bind(request_id).bind(&a.approver).bind(a.at).bind(&a.comment)
 }
-
-const SET_APPROVED_POLICY: &str = "UPDATE requests SET approved_policy = ? WHERE id = ?";
 
 /// Everything one decision writes (see [`write_decision`]).
 pub struct DecisionWrite<'a> {
     /// The request as the state machine left it.
     pub next: &'a Request,
-    /// The status it was read in: the update applies only if it is still there.
+    /// The status it was read in: the update applies only if it is still
+    /// there, last updated at `read_updated_at`, with `read_approvals` approvals.
     pub from: Status,
+    pub read_updated_at: i64,
+    pub read_approvals: usize,
     /// Set for approvals and rejections that move the request, kept otherwise.
     pub decided_at: Option<i64>,
     /// The approval given, if this decision is one.
     pub approval: Option<&'a Approval>,
     /// The live policy the approval was based on (`Some(None)`: no policy).
     pub approved_policy: Option<Option<&'a serde_json::Value>>,
-    /// The audit chain's head, read in this transaction.
+    /// The audit chain's head, read in this transaction (or known: [`WriteTx::known_head`]).
     pub head: &'a ChainHead,
     pub event: &'a NewEvent<'a>,
 }
 
-/// Writes a decision: the approval, the request's new state, the policy it
+/// Writes a decision: the request's new state, the approval, the policy it
 /// was based on and its audit event, as one multi-statement query (and, in a
 /// batch, the end of the job's savepoint: [`WriteTx::savepoint_end`]), so the
-/// writer thread makes one round trip to SQLite's thread for all of them
-/// instead of five. Returns false (having written the rest) when the request
-/// was no longer in `from`: the caller must then fail, which rolls this back.
+/// writer thread makes one round trip to SQLite's thread for all of them.
+///
+/// The request is updated first, only if it is still as the decision read it
+/// (its status, its last update and its number of approvals), and the other
+/// statements write only if it was (`changes() = 1`). So it writes all or
+/// nothing: `Some` (the chain's new head) when the decision is written, `None`
+/// when the request changed since it was read, having written nothing (in a
+/// batch, the job's savepoint is then as it began). The read may come from
+/// before the writer turn: the caller then reads again under it and retries.
+/// It must be its job's only write, so that `None` leaves nothing behind.
 /// The columns are those [`save_decision`] and [`insert_event_after`] write.
 ///
 /// Several statements with bound parameters in one query is a feature of
 /// sqlx's SQLite driver that sqlx calls deprecated (launchbadge/sqlx#3108);
 /// `tests/api/writer.rs` exercises every path here, so an upgrade that drops
 /// it fails there.
-pub async fn write_decision(tx: &mut WriteTx, d: &DecisionWrite<'_>) -> Result<bool, sqlx::Error> {
+pub async fn write_decision(tx: &mut WriteTx, d: &DecisionWrite<'_>) -> Result<Option<ChainHead>, sqlx::Error> {
     let r = d.next;
     let policy = d
         .approved_policy
         .map(|p| serde_json::to_string(&p))
         .transpose()
         .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    // The decision's update goes last: the only statement that returns a row.
+    // The update goes first and is the only statement that returns a row.
     let end = tx.savepoint_end();
     let statements = [
-        d.approval.map(|_| INSERT_APPROVAL),
-        policy.as_ref().map(|_| SET_APPROVED_POLICY),
-        Some(INSERT_EVENT),
-        Some(SAVE_DECISION),
+        Some(SAVE_DECISION_IF_UNCHANGED),
+        d.approval.map(|_| INSERT_APPROVAL_IF_SAVED),
+        policy.as_ref().map(|_| SET_APPROVED_POLICY_IF_SAVED),
+        Some(INSERT_EVENT_IF_SAVED),
         end,
     ];
     let sql = statements.into_iter().flatten().collect::<Vec<_>>().join(";\n");
-    let mut q = sqlx::query(&sql);
+    let approvals = i64::try_from(d.read_approvals).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let mut q = bind_decision(sqlx::query(&sql), r, d.from, d.decided_at).bind(d.read_updated_at).bind(approvals);
     if let Some(a) = d.approval {
         q = bind_approval(q, r.id, a);
     }
     if let Some(p) = policy {
         q = q.bind(p).bind(r.id);
     }
-    let (q, _) = bind_event(q, d.head, d.event)?;
-    let rows = bind_decision(q, r, d.from, d.decided_at).fetch_all(&mut **tx).await?;
+    let (q, after) = bind_event(q, d.head, d.event)?;
+    let rows = q.fetch_all(&mut **tx).await?;
+    if rows.len() != 1 {
+        // Nothing was written; the savepoint ended and began again with
+        // nothing of this job's in it, as if the job had just begun.
+        return Ok(None);
+    }
     if end.is_some() {
         tx.savepoint_ended();
     }
-    Ok(rows.len() == 1)
+    Ok(Some(after))
 }
 
 /// Starts a new approval round (the request was sent back for re-approval).

@@ -121,6 +121,103 @@ impl From<sqlx::Error> for JobError {
     }
 }
 
+/// A decision about to be written: what [`PortalService::decide`] knows
+/// before the transaction.
+struct Decision {
+    id: i64,
+    action: AuditAction,
+    comment: Option<String>,
+    /// Approvals the request's rule requires.
+    required: u32,
+    decider: Principal,
+    now: i64,
+    /// The live policy an approval is based on (`Some(None)`: no policy).
+    snapshot: Option<Option<Value>>,
+}
+
+/// A written decision: the row as read, the request as the state machine left it, its approvals.
+type Decided = (RequestRow, Request, Vec<Approval>);
+
+impl Decision {
+    /// Writes the decision taking the request from `row` (with `approvals`) to
+    /// `next`, after the audit chain's `head`: `None`, having written nothing,
+    /// when the request is no longer as read.
+    async fn write(
+        &self,
+        tx: &mut db::WriteTx,
+        row: RequestRow,
+        mut approvals: Vec<Approval>,
+        next: Request,
+        head: &db::ChainHead,
+    ) -> Result<Option<Decided>, JobError> {
+        let (action, now) = (self.action, self.now);
+        let from = row.request.status;
+        let partial = action == AuditAction::RequestApproved && next.status == from;
+        let given = approvals.len() + 1;
+        let approval = (action == AuditAction::RequestApproved).then(|| Approval {
+            approver: self.decider.id.clone(),
+            at: now,
+            comment: self.comment.clone(),
+        });
+        let decided_at = (next.status != from
+            && matches!(action, AuditAction::RequestApproved | AuditAction::RequestRejected))
+        .then_some(now);
+        let approved_policy = self.snapshot.clone().filter(|_| next.status == Status::Approved);
+        let mut detail = self.comment.clone().unwrap_or_default();
+        if action == AuditAction::RequestApproved && self.required > 1 {
+            let count = format!("approval {given} of {}", self.required);
+            detail = if detail.is_empty() { count } else { format!("{count}: {detail}") };
+        }
+        if let Some(via) = self.decider.via() {
+            detail = if detail.is_empty() { format!("through {via}") } else { format!("{detail} (through {via})") };
+        }
+        let event = NewEvent {
+            at: now,
+            actor: &self.decider.id,
+            action: if partial { AuditAction::ApprovalGiven } else { action },
+            request_id: Some(self.id),
+            repository: Some(next.kind.repository().as_str()),
+            detail,
+            aws_request_ids: vec![],
+        };
+        let write = db::DecisionWrite {
+            next: &next,
+            from,
+            read_updated_at: row.request.updated_at,
+            read_approvals: approvals.len(),
+            decided_at,
+            approval: approval.as_ref(),
+            approved_policy: approved_policy.as_ref().map(Option::as_ref),
+            head,
+            event: &event,
+        };
+        // SQLite names the violated key's columns: the approvals' key
+        // (the state machine refuses a second approval by the same
+        // approver first) or the one-open-request index; any other
+        // violation is an internal error.
+        let written = db::write_decision(tx, &write).await.map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() && d.message().contains("approvals.") => {
+                AppError::Conflict("you have already approved this request; it needs another approver".into())
+            }
+            sqlx::Error::Database(d) if d.is_unique_violation() && d.message().contains("requests.repository") => {
+                AppError::Conflict(format!(
+                    "{} already has an open request; finish that one first",
+                    next.kind.repository()
+                ))
+            }
+            _ => db_err(e),
+        })?;
+        let Some(left) = written else { return Ok(None) };
+        tx.left_head(left);
+        let mut after = row;
+        if approved_policy.is_some() {
+            after.approved_policy = approved_policy;
+        }
+        approvals.extend(approval);
+        Ok(Some((after, next, approvals)))
+    }
+}
+
 pub(crate) fn db_err(e: sqlx::Error) -> AppError {
     internal("database", e)
 }
@@ -272,6 +369,16 @@ impl PortalService {
             .await
             .map_err(db_err)?
             .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))
+    }
+
+    /// A request and its approvals, in one read.
+    async fn load_with_approvals(&self, id: i64) -> Result<(RequestRow, Vec<Approval>), AppError> {
+        let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
+        let (row, approvals, _) = db::decision_state(&mut conn, id)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))?;
+        Ok((row, approvals))
     }
 
     /// The live policy of a repository, parsed.
@@ -567,18 +674,20 @@ impl PortalService {
     /// Applies one decision through the state machine, with its audit event,
     /// atomically. Approvals are counted per approver; the request moves to
     /// `approved` only when the approval policy's number is reached.
-    /// `before` is the request as the caller read it before the transaction
-    /// (the transaction reads it again, under the writer turn).
+    /// `read` is the request and its approvals as the caller read them before
+    /// the transaction: the decision is written from that read when the
+    /// request is still as read, else from a second read under the writer turn.
     async fn decide(
         &self,
         by: &Principal,
-        before: RequestRow,
+        read: (RequestRow, Vec<Approval>),
         action: AuditAction,
         comment: Option<String>,
-        step: impl FnOnce(Request, &Principal, &[Approval], i64) -> Result<Request, app::domain::request::TransitionError>
+        step: impl Fn(Request, &Principal, &[Approval], i64) -> Result<Request, app::domain::request::TransitionError>
             + Send
             + 'static,
     ) -> Result<RequestDetail, AppError> {
+        let (before, approvals) = read;
         // The policy an approval is based on is read before the transaction (an AWS call).
         let id = before.request.id;
         let snapshot = if action == AuditAction::RequestApproved && before.request.kind.touches_policy() {
@@ -598,99 +707,43 @@ impl PortalService {
             None
         };
         let now = self.now();
-        let required = self.deployment.approval.rule(&before.request.kind).required;
-        let (decider, via) = (by.clone(), by.via());
+        let decision = Decision {
+            id,
+            action,
+            comment,
+            required: self.deployment.approval.rule(&before.request.kind).required,
+            decider: by.clone(),
+            now,
+            snapshot,
+        };
+        // The state machine on the caller's read; if it refuses, the refusal
+        // comes from the read under the turn (the read may be out of date).
+        let early = step(before.request.clone(), by, &approvals, now).ok().map(|next| (before, approvals, next));
         // The transaction runs on the writer thread, batched with the writes
-        // queued behind it (group commit); it sees the request as it is now.
+        // queued behind it (group commit). Each statement there is a round
+        // trip that every queued write waits for: a decision is one when the
+        // batch knows the audit chain's head and the request is as read.
         let decided = self
             .run_then_wake(
                 move |tx| {
                     Box::pin(async move {
-                        // One read (the request, its approvals, the audit chain's
-                        // head): each statement here is a round trip that every
-                        // queued write waits for.
-                        let (row, mut approvals, head) = db::decision_state(tx, id)
+                        if let (Some(head), Some((row, approvals, next))) = (tx.known_head().cloned(), early) {
+                            if let Some(done) = decision.write(tx, row, approvals, next, &head).await? {
+                                return Ok(done);
+                            }
+                        }
+                        // One read under the turn: the request, its approvals, the chain's head.
+                        let (row, approvals, head) = db::decision_state(tx, id)
                             .await?
                             .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))?;
-                        let from = row.request.status;
-                        let next = match step(row.request.clone(), &decider, &approvals, now) {
-                            Ok(next) => next,
-                            Err(e) => return Err(JobError::Transition(e)),
-                        };
-                        let partial = action == AuditAction::RequestApproved && next.status == from;
-                        let given = approvals.len() + 1;
-                        let approval = (action == AuditAction::RequestApproved).then(|| Approval {
-                            approver: decider.id.clone(),
-                            at: now,
-                            comment: comment.clone(),
-                        });
-                        let decided_at = (next.status != from
-                            && matches!(action, AuditAction::RequestApproved | AuditAction::RequestRejected))
-                        .then_some(now);
-                        let approved_policy = snapshot.filter(|_| next.status == Status::Approved);
-                        let mut detail = comment.unwrap_or_default();
-                        if action == AuditAction::RequestApproved && required > 1 {
-                            let count = format!("approval {given} of {required}");
-                            detail = if detail.is_empty() { count } else { format!("{count}: {detail}") };
-                        }
-                        if let Some(via) = via {
-                            detail = if detail.is_empty() {
-                                format!("through {via}")
-                            } else {
-                                format!("{detail} (through {via})")
-                            };
-                        }
-                        let event = NewEvent {
-                            at: now,
-                            actor: &decider.id,
-                            action: if partial { AuditAction::ApprovalGiven } else { action },
-                            request_id: Some(id),
-                            repository: Some(next.kind.repository().as_str()),
-                            detail,
-                            aws_request_ids: vec![],
-                        };
-                        let write = db::DecisionWrite {
-                            next: &next,
-                            from,
-                            decided_at,
-                            approval: approval.as_ref(),
-                            approved_policy: approved_policy.as_ref().map(Option::as_ref),
-                            head: &head,
-                            event: &event,
-                        };
-                        // SQLite names the violated key's columns: the approvals' key
-                        // (the state machine refuses a second approval by the same
-                        // approver first) or the one-open-request index; any other
-                        // violation is an internal error.
-                        let saved = db::write_decision(tx, &write).await.map_err(|e| match &e {
-                            sqlx::Error::Database(d)
-                                if d.is_unique_violation() && d.message().contains("approvals.") =>
-                            {
-                                AppError::Conflict(
-                                    "you have already approved this request; it needs another approver".into(),
-                                )
-                            }
-                            sqlx::Error::Database(d)
-                                if d.is_unique_violation() && d.message().contains("requests.repository") =>
-                            {
-                                AppError::Conflict(format!(
-                                    "{} already has an open request; finish that one first",
-                                    next.kind.repository()
-                                ))
-                            }
-                            _ => db_err(e),
-                        })?;
-                        if !saved {
-                            return Err(AppError::Conflict(
+                        let next = step(row.request.clone(), &decision.decider, &approvals, now)
+                            .map_err(JobError::Transition)?;
+                        decision.write(tx, row, approvals, next, &head).await?.ok_or_else(|| {
+                            // Only a bug gets here: this read was under the turn.
+                            JobError::App(AppError::Conflict(
                                 "the request changed while you were deciding; reload it".into(),
-                            ))?;
-                        }
-                        let mut after = row;
-                        if approved_policy.is_some() {
-                            after.approved_policy = approved_policy;
-                        }
-                        approvals.extend(approval);
-                        Ok((after, next, approvals))
+                            ))
+                        })
                     })
                 },
                 |(_, next, _)| next.status == Status::Approved,
@@ -930,10 +983,7 @@ impl Portal for PortalService {
 
     async fn request_detail(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError> {
         self.authorize(by, Capability::ReadOwnRequests, "read requests").await?;
-        let row = self.load(id).await?;
-        let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
-        let approvals = db::approvals(&mut conn, id).await.map_err(db_err)?;
-        drop(conn);
+        let (row, approvals) = self.load_with_approvals(id).await?;
         self.detail_of(by, row, approvals).await
     }
 
@@ -947,22 +997,20 @@ impl Portal for PortalService {
     async fn approve(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError> {
         self.authorize(by, Capability::Decide, "approve requests").await?;
         let comment = clean_comment(comment)?;
-        let row = self.load(id).await?;
+        let (row, approvals) = self.load_with_approvals(id).await?;
         let rule = self.deployment.approval.rule(&row.request.kind);
         // A blocked plan is refused before the transaction, unless this
         // approval would be refused anyway (the transaction says why).
         if row.request.status.is_awaiting_decision() {
             if let Some(why) = self.plan_for(&row).await.blocked {
-                let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
-                let approvals = db::approvals(&mut conn, id).await.map_err(db_err)?;
                 if row.request.check_decision(by, "approved", &rule, &approvals).is_ok() {
                     return Err(AppError::Conflict(format!("this plan cannot be applied: {why}")));
                 }
             }
         }
         let c = comment.clone();
-        self.decide(by, row, AuditAction::RequestApproved, comment, move |r, by, approvals, now| {
-            r.approve(by, &rule, approvals, c, now)
+        self.decide(by, (row, approvals), AuditAction::RequestApproved, comment, move |r, by, approvals, now| {
+            r.approve(by, &rule, approvals, c.clone(), now)
         })
         .await
     }
@@ -970,17 +1018,19 @@ impl Portal for PortalService {
     async fn reject(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError> {
         self.authorize(by, Capability::Decide, "reject requests").await?;
         let comment = clean_comment(comment)?;
-        let row = self.load(id).await?;
-        let rule = self.deployment.approval.rule(&row.request.kind);
+        let read = self.load_with_approvals(id).await?;
+        let rule = self.deployment.approval.rule(&read.0.request.kind);
         let c = comment.clone();
-        self.decide(by, row, AuditAction::RequestRejected, comment, move |r, by, _, now| r.reject(by, &rule, c, now))
-            .await
+        self.decide(by, read, AuditAction::RequestRejected, comment, move |r, by, _, now| {
+            r.reject(by, &rule, c.clone(), now)
+        })
+        .await
     }
 
     async fn retry(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError> {
         self.authorize(by, Capability::Operate, "retry applies").await?;
-        let row = self.load(id).await?;
-        self.decide(by, row, AuditAction::ApplyRetried, None, |r, by, _, now| r.retry(by, now)).await
+        let read = self.load_with_approvals(id).await?;
+        self.decide(by, read, AuditAction::ApplyRetried, None, |r, by, _, now| r.retry(by, now)).await
     }
 
     async fn repositories(&self, by: &Principal, query: RepositoriesQuery) -> Result<RepositoriesPage, AppError> {

@@ -32,6 +32,48 @@ async fn thirty_two_concurrent_approvals_make_one_transition_one_job_and_one_cre
 }
 
 #[tokio::test]
+async fn concurrent_approvals_of_a_request_that_needs_two_count_two_approvers_once_each() {
+    // Each approver's decision is first written from the request as read
+    // before the writer turn; the approvers who read it before another's
+    // approval landed are read again under the turn, and counted from there.
+    let app = spawn_app_with(|c| {
+        c.approval.create_repository_approvals = 2;
+        c.worker.enabled = false;
+    })
+    .await;
+    let alice = app.sign_in("alice", "requester").await;
+    let mut admins = Vec::new();
+    for i in 0..16 {
+        admins.push(app.sign_in(&format!("admin{i}"), "admin").await);
+    }
+    let id = alice.submit(&unique("pair")).await.1["summary"]["id"].as_i64().expect("id");
+    let results = futures::future::join_all(
+        admins.iter().map(|a| async move { a.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await }),
+    )
+    .await;
+    let statuses: Vec<u16> = results.iter().map(|(s, _)| *s).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "{statuses:?}");
+    let (_, d) = alice.get(&format!("/api/v1/requests/{id}")).await;
+    assert_eq!(d["summary"]["status"], "approved", "{d}");
+    let approvers: Vec<&str> =
+        d["approvals"].as_array().expect("approvals").iter().filter_map(|a| a["approver"].as_str()).collect();
+    assert_eq!(approvers.len(), 2, "{approvers:?}");
+    assert_ne!(approvers[0], approvers[1]);
+    let timeline: Vec<(&str, &str)> = d["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap_or(""), e["detail"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        timeline,
+        [("request_submitted", ""), ("approval_given", "approval 1 of 2"), ("request_approved", "approval 2 of 2")],
+        "each approval counted once, in order"
+    );
+}
+
+#[tokio::test]
 async fn approve_against_reject_has_exactly_one_winner() {
     let app = spawn_app().await;
     let alice = app.sign_in("alice", "requester").await;

@@ -240,25 +240,32 @@ async fn a_decision_writes_its_approval_state_policy_and_event_in_one_query_or_r
 
     let policy = serde_json::json!({"Version": "2012-10-17", "Statement": []});
     let approval = Approval { approver: "local:bob".into(), at: 9, comment: Some("fine".into()) };
-    let decide = |db: Db, id: i64, from: Status, approval: Option<Approval>, policy: Option<serde_json::Value>| async move {
+    // `read` changes what the decision says it read (the request as read, unless it does).
+    type Read = fn(&mut db::DecisionWrite);
+    let as_read: Read = |_| {};
+    let decide = |db: Db, id: i64, read: Read, approval: Option<Approval>, policy: Option<serde_json::Value>| async move {
         let mut tx = db.write().await.expect("turn");
-        let (row, _, head) = db::decision_state(&mut tx, id).await.expect("read").expect("exists");
+        let (row, approvals, head) = db::decision_state(&mut tx, id).await.expect("read").expect("exists");
         let mut next = row.request.clone();
         next.status = Status::Approved;
         next.updated_at = 9;
         next.decided_by = Some("local:bob".into());
         let event = NewEvent { request_id: Some(id), ..event("local:bob") };
-        let write = db::DecisionWrite {
+        let mut write = db::DecisionWrite {
             next: &next,
-            from,
+            from: row.request.status,
+            read_updated_at: row.request.updated_at,
+            read_approvals: approvals.len(),
             decided_at: Some(9),
             approval: approval.as_ref(),
             approved_policy: policy.as_ref().map(Some),
             head: &head,
             event: &event,
         };
+        read(&mut write);
         let written = db::write_decision(&mut tx, &write).await;
-        if written.as_ref().is_ok_and(|saved| *saved) {
+        // Committed whenever it answers: a decision that was not written wrote nothing.
+        if written.is_ok() {
             tx.commit().await.expect("commit");
         } else {
             tx.rollback().await.expect("rollback");
@@ -266,11 +273,20 @@ async fn a_decision_writes_its_approval_state_policy_and_event_in_one_query_or_r
         written
     };
 
-    // The request is not in the status the decision read: nothing is kept.
-    let moved = decide(db.clone(), id, Status::Approved, Some(approval.clone()), Some(policy.clone())).await;
-    assert!(!moved.expect("no error"), "a request that moved is reported");
-    // The decision as read: every part of it is written, in one query.
-    assert!(decide(db.clone(), id, Status::Pending, Some(approval.clone()), Some(policy.clone())).await.expect("ok"));
+    // The request is not as the decision read it (its status, its last
+    // update, its number of approvals): none of the decision is written.
+    let stale: [Read; 3] = [|w| w.from = Status::Approved, |w| w.read_updated_at -= 1, |w| w.read_approvals += 1];
+    for read in stale {
+        let moved = decide(db.clone(), id, read, Some(approval.clone()), Some(policy.clone())).await;
+        assert_eq!(moved.expect("no error"), None, "a request that is no longer as read is reported");
+    }
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let (row, approvals, head) = db::decision_state(&mut conn, id).await.expect("read").expect("exists");
+    assert_eq!((row.request.status, row.approved_policy, approvals.len(), head.id), (Status::Pending, None, 0, 0));
+    drop(conn);
+    // The decision as read: every part of it is written, in one query, and
+    // it says what it left as the chain's head.
+    let left = decide(db.clone(), id, as_read, Some(approval.clone()), Some(policy.clone())).await.expect("ok");
     let mut conn = db.pool.acquire().await.expect("connection");
     let (row, approvals, head) = db::decision_state(&mut conn, id).await.expect("read").expect("exists");
     assert_eq!(row.request.status, Status::Approved);
@@ -278,15 +294,16 @@ async fn a_decision_writes_its_approval_state_policy_and_event_in_one_query_or_r
     assert_eq!(row.approved_policy, Some(Some(policy.clone())));
     assert_eq!(approvals, std::slice::from_ref(&approval));
     assert_eq!(head.id, 1, "one event");
+    assert_eq!(left, Some(head));
     drop(conn);
     assert!(server::audit::verify(&db.pool).await.expect("verify").intact());
     // The same approver again: the approvals table says so.
-    let again = decide(db.clone(), id, Status::Approved, Some(approval.clone()), None).await;
+    let again = decide(db.clone(), id, as_read, Some(approval.clone()), None).await;
     let e = again.expect_err("duplicate approval").to_string();
     assert!(e.contains("UNIQUE") && e.contains("approvals."), "{e}");
     // A failed request moved back to approved while another is open for its
     // repository: the open-request index says so (and names no approvals).
-    let open = decide(db.clone(), failed, Status::Failed, None, None).await;
+    let open = decide(db.clone(), failed, as_read, None, None).await;
     let e = open.expect_err("two open requests").to_string();
     assert!(e.contains("UNIQUE") && e.contains("requests.repository") && !e.contains("approvals"), "{e}");
     assert_eq!(actors(&db).await, ["local:bob"], "only the decision that was written left an event");
@@ -326,13 +343,20 @@ async fn insert_request(db: &Db, name: &str, status: app::domain::request::Statu
 }
 
 /// A job that approves request `id` as `approver` with `write_decision`
-/// (which, in a batch, also ends the job's savepoint), then fails if asked to.
+/// (which, in a batch, also ends the job's savepoint), then fails if asked
+/// to. It links its event to the chain's head as the job before it left it,
+/// when known, and answers 1 if it was, else 0.
 fn approve_job(db: &Db, id: i64, approver: &'static str, fail: bool) -> Write {
     let db = db.clone();
     async move {
         db.run(move |tx| {
             Box::pin(async move {
-                let (row, _, head) = db::decision_state(tx, id).await?.expect("exists");
+                let known = tx.known_head().cloned();
+                let (row, approvals, read) = db::decision_state(tx, id).await?.expect("exists");
+                if let Some(known) = &known {
+                    assert_eq!(known, &read, "the head as the job before left it");
+                }
+                let head = known.clone().unwrap_or(read);
                 let mut next = row.request.clone();
                 next.status = app::domain::request::Status::Approved;
                 next.decided_by = Some(approver.into());
@@ -341,17 +365,20 @@ fn approve_job(db: &Db, id: i64, approver: &'static str, fail: bool) -> Write {
                 let write = db::DecisionWrite {
                     next: &next,
                     from: row.request.status,
+                    read_updated_at: row.request.updated_at,
+                    read_approvals: approvals.len(),
                     decided_at: Some(9),
                     approval: Some(&approval),
                     approved_policy: None,
                     head: &head,
                     event: &event,
                 };
-                assert!(db::write_decision(tx, &write).await?, "written");
+                let left = db::write_decision(tx, &write).await?.expect("written");
+                tx.left_head(left);
                 if fail {
                     return Err(sqlx::Error::Protocol(format!("{approver} gives up")));
                 }
-                Ok(id)
+                Ok(i64::from(known.is_some()))
             })
         })
         .await
@@ -411,4 +438,107 @@ async fn a_decision_that_fails_after_ending_its_savepoint_fails_its_whole_batch(
         .expect("status");
     assert_eq!(pending, "pending");
     write_event(&db, "after".into(), false).await.expect("the writer goes on");
+}
+
+#[tokio::test]
+async fn a_batch_passes_the_chain_head_from_a_decision_to_the_next_job_only() {
+    use app::domain::request::Status;
+    let (_dir, db) = fresh().await;
+    let ids = [
+        insert_request(&db, "crytera/h1", Status::Pending).await,
+        insert_request(&db, "crytera/h2", Status::Pending).await,
+        insert_request(&db, "crytera/h3", Status::Pending).await,
+        insert_request(&db, "crytera/h4", Status::Pending).await,
+    ];
+    let writes = vec![
+        approve_job(&db, ids[0], "local:bob", false),
+        approve_job(&db, ids[1], "local:bob", false),
+        // A job that does not say what it left (its event moves the head).
+        write_event(&db, "a".into(), false).boxed(),
+        approve_job(&db, ids[2], "local:bob", false),
+        // A job rolled back: its event is gone with it.
+        write_event(&db, "b".into(), true).boxed(),
+        approve_job(&db, ids[3], "local:bob", false),
+    ];
+    let results: Vec<Option<i64>> = queued(&db, writes).await.into_iter().map(Result::ok).collect();
+    // Decisions answer 1 when the head was known (equal to the one read,
+    // asserted in the job), 0 when it was not; the event job answers its event's id.
+    assert_eq!(results, [Some(0), Some(1), Some(3), Some(0), None, Some(0)], "event a is #3");
+    assert_eq!(actors(&db).await, ["local:bob", "local:bob", "a", "local:bob", "local:bob"]);
+    assert!(server::audit::verify(&db.pool).await.expect("verify").intact());
+    // A new batch starts without it (a `Db::write` may have appended in between).
+    let mut tx = db.write().await.expect("turn");
+    db::insert_event(&mut tx, &event("between")).await.expect("event");
+    tx.commit().await.expect("commit");
+    let id = insert_request(&db, "crytera/h5", Status::Pending).await;
+    assert_eq!(approve_job(&db, id, "local:bob", false).await.expect("approved"), 0);
+    assert!(server::audit::verify(&db.pool).await.expect("verify").intact());
+}
+
+/// A decision job whose first read is out of date (it says one approval more
+/// than there is, as when another approver got in first): nothing is written
+/// and its savepoint is as it began, so it may read again and write (or fail
+/// alone, as a refused decision does).
+fn stale_then(db: &Db, id: i64, approver: &'static str, then_fail: bool) -> Write {
+    let db = db.clone();
+    async move {
+        db.run(move |tx| {
+            Box::pin(async move {
+                let approval = app::domain::approval::Approval { approver: approver.into(), at: 9, comment: None };
+                let event = NewEvent { request_id: Some(id), ..event(approver) };
+                for stale in [true, false] {
+                    let (row, approvals, head) = db::decision_state(tx, id).await?.expect("exists");
+                    let mut next = row.request.clone();
+                    next.status = app::domain::request::Status::Approved;
+                    let write = db::DecisionWrite {
+                        next: &next,
+                        from: row.request.status,
+                        read_updated_at: row.request.updated_at,
+                        read_approvals: approvals.len() + usize::from(stale),
+                        decided_at: Some(9),
+                        approval: Some(&approval),
+                        approved_policy: None,
+                        head: &head,
+                        event: &event,
+                    };
+                    let written = db::write_decision(tx, &write).await?;
+                    assert_eq!(written.is_none(), stale);
+                    if stale && then_fail {
+                        return Err(sqlx::Error::Protocol(format!("{approver} is refused")));
+                    }
+                }
+                Ok(id)
+            })
+        })
+        .await
+    }
+    .boxed()
+}
+
+#[tokio::test]
+async fn a_decision_read_out_of_date_writes_nothing_and_its_job_reads_again_or_fails_alone() {
+    use app::domain::request::Status;
+    let (_dir, db) = fresh().await;
+    let one = insert_request(&db, "crytera/s1", Status::Pending).await;
+    let two = insert_request(&db, "crytera/s2", Status::Pending).await;
+    let before = db.version();
+    let writes = vec![
+        write_event(&db, "a".into(), false).boxed(),
+        stale_then(&db, one, "local:bob", true),
+        stale_then(&db, two, "local:carol", false),
+        write_event(&db, "c".into(), false).boxed(),
+    ];
+    let results = queued(&db, writes).await;
+    assert!(results[1].as_ref().is_err_and(|e| e.to_string().contains("refused")), "{results:?}");
+    assert!([0, 2, 3].iter().all(|&i| results[i].is_ok()), "{results:?}");
+    assert_eq!(db.version() - before, 1, "one commit");
+    assert_eq!(actors(&db).await, ["a", "local:carol", "c"]);
+    assert!(server::audit::verify(&db.pool).await.expect("verify").intact());
+    let status = |id: i64| {
+        sqlx::query_scalar::<_, String>("SELECT status FROM requests WHERE id = ?").bind(id).fetch_one(&db.pool)
+    };
+    assert_eq!(status(one).await.expect("one"), "pending");
+    assert_eq!(status(two).await.expect("two"), "approved");
+    let approvals: i64 = sqlx::query_scalar("SELECT count(*) FROM approvals").fetch_one(&db.pool).await.expect("n");
+    assert_eq!(approvals, 1, "only carol's");
 }
