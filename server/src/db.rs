@@ -190,7 +190,7 @@ pub struct NewEvent<'a> {
     pub aws_request_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct EventRow {
     pub id: i64,
     pub at: i64,
@@ -715,9 +715,11 @@ macro_rules! save_decision {
 const SAVE_DECISION: &str = save_decision!("");
 
 /// [`SAVE_DECISION`], also only if the request was last updated when it was
-/// read, with as many approvals (see [`write_decision`]).
-const SAVE_DECISION_IF_UNCHANGED: &str =
-    save_decision!(" AND updated_at = ? AND (SELECT count(*) FROM approvals WHERE request_id = requests.id) = ?");
+/// read, with as many approvals and no event after those read (see [`write_decision`]).
+const SAVE_DECISION_IF_UNCHANGED: &str = save_decision!(
+    " AND updated_at = ? AND (SELECT count(*) FROM approvals WHERE request_id = requests.id) = ?
+      AND NOT EXISTS (SELECT 1 FROM audit_events WHERE request_id = requests.id AND id > ?)"
+);
 
 fn bind_decision<'q>(q: Query<'q>, r: &'q Request, from: Status, decided_at: Option<i64>) -> Query<'q> {
     q.bind(r.status.as_str())
@@ -974,9 +976,9 @@ pub async fn insert_event_after(
     head: &ChainHead,
     e: &NewEvent<'_>,
 ) -> Result<i64, sqlx::Error> {
-    let (q, after) = bind_event(sqlx::query(INSERT_EVENT), head, e)?;
+    let (q, appended) = bind_event(sqlx::query(INSERT_EVENT), head, e)?;
     q.execute(conn).await?;
-    Ok(after.id)
+    Ok(appended.head.id)
 }
 
 macro_rules! insert_event {
@@ -992,7 +994,7 @@ const INSERT_EVENT: &str = insert_event!("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 /// Binds the row an event becomes after `head` (its id, linked by its hash);
 /// returns the query and the chain's head once it is appended.
-fn bind_event<'q>(q: Query<'q>, head: &'q ChainHead, e: &NewEvent<'_>) -> Result<(Query<'q>, ChainHead), sqlx::Error> {
+fn bind_event<'q>(q: Query<'q>, head: &'q ChainHead, e: &NewEvent<'_>) -> Result<(Query<'q>, Appended), sqlx::Error> {
     let ids = serde_json::to_string(&e.aws_request_ids).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
     let row = EventRow {
         id: head.id + 1,
@@ -1008,15 +1010,22 @@ fn bind_event<'q>(q: Query<'q>, head: &'q ChainHead, e: &NewEvent<'_>) -> Result
     let q = q
         .bind(row.id)
         .bind(row.at)
-        .bind(row.actor)
-        .bind(row.action)
+        .bind(row.actor.clone())
+        .bind(row.action.clone())
         .bind(row.request_id)
-        .bind(row.repository)
-        .bind(row.detail)
+        .bind(row.repository.clone())
+        .bind(row.detail.clone())
         .bind(ids)
         .bind(&head.hash)
         .bind(hash.clone());
-    Ok((q, ChainHead { id: row.id, hash }))
+    Ok((q, Appended { head: ChainHead { id: row.id, hash }, event: row }))
+}
+
+/// An event appended to the audit chain: the chain's new head, and the event as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Appended {
+    pub head: ChainHead,
+    pub event: EventRow,
 }
 
 /// Audit filters already converted to SQL values.
@@ -1370,6 +1379,58 @@ pub async fn decision_state(
     Ok(Some((request, approvals, head)))
 }
 
+/// A request with everything its page shows from the database, read in one
+/// statement: its approvals, its events (the timeline) and its repository's drift.
+#[derive(Debug, Clone)]
+pub struct RequestView {
+    pub row: RequestRow,
+    pub approvals: Vec<Approval>,
+    /// Oldest first.
+    pub timeline: Vec<EventRow>,
+    /// The repository record's drift, as last checked (empty without a record).
+    pub drift: Vec<String>,
+}
+
+impl RequestView {
+    /// The id of the last event about the request that was read (0: none).
+    pub fn last_event(&self) -> i64 {
+        self.timeline.last().map_or(0, |e| e.id)
+    }
+}
+
+/// Reads a request's [`RequestView`] in one statement (one round trip to
+/// SQLite's thread instead of three).
+pub async fn request_view(conn: &mut SqliteConnection, id: i64) -> Result<Option<RequestView>, sqlx::Error> {
+    let Some(row) = sqlx::query(
+        "SELECT r.*,
+           (SELECT json_group_array(json_object('approver', approver, 'at', at, 'comment', comment))
+              FROM approvals WHERE request_id = r.id) AS approvals_json,
+           (SELECT json_group_array(json_object('id', id, 'at', at, 'actor', actor, 'action', action,
+                     'request_id', request_id, 'repository', repository, 'detail', detail,
+                     'aws_request_ids', CASE WHEN json_valid(aws_request_ids) THEN json(aws_request_ids)
+                                             ELSE json_array() END))
+              FROM audit_events WHERE request_id = r.id) AS events_json,
+           (SELECT drift FROM repositories WHERE name = r.repository) AS record_drift
+         FROM requests r WHERE r.id = ?",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
+    let mut approvals: Vec<Approval> =
+        serde_json::from_str(&row.try_get::<String, _>("approvals_json")?).map_err(decode)?;
+    approvals.sort_by(|a, b| (a.at, &a.approver).cmp(&(b.at, &b.approver)));
+    let mut timeline: Vec<EventRow> =
+        serde_json::from_str(&row.try_get::<String, _>("events_json")?).map_err(decode)?;
+    timeline.sort_by_key(|e| e.id);
+    let drift: Option<String> = row.try_get("record_drift")?;
+    let drift = drift.and_then(|d| serde_json::from_str(&d).ok()).unwrap_or_default();
+    Ok(Some(RequestView { row: request_from_row(&row)?, approvals, timeline, drift }))
+}
+
 pub async fn insert_approval(conn: &mut SqliteConnection, request_id: i64, a: &Approval) -> Result<(), sqlx::Error> {
     bind_approval(sqlx::query(INSERT_APPROVAL), request_id, a).execute(conn).await.map(|_| ())
 }
@@ -1392,10 +1453,12 @@ pub struct DecisionWrite<'a> {
     /// The request as the state machine left it.
     pub next: &'a Request,
     /// The status it was read in: the update applies only if it is still
-    /// there, last updated at `read_updated_at`, with `read_approvals` approvals.
+    /// there, last updated at `read_updated_at`, with `read_approvals`
+    /// approvals and no event about it after `read_last_event`.
     pub from: Status,
     pub read_updated_at: i64,
     pub read_approvals: usize,
+    pub read_last_event: i64,
     /// Set for approvals and rejections that move the request, kept otherwise.
     pub decided_at: Option<i64>,
     /// The approval given, if this decision is one.
@@ -1413,9 +1476,9 @@ pub struct DecisionWrite<'a> {
 /// writer thread makes one round trip to SQLite's thread for all of them.
 ///
 /// The request is updated first, only if it is still as the decision read it
-/// (its status, its last update and its number of approvals), and the other
+/// (its status, its last update, its number of approvals and its events), and the other
 /// statements write only if it was (`changes() = 1`). So it writes all or
-/// nothing: `Some` (the chain's new head) when the decision is written, `None`
+/// nothing: `Some` (its event, and the chain's new head) when the decision is written, `None`
 /// when the request changed since it was read, having written nothing (in a
 /// batch, the job's savepoint is then as it began). The read may come from
 /// before the writer turn: the caller then reads again under it and retries.
@@ -1426,7 +1489,7 @@ pub struct DecisionWrite<'a> {
 /// sqlx's SQLite driver that sqlx calls deprecated (launchbadge/sqlx#3108);
 /// `tests/api/writer.rs` exercises every path here, so an upgrade that drops
 /// it fails there.
-pub async fn write_decision(tx: &mut WriteTx, d: &DecisionWrite<'_>) -> Result<Option<ChainHead>, sqlx::Error> {
+pub async fn write_decision(tx: &mut WriteTx, d: &DecisionWrite<'_>) -> Result<Option<Appended>, sqlx::Error> {
     let r = d.next;
     let policy = d
         .approved_policy
@@ -1444,7 +1507,10 @@ pub async fn write_decision(tx: &mut WriteTx, d: &DecisionWrite<'_>) -> Result<O
     ];
     let sql = statements.into_iter().flatten().collect::<Vec<_>>().join(";\n");
     let approvals = i64::try_from(d.read_approvals).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let mut q = bind_decision(sqlx::query(&sql), r, d.from, d.decided_at).bind(d.read_updated_at).bind(approvals);
+    let mut q = bind_decision(sqlx::query(&sql), r, d.from, d.decided_at)
+        .bind(d.read_updated_at)
+        .bind(approvals)
+        .bind(d.read_last_event);
     if let Some(a) = d.approval {
         q = bind_approval(q, r.id, a);
     }

@@ -133,10 +133,13 @@ struct Decision {
     now: i64,
     /// The live policy an approval is based on (`Some(None)`: no policy).
     snapshot: Option<Option<Value>>,
+    /// The last event about the request that the read saw.
+    last_event: i64,
 }
 
-/// A written decision: the row as read, the request as the state machine left it, its approvals.
-type Decided = (RequestRow, Request, Vec<Approval>);
+/// A written decision: the row as read, the request as the state machine
+/// left it, its approvals and the event it appended.
+type Decided = (RequestRow, Request, Vec<Approval>, EventRow);
 
 impl Decision {
     /// Writes the decision taking the request from `row` (with `approvals`) to
@@ -185,6 +188,7 @@ impl Decision {
             from,
             read_updated_at: row.request.updated_at,
             read_approvals: approvals.len(),
+            read_last_event: self.last_event,
             decided_at,
             approval: approval.as_ref(),
             approved_policy: approved_policy.as_ref().map(Option::as_ref),
@@ -207,14 +211,14 @@ impl Decision {
             }
             _ => db_err(e),
         })?;
-        let Some(left) = written else { return Ok(None) };
-        tx.left_head(left);
+        let Some(db::Appended { head, event }) = written else { return Ok(None) };
+        tx.left_head(head);
         let mut after = row;
         if approved_policy.is_some() {
             after.approved_policy = approved_policy;
         }
         approvals.extend(approval);
-        Ok(Some((after, next, approvals)))
+        Ok(Some((after, next, approvals, event)))
     }
 }
 
@@ -371,14 +375,13 @@ impl PortalService {
             .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))
     }
 
-    /// A request and its approvals, in one read.
-    async fn load_with_approvals(&self, id: i64) -> Result<(RequestRow, Vec<Approval>), AppError> {
+    /// A request with its approvals, timeline and drift, in one read.
+    async fn load_view(&self, id: i64) -> Result<db::RequestView, AppError> {
         let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
-        let (row, approvals, _) = db::decision_state(&mut conn, id)
+        db::request_view(&mut conn, id)
             .await
             .map_err(db_err)?
-            .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))?;
-        Ok((row, approvals))
+            .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))
     }
 
     /// The live policy of a repository, parsed.
@@ -611,7 +614,7 @@ impl PortalService {
     }
 
     /// The request page's data for a request already read (with its
-    /// approvals): the plan, the timeline and the drift are read here.
+    /// approvals): the timeline and the drift are read here.
     async fn detail_of(
         &self,
         by: &Principal,
@@ -619,12 +622,24 @@ impl PortalService {
         approvals: Vec<Approval>,
     ) -> Result<RequestDetail, AppError> {
         self.may_read(by, &row.request).await?;
-        let r = &row.request;
-        let id = r.id;
-        let plan = self.plan_for(&row).await;
         let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
-        let timeline =
-            db::events_for_request(&mut conn, id).await.map_err(db_err)?.into_iter().map(event_view).collect();
+        let timeline = db::events_for_request(&mut conn, row.request.id).await.map_err(db_err)?;
+        let drift = db::get_record(&mut conn, row.request.kind.repository().as_str())
+            .await
+            .map_err(db_err)?
+            .map(|rec| rec.drift)
+            .unwrap_or_default();
+        drop(conn);
+        self.detail_from(by, db::RequestView { row, approvals, timeline, drift }).await
+    }
+
+    /// The request page's data from a request's [`db::RequestView`] (with its plan).
+    async fn detail_from(&self, by: &Principal, view: db::RequestView) -> Result<RequestDetail, AppError> {
+        let db::RequestView { row, approvals, timeline, drift } = view;
+        self.may_read(by, &row.request).await?;
+        let r = &row.request;
+        let plan = self.plan_for(&row).await;
+        let timeline = timeline.into_iter().map(event_view).collect();
         let rule = self.deployment.approval.rule(&r.kind);
         let approve_blocked = if r.status.is_awaiting_decision() {
             r.check_decision(by, "approved", &rule, &approvals)
@@ -636,11 +651,6 @@ impl PortalService {
         };
         let expires_at = (r.status == Status::Pending)
             .then(|| format_ms(r.created_at.saturating_add(self.deployment.approval.pending_expiry_ms)));
-        let drift = db::get_record(&mut conn, r.kind.repository().as_str())
-            .await
-            .map_err(db_err)?
-            .map(|rec| rec.drift)
-            .unwrap_or_default();
         let until = match &r.kind {
             RequestKind::GrantProduction { until: Some(t), .. } => Some(format_ms(*t)),
             _ => None,
@@ -674,20 +684,22 @@ impl PortalService {
     /// Applies one decision through the state machine, with its audit event,
     /// atomically. Approvals are counted per approver; the request moves to
     /// `approved` only when the approval policy's number is reached.
-    /// `read` is the request and its approvals as the caller read them before
-    /// the transaction: the decision is written from that read when the
-    /// request is still as read, else from a second read under the writer turn.
+    /// `read` is the request as the caller read it before the transaction:
+    /// the decision is written from that read when the request is still as
+    /// read (and answered from it, with the event the decision appended),
+    /// else from a second read under the writer turn.
     async fn decide(
         &self,
         by: &Principal,
-        read: (RequestRow, Vec<Approval>),
+        read: db::RequestView,
         action: AuditAction,
         comment: Option<String>,
         step: impl Fn(Request, &Principal, &[Approval], i64) -> Result<Request, app::domain::request::TransitionError>
             + Send
             + 'static,
     ) -> Result<RequestDetail, AppError> {
-        let (before, approvals) = read;
+        let db::RequestView { row: before, approvals, timeline, drift } = read;
+        let last_event = timeline.last().map_or(0, |e| e.id);
         // The policy an approval is based on is read before the transaction (an AWS call).
         let id = before.request.id;
         let snapshot = if action == AuditAction::RequestApproved && before.request.kind.touches_policy() {
@@ -715,6 +727,7 @@ impl PortalService {
             decider: by.clone(),
             now,
             snapshot,
+            last_event,
         };
         // The state machine on the caller's read; if it refuses, the refusal
         // comes from the read under the turn (the read may be out of date).
@@ -729,7 +742,7 @@ impl PortalService {
                     Box::pin(async move {
                         if let (Some(head), Some((row, approvals, next))) = (tx.known_head().cloned(), early) {
                             if let Some(done) = decision.write(tx, row, approvals, next, &head).await? {
-                                return Ok(done);
+                                return Ok((done, true));
                             }
                         }
                         // One read under the turn: the request, its approvals, the chain's head.
@@ -738,18 +751,20 @@ impl PortalService {
                             .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))?;
                         let next = step(row.request.clone(), &decision.decider, &approvals, now)
                             .map_err(JobError::Transition)?;
-                        decision.write(tx, row, approvals, next, &head).await?.ok_or_else(|| {
+                        let decision = Decision { last_event: head.id, ..decision };
+                        let done = decision.write(tx, row, approvals, next, &head).await?.ok_or_else(|| {
                             // Only a bug gets here: this read was under the turn.
                             JobError::App(AppError::Conflict(
                                 "the request changed while you were deciding; reload it".into(),
                             ))
-                        })
+                        })?;
+                        Ok((done, false))
                     })
                 },
-                |(_, next, _)| next.status == Status::Approved,
+                |((_, next, _, _), _)| next.status == Status::Approved,
             )
             .await;
-        let (mut after, next, approvals) = match decided {
+        let ((mut after, next, approvals, event), as_read) = match decided {
             Ok(done) => done,
             Err(JobError::Transition(e)) => return Err(self.refused(by, e).await),
             Err(JobError::App(e)) => return Err(e),
@@ -761,7 +776,15 @@ impl PortalService {
         after.request.decided_by = next.decided_by;
         after.request.decision_comment = next.decision_comment;
         after.retries = 0;
-        self.detail_of(by, after, approvals).await
+        if !as_read {
+            return self.detail_of(by, after, approvals).await;
+        }
+        // Written from the caller's read: no event about the request came
+        // after those read (the write checked), so the timeline is those and
+        // the decision's own.
+        let mut timeline = timeline;
+        timeline.push(event);
+        self.detail_from(by, db::RequestView { row: after, approvals, timeline, drift }).await
     }
 
     fn token_view(&self, t: db::TokenRow) -> TokenView {
@@ -983,8 +1006,8 @@ impl Portal for PortalService {
 
     async fn request_detail(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError> {
         self.authorize(by, Capability::ReadOwnRequests, "read requests").await?;
-        let (row, approvals) = self.load_with_approvals(id).await?;
-        self.detail_of(by, row, approvals).await
+        let view = self.load_view(id).await?;
+        self.detail_from(by, view).await
     }
 
     async fn request_status(&self, by: &Principal, id: i64) -> Result<Status, AppError> {
@@ -997,19 +1020,19 @@ impl Portal for PortalService {
     async fn approve(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError> {
         self.authorize(by, Capability::Decide, "approve requests").await?;
         let comment = clean_comment(comment)?;
-        let (row, approvals) = self.load_with_approvals(id).await?;
-        let rule = self.deployment.approval.rule(&row.request.kind);
+        let view = self.load_view(id).await?;
+        let rule = self.deployment.approval.rule(&view.row.request.kind);
         // A blocked plan is refused before the transaction, unless this
         // approval would be refused anyway (the transaction says why).
-        if row.request.status.is_awaiting_decision() {
-            if let Some(why) = self.plan_for(&row).await.blocked {
-                if row.request.check_decision(by, "approved", &rule, &approvals).is_ok() {
+        if view.row.request.status.is_awaiting_decision() {
+            if let Some(why) = self.plan_for(&view.row).await.blocked {
+                if view.row.request.check_decision(by, "approved", &rule, &view.approvals).is_ok() {
                     return Err(AppError::Conflict(format!("this plan cannot be applied: {why}")));
                 }
             }
         }
         let c = comment.clone();
-        self.decide(by, (row, approvals), AuditAction::RequestApproved, comment, move |r, by, approvals, now| {
+        self.decide(by, view, AuditAction::RequestApproved, comment, move |r, by, approvals, now| {
             r.approve(by, &rule, approvals, c.clone(), now)
         })
         .await
@@ -1018,8 +1041,8 @@ impl Portal for PortalService {
     async fn reject(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError> {
         self.authorize(by, Capability::Decide, "reject requests").await?;
         let comment = clean_comment(comment)?;
-        let read = self.load_with_approvals(id).await?;
-        let rule = self.deployment.approval.rule(&read.0.request.kind);
+        let read = self.load_view(id).await?;
+        let rule = self.deployment.approval.rule(&read.row.request.kind);
         let c = comment.clone();
         self.decide(by, read, AuditAction::RequestRejected, comment, move |r, by, _, now| {
             r.reject(by, &rule, c.clone(), now)
@@ -1029,7 +1052,7 @@ impl Portal for PortalService {
 
     async fn retry(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError> {
         self.authorize(by, Capability::Operate, "retry applies").await?;
-        let read = self.load_with_approvals(id).await?;
+        let read = self.load_view(id).await?;
         self.decide(by, read, AuditAction::ApplyRetried, None, |r, by, _, now| r.retry(by, now)).await
     }
 

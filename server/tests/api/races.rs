@@ -52,10 +52,15 @@ async fn concurrent_approvals_of_a_request_that_needs_two_count_two_approvers_on
     )
     .await;
     let statuses: Vec<u16> = results.iter().map(|(s, _)| *s).collect();
+    let ok: Vec<&Value> = results.iter().filter(|(s, _)| *s == 200).map(|(_, d)| d).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "{statuses:?}");
     let (_, d) = alice.get(&format!("/api/v1/requests/{id}")).await;
     assert_eq!(d["summary"]["status"], "approved", "{d}");
+    // The approval that decided it answered with what the request page now reads.
+    let decided = ok.iter().find(|r| r["summary"]["status"] == "approved").expect("the deciding answer");
+    assert_eq!(decided["timeline"], d["timeline"]);
+    assert_eq!(decided["approvals"], d["approvals"]);
     let approvers: Vec<&str> =
         d["approvals"].as_array().expect("approvals").iter().filter_map(|a| a["approver"].as_str()).collect();
     assert_eq!(approvers.len(), 2, "{approvers:?}");

@@ -206,27 +206,54 @@ async fn a_decisions_single_read_matches_the_request_its_approvals_and_the_chain
         let row = db::get_request(&mut conn, id).await.expect("request").expect("exists");
         let approvals = db::approvals(&mut conn, id).await.expect("approvals");
         let head = db::chain_head(&mut conn).await.expect("head");
+        let timeline = db::events_for_request(&mut conn, id).await.expect("events");
+        let drift = db::get_record(&mut conn, "crytera/one-read").await.expect("record").map(|r| r.drift);
         let (one_row, one_approvals, one_head) =
             db::decision_state(&mut conn, id).await.expect("one read").expect("exists");
         assert_eq!(one_row.request, row.request);
         assert_eq!(one_approvals, approvals);
         assert_eq!(one_head, head);
-        one_approvals.len()
+        // The request page's single read agrees too.
+        let view = db::request_view(&mut conn, id).await.expect("view").expect("exists");
+        assert_eq!(view.row.request, row.request);
+        assert_eq!(view.approvals, approvals);
+        assert_eq!(view.timeline, timeline);
+        assert_eq!(view.last_event(), timeline.last().map_or(0, |e| e.id));
+        assert_eq!(view.drift, drift.unwrap_or_default());
+        (one_approvals.len(), view.timeline.len(), view.drift.len())
     };
     // No approvals, no events yet: the chain starts at the genesis hash.
-    assert_eq!(read_apart(db.clone()).await, 0);
+    assert_eq!(read_apart(db.clone()).await, (0, 0, 0));
     let mut conn = db.pool.acquire().await.expect("connection");
     assert_eq!(db::decision_state(&mut conn, id).await.expect("read").expect("exists").2.hash, server::audit::GENESIS);
     assert!(db::decision_state(&mut conn, id + 1).await.expect("read").is_none());
+    assert!(db::request_view(&mut conn, id + 1).await.expect("read").is_none());
     drop(conn);
-    // Two approvals (one without a comment, given out of name order) and some events.
+    // Two approvals (one without a comment, given out of name order), events
+    // about it and about nothing, and a record of its repository with drift.
     let mut tx = db.write().await.expect("turn");
     for (who, at, comment) in [("local:zed", 7, None), ("local:bob", 9, Some("fine".to_string()))] {
         db::insert_approval(&mut tx, id, &Approval { approver: who.into(), at, comment }).await.expect("approval");
     }
-    db::insert_event(&mut tx, &event("local:bob")).await.expect("event");
+    for request_id in [Some(id), None, Some(id)] {
+        let ids = vec!["req-1".to_string()];
+        db::insert_event(&mut tx, &NewEvent { request_id, aws_request_ids: ids, ..event("local:bob") })
+            .await
+            .expect("event");
+    }
+    let record = db::RecordRow {
+        name: "crytera/one-read".into(),
+        spec: None,
+        production_access: false,
+        production_until: None,
+        request_id: Some(id),
+        adopted_at: None,
+        drift: vec!["scan on push is off".into()],
+        checked_at: Some(3),
+    };
+    db::upsert_record(&mut tx, &record).await.expect("record");
     tx.commit().await.expect("commit");
-    assert_eq!(read_apart(db.clone()).await, 2);
+    assert_eq!(read_apart(db.clone()).await, (2, 2, 1));
 }
 
 #[tokio::test]
@@ -245,7 +272,9 @@ async fn a_decision_writes_its_approval_state_policy_and_event_in_one_query_or_r
     let as_read: Read = |_| {};
     let decide = |db: Db, id: i64, read: Read, approval: Option<Approval>, policy: Option<serde_json::Value>| async move {
         let mut tx = db.write().await.expect("turn");
-        let (row, approvals, head) = db::decision_state(&mut tx, id).await.expect("read").expect("exists");
+        let view = db::request_view(&mut tx, id).await.expect("read").expect("exists");
+        let head = db::chain_head(&mut tx).await.expect("head");
+        let row = view.row.clone();
         let mut next = row.request.clone();
         next.status = Status::Approved;
         next.updated_at = 9;
@@ -255,7 +284,8 @@ async fn a_decision_writes_its_approval_state_policy_and_event_in_one_query_or_r
             next: &next,
             from: row.request.status,
             read_updated_at: row.request.updated_at,
-            read_approvals: approvals.len(),
+            read_approvals: view.approvals.len(),
+            read_last_event: view.last_event(),
             decided_at: Some(9),
             approval: approval.as_ref(),
             approved_policy: policy.as_ref().map(Some),
@@ -273,19 +303,28 @@ async fn a_decision_writes_its_approval_state_policy_and_event_in_one_query_or_r
         written
     };
 
+    // An event about the request, before the decision reads it.
+    let mut tx = db.write().await.expect("turn");
+    db::insert_event(&mut tx, &NewEvent { request_id: Some(id), ..event("local:alice") }).await.expect("event");
+    tx.commit().await.expect("commit");
     // The request is not as the decision read it (its status, its last
-    // update, its number of approvals): none of the decision is written.
-    let stale: [Read; 3] = [|w| w.from = Status::Approved, |w| w.read_updated_at -= 1, |w| w.read_approvals += 1];
+    // update, its number of approvals, its events): none of the decision is written.
+    let stale: [Read; 4] = [
+        |w| w.from = Status::Approved,
+        |w| w.read_updated_at -= 1,
+        |w| w.read_approvals += 1,
+        |w| w.read_last_event -= 1,
+    ];
     for read in stale {
         let moved = decide(db.clone(), id, read, Some(approval.clone()), Some(policy.clone())).await;
         assert_eq!(moved.expect("no error"), None, "a request that is no longer as read is reported");
     }
     let mut conn = db.pool.acquire().await.expect("connection");
     let (row, approvals, head) = db::decision_state(&mut conn, id).await.expect("read").expect("exists");
-    assert_eq!((row.request.status, row.approved_policy, approvals.len(), head.id), (Status::Pending, None, 0, 0));
+    assert_eq!((row.request.status, row.approved_policy, approvals.len(), head.id), (Status::Pending, None, 0, 1));
     drop(conn);
     // The decision as read: every part of it is written, in one query, and
-    // it says what it left as the chain's head.
+    // it says what it appended: its event, the chain's new head.
     let left = decide(db.clone(), id, as_read, Some(approval.clone()), Some(policy.clone())).await.expect("ok");
     let mut conn = db.pool.acquire().await.expect("connection");
     let (row, approvals, head) = db::decision_state(&mut conn, id).await.expect("read").expect("exists");
@@ -293,8 +332,11 @@ async fn a_decision_writes_its_approval_state_policy_and_event_in_one_query_or_r
     assert_eq!(row.request.decided_by.as_deref(), Some("local:bob"));
     assert_eq!(row.approved_policy, Some(Some(policy.clone())));
     assert_eq!(approvals, std::slice::from_ref(&approval));
-    assert_eq!(head.id, 1, "one event");
-    assert_eq!(left, Some(head));
+    assert_eq!(head.id, 2, "one event more");
+    let left = left.expect("written");
+    assert_eq!(left.head, head);
+    let timeline = db::events_for_request(&mut conn, id).await.expect("events");
+    assert_eq!(timeline.last(), Some(&left.event), "the event as it reads back");
     drop(conn);
     assert!(server::audit::verify(&db.pool).await.expect("verify").intact());
     // The same approver again: the approvals table says so.
@@ -306,7 +348,7 @@ async fn a_decision_writes_its_approval_state_policy_and_event_in_one_query_or_r
     let open = decide(db.clone(), failed, as_read, None, None).await;
     let e = open.expect_err("two open requests").to_string();
     assert!(e.contains("UNIQUE") && e.contains("requests.repository") && !e.contains("approvals"), "{e}");
-    assert_eq!(actors(&db).await, ["local:bob"], "only the decision that was written left an event");
+    assert_eq!(actors(&db).await, ["local:alice", "local:bob"], "only the decision that was written left an event");
 }
 
 /// Inserts a request for a new repository `name`, in `status`.
@@ -367,6 +409,7 @@ fn approve_job(db: &Db, id: i64, approver: &'static str, fail: bool) -> Write {
                     from: row.request.status,
                     read_updated_at: row.request.updated_at,
                     read_approvals: approvals.len(),
+                    read_last_event: head.id,
                     decided_at: Some(9),
                     approval: Some(&approval),
                     approved_policy: None,
@@ -374,7 +417,7 @@ fn approve_job(db: &Db, id: i64, approver: &'static str, fail: bool) -> Write {
                     event: &event,
                 };
                 let left = db::write_decision(tx, &write).await?.expect("written");
-                tx.left_head(left);
+                tx.left_head(left.head);
                 if fail {
                     return Err(sqlx::Error::Protocol(format!("{approver} gives up")));
                 }
@@ -495,6 +538,7 @@ fn stale_then(db: &Db, id: i64, approver: &'static str, then_fail: bool) -> Writ
                         from: row.request.status,
                         read_updated_at: row.request.updated_at,
                         read_approvals: approvals.len() + usize::from(stale),
+                        read_last_event: head.id,
                         decided_at: Some(9),
                         approval: Some(&approval),
                         approved_policy: None,
