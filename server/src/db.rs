@@ -142,9 +142,10 @@ impl WriteTx {
     }
 
     /// Inside a batch: the audit chain's head as the job before this one
-    /// left it, when that job said so ([`WriteTx::left_head`]) and was kept;
-    /// saves a decision its read of the head. `None` otherwise (the first job
-    /// of a batch, after any other job, and outside a batch): read it.
+    /// left it, when that job said so ([`WriteTx::left_head`]) and was kept,
+    /// or was rolled back and knew it; saves a decision its read of the head.
+    /// `None` otherwise (the first job of a batch, after any other job that
+    /// was kept, and outside a batch): read it.
     pub fn known_head(&self) -> Option<&ChainHead> {
         self.head_in.as_ref()
     }
@@ -190,7 +191,7 @@ pub struct NewEvent<'a> {
     pub aws_request_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {
     pub id: i64,
     pub at: i64,
@@ -518,9 +519,11 @@ impl Writer {
             answers.push(outcome.answer);
             in_jobs += job_started.elapsed();
             let ended = std::mem::take(&mut tx.ended);
-            // The next job knows the chain's head only if this one said what
-            // it left and is kept (a rolled back job's events are gone).
-            tx.head_in = tx.head_out.take().filter(|_| outcome.keep);
+            // The next job knows the chain's head if this one said what it
+            // left and is kept, or if it was rolled back (its events are gone
+            // with it: the head is as it found it).
+            let left = tx.head_out.take();
+            tx.head_in = if outcome.keep { left } else { tx.head_in.take() };
             let open = answers.len() <= waiting || started.elapsed() < BATCH_TIME;
             let next = if answers.len() < BATCH_JOBS && open { queue.try_recv().ok() } else { None };
             let end = match (outcome.keep, ended, next.is_some()) {
@@ -1021,7 +1024,7 @@ fn bind_event<'q>(q: Query<'q>, head: &'q ChainHead, e: &NewEvent<'_>) -> Result
     Ok((q, Appended { head: ChainHead { id: row.id, hash }, event: row }))
 }
 
-/// An event appended to the audit chain: the chain's new head, and the event as read back.
+/// An event appended to the audit chain: the chain's new head, and the event as written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Appended {
     pub head: ChainHead,
@@ -1407,8 +1410,7 @@ pub async fn request_view(conn: &mut SqliteConnection, id: i64) -> Result<Option
               FROM approvals WHERE request_id = r.id) AS approvals_json,
            (SELECT json_group_array(json_object('id', id, 'at', at, 'actor', actor, 'action', action,
                      'request_id', request_id, 'repository', repository, 'detail', detail,
-                     'aws_request_ids', CASE WHEN json_valid(aws_request_ids) THEN json(aws_request_ids)
-                                             ELSE json_array() END))
+                     'aws_request_ids', aws_request_ids))
               FROM audit_events WHERE request_id = r.id) AS events_json,
            (SELECT drift FROM repositories WHERE name = r.repository) AS record_drift
          FROM requests r WHERE r.id = ?",
@@ -1423,8 +1425,33 @@ pub async fn request_view(conn: &mut SqliteConnection, id: i64) -> Result<Option
     let mut approvals: Vec<Approval> =
         serde_json::from_str(&row.try_get::<String, _>("approvals_json")?).map_err(decode)?;
     approvals.sort_by(|a, b| (a.at, &a.approver).cmp(&(b.at, &b.approver)));
-    let mut timeline: Vec<EventRow> =
-        serde_json::from_str(&row.try_get::<String, _>("events_json")?).map_err(decode)?;
+    // Events as stored: their AWS request ids are JSON text, read as
+    // `event_from_row` reads them (text that is not a list of ids is none).
+    #[derive(serde::Deserialize)]
+    struct StoredEvent {
+        id: i64,
+        at: i64,
+        actor: String,
+        action: String,
+        request_id: Option<i64>,
+        repository: Option<String>,
+        detail: String,
+        aws_request_ids: String,
+    }
+    let stored: Vec<StoredEvent> = serde_json::from_str(&row.try_get::<String, _>("events_json")?).map_err(decode)?;
+    let mut timeline: Vec<EventRow> = stored
+        .into_iter()
+        .map(|e| EventRow {
+            id: e.id,
+            at: e.at,
+            actor: e.actor,
+            action: e.action,
+            request_id: e.request_id,
+            repository: e.repository,
+            detail: e.detail,
+            aws_request_ids: serde_json::from_str(&e.aws_request_ids).unwrap_or_default(),
+        })
+        .collect();
     timeline.sort_by_key(|e| e.id);
     let drift: Option<String> = row.try_get("record_drift")?;
     let drift = drift.and_then(|d| serde_json::from_str(&d).ok()).unwrap_or_default();

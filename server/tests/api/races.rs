@@ -137,3 +137,43 @@ async fn a_new_repository_costs_the_calls_its_plan_lists_and_nothing_more() {
     expected.sort();
     assert_eq!(made, expected, "exactly the planned calls, once each");
 }
+
+#[tokio::test]
+async fn decisions_queued_together_answer_what_the_request_page_then_reads() {
+    // Held behind one writer turn, the three decisions join one batch: the
+    // first reads the audit chain's head, the others are written from the
+    // read their callers took (and answer from it, with their own event).
+    let app = spawn_app_with(|c| c.worker.enabled = false).await;
+    let alice = app.sign_in("alice", "requester").await;
+    let (adam, bea) = (app.sign_in("adam", "admin").await, app.sign_in("bea", "admin").await);
+    let mut ids = Vec::new();
+    for name in ["q1", "q2", "q3"] {
+        ids.push(alice.submit(&unique(name)).await.1["summary"]["id"].as_i64().expect("id"));
+    }
+    let turn = app.service.db.write().await.expect("turn");
+    let decide = |who: &'static str, verb: &'static str, id: i64| {
+        let user = if who == "adam" { &adam } else { &bea };
+        async move { user.post(&format!("/api/v1/requests/{id}/{verb}"), json!({"comment": "checked"})).await }
+    };
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        turn.rollback().await.expect("release the turn");
+    };
+    let (a, b, c, ()) = tokio::join!(
+        decide("adam", "approve", ids[0]),
+        decide("bea", "reject", ids[1]),
+        decide("adam", "approve", ids[2]),
+        release
+    );
+    for (id, (status, answer), want) in [(ids[0], a, "approved"), (ids[1], b, "rejected"), (ids[2], c, "approved")] {
+        assert_eq!(status, 200, "{answer}");
+        let (_, page) = alice.get(&format!("/api/v1/requests/{id}")).await;
+        assert_eq!(page["summary"]["status"], want);
+        for part in ["summary", "timeline", "approvals", "decided_by", "decision_comment"] {
+            assert_eq!(answer[part], page[part], "#{id}: {part}");
+        }
+        assert_eq!(answer["timeline"].as_array().map(Vec::len), Some(2), "submitted, then decided: {answer}");
+    }
+    let v = server::audit::verify(&app.service.db.pool).await.expect("verify");
+    assert!(v.intact(), "{v:?}");
+}

@@ -318,6 +318,10 @@ async fn a_decision_writes_its_approval_state_policy_and_event_in_one_query_or_r
     for read in stale {
         let moved = decide(db.clone(), id, read, Some(approval.clone()), Some(policy.clone())).await;
         assert_eq!(moved.expect("no error"), None, "a request that is no longer as read is reported");
+        // A decision without an approval or a policy (a rejection, a retry):
+        // its event follows the update directly, and is not written either.
+        let moved = decide(db.clone(), id, read, None, None).await;
+        assert_eq!(moved.expect("no error"), None, "the same without an approval");
     }
     let mut conn = db.pool.acquire().await.expect("connection");
     let (row, approvals, head) = db::decision_state(&mut conn, id).await.expect("read").expect("exists");
@@ -484,7 +488,7 @@ async fn a_decision_that_fails_after_ending_its_savepoint_fails_its_whole_batch(
 }
 
 #[tokio::test]
-async fn a_batch_passes_the_chain_head_from_a_decision_to_the_next_job_only() {
+async fn a_batch_passes_the_chain_head_on_from_a_decision_until_a_kept_job_does_not_say() {
     use app::domain::request::Status;
     let (_dir, db) = fresh().await;
     let ids = [
@@ -499,14 +503,14 @@ async fn a_batch_passes_the_chain_head_from_a_decision_to_the_next_job_only() {
         // A job that does not say what it left (its event moves the head).
         write_event(&db, "a".into(), false).boxed(),
         approve_job(&db, ids[2], "local:bob", false),
-        // A job rolled back: its event is gone with it.
+        // A job rolled back: its event is gone with it, and the head is as it found it.
         write_event(&db, "b".into(), true).boxed(),
         approve_job(&db, ids[3], "local:bob", false),
     ];
     let results: Vec<Option<i64>> = queued(&db, writes).await.into_iter().map(Result::ok).collect();
     // Decisions answer 1 when the head was known (equal to the one read,
     // asserted in the job), 0 when it was not; the event job answers its event's id.
-    assert_eq!(results, [Some(0), Some(1), Some(3), Some(0), None, Some(0)], "event a is #3");
+    assert_eq!(results, [Some(0), Some(1), Some(3), Some(0), None, Some(1)], "event a is #3");
     assert_eq!(actors(&db).await, ["local:bob", "local:bob", "a", "local:bob", "local:bob"]);
     assert!(server::audit::verify(&db.pool).await.expect("verify").intact());
     // A new batch starts without it (a `Db::write` may have appended in between).
