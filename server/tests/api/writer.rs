@@ -280,18 +280,9 @@ async fn a_decision_writes_its_approval_state_policy_and_event_in_one_query_or_r
         next.updated_at = 9;
         next.decided_by = Some("local:bob".into());
         let event = NewEvent { request_id: Some(id), ..event("local:bob") };
-        let mut write = db::DecisionWrite {
-            next: &next,
-            from: row.request.status,
-            read_updated_at: row.request.updated_at,
-            read_approvals: view.approvals.len(),
-            read_last_event: view.last_event(),
-            decided_at: Some(9),
-            approval: approval.as_ref(),
-            approved_policy: policy.as_ref().map(Some),
-            head: &head,
-            event: &event,
-        };
+        let mut write =
+            decision_write(&row, &next, view.approvals.len(), view.last_event(), approval.as_ref(), &head, &event);
+        write.approved_policy = policy.as_ref().map(Some);
         read(&mut write);
         let written = db::write_decision(&mut tx, &write).await;
         // Committed whenever it answers: a decision that was not written wrote nothing.
@@ -355,6 +346,31 @@ async fn a_decision_writes_its_approval_state_policy_and_event_in_one_query_or_r
     assert_eq!(actors(&db).await, ["local:alice", "local:bob"], "only the decision that was written left an event");
 }
 
+/// The write of a decision taking `row` (read with `approvals` approvals and
+/// events up to `last_event`) to `next`, after `head`, without a policy.
+fn decision_write<'a>(
+    row: &'a db::RequestRow,
+    next: &'a app::domain::request::Request,
+    approvals: usize,
+    last_event: i64,
+    approval: Option<&'a app::domain::approval::Approval>,
+    head: &'a db::ChainHead,
+    event: &'a NewEvent<'a>,
+) -> db::DecisionWrite<'a> {
+    db::DecisionWrite {
+        next,
+        from: row.request.status,
+        read_updated_at: row.request.updated_at,
+        read_approvals: approvals,
+        read_last_event: last_event,
+        decided_at: Some(9),
+        approval,
+        approved_policy: None,
+        head,
+        event,
+    }
+}
+
 /// Inserts a request for a new repository `name`, in `status`.
 async fn insert_request(db: &Db, name: &str, status: app::domain::request::Status) -> i64 {
     use app::domain::request::{Request, RequestKind};
@@ -408,18 +424,7 @@ fn approve_job(db: &Db, id: i64, approver: &'static str, fail: bool) -> Write {
                 next.decided_by = Some(approver.into());
                 let approval = app::domain::approval::Approval { approver: approver.into(), at: 9, comment: None };
                 let event = NewEvent { request_id: Some(id), ..event(approver) };
-                let write = db::DecisionWrite {
-                    next: &next,
-                    from: row.request.status,
-                    read_updated_at: row.request.updated_at,
-                    read_approvals: approvals.len(),
-                    read_last_event: head.id,
-                    decided_at: Some(9),
-                    approval: Some(&approval),
-                    approved_policy: None,
-                    head: &head,
-                    event: &event,
-                };
+                let write = decision_write(&row, &next, approvals.len(), head.id, Some(&approval), &head, &event);
                 let left = db::write_decision(tx, &write).await?.expect("written");
                 tx.left_head(left.head);
                 if fail {
@@ -537,18 +542,9 @@ fn stale_then(db: &Db, id: i64, approver: &'static str, then_fail: bool) -> Writ
                     let (row, approvals, head) = db::decision_state(tx, id).await?.expect("exists");
                     let mut next = row.request.clone();
                     next.status = app::domain::request::Status::Approved;
-                    let write = db::DecisionWrite {
-                        next: &next,
-                        from: row.request.status,
-                        read_updated_at: row.request.updated_at,
-                        read_approvals: approvals.len() + usize::from(stale),
-                        read_last_event: head.id,
-                        decided_at: Some(9),
-                        approval: Some(&approval),
-                        approved_policy: None,
-                        head: &head,
-                        event: &event,
-                    };
+                    let mut write =
+                        decision_write(&row, &next, approvals.len(), head.id, Some(&approval), &head, &event);
+                    write.read_approvals += usize::from(stale);
                     let written = db::write_decision(tx, &write).await?;
                     assert_eq!(written.is_none(), stale);
                     if stale && then_fail {
