@@ -89,7 +89,14 @@ pub struct User {
 
 impl TestApp {
     pub fn anonymous(&self) -> User {
-        User { http: reqwest::Client::builder().cookie_store(true).build().expect("client"), base: self.base.clone() }
+        // A bounded wait: an answer that never comes fails its test with a
+        // timeout instead of holding the whole run.
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .timeout(std::time::Duration::from_secs(45))
+            .build()
+            .expect("client");
+        User { http, base: self.base.clone() }
     }
 
     pub async fn sign_in(&self, username: &str, role: &str) -> User {
@@ -255,7 +262,12 @@ pub async fn spawn_oidc_app(oidc: &MockOidc, tweak: impl FnOnce(&mut RawConfig))
 
 /// A browser that does not follow redirects by itself, so each hop can be checked.
 pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(45))
+        .build()
+        .expect("client")
 }
 
 pub fn location(r: &reqwest::Response) -> String {
