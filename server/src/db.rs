@@ -1353,6 +1353,23 @@ pub async fn approvals(conn: &mut SqliteConnection, request_id: i64) -> Result<V
         .collect()
 }
 
+/// A request's approvals as one JSON column of a query on `requests r`
+/// (read back by [`approvals_from`]).
+macro_rules! approvals_column {
+    () => {
+        "(SELECT json_group_array(json_object('approver', approver, 'at', at, 'comment', comment))
+            FROM approvals WHERE request_id = r.id) AS approvals_json"
+    };
+}
+
+/// The approvals of [`approvals_column`], ordered like [`approvals`].
+fn approvals_from(row: &SqliteRow) -> Result<Vec<Approval>, sqlx::Error> {
+    let json: String = row.try_get("approvals_json")?;
+    let mut approvals: Vec<Approval> = serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    approvals.sort_by(|a, b| (a.at, &a.approver).cmp(&(b.at, &b.approver)));
+    Ok(approvals)
+}
+
 /// What a decision reads, in one statement: the request, its approvals
 /// (ordered like [`approvals`]) and the audit chain's head (which only a
 /// read under the writer turn may append after).
@@ -1360,14 +1377,14 @@ pub async fn decision_state(
     conn: &mut SqliteConnection,
     id: i64,
 ) -> Result<Option<(RequestRow, Vec<Approval>, ChainHead)>, sqlx::Error> {
-    let Some(row) = sqlx::query(
-        "SELECT r.*,
-           (SELECT json_group_array(json_object('approver', approver, 'at', at, 'comment', comment))
-              FROM approvals WHERE request_id = r.id) AS approvals_json,
+    let Some(row) = sqlx::query(concat!(
+        "SELECT r.*, ",
+        approvals_column!(),
+        ",
            (SELECT id FROM audit_events ORDER BY id DESC LIMIT 1) AS head_id,
            (SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1) AS head_hash
-         FROM requests r WHERE r.id = ?",
-    )
+         FROM requests r WHERE r.id = ?"
+    ))
     .bind(id)
     .fetch_optional(conn)
     .await?
@@ -1375,9 +1392,7 @@ pub async fn decision_state(
         return Ok(None);
     };
     let request = request_from_row(&row)?;
-    let json: String = row.try_get("approvals_json")?;
-    let mut approvals: Vec<Approval> = serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    approvals.sort_by(|a, b| (a.at, &a.approver).cmp(&(b.at, &b.approver)));
+    let approvals = approvals_from(&row)?;
     let head = ChainHead::from_columns(row.try_get("head_id")?, row.try_get("head_hash")?);
     Ok(Some((request, approvals, head)))
 }
@@ -1404,17 +1419,17 @@ impl RequestView {
 /// Reads a request's [`RequestView`] in one statement (one round trip to
 /// SQLite's thread instead of three).
 pub async fn request_view(conn: &mut SqliteConnection, id: i64) -> Result<Option<RequestView>, sqlx::Error> {
-    let Some(row) = sqlx::query(
-        "SELECT r.*,
-           (SELECT json_group_array(json_object('approver', approver, 'at', at, 'comment', comment))
-              FROM approvals WHERE request_id = r.id) AS approvals_json,
+    let Some(row) = sqlx::query(concat!(
+        "SELECT r.*, ",
+        approvals_column!(),
+        ",
            (SELECT json_group_array(json_object('id', id, 'at', at, 'actor', actor, 'action', action,
                      'request_id', request_id, 'repository', repository, 'detail', detail,
                      'aws_request_ids', aws_request_ids))
               FROM audit_events WHERE request_id = r.id) AS events_json,
            (SELECT drift FROM repositories WHERE name = r.repository) AS record_drift
-         FROM requests r WHERE r.id = ?",
-    )
+         FROM requests r WHERE r.id = ?"
+    ))
     .bind(id)
     .fetch_optional(conn)
     .await?
@@ -1422,9 +1437,7 @@ pub async fn request_view(conn: &mut SqliteConnection, id: i64) -> Result<Option
         return Ok(None);
     };
     let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
-    let mut approvals: Vec<Approval> =
-        serde_json::from_str(&row.try_get::<String, _>("approvals_json")?).map_err(decode)?;
-    approvals.sort_by(|a, b| (a.at, &a.approver).cmp(&(b.at, &b.approver)));
+    let approvals = approvals_from(&row)?;
     // Events as stored: their AWS request ids are JSON text, read as
     // `event_from_row` reads them (text that is not a list of ids is none).
     #[derive(serde::Deserialize)]

@@ -698,8 +698,8 @@ impl PortalService {
             + Send
             + 'static,
     ) -> Result<RequestDetail, AppError> {
+        let last_event = read.last_event();
         let db::RequestView { row: before, approvals, timeline, drift } = read;
-        let last_event = timeline.last().map_or(0, |e| e.id);
         // The policy an approval is based on is read before the transaction (an AWS call).
         let id = before.request.id;
         let snapshot = if action == AuditAction::RequestApproved && before.request.kind.touches_policy() {
