@@ -103,36 +103,17 @@ pub async fn current_user(State(state): State<AppState>, mut req: Request, next:
     if let Some(token) = cookie_value(req.headers(), state.cookies.session) {
         let id_hash = hash(&token);
         let now = svc.now();
-        let version = svc.db.sessions_version();
-        let found = match state.sessions.get(&id_hash, version) {
-            Some(s) => Ok(Some(s)),
-            None => crate::db::get_session(&svc.db.pool, &id_hash).await.inspect(|s| {
-                if let Some(s) = s {
-                    state.sessions.put(id_hash.clone(), version, 1, s.clone());
-                }
-            }),
-        };
+        let found = crate::db::get_session(&svc.db.pool, &id_hash).await;
         match found {
             Ok(Some(s)) => {
                 let idle_ms = i64::try_from(state.session_idle_ms).unwrap_or(i64::MAX);
                 if now >= s.expires_at || now - s.last_seen >= idle_ms {
-                    let h = id_hash.clone();
-                    svc.db
-                        .write_quietly("ending an expired session", move |c| {
-                            Box::pin(async move { crate::db::delete_session(c, &h).await })
-                        })
-                        .await;
+                    let _ = svc.end_session(None, Some(&id_hash)).await; // logged inside
                 } else {
                     if now - s.last_seen > 60_000 {
-                        let h = id_hash.clone();
-                        svc.db
-                            .write_quietly("touching a session", move |c| {
-                                Box::pin(async move { crate::db::touch_session(c, &h, now).await })
-                            })
-                            .await;
+                        svc.touch_session(&id_hash, now).await;
                     }
                     req.extensions_mut().insert(s.principal);
-                    req.extensions_mut().insert(crate::page_cache::SessionKey(id_hash));
                 }
             }
             Ok(None) => {}

@@ -230,6 +230,9 @@ fn rid<T: RequestId>(out: &T) -> String {
     out.request_id().unwrap_or("unknown").to_string()
 }
 
+/// The longest one AWS call may take, retries included.
+pub const AWS_CALL_CAP_SECONDS: u64 = 60;
+
 /// Builds the base SDK config: moto with static test credentials (local), or
 /// the default credential chain (aws).
 pub async fn base_config(config: &Config, profile: Option<&str>) -> SdkConfig {
@@ -241,6 +244,10 @@ pub async fn base_config(config: &Config, profile: Option<&str>) -> SdkConfig {
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
                 .operation_attempt_timeout(Duration::from_secs(20))
+                // The cap on one call with its retries: well inside the
+                // shortest apply lease (`worker.lease_seconds`, see config.rs),
+                // so a write that starts under the lease ends under it.
+                .operation_timeout(Duration::from_secs(AWS_CALL_CAP_SECONDS))
                 .build(),
         );
     if aws.target == AwsTarget::Local {

@@ -39,9 +39,6 @@ pub struct ServerSection {
     pub public_url: String,
     /// Serve `GET /__baseline/{bytes}`: a static body, the benchmark's yardstick. Off in production.
     pub benchmark_baseline: bool,
-    /// How long a rendered page and a session lookup may be reused while
-    /// nothing has changed (see `page_cache.rs`); 0 turns both caches off.
-    pub page_cache_ms: u64,
 }
 
 impl Default for ServerSection {
@@ -52,7 +49,6 @@ impl Default for ServerSection {
             max_body_bytes: 64 * 1024,
             public_url: String::new(),
             benchmark_baseline: false,
-            page_cache_ms: 1000,
         }
     }
 }
@@ -359,6 +355,13 @@ impl Config {
         }
         if raw.worker.poll_interval_ms == 0 || raw.worker.lease_seconds == 0 || raw.worker.drift_check_seconds == 0 {
             bail!("config keys `worker.poll_interval_ms`, `worker.lease_seconds` and `worker.drift_check_seconds` must be above 0");
+        }
+        let shortest_lease = 2 * crate::aws::AWS_CALL_CAP_SECONDS;
+        if raw.worker.lease_seconds < shortest_lease {
+            bail!(
+                "config key `worker.lease_seconds` must be at least {shortest_lease} (two AWS calls at their time limit), got {}",
+                raw.worker.lease_seconds
+            );
         }
         if raw.worker.max_attempts == 0
             || raw.worker.retry_base_ms == 0

@@ -33,10 +33,6 @@ pub struct AppState {
     pub oidc: Option<Arc<crate::oidc::Oidc>>,
     /// The origin people use (`server.public_url`), accepted as `Origin`.
     pub public_url: String,
-    /// Rendered pages, per session (see `page_cache.rs`).
-    pub pages: Arc<crate::page_cache::Pages>,
-    /// Session lookups, by the session id's hash.
-    pub sessions: Arc<crate::page_cache::Fresh<String, crate::db::SessionRow>>,
 }
 
 pub struct Application {
@@ -46,6 +42,8 @@ pub struct Application {
     pub service: Arc<PortalService>,
     stop: watch::Sender<bool>,
     worker: tokio::task::JoinHandle<()>,
+    /// This process's claim on the database, until it stops.
+    _lock: crate::lock::DatabaseLock,
 }
 
 /// Ports that tests may replace (a manual clock, a fault-injecting registry).
@@ -60,6 +58,7 @@ impl Application {
     }
 
     pub async fn build_with(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
+        let lock = crate::lock::DatabaseLock::acquire(&config.database_path)?;
         let db = Db::connect(&config.database_path).await?;
         let registry: Arc<dyn Registry> = match overrides.registry {
             Some(r) => r,
@@ -137,7 +136,6 @@ impl Application {
         .collect();
         approver_groups.sort();
         approver_groups.dedup();
-        let fresh_for = Duration::from_millis(config.raw.server.page_cache_ms);
         let state = AppState {
             service: service.clone(),
             session_idle_ms: config.raw.auth.session_idle_minutes * 60_000,
@@ -151,8 +149,6 @@ impl Application {
             },
             oidc,
             public_url,
-            pages: Arc::new(crate::page_cache::Fresh::new(fresh_for, 16 << 20)),
-            sessions: Arc::new(crate::page_cache::Fresh::new(fresh_for, 10_000)),
         };
 
         let leptos_options = LeptosOptions::builder()
@@ -161,7 +157,7 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(addr)
             .build();
-        let routes = generate_route_list(App);
+        let routes = route_list();
         let handle = PortalHandle(service.clone() as Arc<dyn Portal>);
         let site = Router::new()
             .leptos_routes_with_context(&leptos_options, routes, move || provide_context(handle.clone()), {
@@ -169,8 +165,7 @@ impl Application {
                 move || shell(options.clone())
             })
             .fallback(leptos_axum::file_and_error_handler(shell))
-            .with_state(leptos_options)
-            .layer(axum::middleware::from_fn_with_state(state.clone(), crate::page_cache::pages));
+            .with_state(leptos_options);
 
         let own = Router::new()
             .route("/healthz", get(|| async { "ok" }))
@@ -232,7 +227,7 @@ impl Application {
         } else {
             tokio::spawn(async {})
         };
-        Ok(Self { listener, router, addr, service, stop, worker })
+        Ok(Self { listener, router, addr, service, stop, worker, _lock: lock })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -268,6 +263,15 @@ impl Application {
         let _ = self.worker.await;
         Ok(())
     }
+}
+
+/// The pages' routes, listed once per process. Listing them renders the app
+/// in a special mode that is process-wide while it lasts, so a page served
+/// by another application in the same process at that moment (tests start
+/// many) could wait forever for its data (leptos-rs/leptos#4773).
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
 async fn shutdown_signal() {

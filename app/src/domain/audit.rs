@@ -15,6 +15,8 @@ pub enum AuditAction {
     ApplyRetried,
     ApplyNeedsReapproval,
     ApplyDeferred,
+    /// An apply attempt found its lease gone (another attempt took the job over) and stopped before writing.
+    ApplyLeaseLost,
     RepositoryAdopted,
     DriftDetected,
     DriftResolved,
@@ -29,7 +31,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 22] = [
+    pub const ALL: [AuditAction; 23] = [
         AuditAction::SignedIn,
         AuditAction::SignedOut,
         AuditAction::RequestSubmitted,
@@ -41,6 +43,7 @@ impl AuditAction {
         AuditAction::ApplyRetried,
         AuditAction::ApplyNeedsReapproval,
         AuditAction::ApplyDeferred,
+        AuditAction::ApplyLeaseLost,
         AuditAction::RepositoryAdopted,
         AuditAction::DriftDetected,
         AuditAction::DriftResolved,
@@ -66,6 +69,7 @@ impl AuditAction {
             Self::ApplyRetried => "apply_retried",
             Self::ApplyNeedsReapproval => "apply_needs_reapproval",
             Self::ApplyDeferred => "apply_deferred",
+            Self::ApplyLeaseLost => "apply_lease_lost",
             Self::RepositoryAdopted => "repository_adopted",
             Self::DriftDetected => "drift_detected",
             Self::DriftResolved => "drift_resolved",
@@ -96,6 +100,7 @@ impl AuditAction {
             Self::ApplyRetried => "Retry requested",
             Self::ApplyNeedsReapproval => "Sent back for re-approval",
             Self::ApplyDeferred => "Will retry (temporary AWS error)",
+            Self::ApplyLeaseLost => "Attempt stopped (another took over)",
             Self::RepositoryAdopted => "Adopted into the portal",
             Self::DriftDetected => "Drift detected",
             Self::DriftResolved => "Drift resolved",

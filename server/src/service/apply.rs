@@ -9,9 +9,19 @@
 //! - the live policy is compared with the one the approval was based on: a
 //!   change by someone else since then stops the apply as `needs_reapproval`
 //!   instead of overwriting it.
+//!
+//! Leases fence: an attempt holds its request's lease (`lease_owner`, and
+//! the attempt number), renewed every third of its length while the attempt
+//! runs and renewed again, as a check, right before each AWS write. An
+//! attempt that finds the lease gone (it ran out and another attempt took the
+//! job over) stops before writing, and records what it did, with its AWS
+//! request ids, as `apply_lease_lost`; its result is never recorded. Each AWS
+//! call is capped (see `aws::base_config`) well inside the shortest lease
+//! allowed, so a write that starts under the lease also ends under it.
 use super::{db_err, same_policy, PortalService};
 use crate::aws::{fixes, Registry, RegistryError, REQUEST_TAG};
-use crate::db::{self, NewEvent, RecordRow};
+use crate::clock::Clock;
+use crate::db::{self, Db, NewEvent, RecordRow};
 use app::domain::audit::AuditAction;
 use app::domain::policy;
 use app::domain::principal::SYSTEM_ACTOR;
@@ -56,7 +66,8 @@ pub enum ApplyOutcome {
     NeedsReapproval(i64),
     /// A temporary AWS failure: back to approved, retried after a backoff.
     Deferred(i64),
-    /// Another worker took the job over (our lease ran out); our result was dropped.
+    /// Another attempt took the job over (this one's lease ran out); this
+    /// attempt stopped before its next write, or its result was dropped.
     LostLease(i64),
 }
 
@@ -66,6 +77,47 @@ pub(crate) struct Failure {
     reapprove: bool,
     /// Throttling, 5xx or unreachable: worth retrying later.
     transient: bool,
+    /// The lease was gone before a write: another attempt owns the job.
+    lost_lease: bool,
+}
+
+/// The apply lease of one attempt (see the module notes).
+#[derive(Clone)]
+struct Lease {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    id: i64,
+    owner: String,
+    attempt: u32,
+    length_ms: i64,
+}
+
+impl Lease {
+    /// Extends the lease if this attempt still holds it; false once it is gone.
+    async fn renew(&self) -> Result<bool, sqlx::Error> {
+        let until = self.clock.now_ms().saturating_add(self.length_ms);
+        let mut tx = self.db.write().await?;
+        let held = db::renew_lease(&mut tx, self.id, &self.owner, self.attempt, until).await?;
+        tx.commit().await?;
+        Ok(held)
+    }
+
+    /// Renews the lease every third of its length until the attempt ends
+    /// (the task is aborted) or the lease is gone.
+    fn keep_renewed(&self) -> tokio::task::JoinHandle<()> {
+        let lease = self.clone();
+        tokio::spawn(async move {
+            let every = std::time::Duration::from_millis(u64::try_from(lease.length_ms / 3).unwrap_or(1).max(1));
+            loop {
+                tokio::time::sleep(every).await;
+                match lease.renew().await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => tracing::warn!(request = lease.id, "renewing the apply lease: {e}"),
+                }
+            }
+        })
+    }
 }
 
 fn aws_reason(step: &str, e: RegistryError) -> String {
@@ -78,17 +130,39 @@ fn aws_reason(step: &str, e: RegistryError) -> String {
 }
 
 /// The registry session of one apply; collects AWS request ids as it goes,
-/// and builds failures that carry them.
+/// builds failures that carry them, and checks the lease before each write.
 struct Calls {
     reg: Arc<dyn Registry>,
     ids: Vec<String>,
+    lease: Lease,
 }
 
 impl Calls {
     fn fail(&self, reason: String) -> Failure {
-        Failure { reason, request_ids: self.ids.clone(), reapprove: false, transient: false }
+        Failure { reason, request_ids: self.ids.clone(), reapprove: false, transient: false, lost_lease: false }
     }
+
+    /// Renews the lease before the AWS write `call`, or stops the attempt if it is gone.
+    async fn fence(&self, call: &str) -> Result<(), Failure> {
+        match self.lease.renew().await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                let mut f = self.fail(format!("the lease was gone before {call}; stopped without writing"));
+                f.lost_lease = true;
+                Err(f)
+            }
+            Err(e) => {
+                tracing::error!("checking the apply lease: {e}");
+                let mut f =
+                    self.fail(format!("could not check the apply lease before {call}; nothing more was written"));
+                f.transient = true;
+                Err(f)
+            }
+        }
+    }
+
     async fn put_lifecycle(&mut self, name: &str, policy: &Value) -> Result<(), Failure> {
+        self.fence("PutLifecyclePolicy").await?;
         let id = self.reg.put_lifecycle_policy(name, policy).await.map_err(|e| self.aws("PutLifecyclePolicy", e))?;
         self.ids.push(id);
         Ok(())
@@ -149,14 +223,30 @@ impl PortalService {
         tx.commit().await.map_err(db_err)?;
         crash_point("before_aws");
 
-        let outcome = self.execute(&started, approved_policy).await;
+        let lease = Lease {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            id: started.id,
+            owner: owner.to_string(),
+            attempt: started.attempts,
+            length_ms: lease_ms,
+        };
+        let renewing = lease.keep_renewed();
+        let outcome = self.execute(&started, approved_policy, lease).await;
+        renewing.abort();
 
         let now = self.now();
         let id = started.id;
-        let mut tx = self.db.write().await.map_err(db_err)?;
-        let record = db::get_record(&mut tx, &name).await.map_err(db_err)?;
         let mut retry_at = None;
+        // What this attempt found, and what it would record: the new state,
+        // the result, the record of what is approved, and whether a new
+        // approval round starts.
+        let mut record = None;
+        let mut clear_approvals = false;
         let (finished, result, action, detail, ids) = match outcome {
+            Err(f) if f.lost_lease => {
+                return self.record_lost_lease(&started, &name, f.reason, f.request_ids).await;
+            }
             Ok(res) => {
                 let detail = match &started.kind {
                     RequestKind::CreateRepository { .. } if res.adopted => {
@@ -167,10 +257,9 @@ impl PortalService {
                     RequestKind::RevokeProduction { .. } => "production can no longer pull".to_string(),
                     RequestKind::RestoreRepository { .. } => "restored the approved state".to_string(),
                 };
-                let new_record = updated_record(&started, record, res.adopted, now);
-                db::upsert_record(&mut tx, &new_record).await.map_err(db_err)?;
+                record = Some(res.adopted);
                 let ids = res.aws_request_ids.clone();
-                (started.succeed(now)?, Some(res), AuditAction::ApplySucceeded, detail, ids)
+                (started.clone().succeed(now)?, Some(res), AuditAction::ApplySucceeded, detail, ids)
             }
             Err(f) if f.transient && retries + 1 < self.retry.max_attempts => {
                 let delay = self.retry.delay_ms(retries);
@@ -182,25 +271,34 @@ impl PortalService {
                     f.reason,
                     delay as f64 / 1000.0
                 );
-                (started.defer(f.reason, now)?, None, AuditAction::ApplyDeferred, detail, f.request_ids)
+                (started.clone().defer(f.reason, now)?, None, AuditAction::ApplyDeferred, detail, f.request_ids)
             }
             Err(f) if f.transient => {
                 let reason = format!("{} (gave up after {} attempts)", f.reason, self.retry.max_attempts);
-                (started.fail(reason.clone(), now)?, None, AuditAction::ApplyFailed, reason, f.request_ids)
+                (started.clone().fail(reason.clone(), now)?, None, AuditAction::ApplyFailed, reason, f.request_ids)
             }
             Err(f) if f.reapprove => {
-                let r = started.stop_for_reapproval(f.reason.clone(), now)?;
-                db::clear_approvals(&mut tx, id).await.map_err(db_err)?;
+                clear_approvals = true;
+                let r = started.clone().stop_for_reapproval(f.reason.clone(), now)?;
                 (r, None, AuditAction::ApplyNeedsReapproval, f.reason, f.request_ids)
             }
             Err(f) => {
-                let r = started.fail(f.reason.clone(), now)?;
+                let r = started.clone().fail(f.reason.clone(), now)?;
                 (r, None, AuditAction::ApplyFailed, f.reason, f.request_ids)
             }
         };
+        let mut tx = self.db.write().await.map_err(db_err)?;
         if !db::finish_apply(&mut tx, &finished, owner, result.as_ref(), retry_at).await.map_err(db_err)? {
-            tracing::warn!(request = id, "lease lost before the result was recorded; another worker owns it now");
-            return Ok(ApplyOutcome::LostLease(id));
+            tx.rollback().await.map_err(db_err)?;
+            let why = format!("the lease was gone when the attempt finished ({detail}); its result was not recorded");
+            return self.record_lost_lease(&started, &name, why, ids).await;
+        }
+        if let Some(adopted) = record {
+            let before = db::get_record(&mut tx, &name).await.map_err(db_err)?;
+            db::upsert_record(&mut tx, &updated_record(&started, before, adopted, now)).await.map_err(db_err)?;
+        }
+        if clear_approvals {
+            db::clear_approvals(&mut tx, id).await.map_err(db_err)?;
         }
         db::insert_event(
             &mut tx,
@@ -228,9 +326,43 @@ impl PortalService {
         })
     }
 
+    /// Records that an attempt lost its lease, with what it did in AWS; the
+    /// request itself belongs to the attempt that took it over.
+    async fn record_lost_lease(
+        &self,
+        started: &Request,
+        name: &str,
+        why: String,
+        aws_request_ids: Vec<String>,
+    ) -> Result<ApplyOutcome, AppError> {
+        tracing::warn!(request = started.id, attempt = started.attempts, "{why}");
+        let mut tx = self.db.write().await.map_err(db_err)?;
+        db::insert_event(
+            &mut tx,
+            &NewEvent {
+                at: self.now(),
+                actor: SYSTEM_ACTOR,
+                action: AuditAction::ApplyLeaseLost,
+                request_id: Some(started.id),
+                repository: Some(name),
+                detail: format!("attempt {}: {why}", started.attempts),
+                aws_request_ids,
+            },
+        )
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(ApplyOutcome::LostLease(started.id))
+    }
+
     /// Runs the plan against the registry. Idempotent (see the module header).
-    async fn execute(&self, r: &Request, approved_policy: Option<Option<Value>>) -> Result<ApplyResult, Failure> {
-        let mut calls = Calls { reg: self.registry.scoped(&session_for(r)).await, ids: Vec::new() };
+    async fn execute(
+        &self,
+        r: &Request,
+        approved_policy: Option<Option<Value>>,
+        lease: Lease,
+    ) -> Result<ApplyResult, Failure> {
+        let mut calls = Calls { reg: self.registry.scoped(&session_for(r)).await, ids: Vec::new(), lease };
         let name = r.kind.repository().as_str().to_string();
         // URI and ARN when the steps already know them; otherwise the verification read gives them.
         let (known, adopted) = match &r.kind {
@@ -265,6 +397,7 @@ impl PortalService {
                 if let Some(spec) = &record.spec {
                     let (todo, _impossible) = fixes(&live, spec);
                     for fix in &todo {
+                        calls.fence(fix.call()).await?;
                         let id = calls.reg.fix(&name, &live.arn, fix).await.map_err(|e| calls.aws(fix.call(), e))?;
                         calls.ids.push(id);
                     }
@@ -350,6 +483,7 @@ impl PortalService {
     ) -> Result<(String, String, bool), Failure> {
         let name = spec.name.as_str();
         let lifecycle = spec.lifecycle.policy_json();
+        calls.fence("CreateRepository").await?;
         match calls.reg.create(spec, r.id).await {
             Ok(created) => {
                 calls.ids.push(created.request_id);
@@ -383,8 +517,11 @@ impl PortalService {
         }
     }
 
-    /// Puts the portal's statement into (grant) or out of (revoke) the live policy,
-    /// under the repository's policy lock. `approved` is the policy the approval saw.
+    /// Puts the portal's statement into (grant) or out of (revoke) the live policy.
+    /// `approved` is the policy the approval saw. SetRepositoryPolicy replaces
+    /// the whole document, so two attempts must never write one repository's
+    /// policy at once: the lease, checked before the write, sees to that (one
+    /// open request per repository, one attempt holding its lease).
     async fn apply_policy(
         &self,
         name: &str,
@@ -392,8 +529,6 @@ impl PortalService {
         approved: Option<&Option<Value>>,
         calls: &mut Calls,
     ) -> Result<(), Failure> {
-        let lock = self.policy_lock(name);
-        let _guard = lock.lock().await;
         let wanted = match (grant, self.deployment.target.production_account.as_deref()) {
             (true, Some(a)) => Some((a, self.deployment.target.production_can_list)),
             (true, None) => {
@@ -422,6 +557,7 @@ impl PortalService {
         if same_policy(live.as_ref(), after.as_ref()) {
             return Ok(());
         }
+        calls.fence(if after.is_some() { "SetRepositoryPolicy" } else { "DeleteRepositoryPolicy" }).await?;
         let id = match &after {
             Some(doc) => calls.reg.set_policy(name, doc).await.map_err(|e| calls.aws("SetRepositoryPolicy", e))?,
             None => calls.reg.delete_policy(name).await.map_err(|e| calls.aws("DeleteRepositoryPolicy", e))?,

@@ -96,7 +96,6 @@ impl PortalService {
         merged.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         let merged = Arc::new(merged);
         *cache = Some((started, merged.clone(), Default::default()));
-        self.db.changed();
         Ok(merged)
     }
 
@@ -132,7 +131,6 @@ impl PortalService {
             }
             patched.insert(name.to_string(), (detail, now));
         }
-        self.db.changed();
     }
 
     /// Starts a background refresh unless one is running (for the worker).

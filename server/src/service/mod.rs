@@ -26,7 +26,6 @@ use app::domain::request::{Request, RequestKind, Status, MAX_COMMENT};
 use app::error::AppError;
 use app::views::*;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -50,9 +49,6 @@ pub struct PortalService {
     pub deployment: Deployment,
     /// Wakes the worker when there is approved work.
     pub wake: Arc<Notify>,
-    /// One lock per repository: SetRepositoryPolicy replaces the whole document,
-    /// so two policy writes to one repository must never interleave.
-    policy_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub retry: RetryPolicy,
     /// (window start ms, events in it, events dropped since the last recorded one).
     anonymous_window: std::sync::Mutex<(i64, u32, u64)>,
@@ -91,135 +87,6 @@ pub fn internal(context: &str, err: impl std::fmt::Display) -> AppError {
     let reference = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     tracing::error!(reference, "{context}: {err:#}");
     AppError::Internal(reference)
-}
-
-/// Why a write job wrote nothing: the state machine refused it (a decision
-/// answers that after the transaction, which may record a denial), or an error.
-enum JobError {
-    Transition(app::domain::request::TransitionError),
-    App(AppError),
-}
-
-impl JobError {
-    fn into_app(self) -> AppError {
-        match self {
-            Self::Transition(e) => AppError::from(e),
-            Self::App(e) => e,
-        }
-    }
-}
-
-impl From<AppError> for JobError {
-    fn from(e: AppError) -> Self {
-        Self::App(e)
-    }
-}
-
-impl From<sqlx::Error> for JobError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::App(db_err(e))
-    }
-}
-
-/// A decision about to be written: what [`PortalService::decide`] knows
-/// before the transaction.
-struct Decision {
-    id: i64,
-    action: AuditAction,
-    comment: Option<String>,
-    /// Approvals the request's rule requires.
-    required: u32,
-    decider: Principal,
-    now: i64,
-    /// The live policy an approval is based on (`Some(None)`: no policy).
-    snapshot: Option<Option<Value>>,
-    /// The last event about the request that the read saw.
-    last_event: i64,
-}
-
-/// A written decision: the row as read, the request as the state machine
-/// left it, its approvals and the event it appended.
-type Decided = (RequestRow, Request, Vec<Approval>, EventRow);
-
-impl Decision {
-    /// Writes the decision taking the request from `row` (with `approvals`) to
-    /// `next`, after the audit chain's `head`: `None`, having written nothing,
-    /// when the request is no longer as read.
-    async fn write(
-        &self,
-        tx: &mut db::WriteTx,
-        row: RequestRow,
-        mut approvals: Vec<Approval>,
-        next: Request,
-        head: &db::ChainHead,
-    ) -> Result<Option<Decided>, JobError> {
-        let (action, now) = (self.action, self.now);
-        let from = row.request.status;
-        let partial = action == AuditAction::RequestApproved && next.status == from;
-        let given = approvals.len() + 1;
-        let approval = (action == AuditAction::RequestApproved).then(|| Approval {
-            approver: self.decider.id.clone(),
-            at: now,
-            comment: self.comment.clone(),
-        });
-        let decided_at = (next.status != from
-            && matches!(action, AuditAction::RequestApproved | AuditAction::RequestRejected))
-        .then_some(now);
-        let approved_policy = self.snapshot.clone().filter(|_| next.status == Status::Approved);
-        let mut detail = self.comment.clone().unwrap_or_default();
-        if action == AuditAction::RequestApproved && self.required > 1 {
-            let count = format!("approval {given} of {}", self.required);
-            detail = if detail.is_empty() { count } else { format!("{count}: {detail}") };
-        }
-        if let Some(via) = self.decider.via() {
-            detail = if detail.is_empty() { format!("through {via}") } else { format!("{detail} (through {via})") };
-        }
-        let event = NewEvent {
-            at: now,
-            actor: &self.decider.id,
-            action: if partial { AuditAction::ApprovalGiven } else { action },
-            request_id: Some(self.id),
-            repository: Some(next.kind.repository().as_str()),
-            detail,
-            aws_request_ids: vec![],
-        };
-        let write = db::DecisionWrite {
-            next: &next,
-            from,
-            read_updated_at: row.request.updated_at,
-            read_approvals: approvals.len(),
-            read_last_event: self.last_event,
-            decided_at,
-            approval: approval.as_ref(),
-            approved_policy: approved_policy.as_ref().map(Option::as_ref),
-            head,
-            event: &event,
-        };
-        // SQLite names the violated key's columns: the approvals' key
-        // (the state machine refuses a second approval by the same
-        // approver first) or the one-open-request index; any other
-        // violation is an internal error.
-        let written = db::write_decision(tx, &write).await.map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() && d.message().contains("approvals.") => {
-                AppError::Conflict("you have already approved this request; it needs another approver".into())
-            }
-            sqlx::Error::Database(d) if d.is_unique_violation() && d.message().contains("requests.repository") => {
-                AppError::Conflict(format!(
-                    "{} already has an open request; finish that one first",
-                    next.kind.repository()
-                ))
-            }
-            _ => db_err(e),
-        })?;
-        let Some(db::Appended { head, event }) = written else { return Ok(None) };
-        tx.left_head(head);
-        let mut after = row;
-        if approved_policy.is_some() {
-            after.approved_policy = approved_policy;
-        }
-        approvals.extend(approval);
-        Ok(Some((after, next, approvals, event)))
-    }
 }
 
 pub(crate) fn db_err(e: sqlx::Error) -> AppError {
@@ -292,7 +159,6 @@ impl PortalService {
             clock,
             deployment,
             wake: Arc::new(Notify::new()),
-            policy_locks: std::sync::Mutex::new(HashMap::new()),
             retry: RetryPolicy::default(),
             inventory: Default::default(),
             anonymous_window: std::sync::Mutex::new((0, 0, 0)),
@@ -306,11 +172,6 @@ impl PortalService {
 
     pub fn now(&self) -> i64 {
         self.clock.now_ms()
-    }
-
-    pub(crate) fn policy_lock(&self, repository: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.policy_locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(repository.to_string()).or_default().clone()
     }
 
     /// Creates a session and records the sign-in, in one transaction.
@@ -367,6 +228,18 @@ impl PortalService {
         tx.commit().await.map_err(db_err)
     }
 
+    /// Notes that a session is in use (at most once a minute). Best effort.
+    pub async fn touch_session(&self, id_hash: &str, now: i64) {
+        let touch = async {
+            let mut tx = self.db.write().await?;
+            db::touch_session(&mut tx, id_hash, now).await?;
+            tx.commit().await
+        };
+        if let Err(e) = touch.await {
+            tracing::warn!("touching a session: {e}");
+        }
+    }
+
     async fn load(&self, id: i64) -> Result<RequestRow, AppError> {
         let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
         db::get_request(&mut conn, id)
@@ -394,21 +267,20 @@ impl PortalService {
     /// denials, token use). Best effort: a failure to record is logged, and
     /// never turns a denial into something else.
     pub async fn security_event(&self, actor: &str, action: AuditAction, detail: String) {
-        let (at, actor) = (self.now(), actor.to_string());
-        let write = self.db.run(move |tx| {
-            Box::pin(async move {
-                let event = NewEvent {
-                    at,
-                    actor: &actor,
-                    action,
-                    request_id: None,
-                    repository: None,
-                    detail,
-                    aws_request_ids: vec![],
-                };
-                db::insert_event(tx, &event).await.map(drop)
-            })
-        });
+        let event = NewEvent {
+            at: self.now(),
+            actor,
+            action,
+            request_id: None,
+            repository: None,
+            detail,
+            aws_request_ids: vec![],
+        };
+        let write = async {
+            let mut tx = self.db.write().await?;
+            db::insert_event(&mut tx, &event).await?;
+            tx.commit().await
+        };
         if let Err(e) = write.await {
             tracing::error!("recording {}: {e}", action.as_str());
         }
@@ -471,40 +343,17 @@ impl PortalService {
         }
     }
 
-    /// Inserts a new request and its submission event (and, for system requests, the approval).
+    /// Inserts a new request and its submission event (and, for system
+    /// requests, the approval) in one transaction; wakes the worker for an
+    /// approved one.
     async fn insert_request(&self, request: Request, detail: String) -> Result<i64, AppError> {
-        let approved = request.status == Status::Approved;
-        self.run_then_wake(
-            move |tx| {
-                Box::pin(async move { Self::insert_request_in(tx, &request, detail).await.map_err(JobError::App) })
-            },
-            move |_| approved,
-        )
-        .await
-        .map_err(JobError::into_app)
-    }
-
-    /// Runs a write job on the writer thread ([`Db::run`]) and, once it is
-    /// committed, wakes the worker if `wakes` says the result is work for it.
-    /// In a task of its own, so that the worker is woken even when the caller
-    /// stops waiting (a closed connection) after the job was queued.
-    async fn run_then_wake<T, F>(&self, job: F, wakes: impl FnOnce(&T) -> bool + Send + 'static) -> Result<T, JobError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut db::WriteTx) -> futures::future::BoxFuture<'c, Result<T, JobError>> + Send + 'static,
-    {
-        let (db, wake) = (self.db.clone(), self.wake.clone());
-        tokio::spawn(async move {
-            let done = db.run(job).await;
-            if let Ok(value) = &done {
-                if wakes(value) {
-                    wake.notify_one();
-                }
-            }
-            done
-        })
-        .await
-        .unwrap_or_else(|_| Err(JobError::from(sqlx::Error::WorkerCrashed)))
+        let mut tx = self.db.write().await.map_err(db_err)?;
+        let id = Self::insert_request_in(&mut tx, &request, detail).await?;
+        tx.commit().await.map_err(db_err)?;
+        if request.status == Status::Approved {
+            self.wake.notify_one();
+        }
+        Ok(id)
     }
 
     /// Inserts a request and its events inside the caller's write transaction.
@@ -613,26 +462,6 @@ impl PortalService {
         Ok(())
     }
 
-    /// The request page's data for a request already read (with its
-    /// approvals): the timeline and the drift are read here.
-    async fn detail_of(
-        &self,
-        by: &Principal,
-        row: RequestRow,
-        approvals: Vec<Approval>,
-    ) -> Result<RequestDetail, AppError> {
-        self.may_read(by, &row.request).await?;
-        let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
-        let timeline = db::events_for_request(&mut conn, row.request.id).await.map_err(db_err)?;
-        let drift = db::get_record(&mut conn, row.request.kind.repository().as_str())
-            .await
-            .map_err(db_err)?
-            .map(|rec| rec.drift)
-            .unwrap_or_default();
-        drop(conn);
-        self.detail_from(by, db::RequestView { row, approvals, timeline, drift }).await
-    }
-
     /// The request page's data from a request's [`db::RequestView`] (with its plan).
     async fn detail_from(&self, by: &Principal, view: db::RequestView) -> Result<RequestDetail, AppError> {
         let db::RequestView { row, approvals, timeline, drift } = view;
@@ -682,29 +511,26 @@ impl PortalService {
     }
 
     /// Applies one decision through the state machine, with its audit event,
-    /// atomically. Approvals are counted per approver; the request moves to
-    /// `approved` only when the approval policy's number is reached.
-    /// `read` is the request as the caller read it before the transaction:
-    /// the decision is written from that read when the request is still as
-    /// read (and answered from it, with the event the decision appended),
-    /// else from a second read under the writer turn.
+    /// in one write transaction: the request and its approvals are read in
+    /// it, the state machine decides, and the new state is stored with a
+    /// compare-and-set on the status as read. Approvals are counted per
+    /// approver; the request moves to `approved` only when the approval
+    /// policy's number is reached. Answers with the request page as it is then.
+    /// `read` is the request as the caller read it (for the policy snapshot).
     async fn decide(
         &self,
         by: &Principal,
-        read: db::RequestView,
+        read: &RequestRow,
         action: AuditAction,
         comment: Option<String>,
-        step: impl Fn(Request, &Principal, &[Approval], i64) -> Result<Request, app::domain::request::TransitionError>
-            + Send
-            + 'static,
+        step: impl Fn(Request, &Principal, &[Approval], i64) -> Result<Request, app::domain::request::TransitionError>,
     ) -> Result<RequestDetail, AppError> {
-        let last_event = read.last_event();
-        let db::RequestView { row: before, approvals, timeline, drift } = read;
+        let id = read.request.id;
+        let kind = &read.request.kind;
+        let name = kind.repository().as_str();
         // The policy an approval is based on is read before the transaction (an AWS call).
-        let id = before.request.id;
-        let snapshot = if action == AuditAction::RequestApproved && before.request.kind.touches_policy() {
-            let name = before.request.kind.repository().as_str();
-            let exists = match &before.request.kind {
+        let snapshot = if action == AuditAction::RequestApproved && kind.touches_policy() {
+            let exists = match kind {
                 RequestKind::CreateRepository { .. } => {
                     self.registry.describe(name).await.map_err(|e| aws_unavailable("read the repository", e))?.is_some()
                 }
@@ -719,72 +545,71 @@ impl PortalService {
             None
         };
         let now = self.now();
-        let decision = Decision {
-            id,
-            action,
-            comment,
-            required: self.deployment.approval.rule(&before.request.kind).required,
-            decider: by.clone(),
-            now,
-            snapshot,
-            last_event,
+        let mut tx = self.db.write().await.map_err(db_err)?;
+        let row = db::get_request(&mut tx, id)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))?;
+        let approvals = db::approvals(&mut tx, id).await.map_err(db_err)?;
+        let from = row.request.status;
+        let next = match step(row.request, by, &approvals, now) {
+            Ok(next) => next,
+            Err(e) => {
+                // Before recording the refusal, which is a write of its own.
+                tx.rollback().await.map_err(db_err)?;
+                return Err(self.refused(by, e).await);
+            }
         };
-        // The state machine on the caller's read; if it refuses, the refusal
-        // comes from the read under the turn (the read may be out of date).
-        let early = step(before.request.clone(), by, &approvals, now).ok().map(|next| (before, approvals, next));
-        // The transaction runs on the writer thread, batched with the writes
-        // queued behind it (group commit). Each statement there is a round
-        // trip that every queued write waits for: a decision is one when the
-        // batch knows the audit chain's head and the request is as read.
-        let decided = self
-            .run_then_wake(
-                move |tx| {
-                    Box::pin(async move {
-                        if let (Some(head), Some((row, approvals, next))) = (tx.known_head().cloned(), early) {
-                            if let Some(done) = decision.write(tx, row, approvals, next, &head).await? {
-                                return Ok((done, true));
-                            }
-                        }
-                        // One read under the turn: the request, its approvals, the chain's head.
-                        let (row, approvals, head) = db::decision_state(tx, id)
-                            .await?
-                            .ok_or_else(|| AppError::NotFound(format!("there is no request #{id}")))?;
-                        let next = step(row.request.clone(), &decision.decider, &approvals, now)
-                            .map_err(JobError::Transition)?;
-                        let decision = Decision { last_event: head.id, ..decision };
-                        let done = decision.write(tx, row, approvals, next, &head).await?.ok_or_else(|| {
-                            // Only a bug gets here: this read was under the turn.
-                            JobError::App(AppError::Conflict(
-                                "the request changed while you were deciding; reload it".into(),
-                            ))
-                        })?;
-                        Ok((done, false))
-                    })
-                },
-                |((_, next, _, _), _)| next.status == Status::Approved,
-            )
-            .await;
-        let ((mut after, next, approvals, event), as_read) = match decided {
-            Ok(done) => done,
-            Err(JobError::Transition(e)) => return Err(self.refused(by, e).await),
-            Err(JobError::App(e)) => return Err(e),
-        };
-        // The answer is the row as the transaction left it (the columns
-        // `write_decision` wrote), not a second read of it.
-        after.request.status = next.status;
-        after.request.updated_at = next.updated_at;
-        after.request.decided_by = next.decided_by;
-        after.request.decision_comment = next.decision_comment;
-        after.retries = 0;
-        if !as_read {
-            return self.detail_of(by, after, approvals).await;
+        let approving = action == AuditAction::RequestApproved;
+        let decided_at = (next.status != from && (approving || action == AuditAction::RequestRejected)).then_some(now);
+        if !db::save_decision(&mut tx, &next, from, decided_at).await.map_err(db_err)? {
+            // Only a bug gets here: the request was read in this transaction.
+            return Err(AppError::Conflict("the request changed while you were deciding; reload it".into()));
         }
-        // Written from the caller's read: no event about the request came
-        // after those read (the write checked), so the timeline is those and
-        // the decision's own.
-        let mut timeline = timeline;
-        timeline.push(event);
-        self.detail_from(by, db::RequestView { row: after, approvals, timeline, drift }).await
+        if approving {
+            let approval = Approval { approver: by.id.clone(), at: now, comment: comment.clone() };
+            db::insert_approval(&mut tx, id, &approval).await.map_err(|e| match &e {
+                // The state machine refuses a second approval by the same approver first.
+                sqlx::Error::Database(d) if d.is_unique_violation() => {
+                    AppError::Conflict("you have already approved this request; it needs another approver".into())
+                }
+                _ => db_err(e),
+            })?;
+        }
+        if next.status == Status::Approved {
+            if let Some(policy) = &snapshot {
+                db::set_approved_policy(&mut tx, id, policy.as_ref()).await.map_err(db_err)?;
+            }
+        }
+        let required = self.deployment.approval.rule(kind).required;
+        let mut detail = comment.unwrap_or_default();
+        if approving && required > 1 {
+            let count = format!("approval {} of {required}", approvals.len() + 1);
+            detail = if detail.is_empty() { count } else { format!("{count}: {detail}") };
+        }
+        if let Some(via) = by.via() {
+            detail = if detail.is_empty() { format!("through {via}") } else { format!("{detail} (through {via})") };
+        }
+        let partial = approving && next.status == from;
+        db::insert_event(
+            &mut tx,
+            &NewEvent {
+                at: now,
+                actor: &by.id,
+                action: if partial { AuditAction::ApprovalGiven } else { action },
+                request_id: Some(id),
+                repository: Some(name),
+                detail,
+                aws_request_ids: vec![],
+            },
+        )
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        if next.status == Status::Approved {
+            self.wake.notify_one();
+        }
+        self.detail_from(by, self.load_view(id).await?).await
     }
 
     fn token_view(&self, t: db::TokenRow) -> TokenView {
@@ -822,11 +647,14 @@ impl PortalService {
         }
         if t.last_used_at.is_none_or(|at| now - at > 60_000) {
             let id = t.id;
-            self.db
-                .write_quietly("touching an API token", move |c| {
-                    Box::pin(async move { db::touch_token(c, id, now).await })
-                })
-                .await;
+            let touch = async {
+                let mut tx = self.db.write().await?;
+                db::touch_token(&mut tx, id, now).await?;
+                tx.commit().await
+            };
+            if let Err(e) = touch.await {
+                tracing::warn!("touching an API token: {e}");
+            }
         }
         p.token = Some(app::domain::principal::TokenUse { id: t.id, name: t.name, scope: t.scope });
         Ok(p)
@@ -1032,7 +860,7 @@ impl Portal for PortalService {
             }
         }
         let c = comment.clone();
-        self.decide(by, view, AuditAction::RequestApproved, comment, move |r, by, approvals, now| {
+        self.decide(by, &view.row, AuditAction::RequestApproved, comment, move |r, by, approvals, now| {
             r.approve(by, &rule, approvals, c.clone(), now)
         })
         .await
@@ -1041,10 +869,10 @@ impl Portal for PortalService {
     async fn reject(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, AppError> {
         self.authorize(by, Capability::Decide, "reject requests").await?;
         let comment = clean_comment(comment)?;
-        let read = self.load_view(id).await?;
-        let rule = self.deployment.approval.rule(&read.row.request.kind);
+        let read = self.load(id).await?;
+        let rule = self.deployment.approval.rule(&read.request.kind);
         let c = comment.clone();
-        self.decide(by, read, AuditAction::RequestRejected, comment, move |r, by, _, now| {
+        self.decide(by, &read, AuditAction::RequestRejected, comment, move |r, by, _, now| {
             r.reject(by, &rule, c.clone(), now)
         })
         .await
@@ -1052,8 +880,8 @@ impl Portal for PortalService {
 
     async fn retry(&self, by: &Principal, id: i64) -> Result<RequestDetail, AppError> {
         self.authorize(by, Capability::Operate, "retry applies").await?;
-        let read = self.load_view(id).await?;
-        self.decide(by, read, AuditAction::ApplyRetried, None, |r, by, _, now| r.retry(by, now)).await
+        let read = self.load(id).await?;
+        self.decide(by, &read, AuditAction::ApplyRetried, None, |r, by, _, now| r.retry(by, now)).await
     }
 
     async fn repositories(&self, by: &Principal, query: RepositoriesQuery) -> Result<RepositoriesPage, AppError> {

@@ -187,7 +187,7 @@ async fn a_backup_taken_under_write_load_opens_and_verifies() {
     });
     let copy = app.db_path.with_file_name("under-load.db");
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let v = server::db::backup(&app.service.db, &copy).await.expect("backup");
+    let v = server::db::backup(&app.service.db.pool, &copy).await.expect("backup");
     writer.await.expect("writer");
     assert!(v.intact(), "{v:?}");
     assert!(v.events >= 8);

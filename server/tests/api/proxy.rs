@@ -16,6 +16,16 @@ struct Shared {
     fault: Option<(usize, u16, String)>,
     /// Unreachable: every connection is dropped without an answer.
     down: bool,
+    /// The next answer to this operation is held back (see [`Counts::hold_next_answer`]).
+    hold: Option<(String, Hold)>,
+}
+
+/// An answer held back by the proxy: `arrived` fires once AWS has answered
+/// (and the proxy holds the answer), `release` lets it go to the portal.
+#[derive(Clone, Default)]
+pub struct Hold {
+    pub arrived: Arc<tokio::sync::Notify>,
+    pub release: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Clone, Default)]
@@ -43,6 +53,15 @@ impl Counts {
             m.fault = None;
             m.down = false;
         }
+    }
+    /// The next call of `op` goes to AWS at once, but its answer reaches the
+    /// portal only after [`Hold::release`]: a slow network, as the caller sees it.
+    pub fn hold_next_answer(&self, op: &str) -> Hold {
+        let hold = Hold::default();
+        if let Ok(mut m) = self.0.lock() {
+            m.hold = Some((op.to_string(), hold.clone()));
+        }
+        hold
     }
     /// AWS becomes unreachable: connections are dropped without a response.
     pub fn go_down(&self) {
@@ -80,8 +99,12 @@ async fn forward(State(p): State<Proxy>, req: Request) -> Response {
         Some(t) => t.rsplit('.').next().unwrap_or(t).to_string(),
         None => form_value(&text, "Action").unwrap_or("unknown").to_string(),
     };
+    let mut held = None;
     let injected = if let Ok(mut m) = p.shared.0.lock() {
         *m.counts.entry(op.clone()).or_default() += 1;
+        if m.hold.as_ref().is_some_and(|(o, _)| *o == op) {
+            held = m.hold.take().map(|(_, h)| h);
+        }
         if op == "AssumeRole" {
             if let Some(s) = form_value(&text, "RoleSessionName") {
                 m.sessions.push(s.to_string());
@@ -122,6 +145,10 @@ async fn forward(State(p): State<Proxy>, req: Request) -> Response {
                 }
             }
             let bytes = r.bytes().await.unwrap_or_default();
+            if let Some(h) = held {
+                h.arrived.notify_one();
+                h.release.notified().await;
+            }
             b.body(Body::from(bytes)).unwrap_or_default()
         }
         Err(_) => Response::builder().status(502).body(Body::empty()).unwrap_or_default(),

@@ -139,10 +139,9 @@ async fn a_new_repository_costs_the_calls_its_plan_lists_and_nothing_more() {
 }
 
 #[tokio::test]
-async fn decisions_queued_together_answer_what_the_request_page_then_reads() {
-    // Held behind one writer turn, the three decisions join one batch: the
-    // first reads the audit chain's head, the others are written from the
-    // read their callers took (and answer from it, with their own event).
+async fn decisions_that_wait_behind_another_write_answer_what_the_request_page_then_reads() {
+    // A write transaction holds the write connection: the three decisions
+    // queue behind it, then each reads and writes in its own transaction.
     let app = spawn_app_with(|c| c.worker.enabled = false).await;
     let alice = app.sign_in("alice", "requester").await;
     let (adam, bea) = (app.sign_in("adam", "admin").await, app.sign_in("bea", "admin").await);

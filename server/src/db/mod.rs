@@ -1,0 +1,117 @@
+//! The SQLite adapter: connection settings, migrations, and the queries,
+//! one module per aggregate (requests and their approvals, repositories,
+//! audit events, users and sessions, API tokens, backups).
+//!
+//! Settings (tested in `tests/api/security.rs` and `crash.rs`): WAL journal so
+//! readers never block the writer; `synchronous = FULL` because an
+//! acknowledged approval or audit event must survive a power cut, and the
+//! write rate here is small; a 5 s busy timeout; foreign keys on.
+//!
+//! Two pools: readers share up to eight connections; every write goes through
+//! the one connection of the write pool, in a `BEGIN IMMEDIATE` transaction
+//! ([`Db::write`]). Writers therefore queue in the pool (fairly, in order)
+//! instead of failing half-way with SQLITE_BUSY on a lock upgrade, and a use
+//! case's state change and its audit event commit together or not at all.
+//! One process owns the file at a time (see [`crate::lock`]), so nothing
+//! else writes to it.
+//!
+//! A query takes `&mut SqliteConnection` (a read connection or the write
+//! transaction, which derefs to one) or `&SqlitePool` for plain reads.
+mod audit;
+mod backup;
+mod repositories;
+mod requests;
+mod sessions;
+mod tokens;
+
+pub use audit::*;
+pub use backup::backup;
+pub use repositories::*;
+pub use requests::*;
+pub use sessions::*;
+pub use tokens::*;
+
+use anyhow::Context;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// A write transaction (`BEGIN IMMEDIATE` on the write connection). Dropping
+/// it without [`Transaction::commit`] rolls it back.
+pub type WriteTx = Transaction<'static, Sqlite>;
+
+#[derive(Clone)]
+pub struct Db {
+    /// Connections for reads.
+    pub pool: SqlitePool,
+    /// The one connection writes go through ([`Db::write`]).
+    write_pool: SqlitePool,
+}
+
+fn options(path: &Path) -> anyhow::Result<SqliteConnectOptions> {
+    Ok(SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+        .with_context(|| format!("database path {}", path.display()))?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true))
+}
+
+impl Db {
+    /// Opens (creating it if needed) and migrates the database.
+    pub async fn connect(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating database directory {}", dir.display()))?;
+        }
+        let options = options(path)?.create_if_missing(true);
+        // No ping before each use: a SQLite connection is a local file that
+        // cannot go stale.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("opening SQLite database {}", path.display()))?;
+        MIGRATOR.run(&pool).await.context("running database migrations")?;
+        let write_pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening SQLite database {}", path.display()))?;
+        Ok(Self { pool, write_pool })
+    }
+
+    /// Opens an existing database for reading only: no migrations, no writes
+    /// (`audit verify`, `audit export`, which may run beside a live portal).
+    pub async fn open_read_only(path: &Path) -> anyhow::Result<SqlitePool> {
+        if !path.exists() {
+            anyhow::bail!("there is no database at {} (config key `database.path`)", path.display());
+        }
+        SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options(path)?.read_only(true))
+            .await
+            .with_context(|| format!("opening SQLite database {} read-only", path.display()))
+    }
+
+    /// Starts a write transaction that takes SQLite's write lock at once,
+    /// waiting for the write connection while another write holds it.
+    pub async fn write(&self) -> Result<WriteTx, sqlx::Error> {
+        self.write_pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Closes both pools, waiting for their connections to finish.
+    pub async fn close(&self) {
+        self.write_pool.close().await;
+        self.pool.close().await;
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+}
