@@ -230,9 +230,6 @@ fn rid<T: RequestId>(out: &T) -> String {
     out.request_id().unwrap_or("unknown").to_string()
 }
 
-/// The longest one AWS call may take, retries included.
-pub const AWS_CALL_CAP_SECONDS: u64 = 60;
-
 /// Builds the base SDK config: moto with static test credentials (local), or
 /// the default credential chain (aws).
 pub async fn base_config(config: &Config, profile: Option<&str>) -> SdkConfig {
@@ -247,7 +244,7 @@ pub async fn base_config(config: &Config, profile: Option<&str>) -> SdkConfig {
                 // The cap on one call with its retries: well inside the
                 // shortest apply lease (`worker.lease_seconds`, see config.rs),
                 // so a write that starts under the lease ends under it.
-                .operation_timeout(Duration::from_secs(AWS_CALL_CAP_SECONDS))
+                .operation_timeout(Duration::from_secs(crate::config::AWS_CALL_CAP_SECONDS))
                 .build(),
         );
     if aws.target == AwsTarget::Local {

@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 
 pub const ENV_PREFIX: &str = "ECR_PORTAL_";
 
+/// The longest one AWS call may take, retries included (the SDK's operation
+/// timeout); the shortest apply lease allowed is twice that.
+pub const AWS_CALL_CAP_SECONDS: u64 = 60;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
@@ -356,7 +360,7 @@ impl Config {
         if raw.worker.poll_interval_ms == 0 || raw.worker.lease_seconds == 0 || raw.worker.drift_check_seconds == 0 {
             bail!("config keys `worker.poll_interval_ms`, `worker.lease_seconds` and `worker.drift_check_seconds` must be above 0");
         }
-        let shortest_lease = 2 * crate::aws::AWS_CALL_CAP_SECONDS;
+        let shortest_lease = 2 * AWS_CALL_CAP_SECONDS;
         if raw.worker.lease_seconds < shortest_lease {
             bail!(
                 "config key `worker.lease_seconds` must be at least {shortest_lease} (two AWS calls at their time limit), got {}",

@@ -7,33 +7,12 @@ use crate::config::{AuthMode, Config};
 use crate::db::Db;
 use crate::service::{Deployment, PortalService};
 use anyhow::Context;
-use app::api::{Portal, PortalHandle};
 use app::domain::plan::Target;
-use app::{shell, App};
-use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tower_http::set_header::SetResponseHeaderLayer;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub service: Arc<PortalService>,
-    pub session_idle_ms: u64,
-    pub session_absolute_ms: u64,
-    pub cookies: crate::auth::Cookies,
-    pub roles: crate::auth::Roles,
-    pub oidc: Option<Arc<crate::oidc::Oidc>>,
-    /// The origin people use (`server.public_url`), accepted as `Origin`.
-    pub public_url: String,
-}
 
 pub struct Application {
     listener: tokio::net::TcpListener,
@@ -136,12 +115,12 @@ impl Application {
         .collect();
         approver_groups.sort();
         approver_groups.dedup();
-        let state = AppState {
+        let state = crate::http::AppState {
             service: service.clone(),
             session_idle_ms: config.raw.auth.session_idle_minutes * 60_000,
             session_absolute_ms: config.raw.auth.session_absolute_hours * 3_600_000,
-            cookies: crate::auth::Cookies::new(config.https()),
-            roles: crate::auth::Roles {
+            cookies: crate::http::Cookies::new(config.https()),
+            roles: app::domain::principal::Roles {
                 admin_group: config.raw.auth.admin_group.trim().to_string(),
                 auditor_group: config.raw.auth.auditor_group.trim().to_string(),
                 approver_groups,
@@ -151,67 +130,16 @@ impl Application {
             public_url,
         };
 
-        let leptos_options = LeptosOptions::builder()
-            .output_name("ecr-portal")
-            .site_root(config.raw.server.site_root.as_str())
-            .site_pkg_dir("pkg")
-            .site_addr(addr)
-            .build();
-        let routes = route_list();
-        let handle = PortalHandle(service.clone() as Arc<dyn Portal>);
-        let site = Router::new()
-            .leptos_routes_with_context(&leptos_options, routes, move || provide_context(handle.clone()), {
-                let options = leptos_options.clone();
-                move || shell(options.clone())
-            })
-            .fallback(leptos_axum::file_and_error_handler(shell))
-            .with_state(leptos_options);
-
-        let own = Router::new()
-            .route("/healthz", get(|| async { "ok" }))
-            .route("/readyz", get(readyz))
-            .route("/auth/local", post(crate::auth::local_sign_in))
-            .route("/auth/logout", post(crate::auth::logout))
-            .route("/auth/oidc/start", get(crate::auth::oidc_start))
-            .route("/auth/oidc/callback", get(crate::auth::oidc_callback))
-            .merge(crate::api::routes())
-            .with_state(state.clone());
-        let own =
-            if config.raw.server.benchmark_baseline { own.route("/__baseline/{bytes}", get(baseline)) } else { own };
-
-        let max_body = usize::try_from(config.raw.server.max_body_bytes).unwrap_or(usize::MAX);
-        let hsts = if config.https() {
-            // Only when people reach the portal over HTTPS (through a TLS proxy).
-            Some(HeaderValue::from_static("max-age=31536000; includeSubDomains"))
-        } else {
-            None
-        };
-        let router = own
-            .merge(site)
-            .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::same_origin_only))
-            .layer(axum::middleware::from_fn_with_state(state, crate::auth::current_user))
-            .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
-            // Pages and JSON are compressed on the fly (fast gzip); the site's static
-            // files are served precompressed (.br/.gz, made at build time) and left alone.
-            .layer(
-                tower_http::compression::CompressionLayer::new()
-                    .no_br()
-                    .no_deflate()
-                    .no_zstd()
-                    .quality(tower_http::CompressionLevel::Fastest),
-            )
-            .layer(SetResponseHeaderLayer::overriding(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ))
-            .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
-            .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-            // Pages set their own policy with the response's script nonce; everything else gets the strictest.
-            .layer(SetResponseHeaderLayer::if_not_present(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-            ))
-            .layer(SetResponseHeaderLayer::if_not_present(header::STRICT_TRANSPORT_SECURITY, hsts));
+        let router = crate::http::router(
+            state,
+            crate::http::Site {
+                root: config.raw.server.site_root.clone(),
+                addr,
+                max_body_bytes: config.raw.server.max_body_bytes,
+                https: config.https(),
+                benchmark_baseline: config.raw.server.benchmark_baseline,
+            },
+        );
 
         let (stop, stop_rx) = watch::channel(false);
         let worker = if config.raw.worker.enabled {
@@ -265,15 +193,6 @@ impl Application {
     }
 }
 
-/// The pages' routes, listed once per process. Listing them renders the app
-/// in a special mode that is process-wide while it lasts, so a page served
-/// by another application in the same process at that moment (tests start
-/// many) could wait forever for its data (leptos-rs/leptos#4773).
-fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
-    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
-    ROUTES.get_or_init(|| generate_route_list(App)).clone()
-}
-
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -287,30 +206,4 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-}
-
-/// The benchmark's yardstick: the same server, routing and middleware, but a
-/// body that costs nothing to make (`server.benchmark_baseline`).
-async fn baseline(axum::extract::Path(bytes): axum::extract::Path<usize>) -> impl IntoResponse {
-    static BODY: std::sync::OnceLock<axum::body::Bytes> = std::sync::OnceLock::new();
-    let body = BODY.get_or_init(|| "<p>baseline</p>\n".repeat(4 << 20 >> 4).into());
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body.slice(..bytes.min(body.len())))
-}
-
-/// Ready when the database answers and AWS (STS, as the staging identity) does.
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let db = state.service.db.ping().await.map(|_| String::new()).map_err(|e| e.to_string());
-    let aws = tokio::time::timeout(Duration::from_secs(5), state.service.registry.ping())
-        .await
-        .map_err(|_| "timed out".to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    let status = if db.is_ok() && aws.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let show = |r: &Result<_, String>| match r {
-        Ok(_) => "ok".to_string(),
-        Err(e) => {
-            tracing::warn!("readiness: {e}");
-            "unavailable".to_string()
-        }
-    };
-    (status, Json(serde_json::json!({"database": show(&db), "aws": show(&aws)})))
 }

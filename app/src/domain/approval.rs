@@ -1,7 +1,7 @@
 //! The approval policy: who may decide which kind of request, and how many
 //! distinct approvers each kind needs. Pure data, loaded from configuration.
+//! (Which rule decides a request is `request.rs`: `ApprovalPolicy::rule`.)
 use super::principal::{Capability, Principal};
-use super::request::RequestKind;
 use serde::{Deserialize, Serialize};
 
 /// The rule for one kind of request.
@@ -51,22 +51,6 @@ impl ApprovalPolicy {
             pending_expiry_ms,
         }
     }
-
-    /// The rule a request is decided by. A new repository that also grants
-    /// production access is a production grant too: it takes the grant's
-    /// groups and the larger number of approvers of the two rules.
-    pub fn rule(&self, kind: &RequestKind) -> ApprovalRule {
-        match kind {
-            RequestKind::CreateRepository { grant_production: true, .. } => ApprovalRule {
-                groups: self.grant_production.groups.clone(),
-                required: self.grant_production.required.max(self.create_repository.required),
-            },
-            RequestKind::CreateRepository { .. } => self.create_repository.clone(),
-            RequestKind::GrantProduction { .. } => self.grant_production.clone(),
-            RequestKind::RevokeProduction { .. } => self.revoke_production.clone(),
-            RequestKind::RestoreRepository { .. } => self.restore_repository.clone(),
-        }
-    }
 }
 
 /// One approval given while the request waits (the current round only: a
@@ -82,26 +66,6 @@ pub struct Approval {
 mod tests {
     use super::*;
     use crate::domain::principal::{Role, TokenScope, TokenUse};
-
-    #[test]
-    fn a_new_repository_with_production_access_is_decided_as_a_production_grant() {
-        let mut policy = ApprovalPolicy::single("ecr-admins", 1);
-        policy.grant_production = ApprovalRule::new(&["prod-approvers"], 2);
-        let spec = crate::domain::form::RepositoryRequestInput {
-            name: "app".into(),
-            team: "t".into(),
-            cost_center: "c".into(),
-            justification: "j".into(),
-            ..Default::default()
-        }
-        .parse(&crate::domain::name::Namespace::parse("crytera").expect("ns"))
-        .expect("valid")
-        .spec;
-        let plain = RequestKind::CreateRepository { spec: spec.clone(), grant_production: false };
-        assert_eq!(policy.rule(&plain), ApprovalRule::new(&["ecr-admins"], 1));
-        let with_grant = RequestKind::CreateRepository { spec, grant_production: true };
-        assert_eq!(policy.rule(&with_grant), ApprovalRule::new(&["prod-approvers"], 2));
-    }
 
     #[test]
     fn deciding_needs_a_listed_group_and_the_decide_capability() {

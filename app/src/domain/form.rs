@@ -99,31 +99,12 @@ pub struct AccessRequest {
     pub justification: String,
 }
 
-/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Parses `YYYY-MM-DD` into unix ms at 00:00 UTC of that day.
+/// Parses `YYYY-MM-DD` into unix ms at 00:00 UTC of that day. The one date
+/// parser: forms, the audit filters and the command line all use it.
 pub fn parse_date_ms(raw: &str) -> Option<i64> {
-    let parts: Vec<&str> = raw.trim().split('-').collect();
-    let [y, m, d] = parts.as_slice() else { return None };
-    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
-        return None;
-    }
-    let (y, m, d): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days_in_month = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=12).contains(&m) || d < 1 || d > days_in_month[(m - 1) as usize] {
-        return None;
-    }
-    Some(days_from_civil(y, m, d) * 86_400_000)
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(raw.trim(), &format).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp() * 1000)
 }
 
 impl AccessRequestInput {

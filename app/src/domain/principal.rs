@@ -164,6 +164,49 @@ pub fn parse_local_username(raw: &str) -> Result<String, String> {
     Ok(u.to_string())
 }
 
+/// How groups become roles (OIDC) and which groups a local role stands for.
+#[derive(Debug, Clone)]
+pub struct Roles {
+    pub admin_group: String,
+    pub auditor_group: String,
+    /// Every group named by the approval policy: members may decide, so they are admins.
+    pub approver_groups: Vec<String>,
+    /// Empty: anyone the provider vouches for may sign in.
+    pub allowed_groups: Vec<String>,
+}
+
+impl Roles {
+    pub fn role_for(&self, groups: &[String]) -> Role {
+        if groups.iter().any(|g| *g == self.admin_group || self.approver_groups.contains(g)) {
+            Role::Admin
+        } else if groups.contains(&self.auditor_group) {
+            Role::Auditor
+        } else {
+            Role::Requester
+        }
+    }
+
+    pub fn may_sign_in(&self, groups: &[String]) -> bool {
+        self.allowed_groups.is_empty()
+            || groups
+                .iter()
+                .any(|g| self.allowed_groups.contains(g) || *g == self.admin_group || *g == self.auditor_group)
+    }
+
+    /// The groups a local sign-in with `role` stands for.
+    pub fn local_groups(&self, role: Role) -> Vec<String> {
+        match role {
+            Role::Requester => vec![],
+            Role::Auditor => vec![self.auditor_group.clone()],
+            Role::Admin => {
+                let mut g = vec![self.admin_group.clone()];
+                g.extend(self.approver_groups.iter().filter(|a| **a != self.admin_group).cloned());
+                g
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

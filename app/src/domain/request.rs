@@ -11,7 +11,7 @@
 //! number of distinct approvals is reached; every other move from a state is
 //! an error naming the state. `needs_reapproval` is decided like `pending`:
 //! the live policy changed since the plan was approved (a new round).
-use super::approval::{Approval, ApprovalRule};
+use super::approval::{Approval, ApprovalPolicy, ApprovalRule};
 use super::name::RepoName;
 use super::principal::{Capability, Principal};
 use super::settings::RepositorySpec;
@@ -322,6 +322,24 @@ impl Request {
     }
 }
 
+impl ApprovalPolicy {
+    /// The rule a request is decided by. A new repository that also grants
+    /// production access is a production grant too: it takes the grant's
+    /// groups and the larger number of approvers of the two rules.
+    pub fn rule(&self, kind: &RequestKind) -> ApprovalRule {
+        match kind {
+            RequestKind::CreateRepository { grant_production: true, .. } => ApprovalRule {
+                groups: self.grant_production.groups.clone(),
+                required: self.grant_production.required.max(self.create_repository.required),
+            },
+            RequestKind::CreateRepository { .. } => self.create_repository.clone(),
+            RequestKind::GrantProduction { .. } => self.grant_production.clone(),
+            RequestKind::RevokeProduction { .. } => self.revoke_production.clone(),
+            RequestKind::RestoreRepository { .. } => self.restore_repository.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,5 +525,25 @@ mod tests {
             assert_eq!(serde_json::to_value(s).expect("json"), s.as_str());
         }
         assert_eq!(Status::parse("bogus"), None);
+    }
+
+    #[test]
+    fn a_new_repository_with_production_access_is_decided_as_a_production_grant() {
+        let mut policy = ApprovalPolicy::single("ecr-admins", 1);
+        policy.grant_production = ApprovalRule::new(&["prod-approvers"], 2);
+        let spec = crate::domain::form::RepositoryRequestInput {
+            name: "app".into(),
+            team: "t".into(),
+            cost_center: "c".into(),
+            justification: "j".into(),
+            ..Default::default()
+        }
+        .parse(&crate::domain::name::Namespace::parse("crytera").expect("ns"))
+        .expect("valid")
+        .spec;
+        let plain = RequestKind::CreateRepository { spec: spec.clone(), grant_production: false };
+        assert_eq!(policy.rule(&plain), ApprovalRule::new(&["ecr-admins"], 1));
+        let with_grant = RequestKind::CreateRepository { spec, grant_production: true };
+        assert_eq!(policy.rule(&with_grant), ApprovalRule::new(&["prod-approvers"], 2));
     }
 }

@@ -218,13 +218,9 @@ pub fn filter_from_query(q: &AuditQuery, namespace: &str) -> Result<EventFilter,
     let day = |field: &str, v: &Option<String>, next: bool| -> Result<Option<i64>, FieldError> {
         match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => Ok(None),
-            Some(s) => {
-                let fmt = time::macros::format_description!("[year]-[month]-[day]");
-                let d = time::Date::parse(s, &fmt)
-                    .map_err(|_| FieldError::new(field, format!("`{s}` is not a date like 2026-11-27")))?;
-                let d = if next { d.next_day().unwrap_or(d) } else { d };
-                Ok(Some(d.midnight().assume_utc().unix_timestamp() * 1000))
-            }
+            Some(s) => app::domain::form::parse_date_ms(s)
+                .map(|ms| Some(if next { ms + 86_400_000 } else { ms }))
+                .ok_or_else(|| FieldError::new(field, format!("`{s}` is not a date like 2026-11-27"))),
         }
     };
     let clean = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);

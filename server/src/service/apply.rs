@@ -18,7 +18,7 @@
 //! request ids, as `apply_lease_lost`; its result is never recorded. Each AWS
 //! call is capped (see `aws::base_config`) well inside the shortest lease
 //! allowed, so a write that starts under the lease also ends under it.
-use super::{db_err, same_policy, PortalService};
+use super::{same_policy, Error, PortalService};
 use crate::aws::{fixes, Registry, RegistryError, REQUEST_TAG};
 use crate::clock::Clock;
 use crate::db::{self, Db, NewEvent, RecordRow};
@@ -26,7 +26,6 @@ use app::domain::audit::AuditAction;
 use app::domain::policy;
 use app::domain::principal::SYSTEM_ACTOR;
 use app::domain::request::{Request, RequestKind, Status};
-use app::error::AppError;
 use app::views::ApplyResult;
 use serde_json::Value;
 use std::sync::Arc;
@@ -178,16 +177,16 @@ impl Calls {
 
 impl PortalService {
     /// Lets the next `apply_next` resume jobs whose worker died with the last process.
-    pub async fn release_leases_of_dead_workers(&self) -> Result<u64, AppError> {
-        db::expire_leases(&self.db.pool).await.map_err(db_err)
+    pub async fn release_leases_of_dead_workers(&self) -> Result<u64, Error> {
+        db::expire_leases(&self.db.pool).await.map_err(Error::from)
     }
 
     /// Claims and applies the oldest approved request. Returns what happened.
-    pub async fn apply_next(&self, owner: &str, lease_ms: i64) -> Result<ApplyOutcome, AppError> {
+    pub async fn apply_next(&self, owner: &str, lease_ms: i64) -> Result<ApplyOutcome, Error> {
         let now = self.now();
-        let mut tx = self.db.write().await.map_err(db_err)?;
-        let Some(row) = db::next_claimable(&mut tx, now).await.map_err(db_err)? else {
-            tx.rollback().await.map_err(db_err)?;
+        let mut tx = self.db.write().await?;
+        let Some(row) = db::next_claimable(&mut tx, now).await? else {
+            tx.rollback().await?;
             return Ok(ApplyOutcome::Idle);
         };
         let approved_policy = row.approved_policy.clone();
@@ -196,8 +195,8 @@ impl PortalService {
         let previous_attempts = row.request.attempts;
         let resumed = previous == Status::Applying;
         let started = if resumed { row.request.resume(now) } else { row.request.start_apply(now) }?;
-        if !db::claim(&mut tx, &started, previous, previous_attempts, owner, now + lease_ms).await.map_err(db_err)? {
-            tx.rollback().await.map_err(db_err)?;
+        if !db::claim(&mut tx, &started, previous, previous_attempts, owner, now + lease_ms).await? {
+            tx.rollback().await?;
             return Ok(ApplyOutcome::Idle);
         }
         let detail = if resumed {
@@ -218,9 +217,8 @@ impl PortalService {
                 aws_request_ids: vec![],
             },
         )
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
+        .await?;
+        tx.commit().await?;
         crash_point("before_aws");
 
         let lease = Lease {
@@ -287,18 +285,18 @@ impl PortalService {
                 (r, None, AuditAction::ApplyFailed, f.reason, f.request_ids)
             }
         };
-        let mut tx = self.db.write().await.map_err(db_err)?;
-        if !db::finish_apply(&mut tx, &finished, owner, result.as_ref(), retry_at).await.map_err(db_err)? {
-            tx.rollback().await.map_err(db_err)?;
+        let mut tx = self.db.write().await?;
+        if !db::finish_apply(&mut tx, &finished, owner, result.as_ref(), retry_at).await? {
+            tx.rollback().await?;
             let why = format!("the lease was gone when the attempt finished ({detail}); its result was not recorded");
             return self.record_lost_lease(&started, &name, why, ids).await;
         }
         if let Some(adopted) = record {
-            let before = db::get_record(&mut tx, &name).await.map_err(db_err)?;
-            db::upsert_record(&mut tx, &updated_record(&started, before, adopted, now)).await.map_err(db_err)?;
+            let before = db::get_record(&mut tx, &name).await?;
+            db::upsert_record(&mut tx, &updated_record(&started, before, adopted, now)).await?;
         }
         if clear_approvals {
-            db::clear_approvals(&mut tx, id).await.map_err(db_err)?;
+            db::clear_approvals(&mut tx, id).await?;
         }
         db::insert_event(
             &mut tx,
@@ -312,9 +310,8 @@ impl PortalService {
                 aws_request_ids: ids,
             },
         )
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
+        .await?;
+        tx.commit().await?;
         if retry_at.is_some() {
             self.wake.notify_one();
         }
@@ -334,9 +331,9 @@ impl PortalService {
         name: &str,
         why: String,
         aws_request_ids: Vec<String>,
-    ) -> Result<ApplyOutcome, AppError> {
+    ) -> Result<ApplyOutcome, Error> {
         tracing::warn!(request = started.id, attempt = started.attempts, "{why}");
-        let mut tx = self.db.write().await.map_err(db_err)?;
+        let mut tx = self.db.write().await?;
         db::insert_event(
             &mut tx,
             &NewEvent {
@@ -349,9 +346,8 @@ impl PortalService {
                 aws_request_ids,
             },
         )
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
+        .await?;
+        tx.commit().await?;
         Ok(ApplyOutcome::LostLease(started.id))
     }
 

@@ -1,6 +1,6 @@
 //! The inventory (what is really in ECR), drift (how the live state differs
 //! from what was approved), adoption and accepting the live state.
-use super::{aws_unavailable, db_err, PortalService};
+use super::{aws_unavailable, Error, PortalService};
 use crate::aws::{fixes, LiveRepository};
 use crate::clock::format_ms;
 use crate::db::{self, NewEvent, RecordRow};
@@ -8,9 +8,8 @@ use app::domain::audit::AuditAction;
 use app::domain::name::RepoName;
 use app::domain::plan::{self, Plan, PlanStep, PolicyChange};
 use app::domain::policy;
-use app::domain::principal::Principal;
+use app::domain::principal::{Capability, Principal};
 use app::domain::settings::{Lifecycle, RepositorySpec, Tag};
-use app::error::AppError;
 use app::views::{DriftSummary, RepositoriesPage, RepositoriesQuery, RepositoryView};
 use futures::StreamExt;
 use serde_json::Value;
@@ -77,7 +76,7 @@ impl PortalService {
     /// background (the worker starts it when the copy is older than
     /// [`INVENTORY_TTL_MS`]), on an admin's "Check drift now", and once at the
     /// first page view; pages otherwise show the cached copy.
-    pub async fn refresh_inventory(&self) -> Result<Arc<Vec<LiveDetail>>, AppError> {
+    pub async fn refresh_inventory(&self) -> Result<Arc<Vec<LiveDetail>>, Error> {
         let _one = self.inventory.refresh.lock().await;
         let started = self.now();
         let prefix = format!("{}/", self.deployment.namespace);
@@ -164,7 +163,7 @@ impl PortalService {
     }
 
     /// The cached inventory; read from ECR only if there is none yet.
-    async fn live_inventory(&self) -> Result<Arc<Vec<LiveDetail>>, AppError> {
+    async fn live_inventory(&self) -> Result<Arc<Vec<LiveDetail>>, Error> {
         if let Some(c) = self.inventory.data.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
             return Ok(c.1.clone());
         }
@@ -201,9 +200,9 @@ impl PortalService {
     /// One page of the inventory: searched and filtered over the whole cached
     /// copy, then only the page's rows are built (2,000 repositories make a
     /// 2.5 MB page otherwise).
-    pub async fn inventory(&self, query: &RepositoriesQuery) -> Result<RepositoriesPage, AppError> {
+    pub async fn inventory(&self, query: &RepositoriesQuery) -> Result<RepositoriesPage, Error> {
         let show = query.show().ok_or_else(|| {
-            AppError::Invalid(vec![app::domain::form::FieldError::new(
+            Error::Invalid(vec![app::domain::form::FieldError::new(
                 "show",
                 format!("show one of: {}", RepositoriesQuery::SHOW.join(", ")),
             )])
@@ -212,7 +211,7 @@ impl PortalService {
         let (offset, limit) = (query.offset(), query.limit());
         let details = self.live_inventory().await?;
         // Names and drift of every record; the full records only for the page.
-        let index = db::record_index(&self.db.pool).await.map_err(db_err)?;
+        let index = db::record_index(&self.db.pool).await?;
         let grant = self.grant_target();
         let drifted = |name: &str| index.get(name).copied().unwrap_or(false);
         let matching: Vec<&LiveDetail> = details
@@ -227,7 +226,7 @@ impl PortalService {
             .collect();
         let page: Vec<&LiveDetail> = matching.iter().skip(offset as usize).take(limit as usize).copied().collect();
         let names: Vec<&str> = page.iter().map(|d| d.0.name.as_str()).filter(|n| index.contains_key(*n)).collect();
-        let records = db::records_named(&self.db.pool, &names).await.map_err(db_err)?;
+        let records = db::records_named(&self.db.pool, &names).await?;
         let repositories: Vec<RepositoryView> = page.iter().map(|d| self.view_of(d, records.get(&d.0.name))).collect();
         let end = offset as usize + repositories.len();
         Ok(RepositoriesPage {
@@ -241,37 +240,37 @@ impl PortalService {
         })
     }
 
-    async fn one_view(&self, name: &str) -> Result<RepositoryView, AppError> {
+    async fn one_view(&self, name: &str) -> Result<RepositoryView, Error> {
         let details = self.live_inventory().await?;
         let detail = details
             .iter()
             .find(|d| d.0.name == name)
-            .ok_or_else(|| AppError::NotFound(format!("there is no repository {name} in ECR")))?;
-        let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
-        let record = db::get_record(&mut conn, name).await.map_err(db_err)?;
+            .ok_or_else(|| Error::NotFound(format!("there is no repository {name} in ECR")))?;
+        let mut conn = self.db.pool.acquire().await?;
+        let record = db::get_record(&mut conn, name).await?;
         Ok(self.view_of(detail, record.as_ref()))
     }
 
     /// Compares managed repositories (all, or one) with what was approved; records
     /// the result, and audits each change of drift state.
-    pub async fn run_drift_check(&self, actor: &str, only: Option<&RepoName>) -> Result<DriftSummary, AppError> {
-        let records = db::list_records(&self.db.pool).await.map_err(db_err)?;
+    pub async fn run_drift_check(&self, actor: &str, only: Option<&RepoName>) -> Result<DriftSummary, Error> {
+        let records = db::list_records(&self.db.pool).await?;
         let mut summary = DriftSummary { checked: 0, drifted: 0 };
         for rec in records.into_iter().filter(|r| only.is_none_or(|n| n.as_str() == r.name)) {
             let live =
                 self.registry.describe(&rec.name).await.map_err(|e| aws_unavailable("read the repository", e))?;
             let drift = self.drift_of(&rec, live.as_ref());
             let now = self.now();
-            let mut tx = self.db.write().await.map_err(db_err)?;
+            let mut tx = self.db.write().await?;
             // Re-read inside the transaction: a request may have just changed the record.
-            let Some(mut current) = db::get_record(&mut tx, &rec.name).await.map_err(db_err)? else { continue };
+            let Some(mut current) = db::get_record(&mut tx, &rec.name).await? else { continue };
             if current != rec {
                 continue;
             }
             let changed = current.drift != drift;
             current.drift = drift.clone();
             current.checked_at = Some(now);
-            db::upsert_record(&mut tx, &current).await.map_err(db_err)?;
+            db::upsert_record(&mut tx, &current).await?;
             if changed {
                 let (action, detail) = if drift.is_empty() {
                     (AuditAction::DriftResolved, "the live state matches the approved state again".to_string())
@@ -290,10 +289,9 @@ impl PortalService {
                         aws_request_ids: live.map(|l| l.request_ids).unwrap_or_default(),
                     },
                 )
-                .await
-                .map_err(db_err)?;
+                .await?;
             }
-            tx.commit().await.map_err(db_err)?;
+            tx.commit().await?;
             // Counted only when recorded (a record changed meanwhile is skipped above).
             summary.checked += 1;
             summary.drifted += usize::from(!drift.is_empty());
@@ -326,16 +324,16 @@ impl PortalService {
         expected: Option<&RecordRow>,
         action: AuditAction,
         detail: String,
-    ) -> Result<(), AppError> {
-        let mut tx = self.db.write().await.map_err(db_err)?;
-        let current = db::get_record(&mut tx, &rec.name).await.map_err(db_err)?;
+    ) -> Result<(), Error> {
+        let mut tx = self.db.write().await?;
+        let current = db::get_record(&mut tx, &rec.name).await?;
         if current.as_ref() != expected {
-            return Err(AppError::Conflict(format!(
+            return Err(Error::Conflict(format!(
                 "{} changed while you were looking at it (a request or drift check just updated it); reload and try again",
                 rec.name
             )));
         }
-        db::upsert_record(&mut tx, rec).await.map_err(db_err)?;
+        db::upsert_record(&mut tx, rec).await?;
         db::insert_event(
             &mut tx,
             &NewEvent {
@@ -348,18 +346,17 @@ impl PortalService {
                 aws_request_ids: vec![],
             },
         )
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        .await?;
+        tx.commit().await.map_err(Error::from)
     }
 
     /// Takes a repository made outside the portal into its records, as it is.
-    pub async fn adopt_repository(&self, by: &Principal, repository: &str) -> Result<RepositoryView, AppError> {
+    pub async fn adopt_repository(&self, by: &Principal, repository: &str) -> Result<RepositoryView, Error> {
         let name = RepoName::parse(&self.deployment.namespace, repository)
-            .map_err(|e| AppError::Invalid(vec![app::domain::form::FieldError::new("repository", e.to_string())]))?;
-        let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
-        if db::get_record(&mut conn, name.as_str()).await.map_err(db_err)?.is_some() {
-            return Err(AppError::Conflict(format!("{name} is already in the portal's records")));
+            .map_err(|e| Error::Invalid(vec![app::domain::form::FieldError::new("repository", e.to_string())]))?;
+        let mut conn = self.db.pool.acquire().await?;
+        if db::get_record(&mut conn, name.as_str()).await?.is_some() {
+            return Err(Error::Conflict(format!("{name} is already in the portal's records")));
         }
         drop(conn);
         let live = self
@@ -367,7 +364,7 @@ impl PortalService {
             .describe(name.as_str())
             .await
             .map_err(|e| aws_unavailable("read the repository", e))?
-            .ok_or_else(|| AppError::NotFound(format!("there is no repository {name} in ECR")))?;
+            .ok_or_else(|| Error::NotFound(format!("there is no repository {name} in ECR")))?;
         let access = self.grant_target().is_some_and(|(a, l)| policy::grants(live.policy.as_ref(), a, l));
         let spec = Self::spec_from_live(&name, &live);
         let now = self.now();
@@ -392,14 +389,13 @@ impl PortalService {
     }
 
     /// Makes the live state the approved one (drift resolved by accepting it).
-    pub async fn accept_live(&self, by: &Principal, repository: &str) -> Result<RepositoryView, AppError> {
+    pub async fn accept_live(&self, by: &Principal, repository: &str) -> Result<RepositoryView, Error> {
         let name = RepoName::parse(&self.deployment.namespace, repository)
-            .map_err(|e| AppError::Invalid(vec![app::domain::form::FieldError::new("repository", e.to_string())]))?;
-        let mut conn = self.db.pool.acquire().await.map_err(db_err)?;
+            .map_err(|e| Error::Invalid(vec![app::domain::form::FieldError::new("repository", e.to_string())]))?;
+        let mut conn = self.db.pool.acquire().await?;
         let read = db::get_record(&mut conn, name.as_str())
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| AppError::NotFound(format!("{name} is not in the portal's records; adopt it instead")))?;
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("{name} is not in the portal's records; adopt it instead")))?;
         drop(conn);
         let mut rec = read.clone();
         let live = self
@@ -407,11 +403,11 @@ impl PortalService {
             .describe(name.as_str())
             .await
             .map_err(|e| aws_unavailable("read the repository", e))?
-            .ok_or_else(|| AppError::Conflict(format!("{name} no longer exists in ECR; there is nothing to accept")))?;
+            .ok_or_else(|| Error::Conflict(format!("{name} no longer exists in ECR; there is nothing to accept")))?;
         let statement = policy::portal_statement(live.policy.as_ref());
         let access = self.grant_target().is_some_and(|(a, l)| policy::grants(live.policy.as_ref(), a, l));
         if statement.is_some() && !access {
-            return Err(AppError::Conflict(
+            return Err(Error::Conflict(
                 "the portal's policy statement was edited by hand; the portal cannot adopt an edited grant. \
                  Restore it (re-apply) or revoke production access instead"
                     .into(),
@@ -419,7 +415,7 @@ impl PortalService {
         }
         if rec.spec.is_some() {
             rec.spec = Some(Self::spec_from_live(&name, &live).ok_or_else(|| {
-                AppError::Conflict(
+                Error::Conflict(
                     "the live lifecycle policy is not one of the portal's presets; restore it instead".into(),
                 )
             })?);
@@ -507,5 +503,39 @@ impl PortalService {
             steps.push(PlanStep { call: "(not restorable)".into(), summary: n, params: vec![], document: None });
         }
         Plan { steps, policy: policy_change, blocked: None }
+    }
+}
+impl PortalService {
+    pub async fn repositories(&self, by: &Principal, query: RepositoriesQuery) -> Result<RepositoriesPage, Error> {
+        self.authorize(by, Capability::ReadRepositories, "see the repositories").await?;
+        self.inventory(&query).await
+    }
+
+    pub async fn adopt(&self, by: &Principal, repository: String) -> Result<RepositoryView, Error> {
+        self.authorize(by, Capability::Operate, "adopt repositories").await?;
+        self.adopt_repository(by, &repository).await
+    }
+
+    pub async fn check_drift(&self, by: &Principal, repository: Option<String>) -> Result<DriftSummary, Error> {
+        self.authorize(by, Capability::Operate, "run drift checks").await?;
+        let only = repository
+            .map(|n| {
+                RepoName::parse(&self.deployment.namespace, &n).map_err(|e| Error::field("repository", e.to_string()))
+            })
+            .transpose()?;
+        let summary = self.run_drift_check(&by.id, only.as_ref()).await?;
+        // The admin asked for the live state: read it now.
+        match &only {
+            Some(name) => self.refresh_repository(name.as_str()).await,
+            None => {
+                self.refresh_inventory().await?;
+            }
+        }
+        Ok(summary)
+    }
+
+    pub async fn accept_drift(&self, by: &Principal, repository: String) -> Result<RepositoryView, Error> {
+        self.authorize(by, Capability::Operate, "accept the live state").await?;
+        self.accept_live(by, &repository).await
     }
 }

@@ -1,7 +1,7 @@
 //! The JSON API for automation (`/api/v1`), mirroring the UI through the same
-//! service. Errors are `{"error":{"code","message","fields"?}}` with the status
-//! their variant documents (see `app::error::AppError`).
-use crate::startup::AppState;
+//! service. Errors are answered by `error.rs`.
+use super::error::{ApiError, ApiResult};
+use super::state::AppState;
 use app::api::Portal;
 use app::domain::form::{AccessRequestInput, RepositoryRequestInput};
 use app::domain::principal::Principal;
@@ -16,31 +16,6 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-
-pub fn error_response(e: &AppError) -> Response {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut body = serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}});
-    if !e.field_errors().is_empty() {
-        body["error"]["fields"] = serde_json::to_value(e.field_errors()).unwrap_or_default();
-    }
-    (status, Json(body)).into_response()
-}
-
-pub struct ApiError(AppError);
-
-impl From<AppError> for ApiError {
-    fn from(e: AppError) -> Self {
-        Self(e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        error_response(&self.0)
-    }
-}
-
-type ApiResult<T> = Result<T, ApiError>;
 
 fn user(u: Option<Extension<Principal>>) -> Result<Principal, ApiError> {
     u.map(|Extension(p)| p).ok_or(ApiError(AppError::Unauthenticated))
@@ -274,14 +249,11 @@ async fn export(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let by = user(u)?;
-    s.service.authorize(&by, app::domain::principal::Capability::ReadAudit, "export the audit trail").await?;
     let f: ExportFormat = query(q.clone())?;
     let filter: AuditQuery = query(q)?;
     let format = crate::export::Format::parse(f.format.as_deref().unwrap_or("csv"))
         .ok_or_else(|| ApiError(AppError::BadRequest("format must be csv or ndjson".into())))?;
-    let filter = crate::db::filter_from_query(&filter, s.service.deployment.namespace.as_str())
-        .map_err(|e| ApiError(AppError::Invalid(vec![e])))?;
-    let body = axum::body::Body::from_stream(crate::export::stream(s.service.db.pool.clone(), filter, format));
+    let body = axum::body::Body::from_stream(s.service.export_audit(&by, &filter, format).await?);
     let name = format!("attachment; filename=\"ecr-portal-audit.{}\"", format.extension());
     Ok(([("content-type", format.content_type().to_string()), ("content-disposition", name)], body).into_response())
 }

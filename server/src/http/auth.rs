@@ -10,54 +10,18 @@
 //!   use is recorded in the audit trail, attributed to the token.
 //! - Local sign-in (`POST /auth/local`) is for the default run on loopback;
 //!   OpenID Connect (`/auth/oidc/start`, `/auth/oidc/callback`) for real use.
-//! - State-changing requests from another site are refused ([`same_origin_only`]).
+//! - State-changing requests from another site are refused (`guard.rs`).
+use super::error::error_response;
+use super::state::AppState;
+use crate::secret::{hash, random_hex};
 use crate::service::PortalService;
-use crate::startup::AppState;
 use app::domain::audit::AuditAction;
 use app::domain::principal::{parse_local_username, Principal, Role};
 use axum::extract::{Form, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-
-/// Cookie names and attributes, fixed at start from `server.public_url`.
-#[derive(Debug, Clone)]
-pub struct Cookies {
-    pub session: &'static str,
-    pub login: &'static str,
-    pub secure: bool,
-}
-
-impl Cookies {
-    pub fn new(https: bool) -> Self {
-        if https {
-            Self { session: "__Host-ecr_portal_session", login: "__Host-ecr_portal_login", secure: true }
-        } else {
-            Self { session: "ecr_portal_session", login: "ecr_portal_login", secure: false }
-        }
-    }
-
-    fn set(&self, name: &str, value: &str, max_age_s: i64) -> HeaderValue {
-        let secure = if self.secure { "; Secure" } else { "" };
-        let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}");
-        HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
-    }
-}
-
-pub fn hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-fn random_hex() -> String {
-    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
-}
-
-/// A new API token secret: `ecrp_` and 244 random bits (recognisable in secret scanners).
-pub fn new_token_secret() -> String {
-    format!("ecrp_{}", random_hex())
-}
 
 fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
@@ -96,14 +60,14 @@ pub async fn current_user(State(state): State<AppState>, mut req: Request, next:
             }
             Err(why) => {
                 svc.anonymous_event(None, AuditAction::SignInFailed, format!("{why} ({what})")).await;
-                crate::api::error_response(&app::error::AppError::Unauthenticated)
+                error_response(&app::error::AppError::Unauthenticated)
             }
         };
     }
     if let Some(token) = cookie_value(req.headers(), state.cookies.session) {
         let id_hash = hash(&token);
         let now = svc.now();
-        let found = crate::db::get_session(&svc.db.pool, &id_hash).await;
+        let found = svc.session(&id_hash).await;
         match found {
             Ok(Some(s)) => {
                 let idle_ms = i64::try_from(state.session_idle_ms).unwrap_or(i64::MAX);
@@ -119,56 +83,6 @@ pub async fn current_user(State(state): State<AppState>, mut req: Request, next:
             Ok(None) => {}
             Err(e) => tracing::error!("reading session: {e}"),
         }
-    }
-    next.run(req).await
-}
-
-/// `host[:port]` of an origin such as `https://ecr.example.com`.
-fn authority(origin: &str) -> &str {
-    origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin)
-}
-
-/// Loopback names with any port: a DNS-rebinding page cannot make the
-/// browser send these, so they are safe to accept next to the public name.
-fn is_loopback(authority: &str) -> bool {
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().map(|h| format!("[{h}]")).unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or("").to_string(),
-    };
-    matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]")
-}
-
-/// Guards every request:
-/// - the `Host` must be the public URL's or a loopback name (a page on
-///   another site that rebinds its DNS name to this server is refused, reads too);
-/// - state-changing requests that the browser marks as cross-site, or whose
-///   `Origin` is neither the public URL nor a loopback origin, are refused.
-///   GET and HEAD never change state.
-pub async fn same_origin_only(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let public = authority(&state.public_url);
-    let host_ok =
-        req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).is_none_or(|h| h == public || is_loopback(h));
-    if !host_ok {
-        return (StatusCode::MISDIRECTED_REQUEST, "this host name does not serve the portal; see server.public_url")
-            .into_response();
-    }
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return next.run(req).await;
-    }
-    let h = req.headers();
-    let cross_site =
-        h.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|v| v == "cross-site" || v == "same-site");
-    let origin_mismatch = match h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        None => false,
-        Some(origin) => origin != state.public_url && !is_loopback(authority(origin)),
-    };
-    if cross_site || origin_mismatch {
-        let who = req.extensions().get::<Principal>().map(|p| p.id.clone());
-        let what = format!("cross-site {} {} refused", req.method(), req.uri().path());
-        state.service.anonymous_event(who.as_deref(), AuditAction::AccessDenied, what).await;
-        return crate::api::error_response(&app::error::AppError::Forbidden(
-            "cross-site requests cannot change anything here".into(),
-        ));
     }
     next.run(req).await
 }
@@ -196,7 +110,7 @@ fn safe_next(next: &str) -> String {
 }
 
 fn encode(msg: &str) -> String {
-    msg.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    percent_encoding::utf8_percent_encode(msg, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 fn login_error(msg: &str) -> Response {
@@ -209,7 +123,7 @@ async fn start_session(state: &AppState, p: &Principal, detail: String) -> Resul
     let token = random_hex();
     let now = svc.now();
     let expires = now + i64::try_from(state.session_absolute_ms).unwrap_or(i64::MAX / 2);
-    svc.start_session(p, &hash(&token), now, expires, detail).await.map_err(|e| crate::api::error_response(&e))?;
+    svc.start_session(p, &hash(&token), now, expires, detail).await.map_err(|e| error_response(&e.into()))?;
     Ok(state.cookies.set(state.cookies.session, &token, (expires - now) / 1000))
 }
 
@@ -227,18 +141,18 @@ pub async fn local_sign_in(
     let username = match parse_local_username(&form.username) {
         Ok(u) => u,
         Err(e) if wants_json => {
-            return crate::api::error_response(&app::error::AppError::Invalid(vec![
-                app::domain::form::FieldError::new("username", e),
-            ]))
+            return error_response(&app::error::AppError::Invalid(vec![app::domain::form::FieldError::new(
+                "username", e,
+            )]))
         }
         Err(e) => return login_error(&e),
     };
     let Some(role) = Role::parse(&form.role) else {
         let msg = "choose the requester, admin or auditor role";
         if wants_json {
-            return crate::api::error_response(&app::error::AppError::Invalid(vec![
-                app::domain::form::FieldError::new("role", msg),
-            ]));
+            return error_response(&app::error::AppError::Invalid(vec![app::domain::form::FieldError::new(
+                "role", msg,
+            )]));
         }
         return login_error(msg);
     };
@@ -255,48 +169,6 @@ pub async fn local_sign_in(
     };
     resp.headers_mut().append(header::SET_COOKIE, cookie);
     resp
-}
-
-/// How groups become roles (OIDC) and which groups a local role stands for.
-#[derive(Debug, Clone)]
-pub struct Roles {
-    pub admin_group: String,
-    pub auditor_group: String,
-    /// Every group named by the approval policy: members may decide, so they are admins.
-    pub approver_groups: Vec<String>,
-    /// Empty: anyone the provider vouches for may sign in.
-    pub allowed_groups: Vec<String>,
-}
-
-impl Roles {
-    pub fn role_for(&self, groups: &[String]) -> Role {
-        if groups.iter().any(|g| *g == self.admin_group || self.approver_groups.contains(g)) {
-            Role::Admin
-        } else if groups.contains(&self.auditor_group) {
-            Role::Auditor
-        } else {
-            Role::Requester
-        }
-    }
-
-    pub fn may_sign_in(&self, groups: &[String]) -> bool {
-        self.allowed_groups.is_empty()
-            || groups
-                .iter()
-                .any(|g| self.allowed_groups.contains(g) || *g == self.admin_group || *g == self.auditor_group)
-    }
-
-    fn local_groups(&self, role: Role) -> Vec<String> {
-        match role {
-            Role::Requester => vec![],
-            Role::Auditor => vec![self.auditor_group.clone()],
-            Role::Admin => {
-                let mut g = vec![self.admin_group.clone()];
-                g.extend(self.approver_groups.iter().filter(|a| **a != self.admin_group).cloned());
-                g
-            }
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -324,13 +196,8 @@ pub async fn oidc_start(State(state): State<AppState>, Query(q): Query<OidcStart
         next: safe_next(&q.next),
         created_at: state.service.now(),
     };
-    let saved = async {
-        let mut tx = state.service.db.write().await?;
-        crate::db::insert_oidc_login(&mut tx, &hash(&binding), &login).await?;
-        tx.commit().await
-    };
-    if let Err(e) = saved.await {
-        return crate::api::error_response(&crate::service::internal("saving the sign-in", e));
+    if let Err(e) = state.service.save_oidc_login(&hash(&binding), &login).await {
+        return error_response(&e.into());
     }
     let mut resp = Redirect::to(&started.authorize_url).into_response();
     resp.headers_mut().append(header::SET_COOKIE, state.cookies.set(state.cookies.login, &binding, 600));
@@ -376,18 +243,10 @@ pub async fn oidc_callback(
     let anon = || "anonymous".to_string();
     let pending = match cookie_value(&headers, state.cookies.login) {
         None => None,
-        Some(binding) => {
-            let taken = async {
-                let mut tx = svc.db.write().await?;
-                let l = crate::db::take_oidc_login(&mut tx, &hash(&binding)).await?;
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(l)
-            };
-            match taken.await {
-                Ok(l) => l,
-                Err(e) => return crate::api::error_response(&crate::service::internal("reading the sign-in", e)),
-            }
-        }
+        Some(binding) => match svc.take_oidc_login(&hash(&binding)).await {
+            Ok(l) => l,
+            Err(e) => return error_response(&e.into()),
+        },
     };
     let Some(login) = pending else {
         return fail(
@@ -472,7 +331,7 @@ pub async fn logout(
 ) -> Response {
     let token = cookie_value(&headers, state.cookies.session).map(|t| hash(&t));
     if let Err(e) = state.service.end_session(user.map(|axum::Extension(p)| p).as_ref(), token.as_deref()).await {
-        return crate::api::error_response(&e);
+        return error_response(&e.into());
     }
     let mut resp = Redirect::to("/login").into_response();
     resp.headers_mut().append(header::SET_COOKIE, state.cookies.set(state.cookies.session, "", 0));
@@ -482,6 +341,10 @@ pub async fn logout(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::guard::{authority, is_loopback};
+    use crate::http::Cookies;
+    use crate::secret::new_token_secret;
+    use app::domain::principal::Roles;
 
     #[test]
     fn only_local_paths_are_followed_after_sign_in() {

@@ -1,0 +1,132 @@
+//! The HTTP layer, the only one that knows HTTP: the router with its
+//! middleware, the pages (Leptos, server-rendered with islands), the JSON API,
+//! sign-in, and the error boundary. It calls the service layer and never the
+//! database.
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod guard;
+mod state;
+
+pub use state::{AppState, Cookies};
+
+use app::api::{Portal, PortalHandle};
+use app::{shell, App};
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// How the site is served.
+pub struct Site {
+    /// Where the built site (pkg/, assets) is.
+    pub root: String,
+    pub addr: SocketAddr,
+    pub max_body_bytes: u64,
+    /// People reach the portal over HTTPS (HSTS).
+    pub https: bool,
+    /// Serve the benchmark's yardstick, `GET /__baseline/{bytes}`.
+    pub benchmark_baseline: bool,
+}
+
+/// Every route, with the middleware in front of them.
+pub fn router(state: AppState, site: Site) -> Router {
+    let leptos_options = LeptosOptions::builder()
+        .output_name("ecr-portal")
+        .site_root(site.root.as_str())
+        .site_pkg_dir("pkg")
+        .site_addr(site.addr)
+        .build();
+    let routes = route_list();
+    let handle = PortalHandle(state.service.clone() as Arc<dyn Portal>);
+    let pages = Router::new()
+        .leptos_routes_with_context(&leptos_options, routes, move || provide_context(handle.clone()), {
+            let options = leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler(shell))
+        .with_state(leptos_options);
+
+    let own = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/auth/local", post(auth::local_sign_in))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/oidc/start", get(auth::oidc_start))
+        .route("/auth/oidc/callback", get(auth::oidc_callback))
+        .merge(api::routes())
+        .with_state(state.clone());
+    let own = if site.benchmark_baseline { own.route("/__baseline/{bytes}", get(baseline)) } else { own };
+
+    let max_body = usize::try_from(site.max_body_bytes).unwrap_or(usize::MAX);
+    let hsts = if site.https {
+        // Only when people reach the portal over HTTPS (through a TLS proxy).
+        Some(HeaderValue::from_static("max-age=31536000; includeSubDomains"))
+    } else {
+        None
+    };
+    own.merge(pages)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::same_origin_only))
+        .layer(axum::middleware::from_fn_with_state(state, auth::current_user))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        // Pages and JSON are compressed on the fly (fast gzip); the site's static
+        // files are served precompressed (.br/.gz, made at build time) and left alone.
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .no_br()
+                .no_deflate()
+                .no_zstd()
+                .quality(tower_http::CompressionLevel::Fastest),
+        )
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        // Pages set their own policy with the response's script nonce; everything else gets the strictest.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::STRICT_TRANSPORT_SECURITY, hsts))
+}
+
+/// The pages' routes, listed once per process. Listing them renders the app
+/// in a special mode that is process-wide while it lasts, so a page served
+/// by another application in the same process at that moment (tests start
+/// many) could wait forever for its data (leptos-rs/leptos#4773).
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
+/// The benchmark's yardstick: the same server, routing and middleware, but a
+/// body that costs nothing to make (`server.benchmark_baseline`).
+async fn baseline(axum::extract::Path(bytes): axum::extract::Path<usize>) -> impl IntoResponse {
+    static BODY: std::sync::OnceLock<axum::body::Bytes> = std::sync::OnceLock::new();
+    let body = BODY.get_or_init(|| "<p>baseline</p>\n".repeat(4 << 20 >> 4).into());
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body.slice(..bytes.min(body.len())))
+}
+
+/// Ready when the database answers and AWS (STS, as the staging identity) does.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let db = state.service.db.ping().await.map(|_| String::new()).map_err(|e| e.to_string());
+    let aws = tokio::time::timeout(Duration::from_secs(5), state.service.registry.ping())
+        .await
+        .map_err(|_| "timed out".to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let status = if db.is_ok() && aws.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let show = |r: &Result<_, String>| match r {
+        Ok(_) => "ok".to_string(),
+        Err(e) => {
+            tracing::warn!("readiness: {e}");
+            "unavailable".to_string()
+        }
+    };
+    (status, Json(serde_json::json!({"database": show(&db), "aws": show(&aws)})))
+}

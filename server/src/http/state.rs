@@ -1,0 +1,41 @@
+//! What every handler shares.
+use crate::service::PortalService;
+use app::domain::principal::Roles;
+use axum::http::HeaderValue;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<PortalService>,
+    pub session_idle_ms: u64,
+    pub session_absolute_ms: u64,
+    pub cookies: Cookies,
+    pub roles: Roles,
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
+    /// The origin people use (`server.public_url`), accepted as `Origin`.
+    pub public_url: String,
+}
+
+/// Cookie names and attributes, fixed at start from `server.public_url`.
+#[derive(Debug, Clone)]
+pub struct Cookies {
+    pub session: &'static str,
+    pub login: &'static str,
+    pub secure: bool,
+}
+
+impl Cookies {
+    pub fn new(https: bool) -> Self {
+        if https {
+            Self { session: "__Host-ecr_portal_session", login: "__Host-ecr_portal_login", secure: true }
+        } else {
+            Self { session: "ecr_portal_session", login: "ecr_portal_login", secure: false }
+        }
+    }
+
+    pub(super) fn set(&self, name: &str, value: &str, max_age_s: i64) -> HeaderValue {
+        let secure = if self.secure { "; Secure" } else { "" };
+        let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}");
+        HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+}

@@ -1,0 +1,250 @@
+//! Decisions on requests: approve, reject, retry (by people), expire and
+//! supersede (by the system). Each is one transaction: the request is read,
+//! the domain state machine decides, and the new state is stored with its
+//! audit event, guarded by the status as read.
+use super::{aws_unavailable, Error, PortalService};
+use crate::clock::format_ms;
+use crate::db::{self, NewEvent, RequestRow};
+use app::domain::approval::Approval;
+use app::domain::audit::AuditAction;
+use app::domain::name::RepoName;
+use app::domain::principal::{Capability, Principal, SYSTEM_ACTOR};
+use app::domain::request::{Request, RequestKind, Status, MAX_COMMENT};
+use app::views::*;
+
+fn clean_comment(comment: String) -> Result<Option<String>, Error> {
+    let c = comment.trim().to_string();
+    if c.chars().count() > MAX_COMMENT {
+        return Err(Error::field("comment", format!("keep the comment under {MAX_COMMENT} characters")));
+    }
+    Ok(Some(c).filter(|c| !c.is_empty()))
+}
+
+impl PortalService {
+    pub async fn approve(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, Error> {
+        self.authorize(by, Capability::Decide, "approve requests").await?;
+        let comment = clean_comment(comment)?;
+        let view = self.load_view(id).await?;
+        let rule = self.deployment.approval.rule(&view.row.request.kind);
+        // A blocked plan is refused before the transaction, unless this
+        // approval would be refused anyway (the transaction says why).
+        if view.row.request.status.is_awaiting_decision() {
+            if let Some(why) = self.plan_for(&view.row).await.blocked {
+                if view.row.request.check_decision(by, "approved", &rule, &view.approvals).is_ok() {
+                    return Err(Error::Conflict(format!("this plan cannot be applied: {why}")));
+                }
+            }
+        }
+        let c = comment.clone();
+        self.decide(by, &view.row, AuditAction::RequestApproved, comment, move |r, by, approvals, now| {
+            r.approve(by, &rule, approvals, c.clone(), now)
+        })
+        .await
+    }
+
+    pub async fn reject(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, Error> {
+        self.authorize(by, Capability::Decide, "reject requests").await?;
+        let comment = clean_comment(comment)?;
+        let read = self.load(id).await?;
+        let rule = self.deployment.approval.rule(&read.request.kind);
+        let c = comment.clone();
+        self.decide(by, &read, AuditAction::RequestRejected, comment, move |r, by, _, now| {
+            r.reject(by, &rule, c.clone(), now)
+        })
+        .await
+    }
+
+    pub async fn retry(&self, by: &Principal, id: i64) -> Result<RequestDetail, Error> {
+        self.authorize(by, Capability::Operate, "retry applies").await?;
+        let read = self.load(id).await?;
+        self.decide(by, &read, AuditAction::ApplyRetried, None, |r, by, _, now| r.retry(by, now)).await
+    }
+
+    /// Applies one decision through the state machine, with its audit event,
+    /// in one write transaction: the request and its approvals are read in
+    /// it, the state machine decides, and the new state is stored with a
+    /// compare-and-set on the status as read. Approvals are counted per
+    /// approver; the request moves to `approved` only when the approval
+    /// policy's number is reached. Answers with the request page as it is then.
+    /// `read` is the request as the caller read it (for the policy snapshot).
+    async fn decide(
+        &self,
+        by: &Principal,
+        read: &RequestRow,
+        action: AuditAction,
+        comment: Option<String>,
+        step: impl Fn(Request, &Principal, &[Approval], i64) -> Result<Request, app::domain::request::TransitionError>,
+    ) -> Result<RequestDetail, Error> {
+        let id = read.request.id;
+        let kind = &read.request.kind;
+        let name = kind.repository().as_str();
+        // The policy an approval is based on is read before the transaction (an AWS call).
+        let snapshot = if action == AuditAction::RequestApproved && kind.touches_policy() {
+            let exists = match kind {
+                RequestKind::CreateRepository { .. } => {
+                    self.registry.describe(name).await.map_err(|e| aws_unavailable("read the repository", e))?.is_some()
+                }
+                _ => true,
+            };
+            if exists {
+                Some(self.live_policy(name).await.map_err(|e| aws_unavailable("read the policy", e))?)
+            } else {
+                Some(None)
+            }
+        } else {
+            None
+        };
+        let now = self.now();
+        let mut tx = self.db.write().await?;
+        let row =
+            db::get_request(&mut tx, id).await?.ok_or_else(|| Error::NotFound(format!("there is no request #{id}")))?;
+        let approvals = db::approvals(&mut tx, id).await?;
+        let from = row.request.status;
+        let next = match step(row.request, by, &approvals, now) {
+            Ok(next) => next,
+            Err(e) => {
+                // Before recording the refusal, which is a write of its own.
+                tx.rollback().await?;
+                return Err(self.refused(by, e).await);
+            }
+        };
+        let approving = action == AuditAction::RequestApproved;
+        let decided_at = (next.status != from && (approving || action == AuditAction::RequestRejected)).then_some(now);
+        if !db::save_decision(&mut tx, &next, from, decided_at).await? {
+            // Only a bug gets here: the request was read in this transaction.
+            return Err(Error::Conflict("the request changed while you were deciding; reload it".into()));
+        }
+        if approving {
+            let approval = Approval { approver: by.id.clone(), at: now, comment: comment.clone() };
+            db::insert_approval(&mut tx, id, &approval).await.map_err(|e| match &e {
+                // The state machine refuses a second approval by the same approver first.
+                sqlx::Error::Database(d) if d.is_unique_violation() => {
+                    Error::Conflict("you have already approved this request; it needs another approver".into())
+                }
+                _ => Error::from(e),
+            })?;
+        }
+        if next.status == Status::Approved {
+            if let Some(policy) = &snapshot {
+                db::set_approved_policy(&mut tx, id, policy.as_ref()).await?;
+            }
+        }
+        let required = self.deployment.approval.rule(kind).required;
+        let mut detail = comment.unwrap_or_default();
+        if approving && required > 1 {
+            let count = format!("approval {} of {required}", approvals.len() + 1);
+            detail = if detail.is_empty() { count } else { format!("{count}: {detail}") };
+        }
+        if let Some(via) = by.via() {
+            detail = if detail.is_empty() { format!("through {via}") } else { format!("{detail} (through {via})") };
+        }
+        let partial = approving && next.status == from;
+        db::insert_event(
+            &mut tx,
+            &NewEvent {
+                at: now,
+                actor: &by.id,
+                action: if partial { AuditAction::ApprovalGiven } else { action },
+                request_id: Some(id),
+                repository: Some(name),
+                detail,
+                aws_request_ids: vec![],
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        if next.status == Status::Approved {
+            self.wake.notify_one();
+        }
+        self.detail_from(by, self.load_view(id).await?).await
+    }
+
+    /// Closes pending requests that waited longer than the approval policy allows.
+    pub async fn expire_pending(&self) -> Result<usize, Error> {
+        let now = self.now();
+        let limit = self.deployment.approval.pending_expiry_ms;
+        let mut tx = self.db.write().await?;
+        let old = db::pending_before(&mut tx, now.saturating_sub(limit)).await?;
+        let mut n = 0;
+        for row in old {
+            let hours = limit / 3_600_000;
+            let why = format!("expired: no decision within {hours} hours; submit it again if it is still needed");
+            let name = row.request.kind.repository().to_string();
+            let expired = row.request.expire(now, why.clone())?;
+            if db::save_decision(&mut tx, &expired, Status::Pending, Some(now)).await? {
+                db::insert_event(
+                    &mut tx,
+                    &NewEvent {
+                        at: now,
+                        actor: SYSTEM_ACTOR,
+                        action: AuditAction::RequestExpired,
+                        request_id: Some(expired.id),
+                        repository: Some(&name),
+                        detail: why,
+                        aws_request_ids: vec![],
+                    },
+                )
+                .await?;
+                n += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Revokes temporary grants whose end has passed: a revoke request made and
+    /// approved by the system, applied by the worker like any other.
+    pub async fn end_expired_grants(&self) -> Result<usize, Error> {
+        let now = self.now();
+        let mut conn = self.db.pool.acquire().await?;
+        let ended = db::ended_grants(&mut conn, now).await?;
+        drop(conn);
+        let mut made = 0;
+        for rec in ended {
+            let Ok(name) = RepoName::parse_full(&self.deployment.namespace, &rec.name) else { continue };
+            let detail = format!(
+                "the temporary grant ended on {}; revoking production access",
+                format_ms(rec.production_until.unwrap_or(now))
+            );
+            let kind = RequestKind::RevokeProduction { repository: name.clone() };
+            let request = self.new_request(SYSTEM_ACTOR, kind, detail.clone(), Status::Approved);
+            // In one transaction: requests still waiting for a decision on this repository
+            // are rejected as superseded (they would otherwise block the revoke), then the
+            // revoke is inserted, already approved by the system.
+            let mut tx = self.db.write().await?;
+            for waiting in db::awaiting_decision(&mut tx, name.as_str()).await? {
+                let from = waiting.request.status;
+                let why =
+                    "superseded: the temporary grant ended and production access is being revoked first".to_string();
+                let rejected = waiting.request.supersede(why.clone(), now)?;
+                if db::save_decision(&mut tx, &rejected, from, Some(now)).await? {
+                    db::insert_event(
+                        &mut tx,
+                        &NewEvent {
+                            at: now,
+                            actor: SYSTEM_ACTOR,
+                            action: AuditAction::RequestRejected,
+                            request_id: Some(rejected.id),
+                            repository: Some(name.as_str()),
+                            detail: why,
+                            aws_request_ids: vec![],
+                        },
+                    )
+                    .await?;
+                }
+            }
+            match Self::insert_request_in(&mut tx, &request, detail).await {
+                Ok(_) => {
+                    tx.commit().await?;
+                    made += 1;
+                }
+                Err(Error::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if made > 0 {
+            self.wake.notify_one();
+        }
+        Ok(made)
+    }
+}

@@ -1,0 +1,306 @@
+//! People and their rights: sessions, API tokens, security events (sign-ins,
+//! denials, token use) and the capability checks every use case starts with.
+use super::{Error, PortalService, ANONYMOUS_EVENTS_PER_MINUTE};
+use crate::clock::format_ms;
+use crate::db::{self, NewEvent};
+use app::domain::audit::AuditAction;
+use app::domain::form::FieldError;
+use app::domain::principal::{Capability, Principal, TokenScope};
+use app::views::*;
+
+impl PortalService {
+    /// The session with this id hash, if it exists (expired or not).
+    pub async fn session(&self, id_hash: &str) -> Result<Option<db::SessionRow>, Error> {
+        Ok(db::get_session(&self.db.pool, id_hash).await?)
+    }
+
+    /// Keeps an OpenID Connect sign-in in progress, bound to the browser that started it.
+    pub async fn save_oidc_login(&self, binding_hash: &str, login: &db::OidcLogin) -> Result<(), Error> {
+        let mut tx = self.db.write().await?;
+        db::insert_oidc_login(&mut tx, binding_hash, login).await?;
+        Ok(tx.commit().await?)
+    }
+
+    /// Takes the sign-in in progress bound to this browser (each is used at most once).
+    pub async fn take_oidc_login(&self, binding_hash: &str) -> Result<Option<db::OidcLogin>, Error> {
+        let mut tx = self.db.write().await?;
+        let login = db::take_oidc_login(&mut tx, binding_hash).await?;
+        tx.commit().await?;
+        Ok(login)
+    }
+
+    /// Creates a session and records the sign-in, in one transaction.
+    pub async fn start_session(
+        &self,
+        p: &Principal,
+        id_hash: &str,
+        now: i64,
+        expires: i64,
+        detail: String,
+    ) -> Result<(), Error> {
+        let mut tx = self.db.write().await?;
+        db::upsert_user(&mut tx, p, now).await?;
+        db::insert_session(&mut tx, id_hash, &p.id, now, expires).await?;
+        db::insert_event(
+            &mut tx,
+            &NewEvent {
+                at: now,
+                actor: &p.id,
+                action: AuditAction::SignedIn,
+                request_id: None,
+                repository: None,
+                detail,
+                aws_request_ids: vec![],
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(Error::from)
+    }
+
+    /// Ends a session on the server and records the sign-out, in one transaction.
+    pub async fn end_session(&self, p: Option<&Principal>, id_hash: Option<&str>) -> Result<(), Error> {
+        let mut tx = self.db.write().await?;
+        if let Some(h) = id_hash {
+            db::delete_session(&mut tx, h).await?;
+        }
+        if let Some(p) = p {
+            db::insert_event(
+                &mut tx,
+                &NewEvent {
+                    at: self.now(),
+                    actor: &p.id,
+                    action: AuditAction::SignedOut,
+                    request_id: None,
+                    repository: None,
+                    detail: String::new(),
+                    aws_request_ids: vec![],
+                },
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(Error::from)
+    }
+
+    /// Notes that a session is in use (at most once a minute). Best effort.
+    pub async fn touch_session(&self, id_hash: &str, now: i64) {
+        let touch = async {
+            let mut tx = self.db.write().await?;
+            db::touch_session(&mut tx, id_hash, now).await?;
+            tx.commit().await
+        };
+        if let Err(e) = touch.await {
+            tracing::warn!("touching a session: {e}");
+        }
+    }
+
+    /// Records a security event that belongs to no request (sign-in failures,
+    /// denials, token use). Best effort: a failure to record is logged, and
+    /// never turns a denial into something else.
+    pub async fn security_event(&self, actor: &str, action: AuditAction, detail: String) {
+        let event = NewEvent {
+            at: self.now(),
+            actor,
+            action,
+            request_id: None,
+            repository: None,
+            detail,
+            aws_request_ids: vec![],
+        };
+        let write = async {
+            let mut tx = self.db.write().await?;
+            db::insert_event(&mut tx, &event).await?;
+            tx.commit().await
+        };
+        if let Err(e) = write.await {
+            tracing::error!("recording {}: {e}", action.as_str());
+        }
+    }
+
+    /// A security event that anyone can cause without signing in (a bogus
+    /// token, a forged callback, a cross-site post). Recorded like the others,
+    /// but at most [`ANONYMOUS_EVENTS_PER_MINUTE`] a minute, so a flood cannot
+    /// fill the audit trail or hold its write lock; the rest are counted in the
+    /// log and summed up in the next recorded event.
+    pub async fn anonymous_event(&self, actor: Option<&str>, action: AuditAction, detail: String) {
+        let now = self.now();
+        let dropped = {
+            let mut w = self.anonymous_window.lock().unwrap_or_else(|p| p.into_inner());
+            if now - w.0 >= 60_000 || now < w.0 {
+                *w = (now, 0, w.2);
+            }
+            w.1 += 1;
+            if w.1 > ANONYMOUS_EVENTS_PER_MINUTE {
+                w.2 += 1;
+                tracing::warn!("{}: {detail} (not recorded: over {ANONYMOUS_EVENTS_PER_MINUTE}/min)", action.as_str());
+                return;
+            }
+            std::mem::take(&mut w.2)
+        };
+        let detail =
+            if dropped > 0 { format!("{detail} (and {dropped} more not recorded, over the limit)") } else { detail };
+        self.security_event(actor.unwrap_or("anonymous"), action, detail).await;
+    }
+
+    /// A refusal, recorded in the audit trail with who tried what.
+    pub async fn deny(&self, by: &Principal, message: String) -> Error {
+        let via = by.via().map(|v| format!(" (through {v})")).unwrap_or_default();
+        self.security_event(&by.id, AuditAction::AccessDenied, format!("{message}{via}")).await;
+        Error::Forbidden(message)
+    }
+
+    /// Checks one capability; a refusal is recorded. `what` completes "you cannot …".
+    pub async fn authorize(&self, by: &Principal, c: Capability, what: &str) -> Result<(), Error> {
+        if by.can(c) {
+            return Ok(());
+        }
+        let message = match (&by.token, by.role) {
+            (Some(t), _) if t.scope == TokenScope::Submit => {
+                format!("this API token can only submit requests and read them; it cannot {what}")
+            }
+            (Some(_), _) if c == Capability::ManageTokens => "API tokens cannot manage API tokens; sign in".into(),
+            (_, app::domain::principal::Role::Auditor) => format!("auditors read everything but cannot {what}"),
+            _ => format!("only admins can {what}"),
+        };
+        Err(self.deny(by, message).await)
+    }
+
+    /// Turns a refused decision into an error, recording refusals that are about rights.
+    pub(super) async fn refused(&self, by: &Principal, e: app::domain::request::TransitionError) -> Error {
+        let e = Error::from(e);
+        match e {
+            Error::Forbidden(m) => self.deny(by, m).await,
+            other => other,
+        }
+    }
+
+    /// The principal an API token acts for, or why it cannot be used (never echoing the secret).
+    pub async fn authenticate_token(&self, secret: &str) -> Result<Principal, String> {
+        let found = db::token_by_hash(&self.db.pool, &crate::secret::hash(secret)).await.map_err(|e| {
+            tracing::error!("reading API tokens: {e}");
+            "API tokens cannot be checked right now".to_string()
+        })?;
+        let Some((t, mut p)) = found else { return Err("unknown API token".into()) };
+        let now = self.now();
+        if t.revoked_at.is_some() {
+            return Err(format!("API token #{} was revoked", t.id));
+        }
+        if t.expires_at <= now {
+            return Err(format!("API token #{} expired on {}", t.id, format_ms(t.expires_at)));
+        }
+        if t.last_used_at.is_none_or(|at| now - at > 60_000) {
+            let id = t.id;
+            let touch = async {
+                let mut tx = self.db.write().await?;
+                db::touch_token(&mut tx, id, now).await?;
+                tx.commit().await
+            };
+            if let Err(e) = touch.await {
+                tracing::warn!("touching an API token: {e}");
+            }
+        }
+        p.token = Some(app::domain::principal::TokenUse { id: t.id, name: t.name, scope: t.scope });
+        Ok(p)
+    }
+
+    fn token_view(&self, t: db::TokenRow) -> TokenView {
+        let state = if t.revoked_at.is_some() {
+            "revoked"
+        } else if t.expires_at <= self.now() {
+            "expired"
+        } else {
+            "active"
+        };
+        TokenView {
+            id: t.id,
+            name: t.name,
+            scope: t.scope,
+            created_at: format_ms(t.created_at),
+            expires_at: format_ms(t.expires_at),
+            last_used_at: t.last_used_at.map(format_ms),
+            state: state.into(),
+        }
+    }
+
+    pub async fn list_tokens(&self, by: &Principal) -> Result<Vec<TokenView>, Error> {
+        self.authorize(by, Capability::ManageTokens, "manage API tokens").await?;
+        let rows = db::tokens_of(&self.db.pool, &by.id).await?;
+        Ok(rows.into_iter().map(|t| self.token_view(t)).collect())
+    }
+
+    pub async fn create_token(
+        &self,
+        by: &Principal,
+        name: String,
+        scope: String,
+        days: u32,
+    ) -> Result<CreatedToken, Error> {
+        self.authorize(by, Capability::ManageTokens, "manage API tokens").await?;
+        let name = name.trim().to_string();
+        let mut errors = vec![];
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            errors.push(FieldError::new("name", "name the token in 1 to 64 characters, e.g. ci-deploy"));
+        }
+        let scope = TokenScope::parse(&scope);
+        if scope.is_none() {
+            errors.push(FieldError::new("scope", "choose `submit` (submit requests only) or `user` (act as you)"));
+        }
+        let max = self.deployment.token_max_days;
+        if days == 0 || days > max {
+            errors.push(FieldError::new("days", format!("a token lives 1 to {max} days")));
+        }
+        let Some(scope) = scope.filter(|_| errors.is_empty()) else { return Err(Error::Invalid(errors)) };
+        let secret = crate::secret::new_token_secret();
+        let now = self.now();
+        let expires = now + i64::from(days) * 86_400_000;
+        let mut tx = self.db.write().await?;
+        let id = db::insert_token(&mut tx, &crate::secret::hash(&secret), &by.id, &name, scope, now, expires).await?;
+        db::insert_event(
+            &mut tx,
+            &NewEvent {
+                at: now,
+                actor: &by.id,
+                action: AuditAction::TokenCreated,
+                request_id: None,
+                repository: None,
+                detail: format!("API token #{id} ({name}): {}, until {}", scope.label(), format_ms(expires)),
+                aws_request_ids: vec![],
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        let token = db::TokenRow {
+            id,
+            name,
+            scope,
+            created_at: now,
+            expires_at: expires,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        Ok(CreatedToken { token: self.token_view(token), secret })
+    }
+
+    pub async fn revoke_token(&self, by: &Principal, id: i64) -> Result<Vec<TokenView>, Error> {
+        self.authorize(by, Capability::ManageTokens, "manage API tokens").await?;
+        let now = self.now();
+        let mut tx = self.db.write().await?;
+        if !db::revoke_token(&mut tx, &by.id, id, now).await? {
+            return Err(Error::NotFound(format!("you have no active API token #{id}")));
+        }
+        db::insert_event(
+            &mut tx,
+            &NewEvent {
+                at: now,
+                actor: &by.id,
+                action: AuditAction::TokenRevoked,
+                request_id: None,
+                repository: None,
+                detail: format!("API token #{id}"),
+                aws_request_ids: vec![],
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.list_tokens(by).await
+    }
+}

@@ -1,0 +1,198 @@
+//! Submitting requests (new repositories, production access, restores) and
+//! reading them; who may read which.
+use super::views::summary;
+use super::{aws_unavailable, Error, PortalService};
+use crate::db::{self, NewEvent};
+use app::domain::audit::AuditAction;
+use app::domain::form::{AccessRequestInput, RepositoryRequestInput};
+use app::domain::name::RepoName;
+use app::domain::principal::{Capability, Principal};
+use app::domain::request::{Request, RequestKind, Status};
+use app::views::*;
+
+impl PortalService {
+    pub async fn submit(&self, by: &Principal, input: RepositoryRequestInput) -> Result<i64, Error> {
+        self.authorize(by, Capability::SubmitRequest, "submit requests").await?;
+        let parsed = input.parse(&self.deployment.namespace).map_err(Error::Invalid)?;
+        if parsed.grant_production && self.deployment.target.production_account.is_none() {
+            return Err(Error::field(
+                "grant_production",
+                "the production account is not configured, so access cannot be granted yet",
+            ));
+        }
+        let name = parsed.spec.name.clone();
+        match self.registry.describe(name.as_str()).await {
+            Ok(None) => {}
+            Ok(Some(_)) => return Err(Error::Conflict(format!("{name} already exists in ECR; choose another name"))),
+            Err(e) => return Err(aws_unavailable(&format!("check whether {name} exists"), e)),
+        }
+        let kind = RequestKind::CreateRepository { spec: parsed.spec, grant_production: parsed.grant_production };
+        let request = self.new_request(&by.id, kind, parsed.justification, Status::Pending);
+        self.insert_request(request, by.via().map(|v| format!("through {v}")).unwrap_or_default()).await
+    }
+
+    pub async fn submit_access(&self, by: &Principal, input: AccessRequestInput) -> Result<i64, Error> {
+        self.authorize(by, Capability::SubmitRequest, "submit requests").await?;
+        let parsed = input.parse(&self.deployment.namespace, self.now()).map_err(Error::Invalid)?;
+        let name = parsed.repository.clone();
+        if parsed.grant && self.deployment.target.production_account.is_none() {
+            return Err(Error::Conflict(
+                "the production account is not configured, so access cannot be granted".into(),
+            ));
+        }
+        match self.registry.describe(name.as_str()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(Error::field("repository", format!("there is no repository {name} in ECR"))),
+            Err(e) => return Err(aws_unavailable(&format!("check {name}"), e)),
+        }
+        let kind = if parsed.grant {
+            RequestKind::GrantProduction { repository: name, until: parsed.until }
+        } else {
+            RequestKind::RevokeProduction { repository: name }
+        };
+        let request = self.new_request(&by.id, kind, parsed.justification, Status::Pending);
+        self.insert_request(request, by.via().map(|v| format!("through {v}")).unwrap_or_default()).await
+    }
+
+    pub async fn request_restore(
+        &self,
+        by: &Principal,
+        repository: String,
+        justification: String,
+    ) -> Result<i64, Error> {
+        self.authorize(by, Capability::Operate, "request a restore").await?;
+        let name = RepoName::parse(&self.deployment.namespace, &repository)
+            .map_err(|e| Error::field("repository", e.to_string()))?;
+        let mut conn = self.db.pool.acquire().await?;
+        if db::get_record(&mut conn, name.as_str()).await?.is_none() {
+            return Err(Error::NotFound(format!("{name} is not in the portal's records; adopt it first")));
+        }
+        drop(conn);
+        let justification = Some(justification.trim().to_string())
+            .filter(|j| !j.is_empty())
+            .unwrap_or_else(|| "Put the repository back to its approved state".into());
+        let request = self.new_request(
+            &by.id,
+            RequestKind::RestoreRepository { repository: name },
+            justification,
+            Status::Pending,
+        );
+        self.insert_request(request, by.via().map(|v| format!("through {v}")).unwrap_or_default()).await
+    }
+
+    /// Inserts a new request and its submission event (and, for system
+    /// requests, the approval) in one transaction; wakes the worker for an
+    /// approved one.
+    pub(super) async fn insert_request(&self, request: Request, detail: String) -> Result<i64, Error> {
+        let mut tx = self.db.write().await?;
+        let id = Self::insert_request_in(&mut tx, &request, detail).await?;
+        tx.commit().await?;
+        if request.status == Status::Approved {
+            self.wake.notify_one();
+        }
+        Ok(id)
+    }
+
+    /// Inserts a request and its events inside the caller's write transaction.
+    pub(super) async fn insert_request_in(
+        tx: &mut sqlx::SqliteConnection,
+        request: &Request,
+        detail: String,
+    ) -> Result<i64, Error> {
+        let name = request.kind.repository().to_string();
+        let id = db::insert_request(&mut *tx, request).await.map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                Error::Conflict(format!("{name} already has an open request; see the requests list"))
+            }
+            _ => Error::from(e),
+        })?;
+        db::insert_event(
+            &mut *tx,
+            &NewEvent {
+                at: request.created_at,
+                actor: &request.requester,
+                action: AuditAction::RequestSubmitted,
+                request_id: Some(id),
+                repository: Some(&name),
+                detail: detail.clone(),
+                aws_request_ids: vec![],
+            },
+        )
+        .await?;
+        if request.status == Status::Approved {
+            db::insert_event(
+                &mut *tx,
+                &NewEvent {
+                    at: request.created_at,
+                    actor: &request.requester,
+                    action: AuditAction::RequestApproved,
+                    request_id: Some(id),
+                    repository: Some(&name),
+                    detail,
+                    aws_request_ids: vec![],
+                },
+            )
+            .await?;
+        }
+        Ok(id)
+    }
+
+    pub(super) fn new_request(
+        &self,
+        requester: &str,
+        kind: RequestKind,
+        justification: String,
+        status: Status,
+    ) -> Request {
+        let now = self.now();
+        Request {
+            id: 0,
+            kind,
+            justification,
+            requester: requester.to_string(),
+            status,
+            created_at: now,
+            updated_at: now,
+            decided_by: (status == Status::Approved).then(|| requester.to_string()),
+            decision_comment: None,
+            failure: None,
+            attempts: 0,
+        }
+    }
+
+    pub async fn list_requests(
+        &self,
+        by: &Principal,
+        status: Option<Status>,
+        mine: bool,
+        page: RequestsPage,
+    ) -> Result<Vec<RequestSummary>, Error> {
+        self.authorize(by, Capability::ReadOwnRequests, "read requests").await?;
+        // Without the right to read everyone's, the list is one's own.
+        let requester = (mine || !by.can(Capability::ReadAllRequests)).then_some(by.id.as_str());
+        let rows = db::list_requests(&self.db.pool, status, requester, page.before, i64::from(page.limit())).await?;
+        Ok(rows.iter().map(summary).collect())
+    }
+
+    pub async fn request_detail(&self, by: &Principal, id: i64) -> Result<RequestDetail, Error> {
+        self.authorize(by, Capability::ReadOwnRequests, "read requests").await?;
+        let view = self.load_view(id).await?;
+        self.detail_from(by, view).await
+    }
+
+    pub async fn request_status(&self, by: &Principal, id: i64) -> Result<Status, Error> {
+        self.authorize(by, Capability::ReadOwnRequests, "read requests").await?;
+        let row = self.load(id).await?;
+        self.may_read(by, &row.request).await?;
+        Ok(row.request.status)
+    }
+
+    /// Requesters read their own requests; readers of all requests read any.
+    pub(super) async fn may_read(&self, by: &Principal, r: &Request) -> Result<(), Error> {
+        if r.requester != by.id && !by.can(Capability::ReadAllRequests) {
+            let id = r.id;
+            return Err(self.deny(by, format!("request #{id} is someone else's; you can see your own requests")).await);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! What pages and the JSON API show: a request's page (with its plan), the
+//! audit trail and its verification.
+use super::{Error, PortalService};
+use crate::clock::format_ms;
+use crate::db::{self, EventRow, RequestRow};
+use app::domain::audit::AuditAction;
+use app::domain::plan::{self, Plan};
+use app::domain::principal::{Capability, Principal};
+use app::domain::request::{Request, RequestKind, Status};
+use app::views::*;
+
+fn event_view(e: EventRow) -> AuditEventView {
+    let label = AuditAction::parse(&e.action).map(|a| a.label().to_string()).unwrap_or_else(|| e.action.clone());
+    AuditEventView {
+        id: e.id,
+        at: format_ms(e.at),
+        actor: e.actor,
+        action: e.action,
+        label,
+        request_id: e.request_id,
+        repository: e.repository,
+        detail: e.detail,
+        aws_request_ids: e.aws_request_ids,
+    }
+}
+
+pub(super) fn summary(r: &Request) -> RequestSummary {
+    RequestSummary {
+        id: r.id,
+        kind: r.kind.as_str().into(),
+        kind_label: r.kind.label().into(),
+        repository: r.kind.repository().to_string(),
+        requester: r.requester.clone(),
+        status: r.status,
+        created_at: format_ms(r.created_at),
+        updated_at: format_ms(r.updated_at),
+    }
+}
+
+impl PortalService {
+    /// The plan of a request: from the snapshot taken at approval once approved,
+    /// from the live state while it waits for a decision.
+    pub async fn plan_for(&self, row: &RequestRow) -> Plan {
+        let target = &self.deployment.target;
+        let r = &row.request;
+        let snapshot = if r.status.is_awaiting_decision() { None } else { row.approved_policy.clone() };
+        match &r.kind {
+            RequestKind::CreateRepository { spec, grant_production } => {
+                plan::for_new_repository(spec, *grant_production, target)
+            }
+            RequestKind::GrantProduction { repository, .. } | RequestKind::RevokeProduction { repository } => {
+                let grant = matches!(r.kind, RequestKind::GrantProduction { .. });
+                let before = match snapshot {
+                    Some(p) => p,
+                    None => match self.live_policy(repository.as_str()).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            return Plan {
+                                steps: vec![],
+                                policy: None,
+                                blocked: Some({
+                                    tracing::warn!("reading the policy of {repository}: {e}");
+                                    "could not read the live policy from ECR right now; reload to try again".to_string()
+                                }),
+                            }
+                        }
+                    },
+                };
+                plan::for_access(repository.as_str(), before.as_ref(), grant, target)
+            }
+            RequestKind::RestoreRepository { repository } => self.restore_plan(repository, snapshot).await,
+        }
+    }
+
+    /// The request page's data from a request's [`db::RequestView`] (with its plan).
+    pub(super) async fn detail_from(&self, by: &Principal, view: db::RequestView) -> Result<RequestDetail, Error> {
+        let db::RequestView { row, approvals, timeline, drift } = view;
+        self.may_read(by, &row.request).await?;
+        let r = &row.request;
+        let plan = self.plan_for(&row).await;
+        let timeline = timeline.into_iter().map(event_view).collect();
+        let rule = self.deployment.approval.rule(&r.kind);
+        let approve_blocked = if r.status.is_awaiting_decision() {
+            r.check_decision(by, "approved", &rule, &approvals)
+                .err()
+                .map(|e| e.to_string())
+                .or_else(|| plan.blocked.clone())
+        } else {
+            None
+        };
+        let expires_at = (r.status == Status::Pending)
+            .then(|| format_ms(r.created_at.saturating_add(self.deployment.approval.pending_expiry_ms)));
+        let until = match &r.kind {
+            RequestKind::GrantProduction { until: Some(t), .. } => Some(format_ms(*t)),
+            _ => None,
+        };
+        Ok(RequestDetail {
+            summary: summary(r),
+            kind: r.kind.clone(),
+            until,
+            justification: r.justification.clone(),
+            decided_by: r.decided_by.clone(),
+            decision_comment: r.decision_comment.clone(),
+            failure: r.failure.clone(),
+            attempts: r.attempts,
+            plan,
+            result: row.result.clone(),
+            timeline,
+            approve_blocked,
+            can_reject: r.check_decision(by, "rejected", &rule, &[]).is_ok(),
+            can_retry: by.can(Capability::Operate) && r.status == Status::Failed,
+            approvals: approvals
+                .into_iter()
+                .map(|a| ApprovalView { approver: a.approver, at: format_ms(a.at), comment: a.comment })
+                .collect(),
+            approvals_required: rule.required,
+            approver_groups: rule.groups.clone(),
+            expires_at,
+            drift,
+        })
+    }
+
+    pub async fn audit(&self, by: &Principal, query: AuditQuery) -> Result<AuditPage, Error> {
+        self.authorize(by, Capability::ReadAudit, "read the audit trail").await?;
+        let filter =
+            db::filter_from_query(&query, self.deployment.namespace.as_str()).map_err(|e| Error::Invalid(vec![e]))?;
+        if let Some(a) = &filter.action {
+            if AuditAction::parse(a).is_none() {
+                return Err(Error::field("action", format!("unknown action `{a}`")));
+            }
+        }
+        let limit = i64::from(query.limit.unwrap_or(50).clamp(1, 200));
+        let rows = db::events_page(&self.db.pool, &filter, query.before, query.after, limit).await?;
+        let (older, newer) = match (rows.first(), rows.last()) {
+            (Some(first), Some(last)) => {
+                let older = db::events_exist_beyond(&self.db.pool, &filter, last.id, true).await?;
+                let newer = db::events_exist_beyond(&self.db.pool, &filter, first.id, false).await?;
+                (older.then_some(last.id), newer.then_some(first.id))
+            }
+            _ => (None, None),
+        };
+        Ok(AuditPage { events: rows.into_iter().map(event_view).collect(), older, newer })
+    }
+
+    pub async fn verify_audit(&self, by: &Principal) -> Result<AuditVerification, Error> {
+        self.authorize(by, Capability::ReadAudit, "verify the audit trail").await?;
+        let v = crate::audit::verify(&self.db.pool).await?;
+        Ok(AuditVerification {
+            intact: v.intact(),
+            events: v.events,
+            head: v.head,
+            broken_at: v.broken_at,
+            reason: v.reason,
+            checked_at: format_ms(self.now()),
+        })
+    }
+
+    /// The audit trail as CSV or NDJSON chunks, oldest first, for those who may read it.
+    pub async fn export_audit(
+        &self,
+        by: &Principal,
+        query: &AuditQuery,
+        format: crate::export::Format,
+    ) -> Result<impl futures::Stream<Item = Result<axum::body::Bytes, std::io::Error>> + use<>, Error> {
+        self.authorize(by, Capability::ReadAudit, "export the audit trail").await?;
+        let filter =
+            db::filter_from_query(query, self.deployment.namespace.as_str()).map_err(|e| Error::Invalid(vec![e]))?;
+        Ok(crate::export::stream(self.db.pool.clone(), filter, format))
+    }
+}
