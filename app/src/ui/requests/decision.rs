@@ -1,0 +1,138 @@
+//! The request page's decision column: approvals so far, progress, who
+//! decided, retry; and the Approve / Reject and Retry islands.
+use crate::api::{ApproveRequest, RejectRequest, RetryRequest};
+use crate::domain::request::Status;
+use crate::error::AppError;
+use crate::ui::common::{reload, reload_when, use_hydrated, ErrorNotice, Fields};
+use crate::views::RequestDetail;
+use leptos::prelude::*;
+
+#[component]
+pub(super) fn Decision(detail: RequestDetail) -> AnyView {
+    let id = detail.summary.id;
+    let status = detail.summary.status;
+    let decided = detail.decided_by.clone().map(|by| {
+        let verb = if status == Status::Rejected { "Rejected" } else { "Approved" };
+        view! {
+            <section class="card">
+                <h2>"Decision"</h2>
+                <p>{verb}" by " <strong>{by}</strong></p>
+                {detail.decision_comment.clone().filter(|c| !c.is_empty()).map(|c| view! { <p class="prose">{c}</p> })}
+            </section>
+        }
+    });
+    let pending = status.is_awaiting_decision().then(|| {
+        let blocked = detail.approve_blocked.clone();
+        let can_approve = blocked.is_none();
+        let can_reject = detail.can_reject;
+        let given = detail.approvals.len() as u32;
+        let required = detail.approvals_required;
+        let missing = required.saturating_sub(given);
+        let groups = detail.approver_groups.join(", ");
+        let approvals = detail.approvals.clone();
+        let expires = detail.expires_at.clone();
+        view! {
+            <section class="card decision" data-testid="decision">
+                <h2>"Decision"</h2>
+                <div class="approvals" data-testid="approvals">
+                    <p>
+                        <strong>{format!("{given} of {required} approval{}", if required == 1 { "" } else { "s" })}</strong>
+                        {(missing > 0).then(|| format!(
+                            " · needs {missing} more from a member of {groups} (not the requester)"
+                        ))}
+                    </p>
+                    {(!approvals.is_empty()).then(|| view! {
+                        <ul class="approval-list">
+                            {approvals.into_iter().map(|a| view! {
+                                <li>
+                                    "Approved by " <strong>{a.approver}</strong> " · " <time>{a.at}</time>
+                                    {a.comment.map(|c| view! { <span class="prose">" — "{c}</span> })}
+                                </li>
+                            }).collect_view()}
+                        </ul>
+                    })}
+                    {expires.map(|e| view! { <p class="help">"Expires without a decision on " <time>{e}</time></p> })}
+                </div>
+                {blocked.clone().map(|b| view! { <p class="notice notice-info" data-testid="approve-blocked">{b}</p> })}
+                {(can_approve || can_reject).then(|| view! { <DecisionButtons id can_approve can_reject/> })}
+            </section>
+        }
+    });
+    let retry_box = detail.can_retry.then(|| {
+        view! {
+            <section class="card">
+                <h2>"Retry"</h2>
+                <p>"Fix the cause, then apply the approved plan again."</p>
+                <RetryButton id/>
+            </section>
+        }
+    });
+    let progress = status.is_in_flight().then(|| view! {
+        <section class="card progress" role="status" aria-live="polite">
+            <h2>"In progress"</h2>
+            <p>{if status == Status::Approved { "Approved; waiting for the apply worker…" } else { "Applying the plan in AWS…" }}</p>
+        </section>
+    });
+    view! {
+        {pending}
+        {progress}
+        {decided}
+        {retry_box}
+    }
+    .into_any()
+}
+
+/// The comment and the Approve / Reject buttons; the page loads again with the decision.
+#[island]
+fn DecisionButtons(id: i64, can_approve: bool, can_reject: bool) -> impl IntoView {
+    let comment = RwSignal::new(String::new());
+    let approve = ServerAction::<ApproveRequest>::new();
+    let reject = ServerAction::<RejectRequest>::new();
+    let error = RwSignal::new(None::<AppError>);
+    Effect::new(move |_| {
+        for r in [approve.value().get(), reject.value().get()].into_iter().flatten() {
+            match r {
+                Ok(_) => reload(),
+                Err(e) => error.set(Some(e)),
+            }
+        }
+    });
+    let hydrated = use_hydrated();
+    let busy = move || approve.pending().get() || reject.pending().get();
+    view! {
+        {move || error.get().map(|e| view! { <ErrorNotice error=e/> })}
+        <Fields hydrated>
+        <div class="field">
+            <label for="comment">"Comment (optional)"</label>
+            <textarea id="comment" rows="3" prop:value=comment on:input=move |ev| comment.set(event_target_value(&ev))></textarea>
+        </div>
+        <div class="actions">
+            {can_approve.then(|| view! {
+                <button class="button primary" disabled=busy
+                    on:click=move |_| { error.set(None); approve.dispatch(ApproveRequest { id, comment: comment.get_untracked() }); }>
+                    "Approve"
+                </button>
+            })}
+            {can_reject.then(|| view! {
+                <button class="button danger" disabled=busy
+                    on:click=move |_| { error.set(None); reject.dispatch(RejectRequest { id, comment: comment.get_untracked() }); }>
+                    "Reject"
+                </button>
+            })}
+        </div>
+        </Fields>
+    }
+}
+
+/// Applies a failed request's approved plan again; the page loads again to follow it.
+#[island]
+fn RetryButton(id: i64) -> impl IntoView {
+    let retry = ServerAction::<RetryRequest>::new();
+    let hydrated = use_hydrated();
+    reload_when(move || matches!(retry.value().get(), Some(Ok(_))));
+    view! {
+        {move || retry.value().get().and_then(Result::err).map(|e| view! { <ErrorNotice error=e/> })}
+        <button class="button" disabled=move || !hydrated.get() || retry.pending().get()
+            on:click=move |_| { retry.dispatch(RetryRequest { id }); }>"Retry apply"</button>
+    }
+}

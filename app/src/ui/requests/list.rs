@@ -1,0 +1,181 @@
+//! The requests list (status filter, mine toggle, pages) and the approval queue.
+use crate::api::list_requests;
+use crate::domain::request::Status;
+use crate::error::AppError;
+use crate::ui::common::{EmptyState, ErrorNotice, Loading, StatusBadge};
+use crate::ui::InfoResource;
+use crate::views::{RequestSummary, RequestsPage};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::use_query_map;
+
+#[component]
+fn RequestTable(rows: Vec<RequestSummary>) -> impl IntoView {
+    view! {
+        <div class="table-wrap">
+            <table class="table" data-testid="requests-table">
+                <thead>
+                    <tr>
+                        <th scope="col">"#"</th>
+                        <th scope="col">"Repository"</th>
+                        <th scope="col">"Asks for"</th>
+                        <th scope="col">"Status"</th>
+                        <th scope="col">"Requested by"</th>
+                        <th scope="col">"Submitted"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {rows
+                        .into_iter()
+                        .map(|r| {
+                            view! {
+                                <tr>
+                                    <td>{r.id}</td>
+                                    <td><A href=format!("/requests/{}", r.id)><code>{r.repository}</code></A></td>
+                                    <td>{r.kind_label}</td>
+                                    <td><StatusBadge status=r.status/></td>
+                                    <td>{r.requester}</td>
+                                    <td><time>{r.created_at}</time></td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+#[component]
+pub fn RequestList() -> impl IntoView {
+    let query = use_query_map();
+    let status = move || query.with(|q| q.get("status")).filter(|s| !s.is_empty());
+    let mine = move || query.with(|q| q.get("mine")).is_some_and(|m| m == "1");
+    let before = move || query.with(|q| q.get("before")).and_then(|b| b.parse::<i64>().ok());
+    let rows = Resource::new(
+        move || (status(), mine(), before()),
+        |(s, m, b)| list_requests(s, m, RequestsPage { before: b, limit: None }),
+    );
+    // The next (older) page starts below the last request shown.
+    let older_link = move |last: i64| {
+        let mut q = vec![format!("before={last}")];
+        if let Some(s) = status() {
+            q.push(format!("status={s}"));
+        }
+        if mine() {
+            q.push("mine=1".into());
+        }
+        format!("/?{}", q.join("&"))
+    };
+    let info = expect_context::<InfoResource>().0;
+    // Requesters only ever see their own requests: no toggle for them.
+    let sees_all = move || {
+        info.get()
+            .and_then(Result::ok)
+            .and_then(|i| i.user)
+            .is_some_and(|u| u.can(crate::domain::principal::Capability::ReadAllRequests))
+    };
+    let filter_link = move |s: Option<Status>| {
+        let mut q = Vec::new();
+        if let Some(s) = s {
+            q.push(format!("status={}", s.as_str()));
+        }
+        if mine() {
+            q.push("mine=1".into());
+        }
+        if q.is_empty() {
+            "/".to_string()
+        } else {
+            format!("/?{}", q.join("&"))
+        }
+    };
+    view! {
+        <Title text="Requests"/>
+        <section class="page">
+            <div class="page-head">
+                <h1>"Requests"</h1>
+                <div class="actions">
+                    <a class="button" href="/requests/access">"Production access"</a>
+                    <a class="button primary" href="/requests/new">"New repository request"</a>
+                </div>
+            </div>
+            <nav class="filters" aria-label="Filter by status">
+                <a href=move || filter_link(None) aria-current=move || status().is_none().then_some("page")>"All"</a>
+                {Status::ALL
+                    .into_iter()
+                    .map(|s| view! {
+                        <a href=move || filter_link(Some(s))
+                            aria-current=move || (status().as_deref() == Some(s.as_str())).then_some("page")>
+                            {s.as_str()}
+                        </a>
+                    })
+                    .collect_view()}
+                <Suspense fallback=|| ()>
+                    {move || sees_all().then(|| view! {
+                        <a class="toggle" href=move || if mine() { "/".to_string() } else { "/?mine=1".to_string() }>
+                            {move || if mine() { "Show everyone's" } else { "Only mine" }}
+                        </a>
+                    })}
+                </Suspense>
+            </nav>
+            <Transition fallback=Loading>
+                {move || rows.get().map(|r| match r {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(rows) if rows.is_empty() => view! {
+                        <EmptyState title="No requests here yet">
+                            <p>"Ask for a new repository under the namespace; an admin reviews it and the portal creates it in AWS."</p>
+                            <a class="button" href="/requests/new">"Request a repository"</a>
+                        </EmptyState>
+                    }.into_any(),
+                    Ok(rows) => {
+                        let full = rows.len() as u32 >= RequestsPage::DEFAULT_LIMIT;
+                        let last = rows.last().map(|r| r.id).unwrap_or(0);
+                        view! {
+                            <RequestTable rows/>
+                            <nav class="pager" aria-label="Pages">
+                                {before().is_some().then(|| view! { <a href="/">"← Newest"</a> })}
+                                {full.then(|| view! { <a href=older_link(last)>"Older requests →"</a> })}
+                            </nav>
+                        }.into_any()
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+pub fn Queue() -> impl IntoView {
+    let rows = Resource::new(
+        || (),
+        |_| async move {
+            let all = RequestsPage { before: None, limit: Some(500) };
+            let mut rows = list_requests(Some("pending".into()), false, all).await?;
+            rows.extend(list_requests(Some("needs_reapproval".into()), false, all).await?);
+            rows.sort_by_key(|r| std::cmp::Reverse(r.id));
+            Ok::<_, AppError>(rows)
+        },
+    );
+    view! {
+        <Title text="Approval queue"/>
+        <section class="page">
+            <div class="page-head"><h1>"Approval queue"</h1></div>
+            <p class="lede">"Requests waiting for a decision (new, or sent back because the live policy changed), oldest first. Open one to see its plan and decide."</p>
+            <Transition fallback=Loading>
+                {move || rows.get().map(|r| match r {
+                    Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(rows) if rows.is_empty() => view! {
+                        <EmptyState title="Nothing waiting for review">
+                            <p>"New requests appear here as soon as they are submitted."</p>
+                        </EmptyState>
+                    }.into_any(),
+                    Ok(mut rows) => {
+                        rows.reverse();
+                        view! { <RequestTable rows/> }.into_any()
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
