@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     );
     for run in 1..=3 {
         let t = Instant::now();
-        let v = server::audit::verify(&db.pool).await?;
+        let v = server::db::verify_chain(&db.pool).await?;
         let s = t.elapsed().as_secs_f64();
         assert!(v.intact() && v.events == n, "verification failed: {v:?}");
         println!("verify run {run}: {n} events in {s:.2} s ({:.0} events/s), head {}", n as f64 / s, &v.head[..16]);

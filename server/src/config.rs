@@ -41,8 +41,6 @@ pub struct ServerSection {
     /// The address people use (https://ecr.example.com). With https: Secure
     /// `__Host-` cookies and HSTS. Empty: http://<listen>.
     pub public_url: String,
-    /// Serve `GET /__baseline/{bytes}`: a static body, the benchmark's yardstick. Off in production.
-    pub benchmark_baseline: bool,
 }
 
 impl Default for ServerSection {
@@ -52,7 +50,6 @@ impl Default for ServerSection {
             site_root: "target/site".into(),
             max_body_bytes: 64 * 1024,
             public_url: String::new(),
-            benchmark_baseline: false,
         }
     }
 }

@@ -96,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Audit(AuditCommand::Verify) => {
             let pool = Db::open_read_only(&config.database_path).await?;
-            let v = server::audit::verify(&pool).await?;
+            let v = server::db::verify_chain(&pool).await?;
             if v.intact() {
                 println!("audit trail intact: {} events, head {}", v.events, v.head);
                 Ok(())

@@ -137,7 +137,6 @@ impl Application {
                 addr,
                 max_body_bytes: config.raw.server.max_body_bytes,
                 https: config.https(),
-                benchmark_baseline: config.raw.server.benchmark_baseline,
             },
         );
 

@@ -100,10 +100,17 @@ pub struct AccessRequest {
 }
 
 /// Parses `YYYY-MM-DD` into unix ms at 00:00 UTC of that day. The one date
-/// parser: forms, the audit filters and the command line all use it.
+/// parser: forms, the audit filters and the command line all use it. The
+/// calendar is the `time` crate's (without its format-description parser,
+/// which would add to the browser bundle).
 pub fn parse_date_ms(raw: &str) -> Option<i64> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date = time::Date::parse(raw.trim(), &format).ok()?;
+    let parts: Vec<&str> = raw.trim().split('-').collect();
+    let [y, m, d] = parts.as_slice() else { return None };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 || !raw.trim().bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        return None;
+    }
+    let month = time::Month::try_from(m.parse::<u8>().ok()?).ok()?;
+    let date = time::Date::from_calendar_date(y.parse().ok()?, month, d.parse().ok()?).ok()?;
     Some(date.midnight().assume_utc().unix_timestamp() * 1000)
 }
 

@@ -18,18 +18,7 @@ pub struct NewEvent<'a> {
     pub aws_request_ids: Vec<String>,
 }
 
-/// An audit event as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventRow {
-    pub id: i64,
-    pub at: i64,
-    pub actor: String,
-    pub action: String,
-    pub request_id: Option<i64>,
-    pub repository: Option<String>,
-    pub detail: String,
-    pub aws_request_ids: Vec<String>,
-}
+pub use crate::audit::EventRow;
 
 pub(crate) fn event_from_row(row: &SqliteRow) -> Result<EventRow, sqlx::Error> {
     let ids: String = row.try_get("aws_request_ids")?;
@@ -242,4 +231,30 @@ pub fn filter_from_query(q: &AuditQuery, namespace: &str) -> Result<EventFilter,
         from_ms: day("from", &q.from, false)?,
         to_ms: day("to", &q.to, true)?,
     })
+}
+
+/// Walks the audit chain in id order, a page at a time, and stops at the
+/// first break (the checks are `crate::audit::Walk`'s).
+pub async fn verify_chain(pool: &SqlitePool) -> Result<crate::audit::Verification, sqlx::Error> {
+    const PAGE: i64 = 10_000;
+    let mut walk = crate::audit::Walk::default();
+    loop {
+        let rows = sqlx::query("SELECT * FROM audit_events WHERE id >= ? ORDER BY id LIMIT ?")
+            .bind(walk.expected_id())
+            .bind(PAGE)
+            .fetch_all(pool)
+            .await?;
+        for row in &rows {
+            let e = event_from_row(row)?;
+            let (prev, hash): (String, String) = (row.try_get("prev_hash")?, row.try_get("hash")?);
+            if let Err(broken) = walk.next(&e, &prev, &hash) {
+                return Ok(broken);
+            }
+        }
+        if (rows.len() as i64) < PAGE {
+            break;
+        }
+    }
+    let stray: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE id < 1").fetch_one(pool).await?;
+    Ok(walk.finish(stray))
 }

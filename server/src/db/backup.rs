@@ -19,7 +19,7 @@ pub async fn backup(pool: &SqlitePool, path: &Path) -> anyhow::Result<crate::aud
         .connect_with(SqliteConnectOptions::from_str(&format!("sqlite://{target}"))?.read_only(true))
         .await
         .context("opening the backup")?;
-    let v = crate::audit::verify(&copy).await.context("verifying the backup")?;
+    let v = crate::db::verify_chain(&copy).await.context("verifying the backup")?;
     copy.close().await;
     Ok(v)
 }

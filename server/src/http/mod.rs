@@ -32,8 +32,6 @@ pub struct Site {
     pub max_body_bytes: u64,
     /// People reach the portal over HTTPS (HSTS).
     pub https: bool,
-    /// Serve the benchmark's yardstick, `GET /__baseline/{bytes}`.
-    pub benchmark_baseline: bool,
 }
 
 /// Every route, with the middleware in front of them.
@@ -63,7 +61,6 @@ pub fn router(state: AppState, site: Site) -> Router {
         .route("/auth/oidc/callback", get(auth::oidc_callback))
         .merge(api::routes())
         .with_state(state.clone());
-    let own = if site.benchmark_baseline { own.route("/__baseline/{bytes}", get(baseline)) } else { own };
 
     let max_body = usize::try_from(site.max_body_bytes).unwrap_or(usize::MAX);
     let hsts = if site.https {
@@ -103,14 +100,6 @@ pub fn router(state: AppState, site: Site) -> Router {
 fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
     static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
-}
-
-/// The benchmark's yardstick: the same server, routing and middleware, but a
-/// body that costs nothing to make (`server.benchmark_baseline`).
-async fn baseline(axum::extract::Path(bytes): axum::extract::Path<usize>) -> impl IntoResponse {
-    static BODY: std::sync::OnceLock<axum::body::Bytes> = std::sync::OnceLock::new();
-    let body = BODY.get_or_init(|| "<p>baseline</p>\n".repeat(4 << 20 >> 4).into());
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body.slice(..bytes.min(body.len())))
 }
 
 /// Ready when the database answers and AWS (STS, as the staging identity) does.

@@ -144,7 +144,7 @@ impl PortalService {
 
     pub async fn verify_audit(&self, by: &Principal) -> Result<AuditVerification, Error> {
         self.authorize(by, Capability::ReadAudit, "verify the audit trail").await?;
-        let v = crate::audit::verify(&self.db.pool).await?;
+        let v = crate::db::verify_chain(&self.db.pool).await?;
         Ok(AuditVerification {
             intact: v.intact(),
             events: v.events,
