@@ -14,7 +14,8 @@ async fn main() -> anyhow::Result<()> {
     let n: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("bench.db");
-    let db = Db::connect(&path).await?;
+    let (key, _) = server::secret::PortalKey::load_or_create(&path.with_file_name("audit.key"))?;
+    let db = Db::connect(&path, &key).await?;
     let actions = [
         AuditAction::RequestSubmitted,
         AuditAction::RequestApproved,
@@ -55,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
     );
     for run in 1..=3 {
         let t = Instant::now();
-        let v = server::db::verify_chain(&db.pool).await?;
+        let v = server::db::verify_chain(&db.pool, &db.chain).await?;
         let s = t.elapsed().as_secs_f64();
         assert!(v.intact() && v.events == n, "verification failed: {v:?}");
         println!("verify run {run}: {n} events in {s:.2} s ({:.0} events/s), head {}", n as f64 / s, &v.head[..16]);

@@ -27,6 +27,7 @@ pub struct RawConfig {
     pub oidc: OidcSection,
     pub approval: ApprovalSection,
     pub worker: WorkerSection,
+    pub audit: AuditSection,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -264,6 +265,28 @@ impl Default for WorkerSection {
     }
 }
 
+/// The audit trail's key and published heads (see `server/src/audit.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    /// The key that signs the audit chain (HMAC-SHA-256), kept outside the
+    /// database; created with mode 0600 at first start. Empty: `audit.key`
+    /// next to the database (`data/audit.key` by default).
+    pub key_file: String,
+    /// Publish the chain's head (event count and hash) to the log, and to
+    /// `head_file` when set, every this many events and at shutdown.
+    pub publish_every_events: u64,
+    /// An append-only file, ideally on other storage, where published heads
+    /// are appended (one line each); `audit verify` checks the chain against it.
+    pub head_file: String,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self { key_file: String::new(), publish_every_events: 1000, head_file: String::new() }
+    }
+}
+
 /// The validated configuration the application runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -277,6 +300,10 @@ pub struct Config {
     /// The origin people use, e.g. `https://ecr.example.com` (no trailing slash).
     pub public_url: String,
     pub approval: ApprovalPolicy,
+    /// `audit.key_file`, resolved.
+    pub audit_key_path: PathBuf,
+    /// `audit.head_file`, if set.
+    pub audit_head_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -431,11 +458,24 @@ impl Config {
         if a.pending_expiry_hours == 0 {
             bail!("config key `approval.pending_expiry_hours` must be above 0");
         }
+        if raw.audit.publish_every_events == 0 {
+            bail!("config key `audit.publish_every_events` must be above 0");
+        }
+        let database_path = PathBuf::from(raw.database.path.trim());
+        let audit_key_path = match opt(&raw.audit.key_file) {
+            Some(p) => PathBuf::from(p),
+            None => database_path.with_file_name("audit.key"),
+        };
+        if audit_key_path == database_path {
+            bail!("config key `audit.key_file`: the key must not be the database file itself");
+        }
         Ok(Self {
             public_url,
             approval,
             listen,
-            database_path: PathBuf::from(raw.database.path.trim()),
+            audit_key_path,
+            audit_head_file: opt(&raw.audit.head_file).map(PathBuf::from),
+            database_path,
             namespace,
             staging_role,
             production_account,

@@ -96,7 +96,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Audit(AuditCommand::Verify) => {
             let pool = Db::open_read_only(&config.database_path).await?;
-            let v = server::db::verify_chain(&pool).await?;
+            let key = server::audit::ChainKey::new(&server::secret::PortalKey::load(&config.audit_key_path)?);
+            let mut v = server::db::verify_chain(&pool, &key).await?;
+            if let Some(file) = &config.audit_head_file {
+                let heads = server::service::read_heads(file)?;
+                v = server::db::check_published_heads(&pool, v, &heads).await?;
+                println!("checked against {} published head(s) in {}", heads.len(), file.display());
+            }
             if v.intact() {
                 println!("audit trail intact: {} events, head {}", v.events, v.head);
                 Ok(())
@@ -126,7 +132,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Backup { path } => {
             let pool = Db::open_read_only(&config.database_path).await?;
-            let copy = server::db::backup(&pool, &path).await?;
+            let key = server::audit::ChainKey::new(&server::secret::PortalKey::load(&config.audit_key_path)?);
+            let copy = server::db::backup(&pool, &path, &key).await?;
             println!(
                 "backup written to {}: {} audit events, chain {}",
                 path.display(),

@@ -21,6 +21,8 @@ pub struct Application {
     pub service: Arc<PortalService>,
     stop: watch::Sender<bool>,
     worker: tokio::task::JoinHandle<()>,
+    /// Publishes the audit chain's head (see `publish_heads`).
+    heads: tokio::task::JoinHandle<()>,
     /// This process's claim on the database, until it stops.
     _lock: crate::lock::DatabaseLock,
 }
@@ -38,7 +40,14 @@ impl Application {
 
     pub async fn build_with(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
         let lock = crate::lock::DatabaseLock::acquire(&config.database_path)?;
-        let db = Db::connect(&config.database_path).await?;
+        let (key, created) = crate::secret::PortalKey::load_or_create(&config.audit_key_path)?;
+        if created {
+            tracing::info!(
+                "created the audit key {} (keep it, and back it up apart from the database)",
+                config.audit_key_path.display()
+            );
+        }
+        let db = Db::connect(&config.database_path, &key).await?;
         let registry: Arc<dyn Registry> = match overrides.registry {
             Some(r) => r,
             None => Arc::new(EcrRegistry::new(&config).await),
@@ -81,8 +90,10 @@ impl Application {
                 max_attempts: config.raw.worker.max_attempts,
                 base_ms: config.raw.worker.retry_base_ms,
                 max_ms: config.raw.worker.retry_max_ms,
-            }),
+            })
+            .with_audit_head_file(config.audit_head_file.clone()),
         );
+        service.seal_unkeyed_audit_chain(&config.audit_key_path).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {} (config key `server.listen`)", config.listen))?;
@@ -141,6 +152,8 @@ impl Application {
         );
 
         let (stop, stop_rx) = watch::channel(false);
+        let heads =
+            tokio::spawn(publish_heads(service.clone(), config.raw.audit.publish_every_events, stop.subscribe()));
         let worker = if config.raw.worker.enabled {
             tokio::spawn(crate::worker::run(
                 service.clone(),
@@ -154,7 +167,7 @@ impl Application {
         } else {
             tokio::spawn(async {})
         };
-        Ok(Self { listener, router, addr, service, stop, worker, _lock: lock })
+        Ok(Self { listener, router, addr, service, stop, worker, heads, _lock: lock })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -187,8 +200,41 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")?;
+        let _ = self.stop.send(true);
         let _ = self.worker.await;
+        let _ = self.heads.await;
         Ok(())
+    }
+}
+
+/// Publishes the audit chain's head every `every` events (looked at every
+/// few seconds) and once more when the portal stops.
+async fn publish_heads(service: Arc<PortalService>, every: u64, mut stop: watch::Receiver<bool>) {
+    let mut last = match service.publish_audit_head().await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!("publishing the audit head: {e}");
+            0
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        let head = {
+            let Ok(mut conn) = service.db.pool.acquire().await else { continue };
+            crate::db::chain_head(&mut conn).await.map(|h| u64::try_from(h.id).unwrap_or(0))
+        };
+        if matches!(head, Ok(n) if n >= last.saturating_add(every)) {
+            match service.publish_audit_head().await {
+                Ok(n) => last = n,
+                Err(e) => tracing::warn!("publishing the audit head: {e}"),
+            }
+        }
+    }
+    if let Err(e) = service.publish_audit_head().await {
+        tracing::warn!("publishing the audit head at shutdown: {e}");
     }
 }
 

@@ -28,10 +28,12 @@ pub enum AuditAction {
     TokenUsed,
     ApprovalGiven,
     RequestExpired,
+    /// The audit chain was signed with the portal's key from this event on (earlier events sealed).
+    AuditChainKeyed,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 23] = [
+    pub const ALL: [AuditAction; 24] = [
         AuditAction::SignedIn,
         AuditAction::SignedOut,
         AuditAction::RequestSubmitted,
@@ -55,6 +57,7 @@ impl AuditAction {
         AuditAction::TokenUsed,
         AuditAction::ApprovalGiven,
         AuditAction::RequestExpired,
+        AuditAction::AuditChainKeyed,
     ];
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -81,6 +84,7 @@ impl AuditAction {
             Self::TokenUsed => "token_used",
             Self::ApprovalGiven => "approval_given",
             Self::RequestExpired => "request_expired",
+            Self::AuditChainKeyed => "audit_chain_keyed",
         }
     }
     pub fn parse(raw: &str) -> Option<Self> {
@@ -112,6 +116,7 @@ impl AuditAction {
             Self::TokenUsed => "API token used",
             Self::ApprovalGiven => "Approval recorded (more needed)",
             Self::RequestExpired => "Expired without enough approvals",
+            Self::AuditChainKeyed => "Audit trail keyed",
         }
     }
 }

@@ -98,7 +98,9 @@ pub(crate) struct Seeded {
 }
 
 pub(crate) async fn seed_db(path: &Path, n_repos: usize, n_requests: usize, n_events: usize) -> anyhow::Result<Seeded> {
-    let db = Db::connect(path).await?;
+    // The portal started on this database later finds the key next to it.
+    let (key, _) = server::secret::PortalKey::load_or_create(&path.with_file_name("audit.key"))?;
+    let db = Db::connect(path, &key).await?;
     let ns = Namespace::parse("crytera")?;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     // The portal's records of the repositories it manages (all of them here).

@@ -59,16 +59,19 @@ pub async fn chain_head(conn: &mut SqliteConnection) -> Result<ChainHead, sqlx::
     })
 }
 
-/// Appends an event to the audit chain (read its head, link to it).
-pub async fn insert_event(conn: &mut SqliteConnection, e: &NewEvent<'_>) -> Result<i64, sqlx::Error> {
-    let head = chain_head(&mut *conn).await?;
-    insert_event_after(conn, &head, e).await
+/// Appends an event to the audit chain (read its head, link to it, sign it
+/// with the chain key), inside the write transaction of the change it records.
+pub async fn insert_event(tx: &mut super::WriteTx, e: &NewEvent<'_>) -> Result<i64, sqlx::Error> {
+    let head = chain_head(&mut *tx).await?;
+    let key = tx.chain_key().clone();
+    insert_event_after(&mut *tx, &key, &head, e).await
 }
 
 /// Appends an event after `head`, the chain's last event, read in the same
 /// write transaction.
 async fn insert_event_after(
     conn: &mut SqliteConnection,
+    key: &crate::audit::ChainKey,
     head: &ChainHead,
     e: &NewEvent<'_>,
 ) -> Result<i64, sqlx::Error> {
@@ -83,7 +86,7 @@ async fn insert_event_after(
         aws_request_ids: e.aws_request_ids.clone(),
     };
     let ids = serde_json::to_string(&row.aws_request_ids).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
-    let hash = crate::audit::chain_hash(&head.hash, &row);
+    let hash = key.hash(&head.hash, &row);
     sqlx::query(
         "INSERT INTO audit_events (id, at, actor, action, request_id, repository, detail, aws_request_ids, prev_hash, hash)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -235,9 +238,28 @@ pub fn filter_from_query(q: &AuditQuery, namespace: &str) -> Result<EventFilter,
 
 /// Walks the audit chain in id order, a page at a time, and stops at the
 /// first break (the checks are `crate::audit::Walk`'s).
-pub async fn verify_chain(pool: &SqlitePool) -> Result<crate::audit::Verification, sqlx::Error> {
+pub async fn verify_chain(
+    pool: &SqlitePool,
+    key: &crate::audit::ChainKey,
+) -> Result<crate::audit::Verification, sqlx::Error> {
+    walk_chain(pool, key, false).await
+}
+
+/// Verifies a chain written before keys (plain SHA-256), before it is sealed.
+pub async fn verify_unkeyed_chain(
+    pool: &SqlitePool,
+    key: &crate::audit::ChainKey,
+) -> Result<crate::audit::Verification, sqlx::Error> {
+    walk_chain(pool, key, true).await
+}
+
+async fn walk_chain(
+    pool: &SqlitePool,
+    key: &crate::audit::ChainKey,
+    unkeyed_ok: bool,
+) -> Result<crate::audit::Verification, sqlx::Error> {
     const PAGE: i64 = 10_000;
-    let mut walk = crate::audit::Walk::default();
+    let mut walk = crate::audit::Walk::new(key.clone());
     loop {
         let rows = sqlx::query("SELECT * FROM audit_events WHERE id >= ? ORDER BY id LIMIT ?")
             .bind(walk.expected_id())
@@ -256,5 +278,64 @@ pub async fn verify_chain(pool: &SqlitePool) -> Result<crate::audit::Verificatio
         }
     }
     let stray: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE id < 1").fetch_one(pool).await?;
-    Ok(walk.finish(stray))
+    Ok(if unkeyed_ok { walk.finish_unkeyed(stray) } else { walk.finish(stray) })
+}
+
+/// The stored hash of event `id`, if there is one.
+pub async fn event_hash(pool: &SqlitePool, id: i64) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT hash FROM audit_events WHERE id = ?").bind(id).fetch_optional(pool).await
+}
+
+/// Checks the chain against the heads the portal published (see
+/// [`crate::audit::check_heads`]).
+pub async fn check_published_heads(
+    pool: &SqlitePool,
+    v: crate::audit::Verification,
+    heads: &[crate::audit::PublishedHead],
+) -> Result<crate::audit::Verification, sqlx::Error> {
+    let mut hashes = std::collections::HashMap::new();
+    for h in heads.iter().filter(|h| h.events > 0 && h.events <= v.events) {
+        if let Some(hash) = event_hash(pool, i64::try_from(h.events).unwrap_or(i64::MAX)).await? {
+            hashes.insert(h.events, hash);
+        }
+    }
+    Ok(crate::audit::check_heads(v, heads, |n| hashes.get(&n).cloned()))
+}
+
+/// How the chain stands at start with this key (see [`seal_unkeyed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainState {
+    /// No events yet, or the last one is signed with this key.
+    Keyed,
+    /// Every event predates the key: they need sealing.
+    Unkeyed,
+    /// The chain is keyed, but not with this key.
+    OtherKey,
+}
+
+/// Looks at the chain's head (and its first event) to tell whether it is keyed with `key`.
+pub async fn chain_state(pool: &SqlitePool, key: &crate::audit::ChainKey) -> Result<ChainState, sqlx::Error> {
+    let Some(last) = sqlx::query("SELECT * FROM audit_events ORDER BY id DESC LIMIT 1").fetch_optional(pool).await?
+    else {
+        return Ok(ChainState::Keyed);
+    };
+    let signed = |row: &SqliteRow| -> Result<bool, sqlx::Error> {
+        let prev: String = row.try_get("prev_hash")?;
+        let hash: String = row.try_get("hash")?;
+        Ok(key.hash(&prev, &event_from_row(row)?) == hash)
+    };
+    if signed(&last)? {
+        return Ok(ChainState::Keyed);
+    }
+    let sealed: Option<i64> = sqlx::query_scalar("SELECT id FROM audit_events WHERE action = ? LIMIT 1")
+        .bind(crate::audit::SEAL_ACTION)
+        .fetch_optional(pool)
+        .await?;
+    let first = sqlx::query("SELECT * FROM audit_events ORDER BY id LIMIT 1").fetch_one(pool).await?;
+    let first_plain = {
+        let e = event_from_row(&first)?;
+        let hash: String = first.try_get("hash")?;
+        crate::audit::chain_hash(crate::audit::GENESIS, &e) == hash
+    };
+    Ok(if sealed.is_none() && first_plain { ChainState::Unkeyed } else { ChainState::OtherKey })
 }

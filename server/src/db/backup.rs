@@ -8,7 +8,11 @@ use std::str::FromStr;
 /// Writes a consistent copy of the live database to `path` (`VACUUM INTO`, which
 /// reads one snapshot while writers go on), then opens the copy and verifies
 /// its audit chain. Refuses to overwrite an existing file.
-pub async fn backup(pool: &SqlitePool, path: &Path) -> anyhow::Result<crate::audit::Verification> {
+pub async fn backup(
+    pool: &SqlitePool,
+    path: &Path,
+    key: &crate::audit::ChainKey,
+) -> anyhow::Result<crate::audit::Verification> {
     if path.exists() {
         anyhow::bail!("{} already exists; choose a new file for the backup", path.display());
     }
@@ -19,7 +23,7 @@ pub async fn backup(pool: &SqlitePool, path: &Path) -> anyhow::Result<crate::aud
         .connect_with(SqliteConnectOptions::from_str(&format!("sqlite://{target}"))?.read_only(true))
         .await
         .context("opening the backup")?;
-    let v = crate::db::verify_chain(&copy).await.context("verifying the backup")?;
+    let v = crate::db::verify_chain(&copy, key).await.context("verifying the backup")?;
     copy.close().await;
     Ok(v)
 }

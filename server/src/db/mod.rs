@@ -31,18 +31,51 @@ pub use requests::*;
 pub use sessions::*;
 pub use tokens::*;
 
+use crate::audit::ChainKey;
+use crate::secret::PortalKey;
 use anyhow::Context;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
-/// A write transaction (`BEGIN IMMEDIATE` on the write connection). Dropping
-/// it without [`Transaction::commit`] rolls it back.
-pub type WriteTx = Transaction<'static, Sqlite>;
+/// A write transaction (`BEGIN IMMEDIATE` on the write connection), with the
+/// audit chain's key so [`insert_event`] can sign the events it appends.
+/// Dropping it without [`WriteTx::commit`] rolls it back.
+pub struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    chain: ChainKey,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+
+    pub(crate) fn chain_key(&self) -> &ChainKey {
+        &self.chain
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+}
 
 #[derive(Clone)]
 pub struct Db {
@@ -50,6 +83,8 @@ pub struct Db {
     pub pool: SqlitePool,
     /// The one connection writes go through ([`Db::write`]).
     write_pool: SqlitePool,
+    /// Signs the audit events written through [`Db::write`].
+    pub chain: ChainKey,
 }
 
 fn options(path: &Path) -> anyhow::Result<SqliteConnectOptions> {
@@ -62,8 +97,9 @@ fn options(path: &Path) -> anyhow::Result<SqliteConnectOptions> {
 }
 
 impl Db {
-    /// Opens (creating it if needed) and migrates the database.
-    pub async fn connect(path: &Path) -> anyhow::Result<Self> {
+    /// Opens (creating it if needed) and migrates the database; its audit
+    /// events are signed with `key` (see [`crate::audit`]).
+    pub async fn connect(path: &Path, key: &PortalKey) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating database directory {}", dir.display()))?;
         }
@@ -83,7 +119,7 @@ impl Db {
             .connect_with(options)
             .await
             .with_context(|| format!("opening SQLite database {}", path.display()))?;
-        Ok(Self { pool, write_pool })
+        Ok(Self { pool, write_pool, chain: ChainKey::new(key) })
     }
 
     /// Opens an existing database for reading only: no migrations, no writes
@@ -102,7 +138,7 @@ impl Db {
     /// Starts a write transaction that takes SQLite's write lock at once,
     /// waiting for the write connection while another write holds it.
     pub async fn write(&self) -> Result<WriteTx, sqlx::Error> {
-        self.write_pool.begin_with("BEGIN IMMEDIATE").await
+        Ok(WriteTx { tx: self.write_pool.begin_with("BEGIN IMMEDIATE").await?, chain: self.chain.clone() })
     }
 
     /// Closes both pools, waiting for their connections to finish.

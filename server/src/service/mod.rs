@@ -7,6 +7,7 @@
 //! transaction, with a compare-and-set on the previous state; if the audit
 //! event cannot be written, the change does not happen.
 mod apply;
+mod audit_chain;
 mod decisions;
 mod drift;
 mod error;
@@ -18,6 +19,7 @@ mod views;
 pub use error::{internal, Error, Result};
 
 pub use apply::ApplyOutcome;
+pub use audit_chain::read_heads;
 
 use crate::aws::{Registry, RegistryError};
 use crate::clock::Clock;
@@ -55,6 +57,8 @@ pub struct PortalService {
     anonymous_window: std::sync::Mutex<(i64, u32, u64)>,
     /// The last inventory read from ECR, and when (see `drift.rs`).
     inventory: drift::InventoryCache,
+    /// `audit.head_file`: where published audit heads go (see `audit_chain.rs`).
+    pub audit_head_file: Option<std::path::PathBuf>,
 }
 
 /// How temporary AWS failures are retried by the worker.
@@ -113,7 +117,13 @@ impl PortalService {
             retry: RetryPolicy::default(),
             inventory: Default::default(),
             anonymous_window: std::sync::Mutex::new((0, 0, 0)),
+            audit_head_file: None,
         }
+    }
+
+    pub fn with_audit_head_file(mut self, file: Option<std::path::PathBuf>) -> Self {
+        self.audit_head_file = file;
+        self
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {

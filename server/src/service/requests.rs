@@ -95,7 +95,7 @@ impl PortalService {
 
     /// Inserts a request and its events inside the caller's write transaction.
     pub(super) async fn insert_request_in(
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut db::WriteTx,
         request: &Request,
         detail: String,
     ) -> Result<i64, Error> {
@@ -107,7 +107,7 @@ impl PortalService {
             _ => Error::from(e),
         })?;
         db::insert_event(
-            &mut *tx,
+            tx,
             &NewEvent {
                 at: request.created_at,
                 actor: &request.requester,
@@ -121,7 +121,7 @@ impl PortalService {
         .await?;
         if request.status == Status::Approved {
             db::insert_event(
-                &mut *tx,
+                tx,
                 &NewEvent {
                     at: request.created_at,
                     actor: &request.requester,

@@ -1,6 +1,6 @@
 //! What pages and the JSON API show: a request's page (with its plan), the
 //! audit trail and its verification.
-use super::{Error, PortalService};
+use super::{internal, Error, PortalService};
 use crate::clock::format_ms;
 use crate::db::{self, EventRow, RequestRow};
 use app::domain::audit::AuditAction;
@@ -144,7 +144,11 @@ impl PortalService {
 
     pub async fn verify_audit(&self, by: &Principal) -> Result<AuditVerification, Error> {
         self.authorize(by, Capability::ReadAudit, "verify the audit trail").await?;
-        let v = crate::db::verify_chain(&self.db.pool).await?;
+        let mut v = crate::db::verify_chain(&self.db.pool, &self.db.chain).await?;
+        if let Some(file) = &self.audit_head_file {
+            let heads = super::read_heads(file).map_err(|e| internal("reading the audit heads", e))?;
+            v = crate::db::check_published_heads(&self.db.pool, v, &heads).await?;
+        }
         Ok(AuditVerification {
             intact: v.intact(),
             events: v.events,

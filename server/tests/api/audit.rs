@@ -187,7 +187,7 @@ async fn a_backup_taken_under_write_load_opens_and_verifies() {
     });
     let copy = app.db_path.with_file_name("under-load.db");
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let v = server::db::backup(&app.service.db.pool, &copy).await.expect("backup");
+    let v = server::db::backup(&app.service.db.pool, &copy, &app.service.db.chain).await.expect("backup");
     writer.await.expect("writer");
     assert!(v.intact(), "{v:?}");
     assert!(v.events >= 8);
@@ -254,4 +254,140 @@ async fn when_the_audit_event_cannot_be_written_the_change_does_not_happen() {
     sqlx::query("DROP TRIGGER no_more_audit").execute(&db).await.expect("drop");
     let (_, d) = bob.get(&format!("/api/v1/requests/{id}")).await;
     assert_eq!(d["summary"]["status"], "pending", "the approval was rolled back with its event");
+}
+
+/// Rewrites events `from..` with plain SHA-256, as someone who can write the
+/// file but does not have the audit key would after an edit.
+async fn rechain_without_the_key(db: &SqlitePool, from: i64) {
+    let rows = sqlx::query("SELECT * FROM audit_events WHERE id >= ? ORDER BY id")
+        .bind(from)
+        .fetch_all(db)
+        .await
+        .expect("rows");
+    let mut prev: String = if from == 1 {
+        server::audit::GENESIS.to_string()
+    } else {
+        sqlx::query_scalar("SELECT hash FROM audit_events WHERE id = ?")
+            .bind(from - 1)
+            .fetch_one(db)
+            .await
+            .expect("prev")
+    };
+    for row in rows {
+        let ids: String = row.get("aws_request_ids");
+        let e = server::audit::EventRow {
+            id: row.get("id"),
+            at: row.get("at"),
+            actor: row.get("actor"),
+            action: row.get("action"),
+            request_id: row.get("request_id"),
+            repository: row.get("repository"),
+            detail: row.get("detail"),
+            aws_request_ids: serde_json::from_str(&ids).expect("ids"),
+        };
+        let hash = server::audit::chain_hash(&prev, &e);
+        sqlx::query("UPDATE audit_events SET prev_hash = ?, hash = ? WHERE id = ?")
+            .bind(&prev)
+            .bind(&hash)
+            .bind(e.id)
+            .execute(db)
+            .await
+            .expect("rechain");
+        prev = hash;
+    }
+}
+
+#[tokio::test]
+async fn an_edit_rechained_with_plain_sha256_is_named_because_the_chain_is_keyed() {
+    let (app, bob) = with_history().await;
+    let db = raw(&app).await;
+    sqlx::query("UPDATE audit_events SET actor = 'local:mallory' WHERE id = 5").execute(&db).await.expect("edit");
+    rechain_without_the_key(&db, 5).await;
+    let (status, v) = verification(&bob).await;
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["broken_at"], 5, "{v}");
+    // Rewriting the whole trail without the key leaves no signed event at all.
+    rechain_without_the_key(&db, 1).await;
+    let (status, v) = verification(&bob).await;
+    assert_eq!(status, 409, "{v}");
+    assert!(v["reason"].as_str().unwrap_or("").contains("no event is signed with the audit key"), "{v}");
+}
+
+#[tokio::test]
+async fn a_trail_from_before_keys_is_verified_and_sealed_at_start() {
+    let (app, bob) = with_history().await;
+    let db = raw(&app).await;
+    // A database written by a portal without a key: every event plain SHA-256.
+    rechain_without_the_key(&db, 1).await;
+    let key = app.db_path.with_file_name("audit.key");
+    assert_eq!(
+        server::db::chain_state(&app.service.db.pool, &app.service.db.chain).await.expect("state"),
+        server::db::ChainState::Unkeyed
+    );
+    app.service.seal_unkeyed_audit_chain(&key).await.expect("sealed");
+    let (status, v) = verification(&bob).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["events"], 9, "{v}");
+    let seal: (String, String) =
+        sqlx::query_as("SELECT action, detail FROM audit_events WHERE id = 9").fetch_one(&db).await.expect("seal");
+    assert_eq!(seal.0, "audit_chain_keyed");
+    assert!(seal.1.contains("8 earlier events") && seal.1.contains("intact"), "{}", seal.1);
+    // Sealing again does nothing; a portal holding another key refuses to go on.
+    app.service.seal_unkeyed_audit_chain(&key).await.expect("already keyed");
+    let other = server::audit::ChainKey::new(&server::secret::PortalKey::from_bytes([9; 32]));
+    assert_eq!(
+        server::db::chain_state(&app.service.db.pool, &other).await.expect("state"),
+        server::db::ChainState::OtherKey
+    );
+}
+
+#[tokio::test]
+async fn verify_with_another_key_fails_and_published_heads_catch_a_cut_history() {
+    let heads_dir = tempfile::tempdir().expect("dir");
+    let heads = heads_dir.path().join("heads.log");
+    let heads_for_app = heads.clone();
+    let app = spawn_app_with(move |c| c.audit.head_file = heads_for_app.display().to_string()).await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    alice.submit(&unique("heads")).await;
+    app.service.publish_audit_head().await.expect("published");
+    let line = std::fs::read_to_string(&heads).expect("head file");
+    assert!(line.lines().last().unwrap_or("").split(' ').nth(1) == Some("3"), "{line}");
+    let bin = env!("CARGO_BIN_EXE_ecr-portal");
+    let run = |extra: &[(&str, String)]| {
+        let mut c = std::process::Command::new(bin);
+        c.args(["audit", "verify"])
+            .env("ECR_PORTAL_DATABASE__PATH", &app.db_path)
+            .env("ECR_PORTAL_AUDIT__HEAD_FILE", &heads)
+            .env("RUST_LOG", "error");
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        c.output().expect("run ecr-portal")
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let other = heads_dir.path().join("other.key");
+    std::fs::write(&other, format!("{}\n", "ab".repeat(32))).expect("other key");
+    let out = run(&[("ECR_PORTAL_AUDIT__KEY_FILE", other.display().to_string())]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("BROKEN at event 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let missing = heads_dir.path().join("missing.key");
+    let out = run(&[("ECR_PORTAL_AUDIT__KEY_FILE", missing.display().to_string())]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("there is no audit key"));
+    assert!(!missing.exists(), "reading commands never create a key");
+
+    // Cut the last event off: the chain alone looks intact, the published head does not.
+    let db = raw(&app).await;
+    sqlx::query("DELETE FROM audit_events WHERE id = 3").execute(&db).await.expect("cut");
+    let (status, v) = verification(&bob).await;
+    assert_eq!(status, 409, "{v}");
+    assert!(v["reason"].as_str().unwrap_or("").contains("removed from its end"), "{v}");
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(1));
 }

@@ -83,7 +83,7 @@ async fn an_attempt_that_lost_its_lease_during_a_slow_call_writes_nothing_more_a
     let done = of("apply_succeeded");
     assert_eq!(done.len(), 1);
     assert!(!done[0]["aws_request_ids"].as_array().expect("ids").is_empty());
-    let v = server::db::verify_chain(&app.service.db.pool).await.expect("verify");
+    let v = server::db::verify_chain(&app.service.db.pool, &app.service.db.chain).await.expect("verify");
     assert!(v.intact(), "{v:?}");
 }
 

@@ -173,6 +173,6 @@ async fn decisions_that_wait_behind_another_write_answer_what_the_request_page_t
         }
         assert_eq!(answer["timeline"].as_array().map(Vec::len), Some(2), "submitted, then decided: {answer}");
     }
-    let v = server::db::verify_chain(&app.service.db.pool).await.expect("verify");
+    let v = server::db::verify_chain(&app.service.db.pool, &app.service.db.chain).await.expect("verify");
     assert!(v.intact(), "{v:?}");
 }
