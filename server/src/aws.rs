@@ -14,7 +14,9 @@ use aws_sdk_ecr::types as ecr;
 use std::time::Duration;
 
 /// The tag that marks a repository as created by a portal request, so a
-/// resumed apply recognises its own half-finished work.
+/// resumed apply recognises its own half-finished work. Its value is
+/// [`crate::secret::PortalKey::repository_marker`]: the request number and a
+/// MAC under the portal's key, so nobody can tag a repository as the portal's.
 pub const REQUEST_TAG: &str = "ecr-portal:request";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -170,7 +172,7 @@ pub struct Created {
 /// The port: the ECR operations the portal needs, in the staging account.
 #[async_trait::async_trait]
 pub trait Registry: Send + Sync + 'static {
-    async fn create(&self, spec: &RepositorySpec, request_id: i64) -> Result<Created, RegistryError>;
+    async fn create(&self, spec: &RepositorySpec, marker: &str) -> Result<Created, RegistryError>;
     async fn put_lifecycle_policy(&self, name: &str, policy: &serde_json::Value) -> Result<String, RegistryError>;
     async fn describe(&self, name: &str) -> Result<Option<LiveRepository>, RegistryError>;
     /// Only DescribeRepositories: settings, URI and ARN (no tags, lifecycle or
@@ -352,7 +354,7 @@ impl EcrRegistry {
 
 #[async_trait::async_trait]
 impl Registry for EcrRegistry {
-    async fn create(&self, spec: &RepositorySpec, request_id: i64) -> Result<Created, RegistryError> {
+    async fn create(&self, spec: &RepositorySpec, marker: &str) -> Result<Created, RegistryError> {
         let encryption = match &spec.encryption {
             Encryption::Aes256 => ecr::EncryptionConfiguration::builder().encryption_type(ecr::EncryptionType::Aes256),
             Encryption::Kms(key) => {
@@ -373,7 +375,7 @@ impl Registry for EcrRegistry {
                 ecr::ImageScanningConfiguration::builder().scan_on_push(spec.scan_on_push).build(),
             )
             .encryption_configuration(encryption);
-        let request_tag = Tag { key: REQUEST_TAG.into(), value: request_id.to_string() };
+        let request_tag = Tag { key: REQUEST_TAG.into(), value: marker.to_string() };
         for t in spec.tags.iter().chain(std::iter::once(&request_tag)) {
             req = req.tags(
                 ecr::Tag::builder()

@@ -85,6 +85,7 @@ impl Application {
                     approval: config.approval.clone(),
                     token_max_days: u32::try_from(config.raw.auth.token_max_days).unwrap_or(u32::MAX),
                 },
+                key,
             )
             .with_retry(crate::service::RetryPolicy {
                 max_attempts: config.raw.worker.max_attempts,

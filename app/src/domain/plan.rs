@@ -141,23 +141,39 @@ fn step(call: &str, summary: impl Into<String>, params: Vec<(&str, String)>, doc
     }
 }
 
-/// The plan for creating one repository.
-pub fn for_new_repository(spec: &RepositorySpec, grant_production: bool, target: &Target) -> Plan {
+/// The plan for creating one repository. `existing` is `Some(live policy)`
+/// when a repository of that name is already in ECR (made by someone else):
+/// the plan then adopts it, and shows the policy it has, which the approvers
+/// take on with it.
+pub fn for_new_repository(
+    spec: &RepositorySpec,
+    grant_production: bool,
+    existing: Option<Option<&Value>>,
+    target: &Target,
+) -> Plan {
     let mut steps: Vec<PlanStep> = assume_step(target).into_iter().collect();
     let encryption = match &spec.encryption {
         Encryption::Aes256 => "AES256".to_string(),
         Encryption::Kms(k) => format!("KMS, key {k}"),
     };
     let tags = spec.tags.iter().map(|t| format!("{}={}", t.key, t.value)).collect::<Vec<_>>().join(", ");
+    let summary = match existing {
+        None => format!("Create {} in {} (an existing repository with the same settings is adopted)", spec.name, target.region),
+        Some(_) => format!(
+            "{} already exists in {}, made outside the portal: adopt it if its settings match these (otherwise \
+             stop), keeping its policy, shown below",
+            spec.name, target.region
+        ),
+    };
     steps.push(step(
         "ecr:CreateRepository",
-        format!("Create {} in {} (an existing repository with the same settings is adopted)", spec.name, target.region),
+        summary,
         vec![
             ("repositoryName", spec.name.to_string()),
             ("imageTagMutability", spec.tag_mutability.to_string()),
             ("scanOnPush", spec.scan_on_push.to_string()),
             ("encryption", encryption),
-            ("tags", format!("{tags}, ecr-portal:request=<this request's number>")),
+            ("tags", format!("{tags}, ecr-portal:request=<this request's number>.<the portal's signature>")),
         ],
         None,
     ));
@@ -169,18 +185,24 @@ pub fn for_new_repository(spec: &RepositorySpec, grant_production: bool, target:
             serde_json::to_string_pretty(&policy).ok(),
         ));
     }
+    let live = existing.flatten();
     let mut policy_change = None;
     let mut blocked = None;
     if grant_production {
         match &target.production_account {
-            Some(account) => {
-                let after = policy::desired(None, Some((account, target.production_can_list))).ok().flatten();
-                let change = PolicyChange::new(None, after.as_ref());
-                steps.extend(policy_steps(spec.name.as_str(), &change));
-                policy_change = Some(change);
-            }
+            Some(account) => match policy::desired(live, Some((account, target.production_can_list))) {
+                Ok(after) => {
+                    let change = PolicyChange::new(live, after.as_ref());
+                    steps.extend(policy_steps(spec.name.as_str(), &change));
+                    policy_change = Some(change);
+                }
+                Err(e) => blocked = Some(e.to_string()),
+            },
             None => blocked = Some("the production account is not configured or could not be discovered".into()),
         }
+    } else if live.is_some() {
+        // Nothing is written, but the approvers see what they adopt.
+        policy_change = Some(PolicyChange::new(live, live));
     }
     steps.push(step(
         "ecr:DescribeRepositories",
@@ -241,13 +263,13 @@ mod tests {
     fn the_plan_lists_every_call_in_order() {
         let t = target(Some("arn:aws:iam::111111111111:role/x"));
         let calls: Vec<String> =
-            for_new_repository(&spec(Some(10)), false, &t).steps.into_iter().map(|s| s.call).collect();
+            for_new_repository(&spec(Some(10)), false, None, &t).steps.into_iter().map(|s| s.call).collect();
         assert_eq!(
             calls,
             ["sts:AssumeRole", "ecr:CreateRepository", "ecr:PutLifecyclePolicy", "ecr:DescribeRepositories"]
         );
         let with_grant: Vec<String> =
-            for_new_repository(&spec(None), true, &t).steps.into_iter().map(|s| s.call).collect();
+            for_new_repository(&spec(None), true, None, &t).steps.into_iter().map(|s| s.call).collect();
         assert_eq!(
             with_grant,
             [
@@ -262,8 +284,23 @@ mod tests {
 
     #[test]
     fn no_lifecycle_and_no_role_means_fewer_calls() {
-        let plan = for_new_repository(&spec(None), false, &target(None));
+        let plan = for_new_repository(&spec(None), false, None, &target(None));
         assert_eq!(plan.steps.len(), 2);
         assert!(plan.steps[0].params.contains(&("imageTagMutability".into(), "IMMUTABLE".into())));
+    }
+
+    #[test]
+    fn adopting_an_existing_repository_shows_its_live_policy() {
+        let foreign = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "theirs", "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "ecr:PutImage"}]});
+        let plan = for_new_repository(&spec(None), false, Some(Some(&foreign)), &target(None));
+        assert!(plan.steps[0].summary.contains("already exists"), "{:?}", plan.steps[0]);
+        let change = plan.policy.expect("the live policy is shown");
+        assert!(change.unchanged && change.before.contains("999999999999"));
+        let granting = for_new_repository(&spec(None), true, Some(Some(&foreign)), &target(None));
+        let change = granting.policy.expect("policy change");
+        assert!(change.before.contains("999999999999") && change.after.contains("999999999999"));
+        assert!(change.after.contains("222222222222") && !change.unchanged);
+        assert!(for_new_repository(&spec(None), false, Some(None), &target(None)).policy.is_none());
     }
 }

@@ -2,9 +2,12 @@
 //! verify, and record the outcome only if the lease is still ours.
 //!
 //! Every step is idempotent, so a worker that dies anywhere can be resumed:
-//! - a new repository carries the tag `ecr-portal:request=<id>`, so a resumed
-//!   attempt recognises its own half-made repository and completes it, while a
-//!   repository made by someone else is adopted only if it already matches;
+//! - a new repository carries the tag `ecr-portal:request=<id>.<mac>` (a MAC
+//!   under the portal's key, so it cannot be forged), so a resumed attempt
+//!   recognises its own half-made repository and completes it, while a
+//!   repository made by someone else is adopted only if its settings match
+//!   and its policy is the one the approval saw (none, when it did not exist
+//!   then): otherwise the request goes back for re-approval, showing it;
 //! - a policy already in the desired state is left alone;
 //! - the live policy is compared with the one the approval was based on: a
 //!   change by someone else since then stops the apply as `needs_reapproval`
@@ -363,11 +366,11 @@ impl PortalService {
         // URI and ARN when the steps already know them; otherwise the verification read gives them.
         let (known, adopted) = match &r.kind {
             RequestKind::CreateRepository { spec, grant_production } => {
-                let (uri, arn, adopted) = self.create(r, spec, &mut calls).await?;
+                // The policy the approval saw (none when the repository did not exist yet).
+                let approved = approved_policy.unwrap_or(None);
+                let (uri, arn, adopted) = self.create(r, spec, approved.as_ref(), &mut calls).await?;
                 if *grant_production {
-                    // The policy the approval saw (none when the repository did not exist yet).
-                    let none = None;
-                    self.apply_policy(&name, true, Some(approved_policy.as_ref().unwrap_or(&none)), &mut calls).await?;
+                    self.apply_policy(&name, true, Some(&approved), &mut calls).await?;
                 }
                 (Some((uri, arn)), adopted)
             }
@@ -471,16 +474,20 @@ impl PortalService {
         Ok(live)
     }
 
+    /// Creates the repository, or finishes or adopts the one that is there
+    /// (see the module notes). `approved` is the policy the approval saw.
     async fn create(
         &self,
         r: &Request,
         spec: &app::domain::settings::RepositorySpec,
+        approved: Option<&Value>,
         calls: &mut Calls,
     ) -> Result<(String, String, bool), Failure> {
         let name = spec.name.as_str();
         let lifecycle = spec.lifecycle.policy_json();
+        let marker = self.key.repository_marker(r.id, name);
         calls.fence("CreateRepository").await?;
-        match calls.reg.create(spec, r.id).await {
+        match calls.reg.create(spec, &marker).await {
             Ok(created) => {
                 calls.ids.push(created.request_id);
                 if let Some(policy) = &lifecycle {
@@ -490,7 +497,7 @@ impl PortalService {
             }
             Err(RegistryError::AlreadyExists) => {
                 let live = self.describe_for(name, calls).await?;
-                if live.request_tag() == Some(r.id.to_string().as_str()) {
+                if live.request_tag() == Some(marker.as_str()) {
                     // An earlier attempt of this request created it: finish the job.
                     if let Some(policy) = lifecycle.as_ref().filter(|p| live.lifecycle_policy.as_ref() != Some(*p)) {
                         calls.put_lifecycle(name, policy).await?;
@@ -504,8 +511,18 @@ impl PortalService {
                         diffs.join("; ")
                     )));
                 }
+                if !same_policy(live.policy.as_ref(), approved) {
+                    let shown = live.policy.as_ref().map_or_else(|| "no policy".to_string(), Value::to_string);
+                    let mut f = calls.fail(format!(
+                        "{name} was created outside this request and its policy is not the one this plan was \
+                         approved with (it is {shown}); nothing was written. Review the new plan, which shows the \
+                         live policy, and approve it again."
+                    ));
+                    f.reapprove = true;
+                    return Err(f);
+                }
                 if let Some(other) = live.request_tag() {
-                    tracing::info!(request = r.id, "adopting {name}, created by portal request {other}");
+                    tracing::info!(request = r.id, "adopting {name}, tagged `{REQUEST_TAG}={other}` by someone else");
                 }
                 Ok((live.uri, live.arn, true))
             }

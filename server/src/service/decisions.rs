@@ -79,18 +79,24 @@ impl PortalService {
         let kind = &read.request.kind;
         let name = kind.repository().as_str();
         // The policy an approval is based on is read before the transaction (an AWS call).
-        let snapshot = if action == AuditAction::RequestApproved && kind.touches_policy() {
-            let exists = match kind {
-                RequestKind::CreateRepository { .. } => {
-                    self.registry.describe(name).await.map_err(|e| aws_unavailable("read the repository", e))?.is_some()
-                }
-                _ => true,
-            };
-            if exists {
-                Some(self.live_policy(name).await.map_err(|e| aws_unavailable("read the policy", e))?)
-            } else {
-                Some(None)
-            }
+        // Every create request takes one too: a repository someone else made
+        // in the meantime is adopted only with the policy its approvers saw.
+        let snapshot = if action == AuditAction::RequestApproved
+            && (kind.touches_policy() || matches!(kind, RequestKind::CreateRepository { .. }))
+        {
+            Some(match kind {
+                // A create request is approved on a plan with no policy, unless it
+                // was sent back because the repository appeared: its page then
+                // shows the live policy, and approving it again takes that on.
+                RequestKind::CreateRepository { .. } if read.request.status != Status::NeedsReapproval => None,
+                RequestKind::CreateRepository { .. } => self
+                    .registry
+                    .describe(name)
+                    .await
+                    .map_err(|e| aws_unavailable("read the repository", e))?
+                    .and_then(|live| live.policy),
+                _ => self.live_policy(name).await.map_err(|e| aws_unavailable("read the policy", e))?,
+            })
         } else {
             None
         };

@@ -59,6 +59,8 @@ pub struct PortalService {
     inventory: drift::InventoryCache,
     /// `audit.head_file`: where published audit heads go (see `audit_chain.rs`).
     pub audit_head_file: Option<std::path::PathBuf>,
+    /// The portal's key: signs the marker tag of the repositories it creates.
+    key: crate::secret::PortalKey,
 }
 
 /// How temporary AWS failures are retried by the worker.
@@ -107,8 +109,15 @@ pub(crate) fn same_policy(a: Option<&Value>, b: Option<&Value>) -> bool {
 }
 
 impl PortalService {
-    pub fn new(db: Db, registry: Arc<dyn Registry>, clock: Arc<dyn Clock>, deployment: Deployment) -> Self {
+    pub fn new(
+        db: Db,
+        registry: Arc<dyn Registry>,
+        clock: Arc<dyn Clock>,
+        deployment: Deployment,
+        key: crate::secret::PortalKey,
+    ) -> Self {
         Self {
+            key,
             db,
             registry,
             clock,
@@ -144,6 +153,14 @@ impl PortalService {
     async fn load_view(&self, id: i64) -> Result<db::RequestView, Error> {
         let mut conn = self.db.pool.acquire().await?;
         db::request_view(&mut conn, id).await?.ok_or_else(|| Error::NotFound(format!("there is no request #{id}")))
+    }
+
+    /// `Some(live policy)` when the repository exists in ECR, `None` when it does not.
+    pub(crate) async fn existing_policy(&self, name: &str) -> Result<Option<Option<Value>>, RegistryError> {
+        match self.registry.describe_settings(name).await? {
+            None => Ok(None),
+            Some(_) => self.live_policy(name).await.map(Some),
+        }
     }
 
     /// The live policy of a repository, parsed.

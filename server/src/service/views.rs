@@ -46,7 +46,28 @@ impl PortalService {
         let snapshot = if r.status.is_awaiting_decision() { None } else { row.approved_policy.clone() };
         match &r.kind {
             RequestKind::CreateRepository { spec, grant_production } => {
-                plan::for_new_repository(spec, *grant_production, target)
+                // Sent back because the repository appeared meanwhile: shown with its live policy.
+                let existing = match snapshot {
+                    Some(Some(p)) => Some(Some(p)),
+                    Some(None) => None,
+                    None if r.status != Status::NeedsReapproval => None,
+                    None => match self.existing_policy(spec.name.as_str()).await {
+                        Ok(existing) => existing,
+                        Err(e) => {
+                            tracing::warn!("reading {}: {e}", spec.name);
+                            return Plan {
+                                steps: vec![],
+                                policy: None,
+                                blocked: Some(
+                                    "could not read ECR right now to see whether the repository exists; reload to \
+                                     try again"
+                                        .to_string(),
+                                ),
+                            };
+                        }
+                    },
+                };
+                plan::for_new_repository(spec, *grant_production, existing.as_ref().map(Option::as_ref), target)
             }
             RequestKind::GrantProduction { repository, .. } | RequestKind::RevokeProduction { repository } => {
                 let grant = matches!(r.kind, RequestKind::GrantProduction { .. });

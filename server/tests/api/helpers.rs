@@ -118,6 +118,13 @@ impl TestApp {
         self.service.apply_next("test-worker", 60_000).await.expect("apply step")
     }
 
+    /// The marker tag value the portal gives the repository request `id` creates,
+    /// computed from the key file the portal wrote (not asked of the portal).
+    pub fn marker(&self, id: i64, repository: &str) -> String {
+        let key = server::secret::PortalKey::load(&self.db_path.with_file_name("audit.key")).expect("the audit key");
+        key.repository_marker(id, repository)
+    }
+
     /// An ECR client acting in this test's staging account, straight to moto.
     pub async fn ecr(&self) -> aws_sdk_ecr::Client {
         let base = moto_config(&self.moto).await;

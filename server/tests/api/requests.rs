@@ -71,7 +71,7 @@ async fn an_approved_request_creates_the_repository_with_its_settings_in_aws() {
         tags,
         [
             ("cost-center".into(), "cc-7".into()),
-            ("ecr-portal:request".into(), id.to_string()),
+            ("ecr-portal:request".into(), app.marker(id, &full)),
             ("team".into(), "mesh".into())
         ]
     );
@@ -234,6 +234,62 @@ async fn a_repository_that_appeared_with_the_same_settings_is_adopted() {
     let d = bob.wait_settled(id).await;
     assert_eq!(d["summary"]["status"], "applied", "{d}");
     assert_eq!(d["result"]["adopted"], true);
+}
+
+/// Someone makes the repository between submission and approval, with the
+/// requested settings, a forged marker tag and a policy that lets their own
+/// account push: the apply must not take it over and add production's grant.
+#[tokio::test]
+async fn a_repository_made_with_a_foreign_policy_before_approval_is_sent_back_not_taken_over() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let name = unique("takeover");
+    let full = format!("crytera/{name}");
+    let mut body = request_body(&name);
+    body["grant_production"] = json!(true);
+    let (status, created) = alice.post("/api/v1/requests", body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = id_of(&created);
+    // Before approval, someone makes it, with a forged marker and a policy that lets them push.
+    let ecr = app.ecr().await;
+    ecr.create_repository()
+        .repository_name(&full)
+        .image_tag_mutability(ImageTagMutability::Immutable)
+        .image_scanning_configuration(ImageScanningConfiguration::builder().scan_on_push(true).build())
+        .tags(Tag::builder().key("team").value("platform").build().expect("tag"))
+        .tags(Tag::builder().key("cost-center").value("cc-1234").build().expect("tag"))
+        .tags(Tag::builder().key("ecr-portal:request").value(id.to_string()).build().expect("tag"))
+        .send()
+        .await
+        .expect("create by hand");
+    let foreign = json!({"Version": "2012-10-17", "Statement": [{"Sid": "outsider-push", "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+        "Action": ["ecr:PutImage", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload"]}]});
+    ecr.set_repository_policy().repository_name(&full).policy_text(foreign.to_string()).send().await.expect("policy");
+    // The approver approves the plan they were shown: a new repository, no policy but production's.
+    assert_eq!(bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0, 200);
+    let d = bob.wait_settled(id).await;
+    assert_eq!(d["summary"]["status"], "needs_reapproval", "{d}");
+    let reason = d["failure"].as_str().unwrap_or("");
+    assert!(reason.contains("999999999999") && reason.contains("created outside this request"), "{reason}");
+    // Nothing was written: the policy is still only the outsider's.
+    let live = ecr.get_repository_policy().repository_name(&full).send().await.expect("policy");
+    let live: Value = serde_json::from_str(live.policy_text().unwrap_or("{}")).expect("json");
+    assert_eq!(live["Statement"].as_array().map(Vec::len), Some(1), "{live}");
+    assert_eq!(live["Statement"][0]["Sid"], "outsider-push");
+    // The new plan shows the repository as existing, with the outsider's statement.
+    let plan = &d["plan"];
+    assert!(plan["steps"].to_string().contains("already exists"), "{plan}");
+    assert!(plan["policy"]["before"].as_str().unwrap_or("").contains("999999999999"), "{plan}");
+    // Approved again, having seen it: adopted, the grant added, the outsider's statement kept as it is.
+    assert_eq!(bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0, 200);
+    let d = bob.wait_settled(id).await;
+    assert_eq!(d["summary"]["status"], "applied", "{d}");
+    assert_eq!(d["result"]["adopted"], true);
+    let live = ecr.get_repository_policy().repository_name(&full).send().await.expect("policy");
+    let live: Value = serde_json::from_str(live.policy_text().unwrap_or("{}")).expect("json");
+    assert_eq!(live["Statement"].as_array().map(Vec::len), Some(2), "{live}");
 }
 
 #[tokio::test]
