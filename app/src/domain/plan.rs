@@ -158,7 +158,10 @@ pub fn for_new_repository(
     };
     let tags = spec.tags.iter().map(|t| format!("{}={}", t.key, t.value)).collect::<Vec<_>>().join(", ");
     let summary = match existing {
-        None => format!("Create {} in {} (an existing repository with the same settings is adopted)", spec.name, target.region),
+        None => format!(
+            "Create {} in {} (an existing repository with the same settings is adopted)",
+            spec.name, target.region
+        ),
         Some(_) => format!(
             "{} already exists in {}, made outside the portal: adopt it if its settings match these (otherwise \
              stop), keeping its policy, shown below",

@@ -100,6 +100,131 @@ pub fn grants(policy: Option<&Value>, account: &str, with_list: bool) -> bool {
     portal_statement(policy).is_some_and(|s| same(&s, &grant_statement(account, with_list)))
 }
 
+/// ECR actions that change a repository or its images: a statement that
+/// allows one of them to someone is a way in, not a way to pull.
+const WRITE_ACTIONS: [&str; 16] = [
+    "ecr:PutImage",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:BatchDeleteImage",
+    "ecr:DeleteRepository",
+    "ecr:DeleteRepositoryPolicy",
+    "ecr:SetRepositoryPolicy",
+    "ecr:PutLifecyclePolicy",
+    "ecr:DeleteLifecyclePolicy",
+    "ecr:PutImageTagMutability",
+    "ecr:PutImageScanningConfiguration",
+    "ecr:TagResource",
+    "ecr:UntagResource",
+    "ecr:ReplicateImage",
+    "ecr:StartImageScan",
+];
+
+/// One value or a list of values, as IAM writes `Action` and `Principal` entries.
+fn values(v: Option<&Value>) -> Vec<&str> {
+    match v {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// IAM's wildcard match (`*` any run, `?` one character), case-insensitive as IAM compares actions.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    // Dynamic programming over (pattern, text) prefixes: linear in their product, whatever the stars.
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let mut row = vec![false; t.len() + 1];
+    row[0] = true;
+    for &c in p {
+        let mut next = vec![false; t.len() + 1];
+        if c == b'*' {
+            let mut any = false;
+            for j in 0..=t.len() {
+                any |= row[j];
+                next[j] = any;
+            }
+        } else {
+            for j in 1..=t.len() {
+                next[j] = row[j - 1] && (c == b'?' || c.eq_ignore_ascii_case(&t[j - 1]));
+            }
+        }
+        row = next;
+    }
+    row[t.len()]
+}
+
+/// The principals a statement names: `"*"` for anyone, otherwise the AWS
+/// principals (account ids, ARNs) and other kinds (services) as written.
+fn principals(statement: &Value) -> Vec<String> {
+    match statement.get("Principal") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Object(m)) => m.values().flat_map(|v| values(Some(v))).map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a principal entry is `account` or something in it (`123…`, `arn:aws:iam::123…:root`, a role…).
+fn in_account(principal: &str, account: &str) -> bool {
+    principal == account || principal.split(':').nth(4) == Some(account)
+}
+
+/// A statement of a live policy that the portal did not write and a reviewer must see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignGrant {
+    /// The statement's `Sid`, or its position when it has none.
+    pub name: String,
+    /// What it allows, in words.
+    pub why: String,
+    /// It lets the production account in (by name, or as anyone).
+    pub reaches_production: bool,
+}
+
+fn statement_name(s: &Value, i: usize) -> String {
+    s.get("Sid").and_then(Value::as_str).map_or_else(|| format!("statement {}", i + 1), |sid| format!("`{sid}`"))
+}
+
+/// Statements other than the portal's own that let anyone in (`"Principal": "*"`),
+/// allow writing (pushing, deleting, changing the policy) to principals outside
+/// `own_account` (the staging account, whose people IAM governs anyway; `None`:
+/// to anyone), or let the production account do anything: the portal did not
+/// approve them, so drift reports them and nobody can accept them as approved.
+pub fn foreign_grants(
+    policy: Option<&Value>,
+    own_account: Option<&str>,
+    production: Option<&str>,
+) -> Vec<ForeignGrant> {
+    let Some(list) = policy.and_then(|p| statements(p).ok()) else { return Vec::new() };
+    let mut found = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        if is_ours(s) || s.get("Effect").and_then(Value::as_str) != Some("Allow") {
+            continue;
+        }
+        let who = principals(s);
+        let anyone = who.iter().any(|p| p == "*");
+        let actions = values(s.get("Action"));
+        let writes: Vec<&str> = if s.get("NotAction").is_some() {
+            vec!["every action but those listed (NotAction)"]
+        } else {
+            WRITE_ACTIONS.iter().copied().filter(|w| actions.iter().any(|a| wildcard(a, w))).collect()
+        };
+        let outsiders = own_account.is_none_or(|own| who.iter().any(|p| !in_account(p, own)));
+        let name = statement_name(s, i);
+        let production = production.is_some_and(|a| who.iter().any(|p| in_account(p, a)));
+        let why = if anyone {
+            "lets anyone in (\"Principal\": \"*\")".to_string()
+        } else if !writes.is_empty() && outsiders {
+            format!("allows writing ({})", writes.join(", "))
+        } else if production {
+            "grants the production account access".to_string()
+        } else {
+            continue;
+        };
+        found.push(ForeignGrant { name, why, reaches_production: anyone || production });
+    }
+    found
+}
+
 /// Compares two JSON values as IAM does: lists of actions in any order, single values as one-item lists.
 pub fn same(a: &Value, b: &Value) -> bool {
     normalise(a) == normalise(b)
@@ -237,5 +362,47 @@ mod tests {
         let marks: Vec<(Change, &str)> = d.iter().map(|l| (l.change, l.text.as_str())).collect();
         assert_eq!(marks, [(Change::Same, "a"), (Change::Removed, "b"), (Change::Same, "c"), (Change::Added, "d")]);
         assert!(diff("", "x").iter().all(|l| l.change == Change::Added));
+    }
+
+    #[test]
+    fn foreign_statements_that_let_anyone_in_write_or_reach_production_are_found() {
+        let ours = grant_statement("222222222222", false);
+        let policy = json!({"Version": "2012-10-17", "Statement": [
+            ours,
+            {"Sid": "ci-push", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:role/ci"},
+             "Action": ["ecr:PutImage", "ecr:UploadLayerPart"]},
+            {"Sid": "outsider", "Effect": "Allow", "Principal": {"AWS": ["999999999999"]}, "Action": "ecr:Put*"},
+            {"Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"},
+            {"Sid": "prod-extra", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:role/x"},
+             "Action": "ecr:BatchGetImage"},
+            {"Sid": "denied", "Effect": "Deny", "Principal": "*", "Action": "ecr:*"},
+            {"Sid": "reader", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::333333333333:root"},
+             "Action": "ecr:BatchGetImage"},
+            {"Sid": "lower", "Effect": "Allow", "Principal": {"AWS": "444444444444"}, "Action": "ECR:*"}
+        ]});
+        let found = foreign_grants(Some(&policy), Some("111111111111"), Some("222222222222"));
+        let names: Vec<&str> = found.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["`outsider`", "statement 4", "`prod-extra`", "`lower`"], "{found:?}");
+        assert!(found[0].why.contains("ecr:PutImage") && !found[0].why.contains("UploadLayerPart"));
+        assert!(found[1].why.contains("anyone") && found[1].reaches_production);
+        assert!(found[2].why.contains("production") && found[2].reaches_production);
+        assert!(!found[0].reaches_production && !found[3].reaches_production);
+        assert!(found[3].why.contains("ecr:DeleteRepository"), "ECR:* matches case-insensitively");
+        // Without knowing the staging account, every write grant is reported.
+        assert_eq!(foreign_grants(Some(&policy), None, None).len(), 4);
+        assert!(foreign_grants(None, None, None).is_empty());
+        let only_ours = desired(None, Some(("222222222222", false))).expect("desired");
+        assert!(foreign_grants(only_ours.as_ref(), None, Some("222222222222")).is_empty());
+    }
+
+    #[test]
+    fn iam_wildcards_match_like_iam() {
+        assert!(wildcard("ecr:*", "ecr:PutImage"));
+        assert!(wildcard("*", "ecr:PutImage"));
+        assert!(wildcard("ecr:?utImage", "ecr:PutImage"));
+        assert!(wildcard("ecr:put*", "ecr:PutImage"));
+        assert!(!wildcard("ecr:Get*", "ecr:PutImage"));
+        assert!(!wildcard("ecr:PutImage", "ecr:PutImageTagMutability"));
+        assert!(wildcard("e*c*r*:*P*u*t*", "ecr:PutImage") && !wildcard(&"*a".repeat(500), &"a".repeat(400)));
     }
 }

@@ -118,6 +118,10 @@ pub enum RequestKind {
     /// Put a drifted repository back to its approved settings and access.
     RestoreRepository {
         repository: RepoName,
+        /// Putting it back gives production pull access it does not have now:
+        /// a production grant, decided by the grant's rule.
+        #[serde(default)]
+        grants_production: bool,
     },
 }
 
@@ -127,7 +131,7 @@ impl RequestKind {
             Self::CreateRepository { spec, .. } => &spec.name,
             Self::GrantProduction { repository, .. }
             | Self::RevokeProduction { repository }
-            | Self::RestoreRepository { repository } => repository,
+            | Self::RestoreRepository { repository, .. } => repository,
         }
     }
     pub fn as_str(&self) -> &'static str {
@@ -335,6 +339,10 @@ impl ApprovalPolicy {
             RequestKind::CreateRepository { .. } => self.create_repository.clone(),
             RequestKind::GrantProduction { .. } => self.grant_production.clone(),
             RequestKind::RevokeProduction { .. } => self.revoke_production.clone(),
+            RequestKind::RestoreRepository { grants_production: true, .. } => ApprovalRule {
+                groups: self.grant_production.groups.clone(),
+                required: self.grant_production.required.max(self.restore_repository.required),
+            },
             RequestKind::RestoreRepository { .. } => self.restore_repository.clone(),
         }
     }
@@ -545,5 +553,17 @@ mod tests {
         assert_eq!(policy.rule(&plain), ApprovalRule::new(&["ecr-admins"], 1));
         let with_grant = RequestKind::CreateRepository { spec, grant_production: true };
         assert_eq!(policy.rule(&with_grant), ApprovalRule::new(&["prod-approvers"], 2));
+        // A restore that gives production its access back is a production grant too.
+        let repository =
+            crate::domain::name::RepoName::parse(&crate::domain::name::Namespace::parse("crytera").expect("ns"), "app")
+                .expect("name");
+        let restore = RequestKind::RestoreRepository { repository: repository.clone(), grants_production: false };
+        assert_eq!(policy.rule(&restore), ApprovalRule::new(&["ecr-admins"], 1));
+        let regrant = RequestKind::RestoreRepository { repository, grants_production: true };
+        assert_eq!(policy.rule(&regrant), ApprovalRule::new(&["prod-approvers"], 2));
+        // Old rows (before the flag) read as restores that grant nothing.
+        let old: RequestKind =
+            serde_json::from_str(r#"{"kind":"restore_repository","repository":"crytera/app"}"#).expect("old row");
+        assert!(matches!(old, RequestKind::RestoreRepository { grants_production: false, .. }));
     }
 }

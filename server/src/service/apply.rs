@@ -379,7 +379,7 @@ impl PortalService {
                 self.apply_policy(&name, grant, approved_policy.as_ref(), &mut calls).await?;
                 (None, false)
             }
-            RequestKind::RestoreRepository { .. } => {
+            RequestKind::RestoreRepository { grants_production, .. } => {
                 let mut conn = self.db.pool.acquire().await.map_err(|e| {
                     tracing::error!("reading the approved state: {e}");
                     calls.fail("could not read the approved state from the database".into())
@@ -393,6 +393,15 @@ impl PortalService {
                     .ok_or_else(|| calls.fail(format!("{name} is no longer in the portal's records")))?;
                 drop(conn);
                 let live = self.describe_for(&name, &mut calls).await?;
+                let regrant = record.production_access
+                    && !self.grant_target().is_some_and(|(a, l)| policy::grants(live.policy.as_ref(), a, l));
+                if regrant && !grants_production {
+                    return Err(calls.fail(format!(
+                        "putting {name} back would give production its pull access again, which this restore was \
+                         not approved for (production access was in place when it was requested); nothing was \
+                         written. Request the restore again: it will be decided by the production grant's rule"
+                    )));
+                }
                 if let Some(spec) = &record.spec {
                     let (todo, _impossible) = fixes(&live, spec);
                     for fix in &todo {

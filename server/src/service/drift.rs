@@ -39,7 +39,7 @@ pub(crate) struct InventoryCache {
 pub(crate) type LiveDetail = (LiveRepository, Option<Value>, usize, Option<i64>);
 
 impl PortalService {
-    fn grant_target(&self) -> Option<(&str, bool)> {
+    pub(crate) fn grant_target(&self) -> Option<(&str, bool)> {
         self.deployment.target.production_account.as_deref().map(|a| (a, self.deployment.target.production_can_list))
     }
 
@@ -61,7 +61,30 @@ impl PortalService {
             }
             _ => {}
         }
+        for g in self.foreign_grants(live.policy.as_ref()) {
+            d.push(format!("the policy statement {} {}, which the portal did not approve", g.name, g.why));
+        }
         d
+    }
+
+    /// Statements of a live policy the portal did not write that let anyone in,
+    /// let outsiders write, or reach the production account ([`policy::foreign_grants`]).
+    pub(crate) fn foreign_grants(&self, live: Option<&Value>) -> Vec<policy::ForeignGrant> {
+        policy::foreign_grants(
+            live,
+            self.deployment.staging_account.as_deref(),
+            self.deployment.target.production_account.as_deref(),
+        )
+    }
+
+    /// The 409 for adopting or accepting a policy that gives production access
+    /// nobody approved under the grant's rule.
+    fn unapproved_production_grant(name: &RepoName, what: &str) -> Error {
+        Error::Conflict(format!(
+            "{name}'s live policy {what}, which the portal did not approve. Production access is decided by the \
+             production grant's approval rule, so this cannot approve it: ask for production access with a grant \
+             request (its approvers see the live policy), or remove the statement in ECR first"
+        ))
     }
 
     /// What the inventory shows of one repository beyond its description: its policy and image stats.
@@ -365,21 +388,32 @@ impl PortalService {
             .await
             .map_err(|e| aws_unavailable("read the repository", e))?
             .ok_or_else(|| Error::NotFound(format!("there is no repository {name} in ECR")))?;
-        let access = self.grant_target().is_some_and(|(a, l)| policy::grants(live.policy.as_ref(), a, l));
+        // Adopting approves nothing about production: a grant goes through its own rule.
+        if policy::portal_statement(live.policy.as_ref()).is_some() {
+            return Err(Self::unapproved_production_grant(&name, "lets production pull"));
+        }
+        if let Some(g) = self.foreign_grants(live.policy.as_ref()).into_iter().find(|g| g.reaches_production) {
+            return Err(Self::unapproved_production_grant(
+                &name,
+                &format!("has the statement {} that {}", g.name, g.why),
+            ));
+        }
         let spec = Self::spec_from_live(&name, &live);
         let now = self.now();
-        let rec = RecordRow {
+        let mut rec = RecordRow {
             name: name.to_string(),
             spec: spec.clone(),
-            production_access: access,
+            production_access: false,
             production_until: None,
             request_id: None,
             adopted_at: Some(now),
             drift: Vec::new(),
             checked_at: Some(now),
         };
+        // Statements that let outsiders write show as drift from the start.
+        rec.drift = self.drift_of(&rec, Some(&live));
         let detail = match spec {
-            Some(_) => format!("adopted as it is; production access: {}", if access { "yes" } else { "no" }),
+            Some(_) => "adopted as it is; production access: no".to_string(),
             None => {
                 "adopted; its lifecycle policy is not one of the portal's presets, so only access is managed".into()
             }
@@ -412,6 +446,20 @@ impl PortalService {
                  Restore it (re-apply) or revoke production access instead"
                     .into(),
             ));
+        }
+        if access && !read.production_access {
+            return Err(Self::unapproved_production_grant(&name, "lets production pull"));
+        }
+        if let Some(g) = self.foreign_grants(live.policy.as_ref()).first() {
+            return Err(if g.reaches_production {
+                Self::unapproved_production_grant(&name, &format!("has the statement {} that {}", g.name, g.why))
+            } else {
+                Error::Conflict(format!(
+                    "{name}'s live policy has the statement {} that {}; accepting cannot approve that. Remove it in \
+                     ECR (a restore keeps statements the portal does not own), then check drift again",
+                    g.name, g.why
+                ))
+            });
         }
         if rec.spec.is_some() {
             rec.spec = Some(Self::spec_from_live(&name, &live).ok_or_else(|| {

@@ -64,16 +64,22 @@ impl PortalService {
         let name = RepoName::parse(&self.deployment.namespace, &repository)
             .map_err(|e| Error::field("repository", e.to_string()))?;
         let mut conn = self.db.pool.acquire().await?;
-        if db::get_record(&mut conn, name.as_str()).await?.is_none() {
+        let Some(record) = db::get_record(&mut conn, name.as_str()).await? else {
             return Err(Error::NotFound(format!("{name} is not in the portal's records; adopt it first")));
-        }
+        };
         drop(conn);
+        // Putting back an approved grant that is gone is a production grant (decided by its rule).
+        let grants_production = record.production_access && {
+            let live =
+                self.live_policy(name.as_str()).await.map_err(|e| aws_unavailable(&format!("read {name}"), e))?;
+            !self.grant_target().is_some_and(|(a, l)| app::domain::policy::grants(live.as_ref(), a, l))
+        };
         let justification = Some(justification.trim().to_string())
             .filter(|j| !j.is_empty())
             .unwrap_or_else(|| "Put the repository back to its approved state".into());
         let request = self.new_request(
             &by.id,
-            RequestKind::RestoreRepository { repository: name },
+            RequestKind::RestoreRepository { repository: name, grants_production },
             justification,
             Status::Pending,
         );

@@ -89,7 +89,7 @@ impl PortalService {
                 };
                 plan::for_access(repository.as_str(), before.as_ref(), grant, target)
             }
-            RequestKind::RestoreRepository { repository } => self.restore_plan(repository, snapshot).await,
+            RequestKind::RestoreRepository { repository, .. } => self.restore_plan(repository, snapshot).await,
         }
     }
 

@@ -7,8 +7,9 @@ use serde_json::{json, Value};
 
 const PROD: &str = "222222222222";
 
-fn foreign_statement() -> Value {
-    json!({"Sid": "CiPush", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:role/ci"}, "Action": ["ecr:PutImage", "ecr:InitiateLayerUpload"]})
+/// The staging account's CI role may push: a statement the portal keeps and drift does not report.
+fn foreign_statement(app: &TestApp) -> Value {
+    json!({"Sid": "CiPush", "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{}:role/ci", app.account)}, "Action": ["ecr:PutImage", "ecr:InitiateLayerUpload"]})
 }
 
 async fn live_policy(app: &TestApp, full: &str) -> Option<Value> {
@@ -34,7 +35,7 @@ async fn repo_with_foreign_policy(app: &TestApp, prefix: &str) -> (String, Strin
     let name = unique(prefix);
     let full = format!("crytera/{name}");
     app.ecr().await.create_repository().repository_name(&full).send().await.expect("create");
-    set_policy(app, &full, &json!({"Version": "2012-10-17", "Statement": [foreign_statement()]})).await;
+    set_policy(app, &full, &json!({"Version": "2012-10-17", "Statement": [foreign_statement(app)]})).await;
     (name, full)
 }
 
@@ -79,7 +80,7 @@ async fn granting_keeps_foreign_statements_and_granting_twice_changes_nothing() 
     let live = live_policy(&app, &full).await;
     let list = statements(&live);
     assert_eq!(list.len(), 2, "{live:?}");
-    assert!(policy::same(&list[0], &foreign_statement()), "the foreign statement is untouched");
+    assert!(policy::same(&list[0], &foreign_statement(&app)), "the foreign statement is untouched");
     assert!(policy::grants(live.as_ref(), PROD, false));
 
     // Again: the plan says nothing will be written, and nothing is.
@@ -111,7 +112,7 @@ async fn revoking_removes_only_the_portals_statement() {
     let live = live_policy(&app, &full).await;
     let list = statements(&live);
     assert_eq!(list.len(), 1);
-    assert!(policy::same(&list[0], &foreign_statement()));
+    assert!(policy::same(&list[0], &foreign_statement(&app)));
     assert!(policy::portal_statement(live.as_ref()).is_none());
 }
 
@@ -149,7 +150,7 @@ async fn a_policy_edited_by_hand_is_reported_as_drift_and_can_be_restored() {
     bob.wait_settled(id).await;
 
     // Someone removes the portal's statement by hand.
-    set_policy(&app, &full, &json!({"Version": "2012-10-17", "Statement": [foreign_statement()]})).await;
+    set_policy(&app, &full, &json!({"Version": "2012-10-17", "Statement": [foreign_statement(&app)]})).await;
     assert_eq!(alice.post("/api/v1/repositories/check", json!({})).await.0, 403, "requesters cannot run checks");
     let (status, checked) = bob.post("/api/v1/repositories/check", json!({"name": full})).await;
     assert_eq!(
@@ -229,7 +230,7 @@ async fn an_edit_between_approval_and_apply_stops_the_apply_for_reapproval() {
 
     // After approval, before the worker runs, someone adds a statement by hand.
     let extra = json!({"Sid": "Audit", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444444444444:root"}, "Action": "ecr:DescribeImages"});
-    let edited = json!({"Version": "2012-10-17", "Statement": [foreign_statement(), extra]});
+    let edited = json!({"Version": "2012-10-17", "Statement": [foreign_statement(&app), extra]});
     set_policy(&app, &full, &edited).await;
     assert_eq!(app.apply_once().await, server::service::ApplyOutcome::NeedsReapproval(id));
     let (_, d) = bob.get(&format!("/api/v1/requests/{id}")).await;
@@ -307,7 +308,7 @@ async fn policies_are_compared_as_parsed_json_not_as_text() {
     // Our exact grant, written by hand with other spacing and action order.
     let text = format!(
         "{{ \"Statement\" : [ {}, {{\"Action\":[\"ecr:GetDownloadUrlForLayer\",\"ecr:BatchGetImage\",\"ecr:BatchCheckLayerAvailability\"],\"Principal\":{{\"AWS\":\"arn:aws:iam::{PROD}:root\"}},\"Effect\":\"Allow\",\"Sid\":\"EcrPortalProductionPull\"}} ],\n  \"Version\" : \"2012-10-17\" }}",
-        foreign_statement()
+        foreign_statement(&app)
     );
     app.ecr().await.set_repository_policy().repository_name(&full).policy_text(text).send().await.expect("set");
     let (_, created) = access(&alice, "grant_production", &name, None).await;
@@ -435,4 +436,127 @@ async fn a_decision_answers_with_the_request_exactly_as_it_reads_afterwards() {
         assert_eq!(read["summary"]["status"], status);
         assert_eq!(read["timeline"].as_array().map(Vec::len), Some(2), "submitted and decided: {read}");
     }
+}
+
+/// A managed repository (created through the portal, without production access).
+async fn managed_repo(app: &TestApp, requester: &User, admin: &User, prefix: &str) -> String {
+    let name = unique(prefix);
+    let (status, created) = requester.submit(&name).await;
+    assert_eq!(status, 201, "{created}");
+    let id = id_of(&created);
+    admin.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    assert_eq!(admin.wait_settled(id).await["summary"]["status"], "applied");
+    let _ = app;
+    format!("crytera/{name}")
+}
+
+#[tokio::test]
+async fn a_hand_made_production_grant_is_neither_adopted_nor_accepted() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let doc = |s: Value| json!({"Version": "2012-10-17", "Statement": [s]});
+
+    // Unmanaged, with the portal's own statement copied by hand: adopting would approve it.
+    let (_, copied) = repo_with_foreign_policy(&app, "copied").await;
+    set_policy(&app, &copied, &doc(policy::grant_statement(PROD, false))).await;
+    let (status, body) = bob.post("/api/v1/repositories/adopt", json!({"name": copied})).await;
+    assert_eq!(status, 409, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("grant request") && message.contains("approval rule"), "{message}");
+    assert_eq!(bob.repository(&copied).await["managed"], false, "nothing was recorded");
+    // Unmanaged, with a statement of its own letting production in: refused the same way.
+    let (_, own) = repo_with_foreign_policy(&app, "prodstmt").await;
+    let prod_read = json!({"Sid": "ProdRead", "Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{PROD}:role/eks-nodes")}, "Action": "ecr:BatchGetImage"});
+    set_policy(&app, &own, &doc(prod_read)).await;
+    let (status, body) = bob.post("/api/v1/repositories/adopt", json!({"name": own})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap_or("").contains("`ProdRead`"), "{body}");
+
+    // Managed without production access; someone grants it by hand.
+    let full = managed_repo(&app, &alice, &bob, "handgrant").await;
+    set_policy(&app, &full, &doc(policy::grant_statement(PROD, false))).await;
+    assert_eq!(bob.post("/api/v1/repositories/check", json!({"name": full})).await.0, 200);
+    let drift = bob.repository(&full).await["drift"].to_string();
+    assert!(drift.contains("lets production pull, which was not approved"), "{drift}");
+    let (status, body) = bob.post("/api/v1/repositories/accept", json!({"name": full})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap_or("").contains("grant request"), "{body}");
+    let row = bob.repository(&full).await;
+    assert_eq!(row["drift"].to_string(), drift, "the drift stays");
+    // The way through: a grant request, decided by the grant's rule; nothing to write, and the drift ends.
+    let (status, grant) = access(&alice, "grant_production", &full, None).await;
+    assert_eq!(status, 201, "{grant}");
+    assert_eq!(grant["plan"]["policy"]["unchanged"], true, "{grant}");
+    let gid = id_of(&grant);
+    bob.post(&format!("/api/v1/requests/{gid}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(gid).await["summary"]["status"], "applied");
+    assert_eq!(bob.post("/api/v1/repositories/check", json!({"name": full})).await.0, 200);
+    assert_eq!(bob.repository(&full).await["drift"], json!([]));
+}
+
+#[tokio::test]
+async fn foreign_statements_that_let_outsiders_write_or_anyone_in_are_drift_that_cannot_be_accepted() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let full = managed_repo(&app, &alice, &bob, "outsider").await;
+    let outsider = json!({"Sid": "OutsiderPush", "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": ["ecr:PutImage", "ecr:BatchGetImage"]});
+    let anyone = json!({"Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"});
+    set_policy(
+        &app,
+        &full,
+        &json!({"Version": "2012-10-17", "Statement": [foreign_statement(&app), outsider, anyone]}),
+    )
+    .await;
+    let (status, checked) = bob.post("/api/v1/repositories/check", json!({"name": full})).await;
+    assert_eq!((status, checked["drifted"].as_u64()), (200, Some(1)), "{checked}");
+    let drift: Vec<String> = serde_json::from_value(bob.repository(&full).await["drift"].clone()).expect("drift");
+    assert_eq!(drift.len(), 2, "the staging account's own CI statement is not reported: {drift:?}");
+    assert!(drift[0].contains("`OutsiderPush`") && drift[0].contains("ecr:PutImage"), "{drift:?}");
+    assert!(drift[1].contains("statement 3") && drift[1].contains("anyone"), "{drift:?}");
+    let (status, body) = bob.post("/api/v1/repositories/accept", json!({"name": full})).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(bob.repository(&full).await["drift"].as_array().map(Vec::len), Some(2));
+    let (_, audit) = bob.get(&format!("/api/v1/audit?repository={full}&action=drift_detected")).await;
+    assert!(audit["events"][0]["detail"].as_str().unwrap_or("").contains("OutsiderPush"), "{audit}");
+}
+
+#[tokio::test]
+async fn a_restore_that_gives_production_its_access_back_is_decided_by_the_grant_rule() {
+    let app = spawn_app_with(|c| c.approval.grant_production_approvals = 2).await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let dave = app.sign_in("dave", "admin").await;
+    let erin = app.sign_in("erin", "admin").await;
+    let (name, full) = repo_with_foreign_policy(&app, "regrant").await;
+    let id = id_of(&access(&alice, "grant_production", &name, None).await.1);
+    bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    dave.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
+    // The grant is removed by hand; restoring it is a production grant.
+    set_policy(&app, &full, &json!({"Version": "2012-10-17", "Statement": [foreign_statement(&app)]})).await;
+    let (status, restore) = bob.post("/api/v1/repositories/restore", json!({"name": full})).await;
+    assert_eq!(status, 201, "{restore}");
+    assert_eq!(restore["kind"]["grants_production"], true, "{restore}");
+    let rid = id_of(&restore);
+    let (_, one) = dave.post(&format!("/api/v1/requests/{rid}/approve"), json!({})).await;
+    assert_eq!(one["summary"]["status"], "pending", "one approval of the grant rule's two: {one}");
+    erin.post(&format!("/api/v1/requests/{rid}/approve"), json!({})).await;
+    assert_eq!(erin.wait_settled(rid).await["summary"]["status"], "applied");
+    assert!(policy::grants(live_policy(&app, &full).await.as_ref(), PROD, false));
+
+    // A restore that only takes settings back stays with the restore rule (one approver).
+    app.ecr()
+        .await
+        .put_image_tag_mutability()
+        .repository_name(&full)
+        .image_tag_mutability(ImageTagMutability::Immutable)
+        .send()
+        .await
+        .ok();
+    let (_, restore) = bob.post("/api/v1/repositories/restore", json!({"name": full})).await;
+    assert_eq!(restore["kind"]["grants_production"], false, "{restore}");
 }

@@ -157,11 +157,14 @@ fn Settings(detail: RequestDetail) -> AnyView {
             }
             .into_any()
         }
-        RequestKind::RestoreRepository { repository } => {
+        RequestKind::RestoreRepository { repository, grants_production } => {
             return view! {
                 <section class="card">
                     <h2>"Restore"</h2>
                     <p>"Put " <code>{repository.to_string()}</code> " back to the settings and access the portal approved."</p>
+                    {grants_production.then(|| view! {
+                        <p class="notice notice-warn">"This gives the production account its pull access back, so it is decided by the production grant's approval rule."</p>
+                    })}
                 </section>
             }
             .into_any()
