@@ -9,9 +9,12 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Anyone signed in: submits requests and follows their own.
+    /// Anyone signed in: submits requests and follows their own. A member of
+    /// an approval group also decides, and reads, the requests its rule
+    /// covers, and nothing more.
     Requester,
-    /// Decides requests (as the approval policy allows), retries, manages repositories.
+    /// `auth.admin_group`: decides requests (as the approval policy allows),
+    /// reads every request, retries, adopts, accepts and restores.
     Admin,
     /// Reads everything (every request, the audit trail), changes nothing.
     Auditor,
@@ -124,7 +127,10 @@ impl Principal {
         use Capability::*;
         let by_role = match self.role {
             Role::Admin => true,
-            Role::Requester => matches!(c, SubmitRequest | ReadOwnRequests | ReadRepositories | ManageTokens),
+            // Deciding also needs a group the approval policy names (`ApprovalRule::may_decide`).
+            Role::Requester => {
+                matches!(c, SubmitRequest | ReadOwnRequests | ReadRepositories | ManageTokens | Decide)
+            }
             Role::Auditor => {
                 matches!(c, ReadAllRequests | ReadOwnRequests | ReadRepositories | ReadAudit | ManageTokens)
             }
@@ -169,7 +175,8 @@ pub fn parse_local_username(raw: &str) -> Result<String, String> {
 pub struct Roles {
     pub admin_group: String,
     pub auditor_group: String,
-    /// Every group named by the approval policy: members may decide, so they are admins.
+    /// Every group named by the approval policy: members decide what their
+    /// rule covers (not admins unless also in `admin_group`).
     pub approver_groups: Vec<String>,
     /// Empty: anyone the provider vouches for may sign in.
     pub allowed_groups: Vec<String>,
@@ -177,7 +184,7 @@ pub struct Roles {
 
 impl Roles {
     pub fn role_for(&self, groups: &[String]) -> Role {
-        if groups.iter().any(|g| *g == self.admin_group || self.approver_groups.contains(g)) {
+        if groups.contains(&self.admin_group) {
             Role::Admin
         } else if groups.contains(&self.auditor_group) {
             Role::Auditor
@@ -188,9 +195,18 @@ impl Roles {
 
     pub fn may_sign_in(&self, groups: &[String]) -> bool {
         self.allowed_groups.is_empty()
-            || groups
-                .iter()
-                .any(|g| self.allowed_groups.contains(g) || *g == self.admin_group || *g == self.auditor_group)
+            || groups.iter().any(|g| {
+                self.allowed_groups.contains(g)
+                    || self.approver_groups.contains(g)
+                    || *g == self.admin_group
+                    || *g == self.auditor_group
+            })
+    }
+
+    /// The groups of a local "approver": the approval policy's groups other
+    /// than the admin group (they sign in with the requester role).
+    pub fn local_approver_groups(&self) -> Vec<String> {
+        self.approver_groups.iter().filter(|g| **g != self.admin_group).cloned().collect()
     }
 
     /// The groups a local sign-in with `role` stands for.
@@ -247,6 +263,26 @@ mod tests {
     fn requesters_submit_and_follow_their_own() {
         let r = Principal::new("local:c", "c", Role::Requester, vec![]);
         assert!(r.can(Capability::SubmitRequest) && r.can(Capability::ReadOwnRequests));
-        assert!(!r.can(Capability::ReadAllRequests) && !r.can(Capability::ReadAudit) && !r.can(Capability::Decide));
+        assert!(!r.can(Capability::ReadAllRequests) && !r.can(Capability::ReadAudit) && !r.can(Capability::Operate));
+    }
+
+    #[test]
+    fn an_approval_group_makes_an_approver_not_an_admin() {
+        let roles = Roles {
+            admin_group: "ecr-admins".into(),
+            auditor_group: "ecr-auditors".into(),
+            approver_groups: vec!["prod-approvers".into()],
+            allowed_groups: vec![],
+        };
+        assert_eq!(roles.role_for(&["prod-approvers".into()]), Role::Requester);
+        assert_eq!(roles.role_for(&["prod-approvers".into(), "ecr-admins".into()]), Role::Admin);
+        let approver = Principal::new("oidc:p", "p", Role::Requester, vec!["prod-approvers".into()]);
+        let rule = crate::domain::approval::ApprovalRule::new(&["prod-approvers"], 1);
+        assert!(rule.may_decide(&approver));
+        for c in [Capability::Operate, Capability::ReadAllRequests, Capability::ReadAudit] {
+            assert!(!approver.can(c), "{c:?}");
+        }
+        let plain = Principal::new("oidc:q", "q", Role::Requester, vec![]);
+        assert!(!rule.may_decide(&plain), "deciding still needs the rule's group");
     }
 }

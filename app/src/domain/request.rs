@@ -411,14 +411,23 @@ mod tests {
 
     #[test]
     fn requesters_cannot_decide() {
-        let carol = who("local:carol", Role::Requester);
-        assert_eq!(pending().approve(&carol, &one(), &[], None, 1), Err(TransitionError::NotAdmin("approved")));
+        // A requester outside the rule's groups (an approver is a requester inside them).
+        let carol = Principal::new("local:carol", "carol", Role::Requester, vec![]);
+        assert_eq!(
+            pending().approve(&carol, &one(), &[], None, 1),
+            Err(TransitionError::NotApprover { groups: "ecr-admins".into() })
+        );
+        let auditor = Principal::new("local:aude", "aude", Role::Auditor, vec!["ecr-admins".into()]);
+        assert_eq!(pending().approve(&auditor, &one(), &[], None, 1), Err(TransitionError::NotAdmin("approved")));
         let outsider = Principal::new("local:dan", "dan", Role::Admin, vec!["other".into()]);
         assert_eq!(
             pending().approve(&outsider, &one(), &[], None, 1),
             Err(TransitionError::NotApprover { groups: "ecr-admins".into() })
         );
-        assert_eq!(pending().reject(&carol, &one(), None, 1), Err(TransitionError::NotAdmin("rejected")));
+        assert_eq!(
+            pending().reject(&carol, &one(), None, 1),
+            Err(TransitionError::NotApprover { groups: "ecr-admins".into() })
+        );
     }
 
     #[test]

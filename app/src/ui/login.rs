@@ -61,6 +61,7 @@ fn LocalForm(next: Signal<String>) -> impl IntoView {
             <fieldset class="field">
                 <legend>"Role"</legend>
                 <label class="choice"><input type="radio" name="role" value="requester" checked/>" Requester"</label>
+                <label class="choice"><input type="radio" name="role" value="approver"/>" Approver"</label>
                 <label class="choice"><input type="radio" name="role" value="admin"/>" Admin"</label>
                 <label class="choice"><input type="radio" name="role" value="auditor"/>" Auditor"</label>
             </fieldset>

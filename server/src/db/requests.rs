@@ -116,6 +116,25 @@ pub async fn list_requests(
     rows.iter().map(|r| request_from_row(r).map(|x| x.request)).collect()
 }
 
+/// The newest request about `repository` after request `id` that is open or
+/// was approved (applied, failed or in flight), with its status: what a retry
+/// of `id` would run over.
+pub async fn newer_about_repository(
+    conn: &mut SqliteConnection,
+    repository: &str,
+    id: i64,
+) -> Result<Option<(i64, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, status FROM requests WHERE repository = ? AND id > ?
+         AND status IN ('pending', 'approved', 'applying', 'needs_reapproval', 'applied', 'failed')
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(repository)
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
 /// Writes a decision (approve, reject, retry, expire, supersede): a
 /// compare-and-set on the status the request was read in, inside the
 /// caller's write transaction. Returns false when the request is no longer

@@ -127,7 +127,7 @@ async fn start_session(state: &AppState, p: &Principal, detail: String) -> Resul
     Ok(state.cookies.set(state.cookies.session, &token, (expires - now) / 1000))
 }
 
-/// `POST /auth/local` (form: `username`, `role` = requester|admin|auditor, optional `next`).
+/// `POST /auth/local` (form: `username`, `role` = requester|approver|admin|auditor, optional `next`).
 pub async fn local_sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -147,8 +147,10 @@ pub async fn local_sign_in(
         }
         Err(e) => return login_error(&e),
     };
-    let Some(role) = Role::parse(&form.role) else {
-        let msg = "choose the requester, admin or auditor role";
+    // "approver": a requester in the approval policy's groups (other than the admin group).
+    let approver = form.role.trim() == "approver";
+    let Some(role) = (if approver { Some(Role::Requester) } else { Role::parse(&form.role) }) else {
+        let msg = "choose the requester, approver, admin or auditor role";
         if wants_json {
             return error_response(&app::error::AppError::Invalid(vec![app::domain::form::FieldError::new(
                 "role", msg,
@@ -156,9 +158,10 @@ pub async fn local_sign_in(
         }
         return login_error(msg);
     };
-    let groups = state.roles.local_groups(role);
+    let groups = if approver { state.roles.local_approver_groups() } else { state.roles.local_groups(role) };
     let p = Principal::new(format!("local:{username}"), username, role, groups);
-    let cookie = match start_session(&state, &p, format!("local sign-in as {role}")).await {
+    let label = if approver { "approver".to_string() } else { role.to_string() };
+    let cookie = match start_session(&state, &p, format!("local sign-in as {label}")).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -400,7 +403,8 @@ mod tests {
         };
         assert_eq!(r.role_for(&["engineering".into()]), Role::Requester);
         assert_eq!(r.role_for(&["ecr-auditors".into()]), Role::Auditor);
-        assert_eq!(r.role_for(&["prod-approvers".into()]), Role::Admin);
+        assert_eq!(r.role_for(&["prod-approvers".into()]), Role::Requester, "an approver is not an admin");
+        assert!(r.may_sign_in(&["prod-approvers".into()]), "approvers may sign in");
         assert_eq!(r.role_for(&["ecr-admins".into(), "ecr-auditors".into()]), Role::Admin);
         assert!(!r.may_sign_in(&["sales".into()]));
         assert!(r.may_sign_in(&["ecr-auditors".into()]));

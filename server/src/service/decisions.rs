@@ -22,7 +22,7 @@ fn clean_comment(comment: String) -> Result<Option<String>, Error> {
 
 impl PortalService {
     pub async fn approve(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, Error> {
-        self.authorize(by, Capability::Decide, "approve requests").await?;
+        self.authorize_decide(by, "approve requests").await?;
         let comment = clean_comment(comment)?;
         let view = self.load_view(id).await?;
         let rule = self.deployment.approval.rule(&view.row.request.kind);
@@ -43,7 +43,7 @@ impl PortalService {
     }
 
     pub async fn reject(&self, by: &Principal, id: i64, comment: String) -> Result<RequestDetail, Error> {
-        self.authorize(by, Capability::Decide, "reject requests").await?;
+        self.authorize_decide(by, "reject requests").await?;
         let comment = clean_comment(comment)?;
         let read = self.load(id).await?;
         let rule = self.deployment.approval.rule(&read.request.kind);
@@ -105,6 +105,16 @@ impl PortalService {
         let row =
             db::get_request(&mut tx, id).await?.ok_or_else(|| Error::NotFound(format!("there is no request #{id}")))?;
         let approvals = db::approvals(&mut tx, id).await?;
+        if action == AuditAction::ApplyRetried && row.request.status == Status::Failed {
+            // A failed grant must not come back after a later revoke (or the reverse).
+            if let Some((newer, status)) = db::newer_about_repository(&mut tx, name, id).await? {
+                tx.rollback().await?;
+                return Err(Error::Conflict(format!(
+                    "request #{newer} about {name} came after this one (it is {status}); retrying would run an \
+                     older decision over it. Submit a new request instead"
+                )));
+            }
+        }
         let from = row.request.status;
         let next = match step(row.request, by, &approvals, now) {
             Ok(next) => next,

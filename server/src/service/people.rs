@@ -141,6 +141,25 @@ impl PortalService {
         self.security_event(actor.unwrap_or("anonymous"), action, detail).await;
     }
 
+    /// Checks that `by` may decide some kind of request: the `Decide`
+    /// capability and a group the approval policy names. Which requests is
+    /// the state machine's check, against the request's own rule.
+    pub async fn authorize_decide(&self, by: &Principal, what: &str) -> Result<(), Error> {
+        self.authorize(by, Capability::Decide, what).await?;
+        if self.approves_anything(by) {
+            return Ok(());
+        }
+        Err(self.deny(by, format!("only members of an approval group can {what}")).await)
+    }
+
+    /// Whether `by` is in any group the approval policy names.
+    pub(super) fn approves_anything(&self, by: &Principal) -> bool {
+        let a = &self.deployment.approval;
+        [&a.create_repository, &a.grant_production, &a.revoke_production, &a.restore_repository]
+            .iter()
+            .any(|rule| rule.may_decide(by))
+    }
+
     /// A refusal, recorded in the audit trail with who tried what.
     pub async fn deny(&self, by: &Principal, message: String) -> Error {
         let via = by.via().map(|v| format!(" (through {v})")).unwrap_or_default();

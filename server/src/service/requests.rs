@@ -174,10 +174,33 @@ impl PortalService {
         page: RequestsPage,
     ) -> Result<Vec<RequestSummary>, Error> {
         self.authorize(by, Capability::ReadOwnRequests, "read requests").await?;
-        // Without the right to read everyone's, the list is one's own.
-        let requester = (mine || !by.can(Capability::ReadAllRequests)).then_some(by.id.as_str());
-        let rows = db::list_requests(&self.db.pool, status, requester, page.before, i64::from(page.limit())).await?;
-        Ok(rows.iter().map(summary).collect())
+        let limit = page.limit() as usize;
+        if mine || by.can(Capability::ReadAllRequests) || !self.approves_anything(by) {
+            // Without the right to read everyone's, the list is one's own.
+            let requester = (mine || !by.can(Capability::ReadAllRequests)).then_some(by.id.as_str());
+            let rows = db::list_requests(&self.db.pool, status, requester, page.before, limit as i64).await?;
+            return Ok(rows.iter().map(summary).collect());
+        }
+        // An approver: their own requests and those their group decides, read
+        // newest first in batches until the page is full.
+        let mut out = Vec::new();
+        let mut before = page.before;
+        loop {
+            let rows = db::list_requests(&self.db.pool, status, None, before, 200).await?;
+            let done = rows.len() < 200;
+            before = rows.last().map(|r| r.id);
+            out.extend(rows.iter().filter(|r| self.readable(by, r)).take(limit - out.len()).map(summary));
+            if done || out.len() >= limit {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Requesters read their own requests; approvers those their rule decides; admins and auditors any.
+    fn readable(&self, by: &Principal, r: &Request) -> bool {
+        r.requester == by.id
+            || by.can(Capability::ReadAllRequests)
+            || self.deployment.approval.rule(&r.kind).may_decide(by)
     }
 
     pub async fn request_detail(&self, by: &Principal, id: i64) -> Result<RequestDetail, Error> {
@@ -193,9 +216,9 @@ impl PortalService {
         Ok(row.request.status)
     }
 
-    /// Requesters read their own requests; readers of all requests read any.
+    /// See [`Self::readable`]; a refusal is audited.
     pub(super) async fn may_read(&self, by: &Principal, r: &Request) -> Result<(), Error> {
-        if r.requester != by.id && !by.can(Capability::ReadAllRequests) {
+        if !self.readable(by, r) {
             let id = r.id;
             return Err(self.deny(by, format!("request #{id} is someone else's; you can see your own requests")).await);
         }

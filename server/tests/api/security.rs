@@ -12,14 +12,24 @@ enum Who {
     OtherRequester,
     Admin,
     Auditor,
+    /// In an approval group (`prod-approvers`, the grant rule's), not an admin.
+    Approver,
     /// The requester's token, scope `submit`.
     SubmitToken,
     /// The admin's token, scope `user`.
     UserToken,
 }
 
-const EVERYONE: [Who; 7] =
-    [Who::Anonymous, Who::Requester, Who::OtherRequester, Who::Admin, Who::Auditor, Who::SubmitToken, Who::UserToken];
+const EVERYONE: [Who; 8] = [
+    Who::Anonymous,
+    Who::Requester,
+    Who::OtherRequester,
+    Who::Admin,
+    Who::Auditor,
+    Who::Approver,
+    Who::SubmitToken,
+    Who::UserToken,
+];
 
 struct Cast {
     anon: User,
@@ -27,6 +37,7 @@ struct Cast {
     otto: User,
     adam: User,
     aude: User,
+    pia: User,
     submit_token: String,
     user_token: String,
 }
@@ -51,6 +62,7 @@ impl Cast {
             otto: app.sign_in("otto", "requester").await,
             adam,
             aude: app.sign_in("aude", "auditor").await,
+            pia: app.sign_in("pia", "approver").await,
             submit_token,
             user_token,
         }
@@ -64,6 +76,7 @@ impl Cast {
             Who::OtherRequester => (&self.otto, None),
             Who::Admin => (&self.adam, None),
             Who::Auditor => (&self.aude, None),
+            Who::Approver => (&self.pia, None),
             // Token calls go through a client without cookies.
             Who::SubmitToken => (&self.anon, Some(&self.submit_token)),
             Who::UserToken => (&self.anon, Some(&self.user_token)),
@@ -104,20 +117,23 @@ fn row(method: &'static str, path: impl Into<String>, body: Option<Value>, allow
 #[tokio::test]
 async fn every_route_allows_exactly_the_principals_it_should() {
     use Who::*;
-    let app = spawn_app().await;
+    // Production grants are decided by `prod-approvers`, whom Pia stands for.
+    let app = spawn_app_with(|c| c.approval.grant_production_groups = vec!["prod-approvers".into()]).await;
     let cast = Cast::new(&app).await;
     // Rita's own pending request (the target of the read cells).
     let (s, r) = cast.rita.submit(&unique("matrix")).await;
     assert_eq!(s, 201, "{r}");
     let id = r["summary"]["id"].as_i64().expect("id");
 
-    let signed_in = [Requester, OtherRequester, Admin, Auditor, SubmitToken, UserToken];
+    let signed_in = [Requester, OtherRequester, Admin, Auditor, Approver, SubmitToken, UserToken];
+    // Rita's request is a new repository, which Pia's group does not decide: she cannot read it.
     let readers_of_ritas = [Requester, Admin, Auditor, SubmitToken, UserToken];
-    let submitters = [Requester, OtherRequester, Admin, SubmitToken, UserToken];
+    let submitters = [Requester, OtherRequester, Admin, Approver, SubmitToken, UserToken];
     let admins = [Admin, UserToken];
+    let deciders = [Admin, Approver, UserToken];
     let audit_readers = [Admin, Auditor, UserToken];
-    let inventory_readers = [Requester, OtherRequester, Admin, Auditor, UserToken];
-    let token_managers = [Requester, OtherRequester, Admin, Auditor];
+    let inventory_readers = [Requester, OtherRequester, Admin, Auditor, Approver, UserToken];
+    let token_managers = [Requester, OtherRequester, Admin, Auditor, Approver];
     // Bodies are chosen so that an allowed caller gets past authorization and
     // then fails (or succeeds) for another reason: invalid input, no such request.
     let bad_request = json!({"name": "", "team": "", "cost_center": "", "justification": ""});
@@ -131,8 +147,8 @@ async fn every_route_allows_exactly_the_principals_it_should() {
         row("POST", "/api/v1/requests", Some(bad_request.clone()), &submitters),
         row("GET", format!("/api/v1/requests/{id}"), None, &readers_of_ritas),
         row("GET", format!("/api/v1/requests/{id}/plan"), None, &readers_of_ritas),
-        row("POST", "/api/v1/requests/999999/approve", Some(json!({})), &admins),
-        row("POST", "/api/v1/requests/999999/reject", Some(json!({})), &admins),
+        row("POST", "/api/v1/requests/999999/approve", Some(json!({})), &deciders),
+        row("POST", "/api/v1/requests/999999/reject", Some(json!({})), &deciders),
         row("POST", "/api/v1/requests/999999/retry", Some(json!({})), &admins),
         row("GET", "/api/v1/repositories", None, &inventory_readers),
         row("POST", "/api/v1/repositories/adopt", Some(missing.clone()), &admins),
@@ -148,8 +164,8 @@ async fn every_route_allows_exactly_the_principals_it_should() {
         row("POST", "/rpc/get_request", Some(json!({"id": id})), &readers_of_ritas),
         row("POST", "/rpc/submit_repository_request", Some(bad_request_fn), &submitters),
         row("POST", "/rpc/submit_access_request", Some(bad_access), &submitters),
-        row("POST", "/rpc/approve_request", Some(json!({"id": 999999, "comment": ""})), &admins),
-        row("POST", "/rpc/reject_request", Some(json!({"id": 999999, "comment": ""})), &admins),
+        row("POST", "/rpc/approve_request", Some(json!({"id": 999999, "comment": ""})), &deciders),
+        row("POST", "/rpc/reject_request", Some(json!({"id": 999999, "comment": ""})), &deciders),
         row("POST", "/rpc/retry_request", Some(json!({"id": 999999})), &admins),
         row("POST", "/rpc/list_repositories", Some(json!({"query": {}})), &inventory_readers),
         row("POST", "/rpc/audit_history", Some(json!({"query": {}})), &audit_readers),
@@ -191,7 +207,7 @@ async fn every_route_allows_exactly_the_principals_it_should() {
             }
         }
     }
-    assert_eq!(cells, rows.len() * 7);
+    assert_eq!(cells, rows.len() * EVERYONE.len());
     assert!(failures.is_empty(), "{} of {cells} cells wrong:\n{}", failures.len(), failures.join("\n"));
 
     // Refusals of signed-in principals are in the audit trail, with the token named.
@@ -634,4 +650,84 @@ async fn sessions_are_kept_alive_by_use_and_end_after_idling_and_tokens_record_t
     assert_eq!(used.status(), 200);
     let (_, list) = rita.post("/rpc/list_tokens", json!({})).await;
     assert!(list[0]["last_used_at"].is_string(), "{list}");
+}
+
+#[tokio::test]
+async fn an_approver_decides_what_their_group_decides_and_nothing_more() {
+    let app = spawn_app_with(|c| c.approval.grant_production_groups = vec!["prod-approvers".into()]).await;
+    let rita = app.sign_in("rita", "requester").await;
+    let adam = app.sign_in("adam", "admin").await;
+    let pia = app.sign_in("pia", "approver").await;
+    let (_, me) = pia.get("/api/v1/me").await;
+    assert_eq!(
+        (me["user"]["role"].as_str(), me["user"]["groups"].clone()),
+        (Some("requester"), json!(["prod-approvers"]))
+    );
+    // A repository, created by an admin's approval; then a grant request, which Pia's group decides.
+    let name = unique("approver");
+    let (_, created) = rita.submit(&name).await;
+    let create_id = created["summary"]["id"].as_i64().expect("id");
+    assert_eq!(pia.post(&format!("/api/v1/requests/{create_id}/approve"), json!({})).await.0, 403);
+    adam.post(&format!("/api/v1/requests/{create_id}/approve"), json!({})).await;
+    assert_eq!(adam.wait_settled(create_id).await["summary"]["status"], "applied");
+    let full = format!("crytera/{name}");
+    let body = json!({"kind": "grant_production", "repository": full, "justification": "EKS pulls it"});
+    let (s, grant) = rita.post("/api/v1/requests", body).await;
+    assert_eq!(s, 201, "{grant}");
+    let grant_id = grant["summary"]["id"].as_i64().expect("id");
+    // Pia sees the grant (hers to decide), not the create request (an admin's).
+    let (_, list) = pia.get("/api/v1/requests").await;
+    let ids: Vec<i64> = list.as_array().expect("list").iter().filter_map(|r| r["id"].as_i64()).collect();
+    assert_eq!(ids, [grant_id]);
+    assert_eq!(pia.get(&format!("/api/v1/requests/{grant_id}")).await.0, 200);
+    assert_eq!(pia.get(&format!("/api/v1/requests/{create_id}")).await.0, 403);
+    // She decides it.
+    let (s, d) = pia.post(&format!("/api/v1/requests/{grant_id}/approve"), json!({})).await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(pia.wait_settled(grant_id).await["summary"]["status"], "applied");
+    // And operates nothing: retry, adopt, check, accept and restore are the admins'.
+    for (path, body) in [
+        (format!("/api/v1/requests/{grant_id}/retry"), json!({})),
+        ("/api/v1/repositories/adopt".to_string(), json!({"name": full})),
+        ("/api/v1/repositories/check".to_string(), json!({"name": full})),
+        ("/api/v1/repositories/accept".to_string(), json!({"name": full})),
+        ("/api/v1/repositories/restore".to_string(), json!({"name": full})),
+    ] {
+        let (s, b) = pia.post(&path, body).await;
+        assert_eq!(s, 403, "{path}: {b}");
+    }
+    assert_eq!(pia.get("/api/v1/audit").await.0, 403);
+}
+
+#[tokio::test]
+async fn a_failed_apply_is_not_retried_over_a_newer_decision() {
+    let app = spawn_app_with(|c| c.worker.enabled = false).await;
+    let rita = app.sign_in("rita", "requester").await;
+    let adam = app.sign_in("adam", "admin").await;
+    let name = unique("stale");
+    let full = format!("crytera/{name}");
+    let ecr = app.ecr().await;
+    ecr.create_repository().repository_name(&full).send().await.expect("create");
+    let body = |kind: &str| json!({"kind": kind, "repository": full, "justification": "EKS pulls it"});
+    // A grant that fails: the repository is gone by the time it is applied.
+    let (_, grant) = rita.post("/api/v1/requests", body("grant_production")).await;
+    let grant_id = grant["summary"]["id"].as_i64().expect("id");
+    assert_eq!(adam.post(&format!("/api/v1/requests/{grant_id}/approve"), json!({})).await.0, 200);
+    ecr.delete_repository().repository_name(&full).send().await.expect("delete");
+    assert!(matches!(app.apply_once().await, server::service::ApplyOutcome::Failed(id, _) if id == grant_id));
+    // The repository is back, and a revoke is decided and applied after the failed grant.
+    ecr.create_repository().repository_name(&full).send().await.expect("create again");
+    let (s, revoke) = rita.post("/api/v1/requests", body("revoke_production")).await;
+    assert_eq!(s, 201, "{revoke}");
+    let revoke_id = revoke["summary"]["id"].as_i64().expect("id");
+    assert_eq!(adam.post(&format!("/api/v1/requests/{revoke_id}/approve"), json!({})).await.0, 200);
+    assert_eq!(app.apply_once().await, server::service::ApplyOutcome::Applied(revoke_id));
+    // Retrying the old grant would undo the revoke: refused, and nothing moves.
+    let (s, b) = adam.post(&format!("/api/v1/requests/{grant_id}/retry"), json!({})).await;
+    assert_eq!(s, 409, "{b}");
+    assert!(b["error"]["message"].as_str().unwrap_or("").contains(&format!("#{revoke_id}")), "{b}");
+    assert_eq!(adam.get(&format!("/api/v1/requests/{grant_id}")).await.1["summary"]["status"], "failed");
+    assert_eq!(app.apply_once().await, server::service::ApplyOutcome::Idle);
+    let policy = ecr.get_repository_policy().repository_name(&full).send().await;
+    assert!(policy.is_err(), "production was not granted: {policy:?}");
 }
