@@ -79,6 +79,30 @@ impl RequestsPage {
     }
 }
 
+/// A person who has signed in, as the users page shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: String,
+    pub name: String,
+    pub role: crate::domain::principal::Role,
+    pub groups: Vec<String>,
+    pub last_sign_in: String,
+    /// The latest use of a session or API token (or the sign-in).
+    pub last_seen: String,
+    /// Sessions not yet expired.
+    pub sessions: u32,
+    /// API tokens neither revoked nor expired.
+    pub tokens: u32,
+}
+
+/// What cutting a person off ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRevoked {
+    pub user: String,
+    pub sessions_ended: u32,
+    pub tokens_revoked: u32,
+}
+
 /// An API token as its owner sees it (never the secret).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenView {
@@ -255,4 +279,7 @@ pub struct PortalInfo {
     pub local_sign_in: bool,
     pub oidc_sign_in: bool,
     pub user: Option<Principal>,
+    /// The signed-in user is in a group the approval policy names (the queue is theirs too).
+    #[serde(default)]
+    pub can_decide: bool,
 }

@@ -140,6 +140,9 @@ pub struct AuthSection {
     pub allowed_groups: Vec<String>,
     /// Longest life of an API token, in days.
     pub token_max_days: u64,
+    /// A token acts with its owner's role only while the owner has signed in
+    /// within this many days; after that it is refused until they sign in again.
+    pub token_role_max_age_days: u64,
     /// Local sign-in on a non-loopback address lets anyone be admin: off unless set.
     pub allow_local_on_non_loopback: bool,
     pub session_idle_minutes: u64,
@@ -154,6 +157,7 @@ impl Default for AuthSection {
             auditor_group: "ecr-auditors".into(),
             allowed_groups: vec![],
             token_max_days: 90,
+            token_role_max_age_days: 30,
             allow_local_on_non_loopback: false,
             session_idle_minutes: 8 * 60,
             session_absolute_hours: 24,
@@ -399,6 +403,9 @@ impl Config {
         }
         if raw.auth.session_idle_minutes == 0 || raw.auth.session_absolute_hours == 0 {
             bail!("config keys `auth.session_idle_minutes` and `auth.session_absolute_hours` must be above 0");
+        }
+        if raw.auth.token_role_max_age_days == 0 {
+            bail!("config key `auth.token_role_max_age_days` must be above 0");
         }
         if raw.auth.token_max_days == 0 {
             bail!("config key `auth.token_max_days` must be above 0");

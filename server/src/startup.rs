@@ -84,6 +84,9 @@ impl Application {
                     oidc_sign_in: config.raw.auth.mode == AuthMode::Oidc,
                     approval: config.approval.clone(),
                     token_max_days: u32::try_from(config.raw.auth.token_max_days).unwrap_or(u32::MAX),
+                    token_role_max_age_ms: i64::try_from(config.raw.auth.token_role_max_age_days)
+                        .unwrap_or(i64::MAX / 86_400_000)
+                        .saturating_mul(86_400_000),
                 },
                 key,
             )

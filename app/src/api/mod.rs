@@ -152,3 +152,13 @@ pub async fn create_token(name: String, scope: String, days: u32) -> Result<Crea
 pub async fn revoke_token(id: i64) -> Result<Vec<TokenView>, AppError> {
     answer(async move { portal()?.revoke_token(&signed_in()?, id).await }.await)
 }
+
+#[server(prefix = "/rpc", endpoint = "list_users")]
+pub async fn list_users() -> Result<Vec<UserView>, AppError> {
+    answer(async move { portal()?.list_users(&signed_in()?).await }.await)
+}
+
+#[server(prefix = "/rpc", endpoint = "revoke_user", input = Json)]
+pub async fn revoke_user(user: String) -> Result<UserRevoked, AppError> {
+    answer(async move { portal()?.revoke_user(&signed_in()?, user).await }.await)
+}

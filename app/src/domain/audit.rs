@@ -30,10 +30,12 @@ pub enum AuditAction {
     RequestExpired,
     /// The audit chain was signed with the portal's key from this event on (earlier events sealed).
     AuditChainKeyed,
+    /// An admin ended every session and API token of a person at once.
+    UserRevoked,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 24] = [
+    pub const ALL: [AuditAction; 25] = [
         AuditAction::SignedIn,
         AuditAction::SignedOut,
         AuditAction::RequestSubmitted,
@@ -58,6 +60,7 @@ impl AuditAction {
         AuditAction::ApprovalGiven,
         AuditAction::RequestExpired,
         AuditAction::AuditChainKeyed,
+        AuditAction::UserRevoked,
     ];
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -85,6 +88,7 @@ impl AuditAction {
             Self::ApprovalGiven => "approval_given",
             Self::RequestExpired => "request_expired",
             Self::AuditChainKeyed => "audit_chain_keyed",
+            Self::UserRevoked => "user_revoked",
         }
     }
     pub fn parse(raw: &str) -> Option<Self> {
@@ -117,6 +121,7 @@ impl AuditAction {
             Self::ApprovalGiven => "Approval recorded (more needed)",
             Self::RequestExpired => "Expired without enough approvals",
             Self::AuditChainKeyed => "Audit trail keyed",
+            Self::UserRevoked => "Person cut off (sessions and tokens ended)",
         }
     }
 }

@@ -96,6 +96,10 @@ pub enum Capability {
     ReadAudit,
     /// Create and revoke one's own API tokens (only from a browser session).
     ManageTokens,
+    /// See who has signed in, with their sessions and tokens.
+    ReadPeople,
+    /// End a person's sessions and API tokens at once.
+    ManagePeople,
 }
 
 /// The signed-in actor. `id` is stable and unique (`local:alice`,
@@ -131,9 +135,10 @@ impl Principal {
             Role::Requester => {
                 matches!(c, SubmitRequest | ReadOwnRequests | ReadRepositories | ManageTokens | Decide)
             }
-            Role::Auditor => {
-                matches!(c, ReadAllRequests | ReadOwnRequests | ReadRepositories | ReadAudit | ManageTokens)
-            }
+            Role::Auditor => matches!(
+                c,
+                ReadAllRequests | ReadOwnRequests | ReadRepositories | ReadAudit | ManageTokens | ReadPeople
+            ),
         };
         let by_token = match self.token.as_ref().map(|t| t.scope) {
             None => true,

@@ -6,6 +6,7 @@ mod login;
 mod repos;
 mod requests;
 mod tokens;
+mod users;
 
 use crate::api::get_portal_info;
 use crate::views::PortalInfo;
@@ -79,6 +80,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/repositories") view=repos::Repositories/>
                     <Route path=path!("/audit") view=audit::AuditPage/>
                     <Route path=path!("/tokens") view=tokens::TokensPage/>
+                    <Route path=path!("/users") view=users::UsersPage/>
                 </Routes>
             </main>
             <Footer/>
@@ -106,10 +108,11 @@ fn Header() -> impl IntoView {
                                     <nav aria-label="Main">
                                         <A href="/">"Requests"</A>
                                         {u.can(Capability::SubmitRequest).then(|| view! { <A href="/requests/new">"New request"</A> })}
-                                        {u.can(Capability::Decide).then(|| view! { <A href="/queue">"Queue"</A> })}
+                                        {i.can_decide.then(|| view! { <A href="/queue">"Queue"</A> })}
                                         <A href="/repositories">"Repositories"</A>
                                         {u.can(Capability::ReadAudit).then(|| view! { <A href="/audit">"Audit"</A> })}
                                         {u.can(Capability::ManageTokens).then(|| view! { <A href="/tokens">"API tokens"</A> })}
+                                        {u.can(Capability::ReadPeople).then(|| view! { <A href="/users">"People"</A> })}
                                     </nav>
                                     <div class="who">
                                         <span class="user" data-testid="current-user">

@@ -142,3 +142,63 @@ pub async fn take_oidc_login(
     })
     .transpose()
 }
+
+/// Everyone who has signed in, with their live sessions and tokens, newest sign-in first.
+pub async fn list_users(pool: &SqlitePool, now: i64, limit: i64) -> Result<Vec<UserRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT u.id AS user_id, u.name AS user_name, u.role, u.groups, u.last_sign_in,
+           (SELECT COUNT(*) FROM sessions s WHERE s.user_id = u.id AND s.expires_at > ?1) AS sessions,
+           (SELECT MAX(last_seen) FROM sessions s WHERE s.user_id = u.id) AS session_seen,
+           (SELECT COUNT(*) FROM api_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL
+              AND t.expires_at > ?1) AS tokens,
+           (SELECT MAX(last_used_at) FROM api_tokens t WHERE t.user_id = u.id) AS token_seen
+         FROM users u ORDER BY u.last_sign_in DESC, u.id LIMIT ?2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let last_sign_in: i64 = r.try_get("last_sign_in")?;
+            let seen = [r.try_get::<Option<i64>, _>("session_seen")?, r.try_get::<Option<i64>, _>("token_seen")?];
+            Ok(UserRow {
+                principal: principal_from_row(r)?,
+                last_sign_in,
+                last_seen: seen.into_iter().flatten().fold(last_sign_in, i64::max),
+                sessions: r.try_get("sessions")?,
+                tokens: r.try_get("tokens")?,
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub principal: Principal,
+    pub last_sign_in: i64,
+    pub last_seen: i64,
+    pub sessions: u32,
+    pub tokens: u32,
+}
+
+/// Ends every session and revokes every live API token of a user; None when
+/// there is no such user, else (sessions ended, tokens revoked).
+pub async fn revoke_user(
+    conn: &mut SqliteConnection,
+    user_id: &str,
+    now: i64,
+) -> Result<Option<(u64, u64)>, sqlx::Error> {
+    let known: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM users WHERE id = ?").bind(user_id).fetch_optional(&mut *conn).await?;
+    if known.is_none() {
+        return Ok(None);
+    }
+    let sessions = sqlx::query("DELETE FROM sessions WHERE user_id = ?").bind(user_id).execute(&mut *conn).await?;
+    let tokens = sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Some((sessions.rows_affected(), tokens.rows_affected())))
+}

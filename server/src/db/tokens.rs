@@ -53,15 +53,19 @@ pub async fn insert_token(
 }
 
 /// The token with this secret hash and its owner, if it exists (valid or not).
-pub async fn token_by_hash(pool: &SqlitePool, secret_hash: &str) -> Result<Option<(TokenRow, Principal)>, sqlx::Error> {
+/// The token with this secret hash, its owner, and when the owner last signed in.
+pub async fn token_by_hash(
+    pool: &SqlitePool,
+    secret_hash: &str,
+) -> Result<Option<(TokenRow, Principal, i64)>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT t.*, u.name AS user_name, u.role, u.groups FROM api_tokens t JOIN users u ON u.id = t.user_id
-         WHERE t.secret_hash = ?",
+        "SELECT t.*, u.name AS user_name, u.role, u.groups, u.last_sign_in FROM api_tokens t
+         JOIN users u ON u.id = t.user_id WHERE t.secret_hash = ?",
     )
     .bind(secret_hash)
     .fetch_optional(pool)
     .await?;
-    row.map(|r| Ok((token_from_row(&r)?, principal_from_row(&r)?))).transpose()
+    row.map(|r| Ok((token_from_row(&r)?, principal_from_row(&r)?, r.try_get("last_sign_in")?))).transpose()
 }
 
 pub async fn tokens_of(pool: &SqlitePool, user_id: &str) -> Result<Vec<TokenRow>, sqlx::Error> {

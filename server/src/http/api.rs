@@ -265,6 +265,25 @@ async fn verify(State(s): State<AppState>, u: Option<Extension<Principal>>) -> A
     Ok((status, Json(v)).into_response())
 }
 
+/// `GET /api/v1/users`: who has signed in, with role, last seen, live sessions and tokens (admins, auditors).
+async fn users(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
+    let by = user(u)?;
+    Ok(Json(s.service.list_users(&by).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeUser {
+    user: String,
+}
+
+/// `POST /api/v1/users/revoke` `{"user"}`: ends all of that person's sessions and API tokens (admins).
+async fn revoke_user(State(s): State<AppState>, u: Option<Extension<Principal>>, body: Bytes) -> ApiResult<Response> {
+    let by = user(u)?;
+    let RevokeUser { user: who } = json_body(&body)?;
+    Ok(Json(s.service.revoke_user(&by, who).await?).into_response())
+}
+
 async fn me(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
     Ok(Json(s.service.info(u.map(|Extension(p)| p))).into_response())
 }
@@ -287,5 +306,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/audit/export", get(export))
         .route("/api/v1/audit/verify", get(verify))
         .route("/api/v1/me", get(me))
+        .route("/api/v1/users", get(users))
+        .route("/api/v1/users/revoke", post(revoke_user))
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
 }

@@ -71,7 +71,9 @@ pub async fn current_user(State(state): State<AppState>, mut req: Request, next:
         match found {
             Ok(Some(s)) => {
                 let idle_ms = i64::try_from(state.session_idle_ms).unwrap_or(i64::MAX);
-                if now >= s.expires_at || now - s.last_seen >= idle_ms {
+                // A session from the local sign-in is over once the portal runs with OIDC.
+                let foreign = !svc.accepts_credentials_of(&s.principal.id);
+                if foreign || now >= s.expires_at || now - s.last_seen >= idle_ms {
                     let _ = svc.end_session(None, Some(&id_hash)).await; // logged inside
                 } else {
                     if now - s.last_seen > 60_000 {

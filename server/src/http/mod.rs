@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod guard;
+mod people;
 mod state;
 
 pub use state::{AppState, Cookies};
@@ -59,6 +60,7 @@ pub fn router(state: AppState, site: Site) -> Router {
         .route("/auth/logout", post(auth::logout))
         .route("/auth/oidc/start", get(auth::oidc_start))
         .route("/auth/oidc/callback", get(auth::oidc_callback))
+        .route("/users/revoke", post(people::revoke_user))
         .merge(api::routes())
         .with_state(state.clone());
 

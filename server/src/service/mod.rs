@@ -43,6 +43,8 @@ pub struct Deployment {
     pub approval: ApprovalPolicy,
     /// Longest life of an API token (days).
     pub token_max_days: u32,
+    /// A token is refused when its owner last signed in longer ago than this (ms).
+    pub token_role_max_age_ms: i64,
 }
 
 pub struct PortalService {

@@ -141,6 +141,70 @@ impl PortalService {
         self.security_event(actor.unwrap_or("anonymous"), action, detail).await;
     }
 
+    /// Whether sessions and tokens of this user id still count: those made
+    /// with the local sign-in stop working when the portal runs with OIDC.
+    pub fn accepts_credentials_of(&self, user_id: &str) -> bool {
+        self.deployment.local_sign_in || !user_id.starts_with("local:")
+    }
+
+    /// Everyone who has signed in, newest first (at most 1,000), with their live sessions and tokens.
+    pub async fn list_users(&self, by: &Principal) -> Result<Vec<UserView>, Error> {
+        self.authorize(by, Capability::ReadPeople, "see who has signed in").await?;
+        let rows = db::list_users(&self.db.pool, self.now(), 1_000).await?;
+        Ok(rows
+            .into_iter()
+            .map(|u| UserView {
+                id: u.principal.id,
+                name: u.principal.name,
+                role: u.principal.role,
+                groups: u.principal.groups,
+                last_sign_in: format_ms(u.last_sign_in),
+                last_seen: format_ms(u.last_seen),
+                sessions: u.sessions,
+                tokens: u.tokens,
+            })
+            .collect())
+    }
+
+    /// Cuts a person off: ends all their sessions and revokes all their API
+    /// tokens at once (their next request gets 401), with its audit event, in
+    /// one transaction. They can sign in again only if the identity provider
+    /// still lets them.
+    pub async fn revoke_user(&self, by: &Principal, user: String) -> Result<UserRevoked, Error> {
+        self.authorize(by, Capability::ManagePeople, "cut people off").await?;
+        let user = user.trim().to_string();
+        if user.is_empty() || user.chars().count() > 512 {
+            return Err(Error::field("user", "give the user id, e.g. oidc:<subject>@<issuer> or local:alice"));
+        }
+        let now = self.now();
+        let mut tx = self.db.write().await?;
+        let Some((sessions, tokens)) = db::revoke_user(&mut tx, &user, now).await? else {
+            tx.rollback().await?;
+            return Err(Error::NotFound(format!("nobody with the id {user} has signed in")));
+        };
+        let detail = format!("{user}: ended {sessions} session(s) and revoked {tokens} API token(s)");
+        let detail = match by.via() {
+            Some(via) => format!("{detail} (through {via})"),
+            None => detail,
+        };
+        db::insert_event(
+            &mut tx,
+            &NewEvent {
+                at: now,
+                actor: &by.id,
+                action: AuditAction::UserRevoked,
+                request_id: None,
+                repository: None,
+                detail,
+                aws_request_ids: vec![],
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        let n = |x: u64| u32::try_from(x).unwrap_or(u32::MAX);
+        Ok(UserRevoked { user, sessions_ended: n(sessions), tokens_revoked: n(tokens) })
+    }
+
     /// Checks that `by` may decide some kind of request: the `Decide`
     /// capability and a group the approval policy names. Which requests is
     /// the state machine's check, against the request's own rule.
@@ -198,13 +262,28 @@ impl PortalService {
             tracing::error!("reading API tokens: {e}");
             "API tokens cannot be checked right now".to_string()
         })?;
-        let Some((t, mut p)) = found else { return Err("unknown API token".into()) };
+        let Some((t, mut p, signed_in)) = found else { return Err("unknown API token".into()) };
         let now = self.now();
         if t.revoked_at.is_some() {
             return Err(format!("API token #{} was revoked", t.id));
         }
         if t.expires_at <= now {
             return Err(format!("API token #{} expired on {}", t.id, format_ms(t.expires_at)));
+        }
+        if !self.accepts_credentials_of(&p.id) {
+            return Err(format!(
+                "API token #{} was made with the local sign-in, which this portal no longer uses",
+                t.id
+            ));
+        }
+        if now.saturating_sub(signed_in) > self.deployment.token_role_max_age_ms {
+            let days = self.deployment.token_role_max_age_ms / 86_400_000;
+            return Err(format!(
+                "API token #{}: its owner has not signed in for more than {days} days (last {}); it works again once \
+                 they sign in",
+                t.id,
+                format_ms(signed_in)
+            ));
         }
         if t.last_used_at.is_none_or(|at| now - at > 60_000) {
             let id = t.id;

@@ -18,6 +18,7 @@ impl Portal for PortalService {
             production_account: self.deployment.target.production_account.clone(),
             local_sign_in: self.deployment.local_sign_in,
             oidc_sign_in: self.deployment.oidc_sign_in,
+            can_decide: user.as_ref().is_some_and(|u| self.approves_anything(u)),
             user,
         }
     }
@@ -109,5 +110,13 @@ impl Portal for PortalService {
 
     async fn revoke_token(&self, by: &Principal, id: i64) -> Result<Vec<TokenView>, AppError> {
         Ok(PortalService::revoke_token(self, by, id).await?)
+    }
+
+    async fn list_users(&self, by: &Principal) -> Result<Vec<UserView>, AppError> {
+        Ok(PortalService::list_users(self, by).await?)
+    }
+
+    async fn revoke_user(&self, by: &Principal, user: String) -> Result<UserRevoked, AppError> {
+        Ok(PortalService::revoke_user(self, by, user).await?)
     }
 }

@@ -19,8 +19,9 @@ pub struct TestApp {
     pub moto: String,
     pub service: Arc<PortalService>,
     pub db_path: std::path::PathBuf,
-    _dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
     stop: tokio::sync::watch::Sender<bool>,
+    running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Drop for TestApp {
@@ -59,9 +60,30 @@ pub fn manual_clock() -> Arc<ManualClock> {
 }
 
 pub async fn spawn_app_full(tweak: impl FnOnce(&mut RawConfig), clock: Option<Arc<ManualClock>>) -> TestApp {
-    let moto = moto_endpoint();
-    let account = fresh_account();
     let dir = tempfile::tempdir().expect("temp dir");
+    start_app(dir, fresh_account(), tweak, clock).await
+}
+
+impl TestApp {
+    /// Stops this portal and starts another on the same database, key and
+    /// staging account, configured by `tweak` (e.g. in another sign-in mode).
+    pub async fn restart_with(mut self, tweak: impl FnOnce(&mut RawConfig)) -> TestApp {
+        let _ = self.stop.send(true);
+        if let Some(running) = self.running.take() {
+            running.await.expect("the portal stops").expect("the portal stops cleanly");
+        }
+        let dir = self.dir.take().expect("the data directory");
+        start_app(dir, self.account.clone(), tweak, None).await
+    }
+}
+
+async fn start_app(
+    dir: tempfile::TempDir,
+    account: String,
+    tweak: impl FnOnce(&mut RawConfig),
+    clock: Option<Arc<ManualClock>>,
+) -> TestApp {
+    let moto = moto_endpoint();
     let db_path = dir.path().join("portal.db");
     let mut raw = RawConfig::default();
     raw.server.listen = "127.0.0.1:0".into();
@@ -77,8 +99,8 @@ pub async fn spawn_app_full(tweak: impl FnOnce(&mut RawConfig), clock: Option<Ar
     let base = format!("http://{}", app.addr());
     let stop = app.stopper();
     let service = app.service.clone();
-    tokio::spawn(app.run_until_stopped());
-    TestApp { base, account, moto, service, db_path, _dir: dir, stop }
+    let running = Some(tokio::spawn(app.run_until_stopped()));
+    TestApp { base, account, moto, service, db_path, dir: Some(dir), stop, running }
 }
 
 /// One person's HTTP client with its own cookie jar.

@@ -6,6 +6,7 @@ mod faults;
 mod helpers;
 mod leases;
 mod oidc;
+mod people;
 mod process;
 mod proxy;
 mod races;

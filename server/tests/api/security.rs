@@ -158,6 +158,8 @@ async fn every_route_allows_exactly_the_principals_it_should() {
         row("GET", "/api/v1/audit", None, &audit_readers),
         row("GET", "/api/v1/audit/export?format=ndjson", None, &audit_readers),
         row("GET", "/api/v1/audit/verify", None, &audit_readers),
+        row("GET", "/api/v1/users", None, &audit_readers),
+        row("POST", "/api/v1/users/revoke", Some(json!({"user": "local:nobody"})), &admins),
         // Server functions (what the UI calls)
         row("POST", "/rpc/get_portal_info", None, &EVERYONE),
         row("POST", "/rpc/list_requests", Some(json!({"status": null, "mine": false})), &signed_in),
@@ -179,6 +181,8 @@ async fn every_route_allows_exactly_the_principals_it_should() {
             Some(json!({"repository": "no-such-repository", "justification": ""})),
             &admins,
         ),
+        row("POST", "/rpc/list_users", None, &audit_readers),
+        row("POST", "/rpc/revoke_user", Some(json!({"user": "local:nobody"})), &admins),
         row("POST", "/rpc/list_tokens", None, &token_managers),
         row("POST", "/rpc/create_token", Some(json!({"name": "", "scope": "user", "days": 0})), &token_managers),
         row("POST", "/rpc/revoke_token", Some(json!({"id": 999999})), &token_managers),
