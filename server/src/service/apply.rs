@@ -47,15 +47,10 @@ fn crash_point(point: &str) {
     }
 }
 
-/// `req42-alice-by-bob`: who asked and who approved, for AWS's own logs.
-fn session_for(r: &Request) -> String {
-    let short = |id: &str| id.rsplit(':').next().unwrap_or(id).to_string();
-    crate::aws::session_name(&format!(
-        "req{}-{}-by-{}",
-        r.id,
-        short(&r.requester),
-        short(r.decided_by.as_deref().unwrap_or("system"))
-    ))
+/// Who asked and who approved, for AWS's own logs: the session name
+/// `req42-alice-by-bob`, the approver as source identity, and session tags.
+fn attribution(r: &Request) -> crate::aws::Attribution {
+    crate::aws::Attribution::for_request(r.id, &r.requester, r.decided_by.as_deref().unwrap_or(SYSTEM_ACTOR))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -361,7 +356,7 @@ impl PortalService {
         approved_policy: Option<Option<Value>>,
         lease: Lease,
     ) -> Result<ApplyResult, Failure> {
-        let mut calls = Calls { reg: self.registry.scoped(&session_for(r)).await, ids: Vec::new(), lease };
+        let mut calls = Calls { reg: self.registry.scoped(&attribution(r)).await, ids: Vec::new(), lease };
         let name = r.kind.repository().as_str().to_string();
         // URI and ARN when the steps already know them; otherwise the verification read gives them.
         let (known, adopted) = match &r.kind {

@@ -83,6 +83,25 @@ async fn the_assumed_role_session_names_the_requester_and_the_approver() {
     assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
     let sessions = counts.sessions();
     assert!(sessions.contains(&format!("req{id}-alice-by-bob")), "{sessions:?}");
+    // The apply's AssumeRole carries the approver as source identity and the three session tags.
+    let calls = counts.assume_roles();
+    let apply = calls
+        .iter()
+        .find(|c| c.get("RoleSessionName") == Some(&format!("req{id}-alice-by-bob")))
+        .expect("the apply's AssumeRole");
+    assert_eq!(apply.get("SourceIdentity").map(String::as_str), Some("local-bob"), "{apply:?}");
+    let tags: std::collections::BTreeMap<&str, &str> = (1..=3)
+        .filter_map(|i| {
+            let k = apply.get(&format!("Tags.member.{i}.Key"))?;
+            let v = apply.get(&format!("Tags.member.{i}.Value"))?;
+            Some((k.as_str(), v.as_str()))
+        })
+        .collect();
+    let id_text = id.to_string();
+    let expected = [("approver", "local:bob"), ("request-id", id_text.as_str()), ("requester", "local:alice")]
+        .into_iter()
+        .collect::<std::collections::BTreeMap<_, _>>();
+    assert_eq!(tags, expected, "{apply:?}");
 }
 
 #[tokio::test]

@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 struct Shared {
     counts: HashMap<String, usize>,
     sessions: Vec<String>,
+    /// Every AssumeRole call's parameters, decoded.
+    assume_roles: Vec<HashMap<String, String>>,
     /// (remaining, HTTP status, AWS error code)
     fault: Option<(usize, u16, String)>,
     /// Unreachable: every connection is dropped without an answer.
@@ -41,6 +43,10 @@ impl Counts {
     }
     pub fn sessions(&self) -> Vec<String> {
         self.0.lock().map(|m| m.sessions.clone()).unwrap_or_default()
+    }
+    /// The parameters of every AssumeRole call (`RoleSessionName`, `SourceIdentity`, `Tags.member.1.Key`, …).
+    pub fn assume_roles(&self) -> Vec<HashMap<String, String>> {
+        self.0.lock().map(|m| m.assume_roles.clone()).unwrap_or_default()
     }
     /// The next `n` ECR calls get `status` with the AWS error `code` (e.g. 500 ServerException).
     pub fn fail_next(&self, n: usize, status: u16, code: &str) {
@@ -109,6 +115,7 @@ async fn forward(State(p): State<Proxy>, req: Request) -> Response {
             if let Some(s) = form_value(&text, "RoleSessionName") {
                 m.sessions.push(s.to_string());
             }
+            m.assume_roles.push(serde_urlencoded::from_str(&text).unwrap_or_default());
         }
         match (&target, m.fault.as_mut()) {
             (Some(_), Some((remaining, status, code))) if *remaining > 0 => {
