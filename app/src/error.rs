@@ -25,6 +25,9 @@ pub enum AppError {
     /// 413
     #[error("{0}")]
     TooLarge(String),
+    /// 415
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 422
     #[error("{}", summary(.0))]
     Invalid(Vec<FieldError>),
@@ -52,6 +55,7 @@ impl AppError {
             Self::Conflict(_) => 409,
             Self::BadRequest(_) => 400,
             Self::TooLarge(_) => 413,
+            Self::UnsupportedMediaType(_) => 415,
             Self::Invalid(_) => 422,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
@@ -66,6 +70,7 @@ impl AppError {
             Self::Conflict(_) => "conflict",
             Self::BadRequest(_) => "bad_request",
             Self::TooLarge(_) => "too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Invalid(_) => "validation_failed",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",

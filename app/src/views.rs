@@ -283,3 +283,23 @@ pub struct PortalInfo {
     #[serde(default)]
     pub can_decide: bool,
 }
+
+/// What `/login?error=<code>` says. The server sends only these codes (the
+/// details go to the audit trail); an unknown code shows nothing.
+pub fn login_error_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "expired" => "That sign-in link has expired or was already used. Sign in again.",
+        "too_slow" => "The sign-in took too long. Sign in again.",
+        "refused" => "The identity provider did not sign you in. Try again, or ask your administrator for access.",
+        "incomplete" => "The sign-in answer was incomplete. Sign in again.",
+        "mismatch" => "The sign-in answer did not match this browser. Sign in again.",
+        "unverified" => "The sign-in could not be verified. Sign in again.",
+        "not_allowed" => "Your account is not in a group that may use the portal. Ask your administrator for access.",
+        "unavailable" => "The identity provider could not be reached. Try again in a moment.",
+        "username" => {
+            "Enter a user name of lowercase letters, digits and . _ - (at most 64), starting with a letter or digit."
+        }
+        "role" => "Choose the requester, approver, admin or auditor role.",
+        _ => return None,
+    })
+}

@@ -66,7 +66,7 @@ impl LiveRepository {
         if self.scan_on_push != spec.scan_on_push {
             d.push(format!("scan on push is {} (requested {})", self.scan_on_push, spec.scan_on_push));
         }
-        if self.encryption != spec.encryption {
+        if !spec.encryption.matches_live(&self.encryption) {
             d.push(format!("encryption is {} (requested {})", self.encryption, spec.encryption));
         }
         d
@@ -148,7 +148,7 @@ pub fn fixes(live: &LiveRepository, spec: &RepositorySpec) -> (Vec<Fix>, Vec<Str
     if !wrong_tags.is_empty() {
         fixes.push(Fix::Tags(wrong_tags));
     }
-    if live.encryption != spec.encryption {
+    if !spec.encryption.matches_live(&live.encryption) {
         impossible.push(format!(
             "encryption is {} (approved {}); ECR cannot change it after creation",
             live.encryption, spec.encryption

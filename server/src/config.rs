@@ -178,6 +178,9 @@ pub struct OidcSection {
     pub groups_claim: String,
     /// Where the provider sends the browser back; empty: <public_url>/auth/oidc/callback.
     pub redirect_url: String,
+    /// The id_token signature algorithms accepted. Asymmetric ones only by
+    /// default; a shared-secret algorithm (HS256…) only when listed here.
+    pub id_token_algorithms: Vec<String>,
 }
 
 impl Default for OidcSection {
@@ -188,6 +191,9 @@ impl Default for OidcSection {
             client_secret: String::new(),
             groups_claim: "groups".into(),
             redirect_url: String::new(),
+            id_token_algorithms: ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384", "PS512", "EdDSA"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }

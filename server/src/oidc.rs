@@ -11,7 +11,7 @@
 //! - The HTTP client follows no redirects (SSRF) and times out.
 use crate::config::OidcSection;
 use base64::Engine;
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata};
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
     PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
@@ -41,11 +41,31 @@ pub struct Oidc {
     client_secret: Option<ClientSecret>,
     redirect: RedirectUrl,
     groups_claim: String,
+    /// `oidc.id_token_algorithms`: the signature algorithms an id_token may use.
+    algorithms: Vec<CoreJwsSigningAlgorithm>,
     http: openidconnect::reqwest::Client,
     metadata: tokio::sync::Mutex<Option<(CoreProviderMetadata, Instant)>>,
 }
 
 const METADATA_TTL: Duration = Duration::from_secs(600);
+
+/// `oidc.id_token_algorithms` as the crate's algorithms (JOSE names: RS256, ES256, EdDSA, …).
+pub fn parse_algorithms(names: &[String]) -> anyhow::Result<Vec<CoreJwsSigningAlgorithm>> {
+    if names.is_empty() {
+        anyhow::bail!("config key `oidc.id_token_algorithms` must name at least one algorithm (e.g. RS256)");
+    }
+    names
+        .iter()
+        .map(|n| {
+            serde_json::from_value(serde_json::Value::String(n.trim().to_string())).map_err(|_| {
+                anyhow::anyhow!(
+                    "config key `oidc.id_token_algorithms`: `{n}` is not a JWS algorithm (RS256, RS384, RS512, ES256, \
+                     ES384, PS256, PS384, PS512, EdDSA, or HS256/HS384/HS512 for a shared secret)"
+                )
+            })
+        })
+        .collect()
+}
 
 impl Oidc {
     pub fn new(cfg: &OidcSection, redirect_url: String) -> anyhow::Result<Self> {
@@ -62,6 +82,7 @@ impl Oidc {
             redirect: RedirectUrl::new(redirect_url)
                 .map_err(|e| anyhow::anyhow!("config key `oidc.redirect_url`: {e}"))?,
             groups_claim: cfg.groups_claim.clone(),
+            algorithms: parse_algorithms(&cfg.id_token_algorithms)?,
             http,
             metadata: tokio::sync::Mutex::new(None),
         })
@@ -128,10 +149,10 @@ impl Oidc {
                 other => format!("exchanging the code failed: {other}"),
             })?;
         let id_token = token.id_token().ok_or("the provider sent no id_token")?;
-        let verifier = client.id_token_verifier();
+        let verifier = client.id_token_verifier().set_allowed_algs(self.algorithms.iter().cloned());
         let claims = id_token
             .claims(&verifier, &Nonce::new(nonce.to_string()))
-            .map_err(|e| format!("the id_token was refused: {e}"))?;
+            .map_err(|e| format!("the id_token was refused: {:#}", anyhow::Error::from(e)))?;
         if let Some(expected) = claims.access_token_hash() {
             let alg = id_token.signing_alg().map_err(|e| format!("the id_token was refused: {e}"))?;
             let key = id_token.signing_key(&verifier).map_err(|e| format!("the id_token was refused: {e}"))?;
@@ -167,4 +188,23 @@ fn payload(jwt: &str) -> Option<serde_json::Value> {
     let part = jwt.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+#[cfg(test)]
+mod algorithm_tests {
+    use super::*;
+
+    #[test]
+    fn id_token_algorithms_are_asymmetric_unless_configured() {
+        let defaults = parse_algorithms(&OidcSection::default().id_token_algorithms).expect("defaults parse");
+        assert!(defaults.contains(&CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256));
+        assert!(defaults.contains(&CoreJwsSigningAlgorithm::EcdsaP256Sha256));
+        assert!(!defaults.contains(&CoreJwsSigningAlgorithm::HmacSha256), "no shared-secret algorithm by default");
+        assert!(!defaults.contains(&CoreJwsSigningAlgorithm::None));
+        let hs = parse_algorithms(&["HS256".to_string()]).expect("configured");
+        assert_eq!(hs, [CoreJwsSigningAlgorithm::HmacSha256]);
+        let err = parse_algorithms(&["RS257".to_string()]).expect_err("unknown").to_string();
+        assert!(err.contains("oidc.id_token_algorithms") && err.contains("RS257"), "{err}");
+        assert!(parse_algorithms(&[]).is_err());
+    }
 }

@@ -135,6 +135,7 @@ impl Application {
             session_idle_ms: config.raw.auth.session_idle_minutes * 60_000,
             session_absolute_ms: config.raw.auth.session_absolute_hours * 3_600_000,
             cookies: crate::http::Cookies::new(config.https()),
+            listen_port: addr.port(),
             roles: app::domain::principal::Roles {
                 admin_group: config.raw.auth.admin_group.trim().to_string(),
                 auditor_group: config.raw.auth.auditor_group.trim().to_string(),

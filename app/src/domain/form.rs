@@ -62,17 +62,18 @@ pub struct NewRepositoryRequest {
     pub justification: String,
 }
 
-fn justification(raw: &str, errors: &mut Vec<FieldError>) -> String {
-    let j = raw.trim().to_string();
-    if j.is_empty() {
-        errors.push(FieldError::new("justification", "say why this is needed"));
-    } else if j.chars().count() > MAX_JUSTIFICATION {
-        errors.push(FieldError::new(
-            "justification",
-            format!("keep the justification under {MAX_JUSTIFICATION} characters"),
-        ));
+fn justification(raw: &str, errors: &mut Vec<FieldError>, empty: &str) -> String {
+    match super::text::free_text(raw, MAX_JUSTIFICATION, true) {
+        Ok(j) if j.is_empty() => {
+            errors.push(FieldError::new("justification", empty));
+            j
+        }
+        Ok(j) => j,
+        Err(e) => {
+            errors.push(FieldError::new("justification", format!("the justification: {e}")));
+            raw.trim().to_string()
+        }
     }
-    j
 }
 
 /// A request to grant or revoke the production account's read-only pull access.
@@ -147,7 +148,7 @@ impl AccessRequestInput {
                 Some(day) => Some(day + 86_400_000),
             },
         };
-        let justification = justification(&self.justification, &mut errors);
+        let justification = justification(&self.justification, &mut errors, "say why this is needed");
         match (repository, errors.is_empty()) {
             (Some(repository), true) => Ok(AccessRequest { grant, repository, until, justification }),
             _ => Err(errors),
@@ -162,10 +163,17 @@ fn tag_value(field: &str, label: &str, raw: &str, errors: &mut Vec<FieldError>) 
         errors.push(FieldError::new(field, format!("enter the {label}")));
     } else if v.chars().count() > MAX_TAG_VALUE {
         errors.push(FieldError::new(field, format!("the {label} can be at most {MAX_TAG_VALUE} characters")));
-    } else if let Some(c) = v.chars().find(|c| !(c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(*c))) {
+    } else if let Some(c) = v.chars().find(|c| {
+        // ECR's set: letters, digits, spaces (no tabs, line breaks or other controls) and _ . : / = + - @
+        let space = c.is_whitespace() && !c.is_control() && !matches!(c, '\u{2028}' | '\u{2029}');
+        !(c.is_alphanumeric() || space || "_.:/=+-@".contains(*c))
+    }) {
         errors.push(FieldError::new(
             field,
-            format!("`{c}` is not allowed in a tag; use letters, digits, spaces and _ . : / = + - @"),
+            format!(
+                "`{}` is not allowed in a tag; use letters, digits, spaces and _ . : / = + - @",
+                c.escape_default()
+            ),
         ));
     }
     v.to_string()
@@ -202,7 +210,8 @@ impl RepositoryRequestInput {
                 } else if !is_kms_key_arn(kms) {
                     errors.push(FieldError::new(
                         "kms_key_arn",
-                        "expected arn:aws:kms:<region>:<account>:key/<id> or …:alias/<name>",
+                        "expected a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), an alias ARN (…:alias/<name>), \
+                         alias/<name>, or a key id",
                     ));
                 }
                 Encryption::Kms(kms.to_string())
@@ -230,15 +239,7 @@ impl RepositoryRequestInput {
         }
         let team = tag_value("team", "team", &self.team, &mut errors);
         let cost_center = tag_value("cost_center", "cost centre", &self.cost_center, &mut errors);
-        let justification = self.justification.trim().to_string();
-        if justification.is_empty() {
-            errors.push(FieldError::new("justification", "say why this repository is needed"));
-        } else if justification.chars().count() > MAX_JUSTIFICATION {
-            errors.push(FieldError::new(
-                "justification",
-                format!("keep the justification under {MAX_JUSTIFICATION} characters"),
-            ));
-        }
+        let justification = justification(&self.justification, &mut errors, "say why this repository is needed");
         match (name, errors.is_empty()) {
             (Some(name), true) => {
                 let mut tags = vec![

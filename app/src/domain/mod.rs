@@ -10,3 +10,4 @@ pub mod policy;
 pub mod principal;
 pub mod request;
 pub mod settings;
+pub mod text;

@@ -54,18 +54,110 @@ impl fmt::Display for Encryption {
     }
 }
 
-/// Checks `arn:aws:kms:<region>:<12 digits>:key/<id>` or `…:alias/<name>`.
+/// AWS partitions a KMS key ARN can name.
+const PARTITIONS: [&str; 8] =
+    ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"];
+
+/// A region name's shape: `us-east-1`, `us-gov-west-1`, `cn-north-1`, `eu-isoe-west-1`.
+pub fn is_region(raw: &str) -> bool {
+    let parts: Vec<&str> = raw.split('-').collect();
+    parts.len() >= 3
+        && parts.len() <= 4
+        && parts[0].len() == 2
+        && parts.iter().take(parts.len() - 1).all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok_and(|n| n > 0)
+}
+
+/// A KMS key id: a UUID, or a multi-Region key id (`mrk-` and 32 hex digits).
+fn is_key_id(raw: &str) -> bool {
+    let hex = |s: &str| s.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+    if let Some(m) = raw.strip_prefix("mrk-") {
+        return m.len() == 32 && hex(m);
+    }
+    let groups: Vec<&str> = raw.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]) && groups.iter().all(|g| hex(g))
+}
+
+/// An alias name after `alias/`: 1–250 of `A-Za-z0-9/_-`, not AWS's own `aws/…` (ECR cannot use
+/// an AWS managed key by alias other than its own default, which is AES256's job here).
+fn is_alias_name(raw: &str) -> bool {
+    !raw.is_empty()
+        && raw.len() <= 250
+        && !raw.starts_with("aws/")
+        && raw.chars().all(|c| c.is_ascii_alphanumeric() || "/_-".contains(c))
+}
+
+/// How a KMS key can be named to ECR, which takes "the alias, key ID, or full ARN of the KMS key".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KmsKeyRef<'a> {
+    /// `arn:<partition>:kms:<region>:<account>:key/<id>`
+    KeyArn { region: &'a str, id: &'a str },
+    /// `arn:<partition>:kms:<region>:<account>:alias/<name>`
+    AliasArn { region: &'a str },
+    /// `<key id>` alone
+    KeyId(&'a str),
+    /// `alias/<name>` alone
+    Alias,
+}
+
+impl<'a> KmsKeyRef<'a> {
+    /// Parses a key reference, checking partition, region, account and id shapes.
+    pub fn parse(raw: &'a str) -> Option<Self> {
+        if let Some(name) = raw.strip_prefix("alias/") {
+            return is_alias_name(name).then_some(Self::Alias);
+        }
+        if is_key_id(raw) {
+            return Some(Self::KeyId(raw));
+        }
+        let parts: Vec<&str> = raw.splitn(6, ':').collect();
+        let [arn, partition, kms, region, account, resource] = parts.as_slice() else { return None };
+        let shape = *arn == "arn"
+            && PARTITIONS.contains(partition)
+            && *kms == "kms"
+            && is_region(region)
+            && account.len() == 12
+            && account.chars().all(|c| c.is_ascii_digit());
+        if !shape {
+            return None;
+        }
+        if let Some(id) = resource.strip_prefix("key/") {
+            return is_key_id(id).then_some(Self::KeyArn { region, id });
+        }
+        resource.strip_prefix("alias/").filter(|n| is_alias_name(n)).map(|_| Self::AliasArn { region })
+    }
+
+    /// The region an ARN names (None for bare ids and aliases, which ECR reads in its own region).
+    pub fn region(&self) -> Option<&'a str> {
+        match self {
+            Self::KeyArn { region, .. } | Self::AliasArn { region } => Some(region),
+            _ => None,
+        }
+    }
+}
+
+/// Checks a KMS key reference the way ECR takes it (see [`KmsKeyRef`]).
 pub fn is_kms_key_arn(raw: &str) -> bool {
-    let parts: Vec<&str> = raw.splitn(6, ':').collect();
-    parts.len() == 6
-        && parts[0] == "arn"
-        && parts[1].starts_with("aws")
-        && parts[2] == "kms"
-        && !parts[3].is_empty()
-        && parts[4].len() == 12
-        && parts[4].chars().all(|c| c.is_ascii_digit())
-        && (parts[5].strip_prefix("key/").is_some_and(|k| !k.is_empty())
-            || parts[5].strip_prefix("alias/").is_some_and(|k| !k.is_empty()))
+    KmsKeyRef::parse(raw).is_some()
+}
+
+impl Encryption {
+    /// Whether the live encryption of a repository is what was asked for. ECR
+    /// answers with the key's ARN whatever name the key was given by, so a
+    /// key id matches the ARN that ends in it, and an alias (which only KMS can
+    /// resolve) matches any KMS key.
+    pub fn matches_live(&self, live: &Encryption) -> bool {
+        match (self, live) {
+            (Self::Aes256, Self::Aes256) => true,
+            (Self::Kms(want), Self::Kms(have)) if want == have => true,
+            (Self::Kms(want), Self::Kms(have)) => match KmsKeyRef::parse(want) {
+                Some(KmsKeyRef::Alias) | Some(KmsKeyRef::AliasArn { .. }) => true,
+                Some(KmsKeyRef::KeyId(id)) => have.ends_with(&format!(":key/{id}")),
+                Some(KmsKeyRef::KeyArn { id, .. }) => have == id,
+                None => false,
+            },
+            _ => false,
+        }
+    }
 }
 
 /// The two lifecycle presets the portal offers; both optional.
@@ -168,8 +260,38 @@ mod tests {
     fn kms_key_arns_are_recognised() {
         assert!(is_kms_key_arn("arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"));
         assert!(is_kms_key_arn("arn:aws:kms:eu-west-1:111122223333:alias/ecr"));
+        assert!(is_kms_key_arn(
+            "arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+        ));
+        assert!(is_kms_key_arn("arn:aws-cn:kms:cn-north-1:111122223333:alias/team/ecr"));
+        assert!(is_kms_key_arn("alias/ecr-images"));
+        assert!(is_kms_key_arn("1234abcd-12ab-34cd-56ef-1234567890ab"));
         assert!(!is_kms_key_arn("arn:aws:kms:us-east-1:1111:key/x"));
         assert!(!is_kms_key_arn("arn:aws:s3:::bucket"));
         assert!(!is_kms_key_arn("arn:aws:kms:us-east-1:111122223333:key/"));
+        assert!(!is_kms_key_arn("arn:aws:kms:us-east-1:111122223333:key/not-a-key-id"), "key ids are UUIDs");
+        assert!(!is_kms_key_arn("arn:awz:kms:us-east-1:111122223333:alias/ecr"), "no such partition");
+        assert!(!is_kms_key_arn("arn:aws:kms:US-EAST-1:111122223333:alias/ecr"), "regions are lowercase");
+        assert!(!is_kms_key_arn("arn:aws:kms:useast1:111122223333:alias/ecr"));
+        assert!(!is_kms_key_arn("arn:aws:kms:us-east-1:11112222333a:alias/ecr"));
+        assert!(!is_kms_key_arn("alias/aws/ecr"), "AWS's own aliases");
+        assert!(!is_kms_key_arn("alias/"));
+        assert!(!is_kms_key_arn("alias/has space"));
+        assert_eq!(
+            KmsKeyRef::parse("arn:aws:kms:eu-west-1:111122223333:alias/ecr").and_then(|k| k.region()),
+            Some("eu-west-1")
+        );
+    }
+
+    #[test]
+    fn live_kms_keys_match_the_way_ecr_reports_them() {
+        let arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let live = Encryption::Kms(arn.into());
+        assert!(Encryption::Kms(arn.into()).matches_live(&live));
+        assert!(Encryption::Kms("1234abcd-12ab-34cd-56ef-1234567890ab".into()).matches_live(&live));
+        assert!(Encryption::Kms("alias/ecr".into()).matches_live(&live), "an alias names some key");
+        assert!(!Encryption::Kms("00000000-12ab-34cd-56ef-1234567890ab".into()).matches_live(&live));
+        assert!(!Encryption::Aes256.matches_live(&live));
+        assert!(!Encryption::Kms("alias/ecr".into()).matches_live(&Encryption::Aes256));
     }
 }

@@ -1,7 +1,8 @@
 //! Sign-in. With OpenID Connect: one button that goes to the identity
 //! provider. In the default local run: type a user name and pick a role; the
 //! form posts to `/auth/local`, a plain HTML endpoint, so scripts can use it too.
-//! Failed or denied sign-ins come back here with `?error=` in words.
+//! Failed or denied sign-ins come back here with `?error=<code>`: a known
+//! code, shown as its sentence (never text taken from the URL).
 use super::InfoResource;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -11,7 +12,7 @@ use leptos_router::hooks::use_query_map;
 pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
     let info = expect_context::<InfoResource>().0;
-    let error = move || query.with(|q| q.get("error"));
+    let error = move || query.with(|q| q.get("error")).and_then(|c| crate::views::login_error_text(&c));
     let next = move || query.with(|q| q.get("next")).unwrap_or_else(|| "/".into());
     let sso_href = move || {
         let n: String = next()

@@ -111,12 +111,10 @@ fn safe_next(next: &str) -> String {
     }
 }
 
-fn encode(msg: &str) -> String {
-    percent_encoding::utf8_percent_encode(msg, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-fn login_error(msg: &str) -> Response {
-    Redirect::to(&format!("/login?error={}", encode(msg))).into_response()
+/// Back to the sign-in page with a known error code (`app::views::login_error_text`).
+fn login_error(code: &'static str) -> Response {
+    debug_assert!(app::views::login_error_text(code).is_some(), "unknown sign-in error code {code}");
+    Redirect::to(&format!("/login?error={code}")).into_response()
 }
 
 /// Creates the session (a new id every time) and returns its cookie.
@@ -147,7 +145,7 @@ pub async fn local_sign_in(
                 "username", e,
             )]))
         }
-        Err(e) => return login_error(&e),
+        Err(_) => return login_error("username"),
     };
     // "approver": a requester in the approval policy's groups (other than the admin group).
     let approver = form.role.trim() == "approver";
@@ -158,7 +156,7 @@ pub async fn local_sign_in(
                 "role", msg,
             )]));
         }
-        return login_error(msg);
+        return login_error("role");
     };
     let groups = if approver { state.roles.local_approver_groups() } else { state.roles.local_groups(role) };
     let p = Principal::new(format!("local:{username}"), username, role, groups);
@@ -191,7 +189,10 @@ pub async fn oidc_start(State(state): State<AppState>, Query(q): Query<OidcStart
     };
     let started = match oidc.start().await {
         Ok(s) => s,
-        Err(why) => return login_error(&why),
+        Err(why) => {
+            tracing::warn!("starting an OpenID Connect sign-in: {why}");
+            return login_error("unavailable");
+        }
     };
     let binding = random_hex();
     let login = crate::db::OidcLogin {
@@ -230,8 +231,7 @@ pub async fn oidc_callback(
     };
     let svc = &state.service;
     let clear = state.cookies.set(state.cookies.login, "", 0);
-    let fail = |actor: String, why: String, shown: &str| {
-        let shown = shown.to_string();
+    let fail = |actor: String, why: String, shown: &'static str| {
         let clear = clear.clone();
         async move {
             svc.anonymous_event(
@@ -240,7 +240,7 @@ pub async fn oidc_callback(
                 why,
             )
             .await;
-            let mut r = login_error(&shown);
+            let mut r = login_error(shown);
             r.headers_mut().append(header::SET_COOKIE, clear);
             r
         }
@@ -257,61 +257,35 @@ pub async fn oidc_callback(
         return fail(
             anon(),
             "OIDC callback without a sign-in in progress in this browser (replayed or expired)".into(),
-            "That sign-in link has expired or was already used. Sign in again.",
+            "expired",
         )
         .await;
     };
     if svc.now() - login.created_at > 600_000 {
-        return fail(
-            anon(),
-            "OIDC sign-in took longer than 10 minutes".into(),
-            "The sign-in took too long. Sign in again.",
-        )
-        .await;
+        return fail(anon(), "OIDC sign-in took longer than 10 minutes".into(), "too_slow").await;
     }
     if let Some(err) = q.error {
         let err: String = err.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect();
         let desc = q.error_description.unwrap_or_default();
         let desc: String = desc.chars().filter(|c| !c.is_control()).take(200).collect();
-        return fail(
-            anon(),
-            format!("the identity provider answered {err}: {desc}"),
-            &format!(
-                "The identity provider did not sign you in ({err}). Try again, or ask your administrator for access."
-            ),
-        )
-        .await;
+        return fail(anon(), format!("the identity provider answered {err}: {desc}"), "refused").await;
     }
     let (Some(code), Some(st)) = (q.code, q.state) else {
-        return fail(
-            anon(),
-            "OIDC callback without code or state".into(),
-            "The sign-in answer was incomplete. Sign in again.",
-        )
-        .await;
+        return fail(anon(), "OIDC callback without code or state".into(), "incomplete").await;
     };
     // Compare hashes so the comparison time does not depend on the secret.
     if hash(&st) != hash(&login.state) {
-        return fail(
-            anon(),
-            "OIDC callback with a wrong state".into(),
-            "The sign-in answer did not match this browser. Sign in again.",
-        )
-        .await;
+        return fail(anon(), "OIDC callback with a wrong state".into(), "mismatch").await;
     }
     let identity = match oidc.finish(&code, &login.nonce, &login.pkce_verifier).await {
         Ok(i) => i,
-        Err(why) => return fail(anon(), why, "The sign-in could not be verified. Sign in again.").await,
+        Err(why) => return fail(anon(), why, "unverified").await,
     };
     if !state.roles.may_sign_in(&identity.groups) {
         return fail(
             identity.id.clone(),
             format!("sign-in denied: not in an allowed group (has: {})", identity.groups.join(", ")),
-            &format!(
-                "Signed in as {}, but your account is not in a group that may use the portal ({}). Ask your administrator.",
-                identity.name,
-                state.roles.allowed_groups.join(", ")
-            ),
+            "not_allowed",
         )
         .await;
     }

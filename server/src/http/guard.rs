@@ -24,16 +24,42 @@ pub(super) fn is_loopback(authority: &str) -> bool {
     matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]")
 }
 
+/// The port of an origin (`http://127.0.0.1:3000` → 3000; the scheme's default when none is given).
+fn port_of(origin: &str) -> Option<u16> {
+    let a = authority(origin);
+    let rest = match a.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?.1.strip_prefix(':').unwrap_or(""),
+        None => a.split_once(':').map_or("", |(_, p)| p),
+    };
+    match rest {
+        "" if origin.starts_with("https://") => Some(443),
+        "" => Some(80),
+        p => p.parse().ok(),
+    }
+}
+
+/// A loopback origin on the portal's own port: another program on this
+/// machine (a dev server on another port) cannot make the portal's users post.
+pub(super) fn is_own_loopback_origin(origin: &str, listen_port: u16) -> bool {
+    is_loopback(authority(origin)) && port_of(origin) == Some(listen_port)
+}
+
+/// Liveness and readiness answer on any `Host` (load balancers and probes use addresses).
+fn is_health_check(path: &str) -> bool {
+    path == "/healthz" || path == "/readyz"
+}
+
 /// Guards every request:
 /// - the `Host` must be the public URL's or a loopback name (a page on
 ///   another site that rebinds its DNS name to this server is refused, reads too);
 /// - state-changing requests that the browser marks as cross-site, or whose
-///   `Origin` is neither the public URL nor a loopback origin, are refused.
+///   `Origin` is neither the public URL nor a loopback origin on the portal's
+///   own port, are refused. Health checks answer on any `Host`.
 ///   GET and HEAD never change state.
 pub async fn same_origin_only(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let public = authority(&state.public_url);
-    let host_ok =
-        req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).is_none_or(|h| h == public || is_loopback(h));
+    let host_ok = is_health_check(req.uri().path())
+        || req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).is_none_or(|h| h == public || is_loopback(h));
     if !host_ok {
         return (StatusCode::MISDIRECTED_REQUEST, "this host name does not serve the portal; see server.public_url")
             .into_response();
@@ -46,7 +72,7 @@ pub async fn same_origin_only(State(state): State<AppState>, req: Request, next:
         h.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|v| v == "cross-site" || v == "same-site");
     let origin_mismatch = match h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         None => false,
-        Some(origin) => origin != state.public_url && !is_loopback(authority(origin)),
+        Some(origin) => origin != state.public_url && !is_own_loopback_origin(origin, state.listen_port),
     };
     if cross_site || origin_mismatch {
         let who = req.extensions().get::<Principal>().map(|p| p.id.clone());
@@ -57,4 +83,58 @@ pub async fn same_origin_only(State(state): State<AppState>, req: Request, next:
         ));
     }
     next.run(req).await
+}
+
+/// Content types the JSON API and the server functions take: JSON, and the
+/// URL-encoded form a few server functions use. A `text/plain` body (what a
+/// cross-site HTML form can send without a preflight) is refused with 415.
+pub async fn json_content_only(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let api = path.starts_with("/api/");
+    if req.method() == Method::POST && (api || path.starts_with("/rpc/")) {
+        let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let ok = essence == "application/json" || (!api && essence == "application/x-www-form-urlencoded");
+        if !ok {
+            return error_response(&app::error::AppError::UnsupportedMediaType(if api {
+                "send the body as JSON with `Content-Type: application/json`".into()
+            } else {
+                "send the body as JSON or a URL-encoded form".into()
+            }));
+        }
+    }
+    next.run(req).await
+}
+
+/// `Cache-Control: no-store` on everything a signed-in person is answered
+/// with, and on every API, server function and sign-in answer: a shared
+/// computer's browser cache or a proxy keeps no copy of requests, policies
+/// or audit events. The site's static files keep their own caching.
+pub async fn no_store_when_personal(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let personal = req.extensions().get::<Principal>().is_some()
+        || ["/api/", "/rpc/", "/auth/", "/users"].iter().any(|p| path.starts_with(p));
+    let stat = path.starts_with("/pkg/") || path == "/favicon.ico";
+    let mut resp = next.run(req).await;
+    if personal && !stat {
+        resp.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loopback_origin_counts_only_on_the_portals_own_port() {
+        assert!(is_own_loopback_origin("http://127.0.0.1:3000", 3000));
+        assert!(is_own_loopback_origin("http://localhost:3000", 3000));
+        assert!(is_own_loopback_origin("http://[::1]:3000", 3000));
+        assert!(!is_own_loopback_origin("http://127.0.0.1:5173", 3000), "another program on this machine");
+        assert!(!is_own_loopback_origin("http://localhost", 3000));
+        assert!(is_own_loopback_origin("http://localhost", 80));
+        assert!(!is_own_loopback_origin("https://evil.example:3000", 3000));
+        assert!(!is_own_loopback_origin("http://127.0.0.1:notaport", 3000));
+    }
 }

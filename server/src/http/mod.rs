@@ -72,6 +72,8 @@ pub fn router(state: AppState, site: Site) -> Router {
         None
     };
     own.merge(pages)
+        .layer(axum::middleware::from_fn(guard::json_content_only))
+        .layer(axum::middleware::from_fn(guard::no_store_when_personal))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::same_origin_only))
         .layer(axum::middleware::from_fn_with_state(state, auth::current_user))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))

@@ -14,6 +14,8 @@ pub struct AppState {
     pub oidc: Option<Arc<crate::oidc::Oidc>>,
     /// The origin people use (`server.public_url`), accepted as `Origin`.
     pub public_url: String,
+    /// The port the portal listens on: a loopback `Origin` is accepted only with it.
+    pub listen_port: u16,
 }
 
 /// Cookie names and attributes, fixed at start from `server.public_url`.

@@ -13,10 +13,8 @@ use app::domain::request::{Request, RequestKind, Status, MAX_COMMENT};
 use app::views::*;
 
 fn clean_comment(comment: String) -> Result<Option<String>, Error> {
-    let c = comment.trim().to_string();
-    if c.chars().count() > MAX_COMMENT {
-        return Err(Error::field("comment", format!("keep the comment under {MAX_COMMENT} characters")));
-    }
+    let c = app::domain::text::free_text(&comment, MAX_COMMENT, true)
+        .map_err(|e| Error::field("comment", format!("the comment: {e}")))?;
     Ok(Some(c).filter(|c| !c.is_empty()))
 }
 

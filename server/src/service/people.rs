@@ -333,11 +333,18 @@ impl PortalService {
         days: u32,
     ) -> Result<CreatedToken, Error> {
         self.authorize(by, Capability::ManageTokens, "manage API tokens").await?;
-        let name = name.trim().to_string();
         let mut errors = vec![];
-        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-            errors.push(FieldError::new("name", "name the token in 1 to 64 characters, e.g. ci-deploy"));
-        }
+        let name = match app::domain::text::free_text(&name, 64, false) {
+            Ok(n) if !n.is_empty() => n,
+            Ok(_) => {
+                errors.push(FieldError::new("name", "name the token in 1 to 64 characters, e.g. ci-deploy"));
+                String::new()
+            }
+            Err(e) => {
+                errors.push(FieldError::new("name", format!("the name: {e}")));
+                String::new()
+            }
+        };
         let scope = TokenScope::parse(&scope);
         if scope.is_none() {
             errors.push(FieldError::new("scope", "choose `submit` (submit requests only) or `user` (act as you)"));

@@ -20,6 +20,19 @@ impl PortalService {
                 "the production account is not configured, so access cannot be granted yet",
             ));
         }
+        // ECR wants the key in the repository's own region.
+        if let app::domain::settings::Encryption::Kms(key) = &parsed.spec.encryption {
+            let region = app::domain::settings::KmsKeyRef::parse(key).and_then(|k| k.region());
+            if let Some(r) = region.filter(|r| *r != self.deployment.target.region) {
+                return Err(Error::field(
+                    "kms_key_arn",
+                    format!(
+                        "the key is in {r}; ECR needs a key in {}, the repositories' region",
+                        self.deployment.target.region
+                    ),
+                ));
+            }
+        }
         let name = parsed.spec.name.clone();
         match self.registry.describe(name.as_str()).await {
             Ok(None) => {}
@@ -74,7 +87,9 @@ impl PortalService {
                 self.live_policy(name.as_str()).await.map_err(|e| aws_unavailable(&format!("read {name}"), e))?;
             !self.grant_target().is_some_and(|(a, l)| app::domain::policy::grants(live.as_ref(), a, l))
         };
-        let justification = Some(justification.trim().to_string())
+        let justification = app::domain::text::free_text(&justification, app::domain::form::MAX_JUSTIFICATION, true)
+            .map_err(|e| Error::field("justification", format!("the justification: {e}")))?;
+        let justification = Some(justification)
             .filter(|j| !j.is_empty())
             .unwrap_or_else(|| "Put the repository back to its approved state".into());
         let request = self.new_request(
