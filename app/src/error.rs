@@ -28,6 +28,9 @@ pub enum AppError {
     /// 415
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 429
+    #[error("{0}")]
+    TooManyRequests(String),
     /// 422
     #[error("{}", summary(.0))]
     Invalid(Vec<FieldError>),
@@ -56,6 +59,7 @@ impl AppError {
             Self::BadRequest(_) => 400,
             Self::TooLarge(_) => 413,
             Self::UnsupportedMediaType(_) => 415,
+            Self::TooManyRequests(_) => 429,
             Self::Invalid(_) => 422,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
@@ -71,6 +75,7 @@ impl AppError {
             Self::BadRequest(_) => "bad_request",
             Self::TooLarge(_) => "too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::TooManyRequests(_) => "too_many_requests",
             Self::Invalid(_) => "validation_failed",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",

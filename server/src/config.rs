@@ -42,6 +42,15 @@ pub struct ServerSection {
     /// The address people use (https://ecr.example.com). With https: Secure
     /// `__Host-` cookies and HSTS. Empty: http://<listen>.
     pub public_url: String,
+    /// A connection that has not sent a request's headers within this long is closed.
+    pub header_read_timeout_seconds: u64,
+    /// A request that has not been answered within this long gets 408.
+    pub request_timeout_seconds: u64,
+    /// Connections served at once; more wait in the accept queue.
+    pub max_connections: u64,
+    /// Behind a reverse proxy: take the client's address for per-client limits
+    /// from the last `X-Forwarded-For` entry (only if the proxy always sets it).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for ServerSection {
@@ -51,6 +60,10 @@ impl Default for ServerSection {
             site_root: "target/site".into(),
             max_body_bytes: 64 * 1024,
             public_url: String::new(),
+            header_read_timeout_seconds: 30,
+            request_timeout_seconds: 120,
+            max_connections: 1024,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -138,6 +151,8 @@ pub struct AuthSection {
     pub auditor_group: String,
     /// If not empty, only members of these groups may sign in (OIDC).
     pub allowed_groups: Vec<String>,
+    /// Sign-in attempts (local sign-in, OIDC start and callback) per client address per minute.
+    pub sign_in_per_minute: u32,
     /// Longest life of an API token, in days.
     pub token_max_days: u64,
     /// A token acts with its owner's role only while the owner has signed in
@@ -156,6 +171,7 @@ impl Default for AuthSection {
             admin_group: "ecr-admins".into(),
             auditor_group: "ecr-auditors".into(),
             allowed_groups: vec![],
+            sign_in_per_minute: 20,
             token_max_days: 90,
             token_role_max_age_days: 30,
             allow_local_on_non_loopback: false,
@@ -225,6 +241,8 @@ pub struct ApprovalSection {
     pub restore_repository_approvals: u32,
     /// Pending requests are closed as expired after this many hours.
     pub pending_expiry_hours: u64,
+    /// Open requests (waiting or being applied) one person may hold at once.
+    pub max_open_per_user: u32,
 }
 
 impl Default for ApprovalSection {
@@ -239,6 +257,7 @@ impl Default for ApprovalSection {
             restore_repository_groups: vec![],
             restore_repository_approvals: 1,
             pending_expiry_hours: 14 * 24,
+            max_open_per_user: 20,
         }
     }
 }
@@ -409,6 +428,17 @@ impl Config {
         }
         if raw.auth.session_idle_minutes == 0 || raw.auth.session_absolute_hours == 0 {
             bail!("config keys `auth.session_idle_minutes` and `auth.session_absolute_hours` must be above 0");
+        }
+        for (key, value) in [
+            ("server.header_read_timeout_seconds", raw.server.header_read_timeout_seconds),
+            ("server.request_timeout_seconds", raw.server.request_timeout_seconds),
+            ("server.max_connections", raw.server.max_connections),
+            ("auth.sign_in_per_minute", u64::from(raw.auth.sign_in_per_minute)),
+            ("approval.max_open_per_user", u64::from(raw.approval.max_open_per_user)),
+        ] {
+            if value == 0 {
+                bail!("config key `{key}` must be above 0");
+            }
         }
         if raw.auth.token_role_max_age_days == 0 {
             bail!("config key `auth.token_role_max_age_days` must be above 0");

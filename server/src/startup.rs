@@ -23,6 +23,8 @@ pub struct Application {
     worker: tokio::task::JoinHandle<()>,
     /// Publishes the audit chain's head (see `publish_heads`).
     heads: tokio::task::JoinHandle<()>,
+    /// Connection bounds (`http::serve`).
+    limits: crate::http::serve::Limits,
     /// This process's claim on the database, until it stops.
     _lock: crate::lock::DatabaseLock,
 }
@@ -84,6 +86,7 @@ impl Application {
                     oidc_sign_in: config.raw.auth.mode == AuthMode::Oidc,
                     approval: config.approval.clone(),
                     token_max_days: u32::try_from(config.raw.auth.token_max_days).unwrap_or(u32::MAX),
+                    max_open_per_user: config.raw.approval.max_open_per_user,
                     token_role_max_age_ms: i64::try_from(config.raw.auth.token_role_max_age_days)
                         .unwrap_or(i64::MAX / 86_400_000)
                         .saturating_mul(86_400_000),
@@ -136,6 +139,8 @@ impl Application {
             session_absolute_ms: config.raw.auth.session_absolute_hours * 3_600_000,
             cookies: crate::http::Cookies::new(config.https()),
             listen_port: addr.port(),
+            trust_forwarded_for: config.raw.server.trust_forwarded_for,
+            sign_ins: Arc::new(crate::limiter::PerMinute::new(config.raw.auth.sign_in_per_minute, 100_000)),
             roles: app::domain::principal::Roles {
                 admin_group: config.raw.auth.admin_group.trim().to_string(),
                 auditor_group: config.raw.auth.auditor_group.trim().to_string(),
@@ -153,6 +158,7 @@ impl Application {
                 addr,
                 max_body_bytes: config.raw.server.max_body_bytes,
                 https: config.https(),
+                request_timeout: Duration::from_secs(config.raw.server.request_timeout_seconds),
             },
         );
 
@@ -172,7 +178,11 @@ impl Application {
         } else {
             tokio::spawn(async {})
         };
-        Ok(Self { listener, router, addr, service, stop, worker, heads, _lock: lock })
+        let limits = crate::http::serve::Limits {
+            header_read_timeout: Duration::from_secs(config.raw.server.header_read_timeout_seconds),
+            max_connections: usize::try_from(config.raw.server.max_connections).unwrap_or(usize::MAX),
+        };
+        Ok(Self { listener, router, addr, service, stop, worker, heads, limits, _lock: lock })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -193,18 +203,7 @@ impl Application {
                 _ = stop_rx.wait_for(|s| *s) => {}
             }
         };
-        // TCP_NODELAY: pages are streamed in several writes, and Nagle's algorithm
-        // meeting the client's delayed ACK would hold the second one ~40 ms
-        // (found by the benchmark: every page at exactly 44 ms).
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp: &mut tokio::net::TcpStream| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("TCP_NODELAY: {e}");
-            }
-        });
-        axum::serve(listener, self.router.into_make_service())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")?;
+        crate::http::serve::serve(self.listener, self.router, self.limits, shutdown).await;
         let _ = self.stop.send(true);
         let _ = self.worker.await;
         let _ = self.heads.await;

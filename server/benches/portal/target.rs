@@ -30,6 +30,9 @@ impl Portal {
             .env("ECR_PORTAL_WORKER__ENABLED", if worker { "true" } else { "false" })
             .env("ECR_PORTAL_WORKER__POLL_INTERVAL_MS", "100")
             .env("ECR_PORTAL_WORKER__DRIFT_CHECK_SECONDS", "86400")
+            // The benchmark signs in many people from one address, and one requester holds many requests.
+            .env("ECR_PORTAL_AUTH__SIGN_IN_PER_MINUTE", "100000")
+            .env("ECR_PORTAL_APPROVAL__MAX_OPEN_PER_USER", "100000")
             .env("RUST_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::null())
             .stderr(if std::env::var_os("BENCH_SERVER_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })

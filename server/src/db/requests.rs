@@ -116,6 +116,17 @@ pub async fn list_requests(
     rows.iter().map(|r| request_from_row(r).map(|x| x.request)).collect()
 }
 
+/// How many requests of this requester are open (waiting for a decision or being applied).
+pub async fn open_requests_of(conn: &mut SqliteConnection, requester: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM requests WHERE requester = ?
+         AND status IN ('pending', 'approved', 'applying', 'needs_reapproval')",
+    )
+    .bind(requester)
+    .fetch_one(conn)
+    .await
+}
+
 /// The newest request about `repository` after request `id` that is open or
 /// was approved (applied, failed or in flight), with its status: what a retry
 /// of `id` would run over.

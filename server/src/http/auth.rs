@@ -59,7 +59,8 @@ pub async fn current_user(State(state): State<AppState>, mut req: Request, next:
                 resp
             }
             Err(why) => {
-                svc.anonymous_event(None, AuditAction::SignInFailed, format!("{why} ({what})")).await;
+                let ip = state.client_ip_of(req.headers(), req.extensions());
+                svc.anonymous_event(ip, None, AuditAction::SignInFailed, format!("{why} ({what})")).await;
                 error_response(&app::error::AppError::Unauthenticated)
             }
         };
@@ -223,9 +224,11 @@ pub struct OidcCallback {
 /// with the PKCE verifier and the id_token verified; then a new session.
 pub async fn oidc_callback(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     Query(q): Query<OidcCallback>,
 ) -> Response {
+    let ip = super::serve::client_ip(&headers, peer.map(|p| p.0 .0), state.trust_forwarded_for);
     let Some(oidc) = state.oidc.clone() else {
         return (StatusCode::NOT_FOUND, "OpenID Connect sign-in is not enabled").into_response();
     };
@@ -235,6 +238,7 @@ pub async fn oidc_callback(
         let clear = clear.clone();
         async move {
             svc.anonymous_event(
+                ip,
                 Some(&actor).filter(|a| *a != "anonymous").map(|a| a.as_str()),
                 AuditAction::SignInFailed,
                 why,

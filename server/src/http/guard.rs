@@ -77,12 +77,34 @@ pub async fn same_origin_only(State(state): State<AppState>, req: Request, next:
     if cross_site || origin_mismatch {
         let who = req.extensions().get::<Principal>().map(|p| p.id.clone());
         let what = format!("cross-site {} {} refused", req.method(), req.uri().path());
-        state.service.anonymous_event(who.as_deref(), AuditAction::AccessDenied, what).await;
+        let ip = state.client_ip_of(req.headers(), req.extensions());
+        state.service.anonymous_event(ip, who.as_deref(), AuditAction::AccessDenied, what).await;
         return error_response(&app::error::AppError::Forbidden(
             "cross-site requests cannot change anything here".into(),
         ));
     }
     next.run(req).await
+}
+
+/// At most `auth.sign_in_per_minute` sign-in attempts (local sign-in, OIDC
+/// start and callback) per client address: 429 with `Retry-After` past that.
+pub async fn limit_sign_ins(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let ip = state.client_ip_of(req.headers(), req.extensions());
+    match state.sign_ins.hit(&ip, state.service.now()) {
+        crate::limiter::Hit::Allowed { .. } => next.run(req).await,
+        crate::limiter::Hit::Over { retry_after_ms } => {
+            let what = format!("too many sign-in attempts ({} {})", req.method(), req.uri().path());
+            state.service.anonymous_event(ip, None, AuditAction::SignInFailed, what).await;
+            let mut resp = error_response(&app::error::AppError::TooManyRequests(format!(
+                "too many sign-in attempts from your address; try again in {} s",
+                (retry_after_ms + 999) / 1000
+            )));
+            if let Ok(v) = axum::http::HeaderValue::from_str(&((retry_after_ms + 999) / 1000).to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            resp
+        }
+    }
 }
 
 /// Content types the JSON API and the server functions take: JSON, and the

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod guard;
 mod people;
+pub mod serve;
 mod state;
 
 pub use state::{AppState, Cookies};
@@ -33,6 +34,8 @@ pub struct Site {
     pub max_body_bytes: u64,
     /// People reach the portal over HTTPS (HSTS).
     pub https: bool,
+    /// A request not answered within this long gets 408 (`server.request_timeout_seconds`).
+    pub request_timeout: Duration,
 }
 
 /// Every route, with the middleware in front of them.
@@ -53,13 +56,17 @@ pub fn router(state: AppState, site: Site) -> Router {
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options);
 
+    // Sign-in attempts are limited per client address.
+    let sign_in = Router::new()
+        .route("/auth/local", post(auth::local_sign_in))
+        .route("/auth/oidc/start", get(auth::oidc_start))
+        .route("/auth/oidc/callback", get(auth::oidc_callback))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard::limit_sign_ins));
     let own = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/auth/local", post(auth::local_sign_in))
         .route("/auth/logout", post(auth::logout))
-        .route("/auth/oidc/start", get(auth::oidc_start))
-        .route("/auth/oidc/callback", get(auth::oidc_callback))
+        .merge(sign_in)
         .route("/users/revoke", post(people::revoke_user))
         .merge(api::routes())
         .with_state(state.clone());
@@ -77,6 +84,8 @@ pub fn router(state: AppState, site: Site) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::same_origin_only))
         .layer(axum::middleware::from_fn_with_state(state, auth::current_user))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        // The whole request, from its first byte to the answer's headers.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, site.request_timeout))
         // Pages and JSON are compressed on the fly (fast gzip); the site's static
         // files are served precompressed (.br/.gz, made at build time) and left alone.
         .layer(

@@ -16,6 +16,26 @@ pub struct AppState {
     pub public_url: String,
     /// The port the portal listens on: a loopback `Origin` is accepted only with it.
     pub listen_port: u16,
+    /// `server.trust_forwarded_for`: the client's address comes from `X-Forwarded-For`.
+    pub trust_forwarded_for: bool,
+    /// Sign-in attempts per client address per minute (`auth.sign_in_per_minute`).
+    pub sign_ins: Arc<crate::limiter::PerMinute<Option<std::net::IpAddr>>>,
+}
+
+impl AppState {
+    /// The client's address (see `serve::client_ip`).
+    pub fn client_ip(&self, parts: &axum::http::request::Parts) -> Option<std::net::IpAddr> {
+        self.client_ip_of(&parts.headers, &parts.extensions)
+    }
+
+    pub fn client_ip_of(
+        &self,
+        headers: &axum::http::HeaderMap,
+        extensions: &axum::http::Extensions,
+    ) -> Option<std::net::IpAddr> {
+        let peer = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
+        super::serve::client_ip(headers, peer, self.trust_forwarded_for)
+    }
 }
 
 /// Cookie names and attributes, fixed at start from `server.public_url`.

@@ -43,6 +43,8 @@ pub struct Deployment {
     pub approval: ApprovalPolicy,
     /// Longest life of an API token (days).
     pub token_max_days: u32,
+    /// Open requests one person may hold at once.
+    pub max_open_per_user: u32,
     /// A token is refused when its owner last signed in longer ago than this (ms).
     pub token_role_max_age_ms: i64,
 }
@@ -55,8 +57,9 @@ pub struct PortalService {
     /// Wakes the worker when there is approved work.
     pub wake: Arc<Notify>,
     pub retry: RetryPolicy,
-    /// (window start ms, events in it, events dropped since the last recorded one).
-    anonymous_window: std::sync::Mutex<(i64, u32, u64)>,
+    /// Security events anyone can cause without signing in: per source, and in all.
+    anonymous_per_source: crate::limiter::PerMinute<Option<std::net::IpAddr>>,
+    anonymous_in_all: crate::limiter::PerMinute<()>,
     /// The last inventory read from ECR, and when (see `drift.rs`).
     inventory: drift::InventoryCache,
     /// `audit.head_file`: where published audit heads go (see `audit_chain.rs`).
@@ -88,8 +91,10 @@ impl RetryPolicy {
     }
 }
 
-/// Security events anyone can cause without signing in, recorded per minute at most.
-pub const ANONYMOUS_EVENTS_PER_MINUTE: u32 = 120;
+/// Security events anyone can cause without signing in, recorded per source (client address) per minute at most.
+pub const ANONYMOUS_EVENTS_PER_SOURCE: u32 = 30;
+/// And in all, per minute (a flood from many addresses still cannot fill the trail).
+pub const ANONYMOUS_EVENTS_PER_MINUTE: u32 = 600;
 
 fn aws_unavailable(what: &str, e: RegistryError) -> Error {
     match e {
@@ -127,7 +132,8 @@ impl PortalService {
             wake: Arc::new(Notify::new()),
             retry: RetryPolicy::default(),
             inventory: Default::default(),
-            anonymous_window: std::sync::Mutex::new((0, 0, 0)),
+            anonymous_per_source: crate::limiter::PerMinute::new(ANONYMOUS_EVENTS_PER_SOURCE, 100_000),
+            anonymous_in_all: crate::limiter::PerMinute::new(ANONYMOUS_EVENTS_PER_MINUTE, 1),
             audit_head_file: None,
         }
     }

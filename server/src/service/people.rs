@@ -1,6 +1,6 @@
 //! People and their rights: sessions, API tokens, security events (sign-ins,
 //! denials, token use) and the capability checks every use case starts with.
-use super::{Error, PortalService, ANONYMOUS_EVENTS_PER_MINUTE};
+use super::{Error, PortalService, ANONYMOUS_EVENTS_PER_MINUTE, ANONYMOUS_EVENTS_PER_SOURCE};
 use crate::clock::format_ms;
 use crate::db::{self, NewEvent};
 use app::domain::audit::AuditAction;
@@ -117,27 +117,44 @@ impl PortalService {
     }
 
     /// A security event that anyone can cause without signing in (a bogus
-    /// token, a forged callback, a cross-site post). Recorded like the others,
-    /// but at most [`ANONYMOUS_EVENTS_PER_MINUTE`] a minute, so a flood cannot
-    /// fill the audit trail or hold its write lock; the rest are counted in the
-    /// log and summed up in the next recorded event.
-    pub async fn anonymous_event(&self, actor: Option<&str>, action: AuditAction, detail: String) {
+    /// token, a forged callback, a cross-site post), from `source` (the
+    /// client's address). Recorded like the others, but at most
+    /// [`ANONYMOUS_EVENTS_PER_SOURCE`] a minute per source and
+    /// [`ANONYMOUS_EVENTS_PER_MINUTE`] in all, so a flood from one address
+    /// cannot push out the events of everyone else, and no flood can fill the
+    /// trail or hold its write lock; the rest are counted in the log and
+    /// summed up in that source's next recorded event.
+    pub async fn anonymous_event(
+        &self,
+        source: Option<std::net::IpAddr>,
+        actor: Option<&str>,
+        action: AuditAction,
+        detail: String,
+    ) {
+        use crate::limiter::Hit;
         let now = self.now();
-        let dropped = {
-            let mut w = self.anonymous_window.lock().unwrap_or_else(|p| p.into_inner());
-            if now - w.0 >= 60_000 || now < w.0 {
-                *w = (now, 0, w.2);
-            }
-            w.1 += 1;
-            if w.1 > ANONYMOUS_EVENTS_PER_MINUTE {
-                w.2 += 1;
-                tracing::warn!("{}: {detail} (not recorded: over {ANONYMOUS_EVENTS_PER_MINUTE}/min)", action.as_str());
+        let from = source.map(|ip| ip.to_string()).unwrap_or_else(|| "an unknown address".into());
+        let dropped = match self.anonymous_per_source.hit(&source, now) {
+            Hit::Allowed { dropped } => dropped,
+            Hit::Over { .. } => {
+                tracing::warn!(
+                    "{}: {detail} from {from} (not recorded: over {ANONYMOUS_EVENTS_PER_SOURCE}/min from it)",
+                    action.as_str()
+                );
                 return;
             }
-            std::mem::take(&mut w.2)
         };
-        let detail =
-            if dropped > 0 { format!("{detail} (and {dropped} more not recorded, over the limit)") } else { detail };
+        if let Hit::Over { .. } = self.anonymous_in_all.hit(&(), now) {
+            tracing::warn!(
+                "{}: {detail} from {from} (not recorded: over {ANONYMOUS_EVENTS_PER_MINUTE}/min in all)",
+                action.as_str()
+            );
+            return;
+        }
+        let detail = match dropped {
+            0 => format!("{detail} [from {from}]"),
+            n => format!("{detail} [from {from}] (and {n} more from it not recorded, over the limit)"),
+        };
         self.security_event(actor.unwrap_or("anonymous"), action, detail).await;
     }
 

@@ -106,6 +106,15 @@ impl PortalService {
     /// approved one.
     pub(super) async fn insert_request(&self, request: Request, detail: String) -> Result<i64, Error> {
         let mut tx = self.db.write().await?;
+        // Counted in the transaction that inserts, so two submissions at once cannot both pass.
+        let max = self.deployment.max_open_per_user;
+        if db::open_requests_of(&mut tx, &request.requester).await? >= i64::from(max) {
+            tx.rollback().await?;
+            return Err(Error::Conflict(format!(
+                "you already have {max} open requests (waiting for a decision or being applied), the most one \
+                 person may hold; wait for decisions, or reject (withdraw) ones you no longer need"
+            )));
+        }
         let id = Self::insert_request_in(&mut tx, &request, detail).await?;
         tx.commit().await?;
         if request.status == Status::Approved {

@@ -92,6 +92,8 @@ async fn start_app(
     raw.aws.staging_role_arn = format!("arn:aws:iam::{account}:role/ecr-portal-apply");
     raw.aws.production_role_arn = "arn:aws:iam::222222222222:role/ecr-portal-discover".into();
     raw.worker.poll_interval_ms = 50;
+    // Tests sign many people in from one address; the limit's own tests set it low again.
+    raw.auth.sign_in_per_minute = 1_000;
     tweak(&mut raw);
     let config = Config::validate(raw).expect("valid test config");
     let clock = clock.map(|c| c as Arc<dyn Clock>);

@@ -5,6 +5,7 @@ mod crash;
 mod faults;
 mod helpers;
 mod leases;
+mod limits;
 mod oidc;
 mod people;
 mod process;

@@ -333,21 +333,30 @@ async fn a_new_repository_with_production_access_needs_the_production_approvers(
 }
 
 #[tokio::test]
-async fn a_flood_of_bogus_tokens_cannot_fill_the_audit_trail() {
-    let app = spawn_app().await;
+async fn a_flood_of_bogus_tokens_from_one_address_cannot_push_out_other_events() {
+    use server::service::ANONYMOUS_EVENTS_PER_SOURCE as PER_SOURCE;
+    // Behind a proxy the operator trusts, the client's address is the last X-Forwarded-For entry.
+    let app = spawn_app_with(|c| c.server.trust_forwarded_for = true).await;
     let bogus = reqwest::Client::new();
-    for i in 0..(server::service::ANONYMOUS_EVENTS_PER_MINUTE + 30) {
-        let r = bogus.get(format!("{}/api/v1/requests", app.base)).bearer_auth(format!("ecrp_bogus{i}")).send().await;
-        assert_eq!(r.expect("get").status(), 401);
+    let call = |i: u32, from: &'static str| {
+        bogus
+            .get(format!("{}/api/v1/requests", app.base))
+            .header("x-forwarded-for", format!("198.51.100.7, {from}"))
+            .bearer_auth(format!("ecrp_bogus{i}"))
+            .send()
+    };
+    for i in 0..(PER_SOURCE + 30) {
+        assert_eq!(call(i, "203.0.113.9").await.expect("get").status(), 401);
     }
+    // Someone else, from another address, right after the flood: still recorded.
+    assert_eq!(call(9999, "192.0.2.44").await.expect("get").status(), 401);
     let aude = app.sign_in("aude", "auditor").await;
     let (_, page) = aude.get("/api/v1/audit?action=sign_in_failed&limit=200").await;
-    let n = page["events"].as_array().expect("events").len();
-    assert_eq!(
-        n as u32,
-        server::service::ANONYMOUS_EVENTS_PER_MINUTE,
-        "recorded up to the limit, then counted in the log"
-    );
+    let events = page["events"].as_array().expect("events");
+    let from = |ip: &str| events.iter().filter(|e| e["detail"].as_str().unwrap_or("").contains(ip)).count();
+    assert_eq!(from("[from 203.0.113.9]") as u32, PER_SOURCE, "the flood: recorded up to its source's limit");
+    assert_eq!(from("[from 192.0.2.44]"), 1, "the other source's event is in the trail");
+    assert_eq!(events.len() as u32, PER_SOURCE + 1);
 }
 
 #[tokio::test]
