@@ -90,15 +90,14 @@ pub fn client_ip(
     trust_forwarded_for: bool,
 ) -> Option<std::net::IpAddr> {
     if trust_forwarded_for {
-        let forwarded = headers
+        let last = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|a| a.trim().parse().ok())
-            .last();
-        if forwarded.is_some() {
-            return forwarded;
+            .next_back();
+        if let Some(ip) = last.and_then(|a| a.trim().parse().ok()) {
+            return Some(ip);
         }
     }
     peer.map(|p| p.ip())

@@ -137,6 +137,20 @@ impl TestApp {
         user
     }
 
+    /// Signs `username` in on a fresh client; returns the session cookie (`name=value`)
+    /// for raw requests that carry it by hand.
+    pub async fn session_cookie(&self, username: &str, role: &str) -> String {
+        let r = reqwest::Client::new()
+            .post(format!("{}/auth/local", self.base))
+            .header("accept", "application/json")
+            .form(&[("username", username), ("role", role)])
+            .send()
+            .await
+            .expect("sign in");
+        let set = r.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("a session cookie");
+        set.split(';').next().expect("name=value").to_string()
+    }
+
     /// Runs the apply worker's step once (for tests that turn the worker off).
     pub async fn apply_once(&self) -> server::service::ApplyOutcome {
         self.service.apply_next("test-worker", 60_000).await.expect("apply step")

@@ -43,17 +43,7 @@ async fn a_connection_that_sends_its_headers_slowly_is_closed() {
 async fn a_request_whose_body_never_comes_gets_408() {
     let app = spawn_app_with(|c| c.server.request_timeout_seconds = 1).await;
     let rita = app.sign_in("rita", "requester").await;
-    let cookie = {
-        // The session cookie, to make an authenticated raw request.
-        let r = reqwest::Client::new()
-            .post(format!("{}/auth/local", app.base))
-            .header("accept", "application/json")
-            .form(&[("username", "rita"), ("role", "requester")])
-            .send()
-            .await
-            .expect("sign in");
-        r.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_string()
-    };
+    let cookie = app.session_cookie("rita", "requester").await;
     let mut tcp = tokio::net::TcpStream::connect(addr(&app)).await.expect("connect");
     let head = format!(
         "POST /api/v1/requests HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"name\":",

@@ -87,7 +87,7 @@ async fn the_people_page_cuts_someone_off_with_a_plain_form() {
     assert!(html.contains("local:alice") && html.contains(r#"action="/users/revoke""#), "the form is in the page");
     // The form's POST (no JavaScript): answered with a redirect back to the page.
     let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    let cookie = bob_cookie(&app, &no_redirects).await;
+    let cookie = app.session_cookie("bob", "admin").await;
     let r = no_redirects
         .post(format!("{}/users/revoke", app.base))
         .header("cookie", &cookie)
@@ -115,19 +115,6 @@ async fn the_people_page_cuts_someone_off_with_a_plain_form() {
     let alice = app.sign_in("alice", "requester").await;
     let r = alice.http.get(format!("{}/users", app.base)).send().await.expect("page");
     assert!(r.text().await.expect("html").contains("see who has signed in"));
-}
-
-/// Signs bob in on a client without a cookie store; returns his session cookie.
-async fn bob_cookie(app: &TestApp, client: &reqwest::Client) -> String {
-    let r = client
-        .post(format!("{}/auth/local", app.base))
-        .header("accept", "application/json")
-        .form(&[("username", "bob"), ("role", "admin")])
-        .send()
-        .await
-        .expect("sign in");
-    let set = r.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("cookie").to_string();
-    set.split(';').next().expect("name=value").to_string()
 }
 
 #[tokio::test]
