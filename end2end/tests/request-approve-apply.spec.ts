@@ -42,7 +42,7 @@ test("a requester asks for a repository, an admin approves it, it is created and
   await expect(alice.getByTestId("justification")).toHaveText(payload);
   expect(await alice.evaluate(() => (window as any).__pwned)).toBeUndefined();
   // A requester sees why they cannot approve.
-  await expect(alice.getByTestId("approve-blocked")).toContainText("only admins can approve");
+  await expect(alice.getByTestId("approve-blocked")).toContainText("only members of ecr-admins can decide");
   await expect(alice.getByRole("button", { name: "Approve" })).toHaveCount(0);
 
   // --- the admin ---

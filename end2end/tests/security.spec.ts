@@ -112,7 +112,7 @@ test("signing in through the OpenID Connect redirect", async ({ page }) => {
   await page.request.post(`${ISSUER}/__mock/next-login`, { data: { error: "access_denied" } });
   await page.goto(`${OIDC_BASE}/login`);
   await page.getByTestId("sso").click();
-  await expect(page.getByTestId("login-error")).toContainText("did not sign you in (access_denied)");
+  await expect(page.getByTestId("login-error")).toContainText("The identity provider did not sign you in");
   expect(errors).toEqual([]);
 });
 
