@@ -80,7 +80,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/repositories") view=repos::Repositories/>
                     <Route path=path!("/audit") view=audit::AuditPage/>
                     <Route path=path!("/tokens") view=tokens::TokensPage/>
-                    <Route path=path!("/users") view=users::UsersPage/>
+                    // Rendered whole before it is sent: the page and its form work without JavaScript.
+                    <Route path=path!("/users") view=users::UsersPage ssr=leptos_router::SsrMode::Async/>
                 </Routes>
             </main>
             <Footer/>
