@@ -29,7 +29,7 @@ test("an admin cuts a person off from the people page, with JavaScript turned of
 
   // Their session and their token are over.
   await them.reload();
-  await expect(them.getByRole("link", { name: "Sign in" })).toBeVisible();
+  await expect(them.getByRole("banner").getByRole("link", { name: "Sign in" })).toBeVisible();
   const withToken = await them.request.get("/api/v1/requests", { headers: { authorization: `Bearer ${secret}` } });
   expect(withToken.status()).toBe(401);
   expect(errors.filter((e) => !e.includes("401"))).toEqual([]);
