@@ -28,6 +28,7 @@ pub struct RawConfig {
     pub approval: ApprovalSection,
     pub worker: WorkerSection,
     pub audit: AuditSection,
+    pub notify: NotifySection,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -316,6 +317,46 @@ impl Default for AuditSection {
     }
 }
 
+/// Notifications (`server/src/notify.rs`): channels, which events go where,
+/// and how deliveries are retried. Secrets come from the environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifySection {
+    /// A Slack-compatible incoming webhook (Slack, Mattermost, …). Empty: off.
+    pub slack_webhook_url: String,
+    /// A generic webhook receiving signed JSON. Empty: off.
+    pub webhook_url: String,
+    /// The HMAC-SHA256 key of `X-Ecr-Portal-Signature-256` (ECR_PORTAL_NOTIFY__WEBHOOK_SECRET).
+    pub webhook_secret: String,
+    /// Events each channel gets (`request.submitted`, …, `drift.found`); all by default.
+    pub slack_events: Vec<String>,
+    pub webhook_events: Vec<String>,
+    /// Retries: exponential backoff with jitter from this, doubling up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// A notification not delivered within this long is given up (and the audit trail says so).
+    pub give_up_after_minutes: u64,
+    /// Each delivery's limit, connecting included.
+    pub timeout_ms: u64,
+}
+
+impl Default for NotifySection {
+    fn default() -> Self {
+        let all = || app::domain::notify::NotifyEvent::ALL.iter().map(|e| e.as_str().to_string()).collect();
+        Self {
+            slack_webhook_url: String::new(),
+            webhook_url: String::new(),
+            webhook_secret: String::new(),
+            slack_events: all(),
+            webhook_events: all(),
+            retry_base_ms: 5_000,
+            retry_max_ms: 300_000,
+            give_up_after_minutes: 24 * 60,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
 /// The validated configuration the application runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -503,6 +544,33 @@ impl Config {
         }
         if raw.audit.publish_every_events == 0 {
             bail!("config key `audit.publish_every_events` must be above 0");
+        }
+        let n = &raw.notify;
+        for (key, url) in [("notify.slack_webhook_url", &n.slack_webhook_url), ("notify.webhook_url", &n.webhook_url)] {
+            // The configuration is trusted: loopback and private addresses are allowed.
+            if let Some(u) = opt(url) {
+                if !(u.starts_with("https://") || u.starts_with("http://")) || reqwest::Url::parse(u).is_err() {
+                    bail!("config key `{key}`: `{u}` is not an http(s) URL");
+                }
+            }
+        }
+        if opt(&n.webhook_url).is_some() && opt(&n.webhook_secret).is_none() {
+            bail!(
+                "config key `notify.webhook_secret`: a webhook needs a secret to sign its deliveries \
+                 (ECR_PORTAL_NOTIFY__WEBHOOK_SECRET)"
+            );
+        }
+        for (key, list) in [("notify.slack_events", &n.slack_events), ("notify.webhook_events", &n.webhook_events)] {
+            if let Some(bad) = list.iter().find(|e| app::domain::notify::NotifyEvent::parse(e).is_none()) {
+                bail!("config key `{key}`: `{bad}` is not an event; use request.submitted, request.approved, …, drift.found");
+            }
+        }
+        if n.retry_base_ms == 0 || n.retry_max_ms < n.retry_base_ms || n.give_up_after_minutes == 0 || n.timeout_ms == 0
+        {
+            bail!(
+                "config keys `notify.retry_base_ms`, `notify.give_up_after_minutes` and `notify.timeout_ms` must be \
+                 above 0, and `notify.retry_max_ms` at least `notify.retry_base_ms`"
+            );
         }
         let database_path = PathBuf::from(raw.database.path.trim());
         let audit_key_path = match opt(&raw.audit.key_file) {

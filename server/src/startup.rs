@@ -23,6 +23,8 @@ pub struct Application {
     worker: tokio::task::JoinHandle<()>,
     /// Publishes the audit chain's head (see `publish_heads`).
     heads: tokio::task::JoinHandle<()>,
+    /// Delivers notifications (`worker::send_notifications`).
+    sender: tokio::task::JoinHandle<()>,
     /// Connection bounds (`http::serve`).
     limits: crate::http::serve::Limits,
     /// This process's claim on the database, until it stops.
@@ -68,6 +70,16 @@ impl Application {
                 None
             }
         };
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {} (config key `server.listen`)", config.listen))?;
+        let addr = listener.local_addr()?;
+        // Without a configured public URL, people reach the portal at the bound address (port 0 resolved).
+        let public_url = if config.raw.server.public_url.trim().is_empty() {
+            format!("http://{addr}")
+        } else {
+            config.public_url.clone()
+        };
         let service = Arc::new(
             PortalService::new(
                 db,
@@ -98,19 +110,22 @@ impl Application {
                 base_ms: config.raw.worker.retry_base_ms,
                 max_ms: config.raw.worker.retry_max_ms,
             })
-            .with_audit_head_file(config.audit_head_file.clone()),
+            .with_audit_head_file(config.audit_head_file.clone())
+            .with_notifications(
+                crate::notify::Notifier::new(&config.raw.notify, &public_url)?,
+                crate::service::DeliveryPolicy {
+                    retry: crate::service::RetryPolicy {
+                        max_attempts: u32::MAX,
+                        base_ms: config.raw.notify.retry_base_ms,
+                        max_ms: config.raw.notify.retry_max_ms,
+                    },
+                    give_up_after_ms: i64::try_from(config.raw.notify.give_up_after_minutes)
+                        .unwrap_or(i64::MAX / 60_000)
+                        .saturating_mul(60_000),
+                },
+            ),
         );
         service.seal_unkeyed_audit_chain(&config.audit_key_path).await?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding {} (config key `server.listen`)", config.listen))?;
-        let addr = listener.local_addr()?;
-        // Without a configured public URL, people reach the portal at the bound address (port 0 resolved).
-        let public_url = if config.raw.server.public_url.trim().is_empty() {
-            format!("http://{addr}")
-        } else {
-            config.public_url.clone()
-        };
         let oidc = match config.raw.auth.mode {
             AuthMode::Oidc => {
                 let redirect = Some(config.raw.oidc.redirect_url.trim().to_string())
@@ -163,6 +178,11 @@ impl Application {
         );
 
         let (stop, stop_rx) = watch::channel(false);
+        let sender = tokio::spawn(crate::worker::send_notifications(
+            service.clone(),
+            Duration::from_millis(config.raw.worker.poll_interval_ms.min(1_000)),
+            stop.subscribe(),
+        ));
         let heads =
             tokio::spawn(publish_heads(service.clone(), config.raw.audit.publish_every_events, stop.subscribe()));
         let worker = if config.raw.worker.enabled {
@@ -182,7 +202,7 @@ impl Application {
             header_read_timeout: Duration::from_secs(config.raw.server.header_read_timeout_seconds),
             max_connections: usize::try_from(config.raw.server.max_connections).unwrap_or(usize::MAX),
         };
-        Ok(Self { listener, router, addr, service, stop, worker, heads, limits, _lock: lock })
+        Ok(Self { listener, router, addr, service, stop, worker, heads, sender, limits, _lock: lock })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -207,6 +227,7 @@ impl Application {
         let _ = self.stop.send(true);
         let _ = self.worker.await;
         let _ = self.heads.await;
+        let _ = self.sender.await;
         Ok(())
     }
 }

@@ -67,3 +67,33 @@ pub async fn run(service: Arc<PortalService>, settings: Settings, mut stop: watc
     }
     tracing::info!("apply worker stopped");
 }
+
+/// The notification sender: delivers what the outbox holds, beside the apply
+/// worker so a slow receiver never holds up an apply (or an approval).
+pub async fn send_notifications(service: Arc<PortalService>, poll: Duration, mut stop: watch::Receiver<bool>) {
+    if service.notifier.channels().is_empty() {
+        return;
+    }
+    if let Err(e) = service.release_outbox_claims().await {
+        tracing::error!("releasing notification claims: {e}");
+    }
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let busy = match service.deliver_due().await {
+            Ok(n) => n > 0,
+            Err(e) => {
+                tracing::error!("sending notifications: {e}");
+                false
+            }
+        };
+        if busy {
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}

@@ -32,10 +32,14 @@ pub enum AuditAction {
     AuditChainKeyed,
     /// An admin ended every session and API token of a person at once.
     UserRevoked,
+    /// A notification was delivered (channel, event, delivery id).
+    NotificationSent,
+    /// A notification was given up (after `notify.give_up_after_minutes`, or refused for good).
+    NotificationFailed,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 25] = [
+    pub const ALL: [AuditAction; 27] = [
         AuditAction::SignedIn,
         AuditAction::SignedOut,
         AuditAction::RequestSubmitted,
@@ -61,6 +65,8 @@ impl AuditAction {
         AuditAction::RequestExpired,
         AuditAction::AuditChainKeyed,
         AuditAction::UserRevoked,
+        AuditAction::NotificationSent,
+        AuditAction::NotificationFailed,
     ];
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -89,6 +95,8 @@ impl AuditAction {
             Self::RequestExpired => "request_expired",
             Self::AuditChainKeyed => "audit_chain_keyed",
             Self::UserRevoked => "user_revoked",
+            Self::NotificationSent => "notification_sent",
+            Self::NotificationFailed => "notification_failed",
         }
     }
     pub fn parse(raw: &str) -> Option<Self> {
@@ -122,6 +130,8 @@ impl AuditAction {
             Self::RequestExpired => "Expired without enough approvals",
             Self::AuditChainKeyed => "Audit trail keyed",
             Self::UserRevoked => "Person cut off (sessions and tokens ended)",
+            Self::NotificationSent => "Notified",
+            Self::NotificationFailed => "Notification given up",
         }
     }
 }

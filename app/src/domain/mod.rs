@@ -5,6 +5,7 @@ pub mod approval;
 pub mod audit;
 pub mod form;
 pub mod name;
+pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod principal;

@@ -19,6 +19,7 @@
 //! transaction, which derefs to one) or `&SqlitePool` for plain reads.
 mod audit;
 mod backup;
+mod outbox;
 mod repositories;
 mod requests;
 mod sessions;
@@ -26,6 +27,7 @@ mod tokens;
 
 pub use audit::*;
 pub use backup::backup;
+pub use outbox::*;
 pub use repositories::*;
 pub use requests::*;
 pub use sessions::*;

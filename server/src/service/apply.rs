@@ -26,6 +26,7 @@ use crate::aws::{fixes, Registry, RegistryError, REQUEST_TAG};
 use crate::clock::Clock;
 use crate::db::{self, Db, NewEvent, RecordRow};
 use app::domain::audit::AuditAction;
+use app::domain::notify::NotifyEvent;
 use app::domain::policy;
 use app::domain::principal::SYSTEM_ACTOR;
 use app::domain::request::{Request, RequestKind, Status};
@@ -36,8 +37,9 @@ use std::sync::Arc;
 /// Test hook: with `PORTAL_TEST_CRASH_AT=<point>` the worker announces the
 /// point on standard error and hangs there, so a crash test can SIGKILL the
 /// process at exactly that moment. Points: `before_aws`, `after_create`,
-/// `during_verify`. Unset (always, outside tests) it does nothing.
-fn crash_point(point: &str) {
+/// `during_verify`, and the notification sender's `before_delivery` and
+/// `after_delivery`. Unset (always, outside tests) it does nothing.
+pub(crate) fn crash_point(point: &str) {
     static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     if AT.get_or_init(|| std::env::var("PORTAL_TEST_CRASH_AT").ok()).as_deref() == Some(point) {
         eprintln!("CRASH POINT {point}");
@@ -295,6 +297,18 @@ impl PortalService {
         }
         if clear_approvals {
             db::clear_approvals(&mut tx, id).await?;
+        }
+        let told = match finished.status {
+            Status::Applied => Some(NotifyEvent::RequestApplied),
+            Status::NeedsReapproval => Some(NotifyEvent::RequestNeedsReapproval),
+            // A revoke the portal made itself (a temporary grant ended) that failed: production can still pull.
+            Status::Failed if finished.requester == SYSTEM_ACTOR => Some(NotifyEvent::RevokeFailed),
+            Status::Failed => Some(NotifyEvent::RequestFailed),
+            _ => None,
+        };
+        if let Some(event) = told {
+            let notice = self.notice(event, &finished, detail.clone());
+            self.enqueue(&mut tx, &notice, Some(id), None).await?;
         }
         db::insert_event(
             &mut tx,

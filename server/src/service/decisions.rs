@@ -8,6 +8,7 @@ use crate::db::{self, NewEvent, RequestRow};
 use app::domain::approval::Approval;
 use app::domain::audit::AuditAction;
 use app::domain::name::RepoName;
+use app::domain::notify::NotifyEvent;
 use app::domain::principal::{Capability, Principal, SYSTEM_ACTOR};
 use app::domain::request::{Request, RequestKind, Status, MAX_COMMENT};
 use app::views::*;
@@ -153,6 +154,17 @@ impl PortalService {
             detail = if detail.is_empty() { format!("through {via}") } else { format!("{detail} (through {via})") };
         }
         let partial = approving && next.status == from;
+        let told = match action {
+            AuditAction::RequestApproved => Some(NotifyEvent::RequestApproved),
+            AuditAction::RequestRejected => Some(NotifyEvent::RequestRejected),
+            _ => None,
+        };
+        if let Some(event) = told {
+            let by_whom = if detail.is_empty() { format!("by {}", by.id) } else { format!("by {}: {detail}", by.id) };
+            let what = if partial { "one approval of several, " } else { "" };
+            let notice = self.notice(event, &next, format!("{what}{by_whom}"));
+            self.enqueue(&mut tx, &notice, Some(id), None).await?;
+        }
         db::insert_event(
             &mut tx,
             &NewEvent {
@@ -186,6 +198,8 @@ impl PortalService {
             let name = row.request.kind.repository().to_string();
             let expired = row.request.expire(now, why.clone())?;
             if db::save_decision(&mut tx, &expired, Status::Pending, Some(now)).await? {
+                let notice = self.notice(NotifyEvent::RequestExpired, &expired, why.clone());
+                self.enqueue(&mut tx, &notice, Some(expired.id), None).await?;
                 db::insert_event(
                     &mut tx,
                     &NewEvent {

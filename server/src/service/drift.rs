@@ -294,6 +294,16 @@ impl PortalService {
             current.drift = drift.clone();
             current.checked_at = Some(now);
             db::upsert_record(&mut tx, &current).await?;
+            if changed && !drift.is_empty() {
+                let notice = app::domain::notify::Notice {
+                    event: app::domain::notify::NotifyEvent::DriftFound,
+                    request: None,
+                    repository: Some(rec.name.clone()),
+                    detail: drift.join("; "),
+                    link: format!("{}/repositories?show=drift", self.notifier.public_url),
+                };
+                self.enqueue(&mut tx, &notice, current.request_id, None).await?;
+            }
             if changed {
                 let (action, detail) = if drift.is_empty() {
                     (AuditAction::DriftResolved, "the live state matches the approved state again".to_string())

@@ -11,6 +11,7 @@ mod audit_chain;
 mod decisions;
 mod drift;
 mod error;
+mod notifications;
 mod people;
 mod port;
 mod requests;
@@ -20,6 +21,7 @@ pub use error::{internal, Error, Result};
 
 pub use apply::ApplyOutcome;
 pub use audit_chain::read_heads;
+pub use notifications::DeliveryPolicy;
 
 use crate::aws::{Registry, RegistryError};
 use crate::clock::Clock;
@@ -66,6 +68,9 @@ pub struct PortalService {
     pub audit_head_file: Option<std::path::PathBuf>,
     /// The portal's key: signs the marker tag of the repositories it creates.
     key: crate::secret::PortalKey,
+    /// The notification channels (see `notifications.rs`).
+    pub notifier: Arc<crate::notify::Notifier>,
+    pub delivery: DeliveryPolicy,
 }
 
 /// How temporary AWS failures are retried by the worker.
@@ -135,7 +140,15 @@ impl PortalService {
             anonymous_per_source: crate::limiter::PerMinute::new(ANONYMOUS_EVENTS_PER_SOURCE, 100_000),
             anonymous_in_all: crate::limiter::PerMinute::new(ANONYMOUS_EVENTS_PER_MINUTE, 1),
             audit_head_file: None,
+            notifier: Arc::new(crate::notify::Notifier::none()),
+            delivery: DeliveryPolicy::default(),
         }
+    }
+
+    pub fn with_notifications(mut self, notifier: crate::notify::Notifier, delivery: DeliveryPolicy) -> Self {
+        self.notifier = Arc::new(notifier);
+        self.delivery = delivery;
+        self
     }
 
     pub fn with_audit_head_file(mut self, file: Option<std::path::PathBuf>) -> Self {

@@ -6,6 +6,7 @@ use crate::db::{self, NewEvent};
 use app::domain::audit::AuditAction;
 use app::domain::form::{AccessRequestInput, RepositoryRequestInput};
 use app::domain::name::RepoName;
+use app::domain::notify::NotifyEvent;
 use app::domain::principal::{Capability, Principal};
 use app::domain::request::{Request, RequestKind, Status};
 use app::views::*;
@@ -116,6 +117,11 @@ impl PortalService {
             )));
         }
         let id = Self::insert_request_in(&mut tx, &request, detail).await?;
+        if request.status == Status::Pending {
+            let submitted = Request { id, ..request.clone() };
+            let notice = self.notice(NotifyEvent::RequestSubmitted, &submitted, submitted.justification.clone());
+            self.enqueue(&mut tx, &notice, Some(id), None).await?;
+        }
         tx.commit().await?;
         if request.status == Status::Approved {
             self.wake.notify_one();

@@ -6,6 +6,7 @@ mod faults;
 mod helpers;
 mod leases;
 mod limits;
+mod notifications;
 mod oidc;
 mod people;
 mod process;

@@ -1,0 +1,151 @@
+//! Notifications: the outbox and its sender.
+//!
+//! - `enqueue` adds a notice's rows (one per channel that takes its event) in
+//!   the caller's write transaction, the one that makes the change the notice
+//!   is about: a change that commits has its notifications, one that rolls
+//!   back has none.
+//! - `deliver_due` (the sender, a task beside the apply worker) claims due
+//!   rows, sends each with a time limit, and records the outcome with its
+//!   audit event: `notification_sent` on the request's timeline, or, after a
+//!   failure, a retry with exponential backoff and jitter, until
+//!   `notify.give_up_after_minutes` (or a receiver's permanent refusal) makes
+//!   it `notification_failed`.
+//! - A sender that dies after sending and before recording sends again, with
+//!   the same delivery id (rows claimed by a dead process are released at
+//!   start): at least once, and receivers drop duplicates by that id.
+use super::views::summary;
+use super::{Error, PortalService, RetryPolicy};
+use crate::db::{self, NewEvent, OutboxRow};
+use app::domain::audit::AuditAction;
+use app::domain::notify::{Notice, NotifyEvent};
+use app::domain::principal::SYSTEM_ACTOR;
+use app::domain::request::Request;
+
+/// How long a sender holds the rows it claimed (one delivery's time limit is far shorter).
+const CLAIM_MS: i64 = 120_000;
+/// Rows claimed at once.
+const BATCH: i64 = 20;
+
+/// How deliveries are retried and when they are given up.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryPolicy {
+    pub retry: RetryPolicy,
+    pub give_up_after_ms: i64,
+}
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy { max_attempts: u32::MAX, base_ms: 5_000, max_ms: 300_000 },
+            give_up_after_ms: 24 * 3_600_000,
+        }
+    }
+}
+
+impl PortalService {
+    /// The notice about request `r`: its summary as the JSON API lists it, and a link to its page.
+    pub(super) fn notice(&self, event: NotifyEvent, r: &Request, detail: String) -> Notice {
+        Notice {
+            event,
+            request: serde_json::to_value(summary(r)).ok(),
+            repository: Some(r.kind.repository().to_string()),
+            detail,
+            link: format!("{}/requests/{}", self.notifier.public_url, r.id),
+        }
+    }
+
+    /// Adds the notice to the outbox for every channel that takes its event,
+    /// inside the caller's write transaction.
+    pub(super) async fn enqueue(
+        &self,
+        tx: &mut db::WriteTx,
+        notice: &Notice,
+        request_id: Option<i64>,
+        dedupe: Option<&str>,
+    ) -> Result<(), Error> {
+        let now = self.now();
+        for channel in self.notifier.channels_for(notice.event) {
+            db::insert_outbox(tx, channel, notice, request_id, dedupe, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes due rows claimable again after a restart (one process per database:
+    /// a claim left behind belongs to a sender that died).
+    pub async fn release_outbox_claims(&self) -> Result<(), Error> {
+        let mut tx = self.db.write().await?;
+        sqlx::query("UPDATE outbox SET claimed_until = 0 WHERE status = 'pending' AND claimed_until > 0")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sends what is due; returns how many rows it tried.
+    pub async fn deliver_due(&self) -> Result<usize, Error> {
+        let now = self.now();
+        let mut tx = self.db.write().await?;
+        let rows = db::claim_due(&mut tx, now, now.saturating_add(CLAIM_MS), BATCH).await?;
+        tx.commit().await?;
+        let n = rows.len();
+        for row in rows {
+            crate::service::apply::crash_point("before_delivery");
+            let sent = self.notifier.send(&row).await;
+            crate::service::apply::crash_point("after_delivery");
+            self.record_delivery(&row, sent).await?;
+        }
+        Ok(n)
+    }
+
+    async fn record_delivery(&self, row: &OutboxRow, sent: Result<(), crate::notify::SendError>) -> Result<(), Error> {
+        let now = self.now();
+        let channel = row.channel.as_str();
+        let event = row.notice.event.as_str();
+        let attempt = row.attempts + 1;
+        let (outcome, action, detail) = match sent {
+            Ok(()) => (
+                Ok(now),
+                Some(AuditAction::NotificationSent),
+                format!("{channel}: {event} (delivery {}, attempt {attempt})", row.delivery),
+            ),
+            Err(e) if e.permanent || now.saturating_sub(row.created_at) >= self.delivery.give_up_after_ms => {
+                let why = if e.permanent { "refused for good" } else { "gave up" };
+                let detail = format!(
+                    "{channel}: {event} (delivery {}): {why} after {attempt} attempt(s): {}",
+                    row.delivery, e.message
+                );
+                (Err((e.message, None)), Some(AuditAction::NotificationFailed), detail)
+            }
+            Err(e) => {
+                let delay = self.delivery.retry.delay_ms(row.attempts);
+                let retry_at = now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX / 4));
+                tracing::warn!(
+                    delivery = %row.delivery,
+                    "{channel}: {event}: {}; retrying in {:.1} s",
+                    e.message,
+                    delay as f64 / 1000.0
+                );
+                (Err((e.message, Some(retry_at))), None, String::new())
+            }
+        };
+        let mut tx = self.db.write().await?;
+        db::finish_delivery(&mut tx, row.id, outcome).await?;
+        if let Some(action) = action {
+            db::insert_event(
+                &mut tx,
+                &NewEvent {
+                    at: now,
+                    actor: SYSTEM_ACTOR,
+                    action,
+                    request_id: row.request_id,
+                    repository: row.notice.repository.as_deref(),
+                    detail,
+                    aws_request_ids: vec![],
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

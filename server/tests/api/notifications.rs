@@ -1,0 +1,250 @@
+//! Notifications through real local receivers: a generic webhook (signed)
+//! and a Slack-compatible one, with the outbox's retries and give-up.
+use crate::helpers::*;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SECRET: &str = "test-webhook-secret";
+
+#[derive(Debug, Clone)]
+struct Hit {
+    headers: HeaderMap,
+    body: String,
+}
+
+/// What the receiver answers next: a status, or no answer at all.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    Status(u16),
+    Never,
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    hits: Arc<Mutex<Vec<Hit>>>,
+    script: Arc<Mutex<VecDeque<Answer>>>,
+}
+
+impl Receiver {
+    /// Starts on a free loopback port; returns its base URL.
+    async fn start(script: &[Answer]) -> (String, Receiver) {
+        let r = Receiver { script: Arc::new(Mutex::new(script.iter().copied().collect())), ..Default::default() };
+        async fn take(State(r): State<Receiver>, headers: HeaderMap, body: String) -> StatusCode {
+            r.hits.lock().expect("hits").push(Hit { headers, body });
+            let next = r.script.lock().expect("script").pop_front().unwrap_or(Answer::Status(200));
+            match next {
+                Answer::Status(s) => StatusCode::from_u16(s).unwrap_or(StatusCode::OK),
+                Answer::Never => {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    StatusCode::OK
+                }
+            }
+        }
+        let app = axum::Router::new().fallback(take).with_state(r.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (url, r)
+    }
+
+    fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().expect("hits").clone()
+    }
+
+    /// Waits until `n` deliveries arrived (or fails after 20 s).
+    async fn wait_for(&self, n: usize) -> Vec<Hit> {
+        for _ in 0..400 {
+            let h = self.hits();
+            if h.len() >= n {
+                return h;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("expected {n} deliveries, got {:?}", self.hits().iter().map(|h| h.body.clone()).collect::<Vec<_>>());
+    }
+}
+
+fn header(h: &Hit, name: &str) -> String {
+    h.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+}
+
+fn body(h: &Hit) -> Value {
+    serde_json::from_str(&h.body).expect("a JSON body")
+}
+
+/// How a receiver checks a delivery (the README shows the same).
+fn signed_by(h: &Hit, secret: &str) -> bool {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(h.body.as_bytes());
+    let hex = header(h, "x-ecr-portal-signature-256");
+    let Some(hex) = hex.strip_prefix("sha256=") else { return false };
+    let Ok(sig) = hex::decode(hex) else { return false };
+    mac.verify_slice(&sig).is_ok()
+}
+
+fn webhook_app(url: &str) -> impl FnOnce(&mut server::config::RawConfig) + '_ {
+    move |c| {
+        c.notify.webhook_url = format!("{url}/hook");
+        c.notify.webhook_secret = SECRET.into();
+        c.notify.retry_base_ms = 50;
+        c.notify.retry_max_ms = 200;
+    }
+}
+
+#[tokio::test]
+async fn a_submit_approve_apply_flow_reaches_both_webhooks_in_order_signed() {
+    let (hook, webhook) = Receiver::start(&[]).await;
+    let (slack_url, slack) = Receiver::start(&[]).await;
+    let app = spawn_app_with(|c| {
+        webhook_app(&hook)(c);
+        c.notify.slack_webhook_url = format!("{slack_url}/services/T000/B000/XXXX");
+    })
+    .await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let mut req = request_body(&unique("notified"));
+    req["justification"] = json!("<!channel> please & thanks <b>now</b>");
+    let (_, created) = alice.post("/api/v1/requests", req).await;
+    let id = created["summary"]["id"].as_i64().expect("id");
+    bob.post(&format!("/api/v1/requests/{id}/approve"), json!({"comment": "ok"})).await;
+    assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
+
+    let hits = webhook.wait_for(3).await;
+    let events: Vec<String> = hits.iter().map(|h| header(h, "x-ecr-portal-event")).collect();
+    assert_eq!(events, ["request.submitted", "request.approved", "request.applied"]);
+    for h in &hits {
+        assert!(signed_by(h, SECRET), "a valid signature on {}", h.body);
+        assert!(!signed_by(h, "another secret"));
+        let b = body(h);
+        assert_eq!(b["event"].as_str(), Some(header(h, "x-ecr-portal-event").as_str()));
+        assert_eq!(b["delivery"].as_str(), Some(header(h, "x-ecr-portal-delivery").as_str()));
+        assert!(uuid::Uuid::parse_str(b["delivery"].as_str().unwrap_or("")).is_ok(), "{b}");
+        assert!(time::OffsetDateTime::parse(
+            b["occurred_at"].as_str().unwrap_or(""),
+            &time::format_description::well_known::Rfc3339
+        )
+        .is_ok());
+        assert_eq!(b["request"]["id"], id);
+        assert_eq!(b["link"], format!("{}/requests/{id}", app.base));
+        // Nothing secret travels: not the webhook's secret, not a session id.
+        assert!(!h.body.contains(SECRET) && !h.body.contains("ecr_portal_session"), "{}", h.body);
+    }
+    assert_eq!(body(&hits[2])["request"]["status"], "applied");
+
+    // The Slack-compatible receiver gets the same events as text, typed text escaped.
+    let texts: Vec<String> =
+        slack.wait_for(3).await.iter().map(|h| body(h)["text"].as_str().unwrap_or("").to_string()).collect();
+    assert!(texts[0].starts_with("*New request waiting for approval*: #"), "{texts:?}");
+    assert!(texts[0].contains("&lt;!channel&gt; please &amp; thanks &lt;b&gt;now&lt;/b&gt;"), "{texts:?}");
+    assert!(!texts.iter().any(|t| t.contains("<!channel>")));
+    assert!(texts[2].contains(&format!("<{}/requests/{id}|Open in ecr-portal>", app.base)), "{texts:?}");
+
+    // The request's timeline says who was notified.
+    for _ in 0..100 {
+        let (_, d) = alice.get(&format!("/api/v1/requests/{id}")).await;
+        let sent =
+            d["timeline"].as_array().expect("timeline").iter().filter(|e| e["action"] == "notification_sent").count();
+        if sent == 6 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("six notification_sent events on the timeline");
+}
+
+#[tokio::test]
+async fn a_receiver_that_fails_twice_gets_the_event_once_more_under_the_same_delivery_id() {
+    let (hook, webhook) = Receiver::start(&[Answer::Status(500), Answer::Status(503)]).await;
+    let app = spawn_app_with(webhook_app(&hook)).await;
+    let alice = app.sign_in("alice", "requester").await;
+    let (_, created) = alice.submit(&unique("flaky")).await;
+    let id = created["summary"]["id"].as_i64().expect("id");
+    let hits = webhook.wait_for(3).await;
+    let ids: Vec<String> = hits.iter().map(|h| header(h, "x-ecr-portal-delivery")).collect();
+    assert!(ids.iter().all(|d| *d == ids[0]), "one delivery id across retries: {ids:?}");
+    assert!(hits.iter().all(|h| h.body == hits[0].body), "the same bytes each time");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(webhook.hits().len(), 3, "accepted once, then not sent again");
+    let aude = app.sign_in("aude", "auditor").await;
+    let (_, audit) = aude
+        .get(&format!(
+            "/api/v1/audit?action=notification_sent&repository={}",
+            created["summary"]["repository"].as_str().unwrap_or("")
+        ))
+        .await;
+    let detail = audit["events"][0]["detail"].as_str().unwrap_or("").to_string();
+    assert!(detail.contains("attempt 3") && detail.contains(&ids[0]), "{detail}");
+    assert_eq!(audit["events"][0]["request_id"], id);
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_is_given_up_and_the_audit_trail_says_so() {
+    let (hook, webhook) = Receiver::start(&[Answer::Never, Answer::Never, Answer::Never]).await;
+    let clock = manual_clock();
+    let app = spawn_app_full(
+        |c| {
+            webhook_app(&hook)(c);
+            c.notify.timeout_ms = 200;
+            c.notify.give_up_after_minutes = 10;
+        },
+        Some(clock.clone()),
+    )
+    .await;
+    let alice = app.sign_in("alice", "requester").await;
+    alice.submit(&unique("silent")).await;
+    webhook.wait_for(1).await;
+    // The first attempt runs out of time and is recorded for a retry.
+    let mut recorded = false;
+    for _ in 0..100 {
+        let rows = server::db::list_outbox(&app.service.db.pool, None, 10).await.expect("outbox");
+        if rows.first().is_some_and(|r| r.attempts == 1) {
+            assert_eq!(rows[0].status, "pending");
+            assert_eq!(rows[0].last_error.as_deref(), Some("the receiver did not answer in time"));
+            recorded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recorded, "the first attempt was recorded");
+    // Eleven minutes later (on the portal's clock), the next attempt is the last.
+    clock.advance_ms(11 * 60_000);
+    webhook.wait_for(2).await;
+    let aude = app.sign_in("aude", "auditor").await;
+    for _ in 0..100 {
+        let (_, audit) = aude.get("/api/v1/audit?action=notification_failed").await;
+        if let Some(e) = audit["events"].as_array().and_then(|a| a.first()) {
+            let d = e["detail"].as_str().unwrap_or("");
+            assert!(d.contains("gave up after 2 attempt(s)") && d.contains("did not answer in time"), "{d}");
+            // And it is not tried again.
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            assert_eq!(webhook.hits().len(), 2);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("a notification_failed event");
+}
+
+#[tokio::test]
+async fn without_channels_nothing_is_queued_and_bad_channel_settings_are_refused() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    alice.submit(&unique("quiet")).await;
+    let rows = server::db::list_outbox(&app.service.db.pool, None, 10).await.expect("outbox");
+    assert!(rows.is_empty());
+    let mut raw = server::config::RawConfig::default();
+    raw.notify.webhook_url = "http://127.0.0.1:9/hook".into();
+    let err = server::config::Config::validate(raw.clone()).expect_err("no secret").to_string();
+    assert!(err.contains("notify.webhook_secret"), "{err}");
+    raw.notify.webhook_secret = "s".into();
+    raw.notify.webhook_events = vec!["request.nope".into()];
+    let err = server::config::Config::validate(raw).expect_err("bad event").to_string();
+    assert!(err.contains("notify.webhook_events") && err.contains("request.nope"), "{err}");
+}
