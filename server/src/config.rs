@@ -338,6 +338,10 @@ pub struct NotifySection {
     pub give_up_after_minutes: u64,
     /// Each delivery's limit, connecting included.
     pub timeout_ms: u64,
+    /// A request waiting for a decision longer than this is reminded to its approvers, once per period.
+    pub remind_after_hours: u64,
+    /// A temporary production grant that ends within this long is announced (once).
+    pub expiry_warning_hours: u64,
 }
 
 impl Default for NotifySection {
@@ -353,6 +357,8 @@ impl Default for NotifySection {
             retry_max_ms: 300_000,
             give_up_after_minutes: 24 * 60,
             timeout_ms: 10_000,
+            remind_after_hours: 24,
+            expiry_warning_hours: 24,
         }
     }
 }
@@ -568,8 +574,9 @@ impl Config {
         if n.retry_base_ms == 0 || n.retry_max_ms < n.retry_base_ms || n.give_up_after_minutes == 0 || n.timeout_ms == 0
         {
             bail!(
-                "config keys `notify.retry_base_ms`, `notify.give_up_after_minutes` and `notify.timeout_ms` must be \
-                 above 0, and `notify.retry_max_ms` at least `notify.retry_base_ms`"
+                "config keys `notify.retry_base_ms`, `notify.give_up_after_minutes`, `notify.timeout_ms`, \
+                 `notify.remind_after_hours` and `notify.expiry_warning_hours` must be above 0, and \
+                 `notify.retry_max_ms` at least `notify.retry_base_ms`"
             );
         }
         let database_path = PathBuf::from(raw.database.path.trim());

@@ -122,6 +122,12 @@ impl Application {
                     give_up_after_ms: i64::try_from(config.raw.notify.give_up_after_minutes)
                         .unwrap_or(i64::MAX / 60_000)
                         .saturating_mul(60_000),
+                    remind_after_ms: i64::try_from(config.raw.notify.remind_after_hours)
+                        .unwrap_or(i64::MAX / 3_600_000)
+                        .saturating_mul(3_600_000),
+                    expiry_warning_ms: i64::try_from(config.raw.notify.expiry_warning_hours)
+                        .unwrap_or(i64::MAX / 3_600_000)
+                        .saturating_mul(3_600_000),
                 },
             ),
         );

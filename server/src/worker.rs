@@ -77,9 +77,17 @@ pub async fn send_notifications(service: Arc<PortalService>, poll: Duration, mut
     if let Err(e) = service.release_outbox_claims().await {
         tracing::error!("releasing notification claims: {e}");
     }
+    // Reminders and expiry warnings are looked for once a minute of the portal's clock.
+    let mut next_reminders = i64::MIN;
     loop {
         if *stop.borrow() {
             break;
+        }
+        if service.now() >= next_reminders {
+            next_reminders = service.now().saturating_add(60_000);
+            if let Err(e) = service.remind_and_warn().await {
+                tracing::error!("reminders and expiry warnings: {e}");
+            }
         }
         let busy = match service.deliver_due().await {
             Ok(n) => n > 0,

@@ -113,6 +113,18 @@ pub async fn upsert_record(conn: &mut SqliteConnection, r: &RecordRow) -> Result
 /// Records whose temporary production grant has ended, that no request is
 /// applying right now, and for which no revoke was made since the end (a failed
 /// system revoke is retried by an admin, not re-created in a loop).
+/// Temporary grants that end after `now` and no later than `by`.
+pub async fn grants_ending(conn: &mut SqliteConnection, now: i64, by: i64) -> Result<Vec<RecordRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT * FROM repositories WHERE production_access = 1 AND production_until > ? AND production_until <= ?",
+    )
+    .bind(now)
+    .bind(by)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(record_from_row).collect()
+}
+
 pub async fn ended_grants(conn: &mut SqliteConnection, now: i64) -> Result<Vec<RecordRow>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT * FROM repositories r

@@ -349,6 +349,17 @@ pub async fn clear_approvals(conn: &mut SqliteConnection, request_id: i64) -> Re
 }
 
 /// Pending requests created before `cutoff`, oldest first.
+/// Requests waiting for a decision (pending, or sent back) since before `cutoff`.
+pub async fn waiting_since(conn: &mut SqliteConnection, cutoff: i64) -> Result<Vec<RequestRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT * FROM requests WHERE status IN ('pending', 'needs_reapproval') AND created_at <= ? ORDER BY id LIMIT 500",
+    )
+    .bind(cutoff)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(request_from_row).collect()
+}
+
 pub async fn pending_before(conn: &mut SqliteConnection, cutoff: i64) -> Result<Vec<RequestRow>, sqlx::Error> {
     let rows = sqlx::query("SELECT * FROM requests WHERE status = 'pending' AND created_at < ? ORDER BY id LIMIT 500")
         .bind(cutoff)

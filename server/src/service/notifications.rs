@@ -31,6 +31,10 @@ const BATCH: i64 = 20;
 pub struct DeliveryPolicy {
     pub retry: RetryPolicy,
     pub give_up_after_ms: i64,
+    /// Waiting requests are reminded once per this period (`notify.remind_after_hours`).
+    pub remind_after_ms: i64,
+    /// Temporary grants ending within this long are announced (`notify.expiry_warning_hours`).
+    pub expiry_warning_ms: i64,
 }
 
 impl Default for DeliveryPolicy {
@@ -38,6 +42,8 @@ impl Default for DeliveryPolicy {
         Self {
             retry: RetryPolicy { max_attempts: u32::MAX, base_ms: 5_000, max_ms: 300_000 },
             give_up_after_ms: 24 * 3_600_000,
+            remind_after_ms: 24 * 3_600_000,
+            expiry_warning_ms: 24 * 3_600_000,
         }
     }
 }
@@ -68,6 +74,49 @@ impl PortalService {
             db::insert_outbox(tx, channel, notice, request_id, dedupe, now).await?;
         }
         Ok(())
+    }
+
+    /// Reminds approvers of requests waiting longer than `remind_after_ms` (once
+    /// per period: the period's number is the reminder's dedupe key), and tells
+    /// requesters that a temporary grant ends within `expiry_warning_ms` (once
+    /// per grant). The worker calls it about once a minute of the portal's clock.
+    pub async fn remind_and_warn(&self) -> Result<usize, Error> {
+        if self.notifier.channels().is_empty() {
+            return Ok(0);
+        }
+        let now = self.now();
+        let remind = self.delivery.remind_after_ms.max(1);
+        let mut conn = self.db.pool.acquire().await?;
+        let waiting = db::waiting_since(&mut conn, now.saturating_sub(remind)).await?;
+        let ending = db::grants_ending(&mut conn, now, now.saturating_add(self.delivery.expiry_warning_ms)).await?;
+        let mut grants = Vec::new();
+        for rec in ending {
+            let Some(id) = rec.request_id else { continue };
+            if let Some(row) = db::get_request(&mut conn, id).await? {
+                grants.push((rec, row.request));
+            }
+        }
+        drop(conn);
+        if waiting.is_empty() && grants.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.db.write().await?;
+        for row in &waiting {
+            let r = &row.request;
+            let hours = (now - r.created_at) / 3_600_000;
+            let period = (now - r.created_at) / remind;
+            let notice =
+                self.notice(NotifyEvent::RequestReminder, r, format!("waiting for a decision for {hours} hours"));
+            self.enqueue(&mut tx, &notice, Some(r.id), Some(&format!("remind:{}:{period}", r.id))).await?;
+        }
+        for (rec, r) in &grants {
+            let until = rec.production_until.unwrap_or(now);
+            let detail = format!("production's pull access to {} ends on {}", rec.name, crate::clock::format_ms(until));
+            let notice = self.notice(NotifyEvent::GrantExpiring, r, detail);
+            self.enqueue(&mut tx, &notice, Some(r.id), Some(&format!("expiring:{}:{until}", rec.name))).await?;
+        }
+        tx.commit().await?;
+        Ok(waiting.len() + grants.len())
     }
 
     /// Makes due rows claimable again after a restart (one process per database:

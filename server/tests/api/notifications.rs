@@ -248,3 +248,75 @@ async fn without_channels_nothing_is_queued_and_bad_channel_settings_are_refused
     let err = server::config::Config::validate(raw).expect_err("bad event").to_string();
     assert!(err.contains("notify.webhook_events") && err.contains("request.nope"), "{err}");
 }
+
+fn events_of(r: &Receiver, event: &str) -> Vec<Value> {
+    r.hits().iter().filter(|h| header(h, "x-ecr-portal-event") == event).map(body).collect()
+}
+
+async fn settle() {
+    // The sender polls every 50 ms in tests; reminders are looked for on each round after the clock moved.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+}
+
+#[tokio::test]
+async fn waiting_requests_are_reminded_once_a_period_and_ending_grants_are_announced_once() {
+    let (hook, webhook) = Receiver::start(&[]).await;
+    let clock = manual_clock();
+    let app = spawn_app_full(webhook_app(&hook), Some(clock.clone())).await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let (_, waiting) = alice.submit(&unique("waiting")).await;
+    let waiting_id = waiting["summary"]["id"].as_i64().expect("id");
+    webhook.wait_for(1).await;
+
+    clock.advance_ms(23 * 3_600_000);
+    settle().await;
+    assert!(events_of(&webhook, "request.reminder").is_empty(), "not yet a day");
+    clock.advance_ms(2 * 3_600_000);
+    settle().await;
+    let reminders = events_of(&webhook, "request.reminder");
+    assert_eq!(reminders.len(), 1, "one reminder after a day");
+    assert_eq!(reminders[0]["request"]["id"], waiting_id);
+    assert!(reminders[0]["detail"].as_str().unwrap_or("").contains("25 hours"), "{}", reminders[0]);
+    clock.advance_ms(3_600_000);
+    settle().await;
+    assert_eq!(events_of(&webhook, "request.reminder").len(), 1, "at most once per period");
+    clock.advance_ms(23 * 3_600_000);
+    settle().await;
+    assert_eq!(events_of(&webhook, "request.reminder").len(), 2, "and again the next day");
+
+    // A temporary grant: announced once when it ends within a day. (Two days on, everyone signs in again.)
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let ecr = app.ecr().await;
+    let name = unique("ending");
+    let full = format!("crytera/{name}");
+    ecr.create_repository().repository_name(&full).send().await.expect("create");
+    let (s, grant) = alice
+        .post(
+            "/api/v1/requests",
+            json!({"kind": "grant_production", "repository": full, "justification": "a load test", "until": "2026-12-02"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{grant}");
+    let grant_id = grant["summary"]["id"].as_i64().expect("id");
+    bob.post(&format!("/api/v1/requests/{grant_id}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(grant_id).await["summary"]["status"], "applied");
+    settle().await;
+    assert!(events_of(&webhook, "grant.expiring").is_empty(), "days before its end");
+    // The clock is at 2026-11-29 13:00; a grant "until 2026-12-02" ends when that day does
+    // (2026-12-03 00:00). Move to within a day of the end.
+    clock.advance_ms(2 * 24 * 3_600_000 + 12 * 3_600_000);
+    settle().await;
+    let expiring = events_of(&webhook, "grant.expiring");
+    assert_eq!(expiring.len(), 1, "{expiring:?}");
+    assert_eq!(expiring[0]["request"]["id"], grant_id);
+    assert!(
+        expiring[0]["detail"].as_str().unwrap_or("").contains("ends on 2026-12-03 00:00:00 UTC"),
+        "{}",
+        expiring[0]
+    );
+    clock.advance_ms(2 * 3_600_000);
+    settle().await;
+    assert_eq!(events_of(&webhook, "grant.expiring").len(), 1, "once per grant");
+}
