@@ -264,7 +264,6 @@ async fn waiting_requests_are_reminded_once_a_period_and_ending_grants_are_annou
     let clock = manual_clock();
     let app = spawn_app_full(webhook_app(&hook), Some(clock.clone())).await;
     let alice = app.sign_in("alice", "requester").await;
-    let bob = app.sign_in("bob", "admin").await;
     let (_, waiting) = alice.submit(&unique("waiting")).await;
     let waiting_id = waiting["summary"]["id"].as_i64().expect("id");
     webhook.wait_for(1).await;
