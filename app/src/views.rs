@@ -303,3 +303,31 @@ pub fn login_error_text(code: &str) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+/// One notification in the outbox, as the admins' notifications page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxView {
+    pub id: i64,
+    pub delivery: String,
+    pub channel: String,
+    pub event: String,
+    pub request_id: Option<i64>,
+    pub repository: Option<String>,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: u32,
+    pub created_at: String,
+    pub delivered_at: Option<String>,
+    /// When a pending one is tried next.
+    pub next_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// The notifications page: the configured channels and the newest notifications.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxPage {
+    pub channels: Vec<String>,
+    pub pending: usize,
+    pub failed: usize,
+    pub notifications: Vec<OutboxView>,
+}

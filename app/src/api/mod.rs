@@ -162,3 +162,8 @@ pub async fn list_users() -> Result<Vec<UserView>, AppError> {
 pub async fn revoke_user(user: String) -> Result<UserRevoked, AppError> {
     answer(async move { portal()?.revoke_user(&signed_in()?, user).await }.await)
 }
+
+#[server(prefix = "/rpc", endpoint = "outbox")]
+pub async fn outbox() -> Result<OutboxPage, AppError> {
+    answer(async move { portal()?.outbox(&signed_in()?).await }.await)
+}

@@ -47,6 +47,7 @@ pub trait Portal: Send + Sync + 'static {
     async fn revoke_token(&self, by: &Principal, id: i64) -> Result<Vec<TokenView>, AppError>;
     async fn list_users(&self, by: &Principal) -> Result<Vec<UserView>, AppError>;
     async fn revoke_user(&self, by: &Principal, user: String) -> Result<UserRevoked, AppError>;
+    async fn outbox(&self, by: &Principal) -> Result<OutboxPage, AppError>;
 }
 
 /// The context value the server provides to every server function.

@@ -3,6 +3,7 @@
 mod audit;
 mod common;
 mod login;
+mod notifications;
 mod repos;
 mod requests;
 mod tokens;
@@ -82,6 +83,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/tokens") view=tokens::TokensPage/>
                     // Rendered whole before it is sent: the page and its form work without JavaScript.
                     <Route path=path!("/users") view=users::UsersPage ssr=leptos_router::SsrMode::Async/>
+                    <Route path=path!("/notifications") view=notifications::NotificationsPage ssr=leptos_router::SsrMode::Async/>
                 </Routes>
             </main>
             <Footer/>
@@ -114,6 +116,7 @@ fn Header() -> impl IntoView {
                                         {u.can(Capability::ReadAudit).then(|| view! { <A href="/audit">"Audit"</A> })}
                                         {u.can(Capability::ManageTokens).then(|| view! { <A href="/tokens">"API tokens"</A> })}
                                         {u.can(Capability::ReadPeople).then(|| view! { <A href="/users">"People"</A> })}
+                                        {u.can(Capability::Operate).then(|| view! { <A href="/notifications">"Notifications"</A> })}
                                     </nav>
                                     <div class="who">
                                         <span class="user" data-testid="current-user">

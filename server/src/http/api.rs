@@ -284,6 +284,29 @@ async fn revoke_user(State(s): State<AppState>, u: Option<Extension<Principal>>,
     Ok(Json(s.service.revoke_user(&by, who).await?).into_response())
 }
 
+/// `GET /api/v1/notifications`: the channels and the newest notifications (admins).
+async fn notifications(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
+    let by = user(u)?;
+    Ok(Json(s.service.outbox_page(&by).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestNotification {
+    channel: String,
+}
+
+/// `POST /api/v1/notifications/test` `{"channel"}`: queues a test notification (admins).
+async fn test_notification(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let by = user(u)?;
+    let TestNotification { channel } = json_body(&body)?;
+    Ok((StatusCode::ACCEPTED, Json(s.service.send_test_notification(&by, channel).await?)).into_response())
+}
+
 async fn me(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
     Ok(Json(s.service.info(u.map(|Extension(p)| p))).into_response())
 }
@@ -308,5 +331,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/me", get(me))
         .route("/api/v1/users", get(users))
         .route("/api/v1/users/revoke", post(revoke_user))
+        .route("/api/v1/notifications", get(notifications))
+        .route("/api/v1/notifications/test", post(test_notification))
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
 }

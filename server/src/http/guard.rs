@@ -135,7 +135,7 @@ pub async fn json_content_only(req: Request, next: Next) -> Response {
 pub async fn no_store_when_personal(req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let personal = req.extensions().get::<Principal>().is_some()
-        || ["/api/", "/rpc/", "/auth/", "/users"].iter().any(|p| path.starts_with(p));
+        || ["/api/", "/rpc/", "/auth/", "/users", "/notifications"].iter().any(|p| path.starts_with(p));
     let stat = path.starts_with("/pkg/") || path == "/favicon.ico";
     let mut resp = next.run(req).await;
     if personal && !stat {

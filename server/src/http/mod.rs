@@ -68,6 +68,7 @@ pub fn router(state: AppState, site: Site) -> Router {
         .route("/auth/logout", post(auth::logout))
         .merge(sign_in)
         .route("/users/revoke", post(people::revoke_user))
+        .route("/notifications/test", post(people::test_notification))
         .merge(api::routes())
         .with_state(state.clone());
 

@@ -1,6 +1,7 @@
-//! The people page's form (`POST /users/revoke`): a plain HTML form, so it
-//! works without JavaScript; answered with a redirect back to `/users`
-//! saying what happened (a known code, never free text).
+//! The plain HTML forms of the admin pages (`POST /users/revoke`, `POST
+//! /notifications/test`): they work without JavaScript, and are answered with
+//! a redirect back to their page saying what happened (a known code, never
+//! free text).
 use super::state::AppState;
 use app::domain::principal::Principal;
 use app::error::AppError;
@@ -35,5 +36,31 @@ pub async fn revoke_user(
             };
             Redirect::to(&format!("/users?error={code}")).into_response()
         }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TestForm {
+    #[serde(default)]
+    channel: String,
+}
+
+/// `POST /notifications/test` (the notifications page's form): queues a test
+/// notification and goes back to the page.
+pub async fn test_notification(
+    State(state): State<AppState>,
+    by: Option<Extension<Principal>>,
+    Form(form): Form<TestForm>,
+) -> Response {
+    let Some(Extension(by)) = by else { return Redirect::to("/login?next=/notifications").into_response() };
+    match state.service.send_test_notification(&by, form.channel.clone()).await.map_err(AppError::from) {
+        Ok(_) => {
+            let channel = app::domain::notify::Channel::parse(&form.channel).map(|c| c.as_str()).unwrap_or("");
+            Redirect::to(&format!("/notifications?sent={channel}")).into_response()
+        }
+        Err(AppError::Forbidden(_) | AppError::Unauthenticated) => {
+            Redirect::to("/notifications?error=forbidden").into_response()
+        }
+        Err(_) => Redirect::to("/notifications?error=channel").into_response(),
     }
 }

@@ -15,11 +15,13 @@
 //!   start): at least once, and receivers drop duplicates by that id.
 use super::views::summary;
 use super::{Error, PortalService, RetryPolicy};
+use crate::clock::format_ms;
 use crate::db::{self, NewEvent, OutboxRow};
 use app::domain::audit::AuditAction;
-use app::domain::notify::{Notice, NotifyEvent};
-use app::domain::principal::SYSTEM_ACTOR;
+use app::domain::notify::{Channel, Notice, NotifyEvent};
+use app::domain::principal::{Capability, Principal, SYSTEM_ACTOR};
 use app::domain::request::Request;
+use app::views::{OutboxPage, OutboxView};
 
 /// How long a sender holds the rows it claimed (one delivery's time limit is far shorter).
 const CLAIM_MS: i64 = 120_000;
@@ -196,5 +198,64 @@ impl PortalService {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+impl PortalService {
+    /// The notifications page (admins): the channels, and the newest 200 notifications.
+    pub async fn outbox_page(&self, by: &Principal) -> Result<OutboxPage, Error> {
+        self.authorize(by, Capability::Operate, "see the notifications").await?;
+        let rows = db::list_outbox(&self.db.pool, None, 200).await?;
+        let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
+        Ok(OutboxPage {
+            channels: self.notifier.channels().iter().map(|c| c.as_str().to_string()).collect(),
+            pending: count("pending"),
+            failed: count("failed"),
+            notifications: rows.iter().map(outbox_view).collect(),
+        })
+    }
+
+    /// Queues a test notification on one configured channel (admins).
+    pub async fn send_test_notification(&self, by: &Principal, channel: String) -> Result<OutboxPage, Error> {
+        self.authorize(by, Capability::Operate, "send test notifications").await?;
+        let channel = Channel::parse(&channel).filter(|c| self.notifier.channels().contains(c)).ok_or_else(|| {
+            let configured: Vec<&str> = self.notifier.channels().iter().map(|c| c.as_str()).collect();
+            Error::field(
+                "channel",
+                if configured.is_empty() {
+                    "no notification channel is configured (see [notify] in the configuration)".to_string()
+                } else {
+                    format!("choose a configured channel: {}", configured.join(", "))
+                },
+            )
+        })?;
+        let notice = Notice {
+            event: NotifyEvent::Test,
+            request: None,
+            repository: None,
+            detail: format!("sent by {} from the notifications page", by.id),
+            link: format!("{}/notifications", self.notifier.public_url),
+        };
+        let mut tx = self.db.write().await?;
+        db::insert_outbox(&mut tx, channel, &notice, None, None, self.now()).await?;
+        tx.commit().await?;
+        self.outbox_page(by).await
+    }
+}
+
+fn outbox_view(r: &OutboxRow) -> OutboxView {
+    OutboxView {
+        id: r.id,
+        delivery: r.delivery.clone(),
+        channel: r.channel.as_str().to_string(),
+        event: r.notice.event.as_str().to_string(),
+        request_id: r.request_id,
+        repository: r.notice.repository.clone(),
+        status: r.status.clone(),
+        attempts: r.attempts,
+        created_at: format_ms(r.created_at),
+        delivered_at: r.delivered_at.map(format_ms),
+        next_attempt_at: (r.status == "pending").then(|| format_ms(r.next_attempt_at)),
+        last_error: r.last_error.clone(),
     }
 }

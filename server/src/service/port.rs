@@ -119,4 +119,8 @@ impl Portal for PortalService {
     async fn revoke_user(&self, by: &Principal, user: String) -> Result<UserRevoked, AppError> {
         Ok(PortalService::revoke_user(self, by, user).await?)
     }
+
+    async fn outbox(&self, by: &Principal) -> Result<OutboxPage, AppError> {
+        Ok(PortalService::outbox_page(self, by).await?)
+    }
 }

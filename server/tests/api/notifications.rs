@@ -319,3 +319,40 @@ async fn waiting_requests_are_reminded_once_a_period_and_ending_grants_are_annou
     settle().await;
     assert_eq!(events_of(&webhook, "grant.expiring").len(), 1, "once per grant");
 }
+
+#[tokio::test]
+async fn admins_see_the_outbox_and_send_a_test_notification() {
+    let (hook, webhook) = Receiver::start(&[]).await;
+    let app = spawn_app_with(webhook_app(&hook)).await;
+    let alice = app.sign_in("alice", "requester").await;
+    let adam = app.sign_in("adam", "admin").await;
+    alice.submit(&unique("outboxed")).await;
+    webhook.wait_for(1).await;
+    assert_eq!(alice.get("/api/v1/notifications").await.0, 403);
+    assert_eq!(alice.post("/api/v1/notifications/test", json!({"channel": "webhook"})).await.0, 403);
+    let (s, b) = adam.post("/api/v1/notifications/test", json!({"channel": "slack"})).await;
+    assert_eq!((s, b["error"]["fields"][0]["field"].as_str()), (422, Some("channel")), "{b}");
+    let (s, page) = adam.post("/api/v1/notifications/test", json!({"channel": "webhook"})).await;
+    assert_eq!(s, 202, "{page}");
+    let hits = webhook.wait_for(2).await;
+    assert_eq!(header(&hits[1], "x-ecr-portal-event"), "test");
+    assert!(signed_by(&hits[1], SECRET));
+    assert!(body(&hits[1])["detail"].as_str().unwrap_or("").contains("local:adam"));
+    for _ in 0..100 {
+        let (_, page) = adam.get("/api/v1/notifications").await;
+        assert_eq!(page["channels"], json!(["webhook"]));
+        let rows = page["notifications"].as_array().expect("rows");
+        if rows.len() == 2 && rows.iter().all(|r| r["status"] == "delivered") {
+            assert_eq!(rows[0]["event"], "test");
+            assert_eq!(rows[1]["event"], "request.submitted");
+            assert_eq!(rows[1]["attempts"], 1);
+            // The page shows the same, and its button is a plain form.
+            let html = adam.http.get(format!("{}/notifications", app.base)).send().await.expect("page");
+            let html = html.text().await.expect("html");
+            assert!(html.contains(r#"action="/notifications/test""#) && html.contains("request.submitted"), "{html}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("both notifications delivered");
+}

@@ -160,6 +160,8 @@ async fn every_route_allows_exactly_the_principals_it_should() {
         row("GET", "/api/v1/audit/verify", None, &audit_readers),
         row("GET", "/api/v1/users", None, &audit_readers),
         row("POST", "/api/v1/users/revoke", Some(json!({"user": "local:nobody"})), &admins),
+        row("GET", "/api/v1/notifications", None, &admins),
+        row("POST", "/api/v1/notifications/test", Some(json!({"channel": "none"})), &admins),
         // Server functions (what the UI calls)
         row("POST", "/rpc/get_portal_info", None, &EVERYONE),
         row("POST", "/rpc/list_requests", Some(json!({"status": null, "mine": false})), &signed_in),
@@ -182,6 +184,7 @@ async fn every_route_allows_exactly_the_principals_it_should() {
             &admins,
         ),
         row("POST", "/rpc/list_users", None, &audit_readers),
+        row("POST", "/rpc/outbox", None, &admins),
         row("POST", "/rpc/revoke_user", Some(json!({"user": "local:nobody"})), &admins),
         row("POST", "/rpc/list_tokens", None, &token_managers),
         row("POST", "/rpc/create_token", Some(json!({"name": "", "scope": "user", "days": 0})), &token_managers),
