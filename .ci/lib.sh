@@ -8,6 +8,7 @@ cd "$ROOT"
 
 # Must equal the `wasm-bindgen` crate pinned in Cargo.toml / Cargo.lock.
 WASM_BINDGEN_VERSION=0.2.130
+AIOSMTPD_VERSION=1.4.6
 MOTO_VERSION=5.2.5
 export PATH="$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH"
 # Read at compile time by leptos_config; also set in .cargo/config.toml.
@@ -79,10 +80,12 @@ ensure_npm_end2end() {
 }
 
 ensure_moto() {
-  if [[ ! -x .venv/bin/moto_server ]] || ! .venv/bin/python -c "import moto,sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
-    step "python venv with moto $MOTO_VERSION"
+  if [[ ! -x .venv/bin/moto_server ]] || ! .venv/bin/python -c "import moto,sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null \
+    || ! .venv/bin/python -c "import aiosmtpd" 2>/dev/null; then
+    step "python venv with moto $MOTO_VERSION and aiosmtpd (the tests' SMTP server)"
     python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check "moto[ecr,sts,iam]==$MOTO_VERSION" flask flask-cors
+    .venv/bin/pip install --quiet --disable-pip-version-check "moto[ecr,sts,iam]==$MOTO_VERSION" flask flask-cors \
+      "aiosmtpd==$AIOSMTPD_VERSION"
   fi
 }
 
