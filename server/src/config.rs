@@ -338,6 +338,17 @@ pub struct NotifySection {
     pub give_up_after_minutes: u64,
     /// Each delivery's limit, connecting included.
     pub timeout_ms: u64,
+    /// Email over SMTP: `smtp://host:587` (STARTTLS; plain only to a loopback host) or
+    /// `smtps://host:465`. Empty: off. User and password from the environment.
+    pub smtp_url: String,
+    pub smtp_username: String,
+    pub smtp_password: String,
+    /// The sender, e.g. `ecr-portal <ecr-portal@crytera.example>`.
+    pub email_from: String,
+    /// Approvers by group: group name → addresses. Requesters get email at the
+    /// address their OpenID Connect sign-in carried.
+    pub group_emails: std::collections::BTreeMap<String, Vec<String>>,
+    pub email_events: Vec<String>,
     /// A request waiting for a decision longer than this is reminded to its approvers, once per period.
     pub remind_after_hours: u64,
     /// A temporary production grant that ends within this long is announced (once).
@@ -353,6 +364,12 @@ impl Default for NotifySection {
             webhook_secret: String::new(),
             slack_events: all(),
             webhook_events: all(),
+            smtp_url: String::new(),
+            smtp_username: String::new(),
+            smtp_password: String::new(),
+            email_from: String::new(),
+            group_emails: Default::default(),
+            email_events: all(),
             retry_base_ms: 5_000,
             retry_max_ms: 300_000,
             give_up_after_minutes: 24 * 60,
@@ -566,7 +583,25 @@ impl Config {
                  (ECR_PORTAL_NOTIFY__WEBHOOK_SECRET)"
             );
         }
-        for (key, list) in [("notify.slack_events", &n.slack_events), ("notify.webhook_events", &n.webhook_events)] {
+        if let Some(u) = opt(&n.smtp_url) {
+            let url = reqwest::Url::parse(u).map_err(|e| anyhow!("config key `notify.smtp_url`: `{u}`: {e}"))?;
+            if !matches!(url.scheme(), "smtp" | "smtps") || url.host_str().is_none() {
+                bail!("config key `notify.smtp_url`: use smtp://host:587 (STARTTLS) or smtps://host:465, got `{u}`");
+            }
+            if opt(&n.email_from).and_then(|f| f.parse::<lettre::message::Mailbox>().ok()).is_none() {
+                bail!("config key `notify.email_from`: email needs a sender such as `ecr-portal <ecr-portal@crytera.example>`");
+            }
+        }
+        for (group, addresses) in &n.group_emails {
+            if let Some(bad) = addresses.iter().find(|a| a.parse::<lettre::Address>().is_err()) {
+                bail!("config key `notify.group_emails.{group}`: `{bad}` is not an email address");
+            }
+        }
+        for (key, list) in [
+            ("notify.slack_events", &n.slack_events),
+            ("notify.webhook_events", &n.webhook_events),
+            ("notify.email_events", &n.email_events),
+        ] {
             if let Some(bad) = list.iter().find(|e| app::domain::notify::NotifyEvent::parse(e).is_none()) {
                 bail!("config key `{key}`: `{bad}` is not an event; use request.submitted, request.approved, …, drift.found");
             }

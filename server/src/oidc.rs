@@ -25,6 +25,8 @@ pub struct Identity {
     pub id: String,
     pub name: String,
     pub groups: Vec<String>,
+    /// The `email` claim, when the provider sends one that is an address (notifications go there).
+    pub email: Option<String>,
 }
 
 /// A sign-in just started: where to send the browser, and what to remember.
@@ -176,7 +178,8 @@ impl Oidc {
         };
         let issuer = self.issuer.as_str();
         let issuer = issuer.split_once("://").map(|(_, rest)| rest).unwrap_or(issuer).trim_end_matches('/');
-        Ok(Identity { id: format!("oidc:{sub}@{issuer}"), name: clip(&name, 64), groups })
+        let email = text("email").filter(|e| e.len() <= 254 && e.parse::<lettre::Address>().is_ok());
+        Ok(Identity { id: format!("oidc:{sub}@{issuer}"), name: clip(&name, 64), groups, email })
     }
 }
 

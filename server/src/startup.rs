@@ -112,7 +112,7 @@ impl Application {
             })
             .with_audit_head_file(config.audit_head_file.clone())
             .with_notifications(
-                crate::notify::Notifier::new(&config.raw.notify, &public_url)?,
+                crate::notify::Notifier::new(&config.raw.notify, &public_url, config.raw.auth.admin_group.trim())?,
                 crate::service::DeliveryPolicy {
                     retry: crate::service::RetryPolicy {
                         max_attempts: u32::MAX,

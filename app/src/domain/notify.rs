@@ -152,6 +152,9 @@ pub struct Notice {
     pub detail: String,
     /// A link to the request page, or to the portal.
     pub link: String,
+    /// The groups whose members decide the request (email goes to their addresses).
+    #[serde(default)]
+    pub approver_groups: Vec<String>,
 }
 
 /// Escapes text for Slack's mrkdwn (`&`, `<`, `>`), so typed text cannot
@@ -228,6 +231,7 @@ mod tests {
             repository: Some("crytera/app".into()),
             detail: justification_like.into(),
             link: "https://ecr.example.com/requests/42".into(),
+            approver_groups: vec!["ecr-admins".into()],
         }
     }
 

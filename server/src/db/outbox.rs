@@ -11,6 +11,8 @@ pub struct OutboxRow {
     pub delivery: String,
     pub channel: Channel,
     pub notice: Notice,
+    /// Email only: who gets it.
+    pub recipients: Vec<String>,
     pub request_id: Option<i64>,
     pub created_at: i64,
     pub status: String,
@@ -29,6 +31,7 @@ fn outbox_from_row(r: &SqliteRow) -> Result<OutboxRow, sqlx::Error> {
         channel: Channel::parse(&channel)
             .ok_or_else(|| sqlx::Error::Decode(format!("unknown channel {channel}").into()))?,
         notice: serde_json::from_str(&notice).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        recipients: serde_json::from_str(&r.try_get::<String, _>("recipients")?).unwrap_or_default(),
         request_id: r.try_get("request_id")?,
         created_at: r.try_get("created_at")?,
         status: r.try_get("status")?,
@@ -47,13 +50,14 @@ pub async fn insert_outbox(
     notice: &Notice,
     request_id: Option<i64>,
     dedupe: Option<&str>,
+    recipients: &[String],
     now: i64,
 ) -> Result<(), sqlx::Error> {
     let text = serde_json::to_string(notice).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
-        "INSERT OR IGNORE INTO outbox (delivery, channel, event, request_id, notice, dedupe, created_at, status,
-                                       next_attempt_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+        "INSERT OR IGNORE INTO outbox (delivery, channel, event, request_id, notice, dedupe, recipients, created_at,
+                                       status, next_attempt_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
     )
     .bind(uuid::Uuid::new_v4().to_string())
     .bind(channel.as_str())
@@ -61,6 +65,7 @@ pub async fn insert_outbox(
     .bind(request_id)
     .bind(text)
     .bind(dedupe.map(|d| format!("{}:{d}", channel.as_str())))
+    .bind(serde_json::to_string(recipients).unwrap_or_else(|_| "[]".into()))
     .bind(now)
     .bind(now)
     .execute(conn)

@@ -11,18 +11,25 @@ pub struct SessionRow {
     pub expires_at: i64,
 }
 
-/// Records (or refreshes) a user at sign-in: sessions and tokens read role and groups from here.
-pub async fn upsert_user(conn: &mut SqliteConnection, p: &Principal, now: i64) -> Result<(), sqlx::Error> {
+/// Records (or refreshes) a user at sign-in: sessions and tokens read role and groups from here,
+/// notifications the email address (the one the sign-in carried, if any).
+pub async fn upsert_user(
+    conn: &mut SqliteConnection,
+    p: &Principal,
+    email: Option<&str>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO users (id, name, role, groups, last_sign_in) VALUES (?, ?, ?, ?, ?)
+        "INSERT INTO users (id, name, role, groups, last_sign_in, email) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role, groups = excluded.groups,
-                                        last_sign_in = excluded.last_sign_in",
+                                        last_sign_in = excluded.last_sign_in, email = excluded.email",
     )
     .bind(&p.id)
     .bind(&p.name)
     .bind(p.role.as_str())
     .bind(serde_json::to_string(&p.groups).unwrap_or_else(|_| "[]".into()))
     .bind(now)
+    .bind(email)
     .execute(conn)
     .await
     .map(|_| ())
@@ -201,4 +208,11 @@ pub async fn revoke_user(
         .execute(&mut *conn)
         .await?;
     Ok(Some((sessions.rows_affected(), tokens.rows_affected())))
+}
+
+/// The email address a user's latest sign-in carried.
+pub async fn user_email(conn: &mut SqliteConnection, id: &str) -> Result<Option<String>, sqlx::Error> {
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT email FROM users WHERE id = ?").bind(id).fetch_optional(conn).await?;
+    Ok(row.and_then(|r| r.0))
 }

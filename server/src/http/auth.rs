@@ -119,12 +119,17 @@ fn login_error(code: &'static str) -> Response {
 }
 
 /// Creates the session (a new id every time) and returns its cookie.
-async fn start_session(state: &AppState, p: &Principal, detail: String) -> Result<HeaderValue, Response> {
+async fn start_session(
+    state: &AppState,
+    p: &Principal,
+    email: Option<&str>,
+    detail: String,
+) -> Result<HeaderValue, Response> {
     let svc: &PortalService = &state.service;
     let token = random_hex();
     let now = svc.now();
     let expires = now + i64::try_from(state.session_absolute_ms).unwrap_or(i64::MAX / 2);
-    svc.start_session(p, &hash(&token), now, expires, detail).await.map_err(|e| error_response(&e.into()))?;
+    svc.start_session(p, email, &hash(&token), now, expires, detail).await.map_err(|e| error_response(&e.into()))?;
     Ok(state.cookies.set(state.cookies.session, &token, (expires - now) / 1000))
 }
 
@@ -162,7 +167,7 @@ pub async fn local_sign_in(
     let groups = if approver { state.roles.local_approver_groups() } else { state.roles.local_groups(role) };
     let p = Principal::new(format!("local:{username}"), username, role, groups);
     let label = if approver { "approver".to_string() } else { role.to_string() };
-    let cookie = match start_session(&state, &p, format!("local sign-in as {label}")).await {
+    let cookie = match start_session(&state, &p, None, format!("local sign-in as {label}")).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -294,9 +299,10 @@ pub async fn oidc_callback(
         .await;
     }
     let role = state.roles.role_for(&identity.groups);
+    let email = identity.email;
     let p = Principal::new(identity.id, identity.name, role, identity.groups);
     let detail = format!("OpenID Connect sign-in as {role} (groups: {})", p.groups.join(", "));
-    let cookie = match start_session(&state, &p, detail).await {
+    let cookie = match start_session(&state, &p, email.as_deref(), detail).await {
         Ok(c) => c,
         Err(r) => return r,
     };

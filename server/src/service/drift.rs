@@ -301,6 +301,7 @@ impl PortalService {
                     repository: Some(rec.name.clone()),
                     detail: drift.join("; "),
                     link: format!("{}/repositories?show=drift", self.notifier.public_url),
+                    approver_groups: Vec::new(),
                 };
                 self.enqueue(&mut tx, &notice, current.request_id, None).await?;
             }

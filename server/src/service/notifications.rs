@@ -59,6 +59,7 @@ impl PortalService {
             repository: Some(r.kind.repository().to_string()),
             detail,
             link: format!("{}/requests/{}", self.notifier.public_url, r.id),
+            approver_groups: self.deployment.approval.rule(&r.kind).groups,
         }
     }
 
@@ -73,7 +74,21 @@ impl PortalService {
     ) -> Result<(), Error> {
         let now = self.now();
         for channel in self.notifier.channels_for(notice.event) {
-            db::insert_outbox(tx, channel, notice, request_id, dedupe, now).await?;
+            let recipients = if channel == Channel::Email {
+                let requester = match notice.request.as_ref().and_then(|r| r.get("requester")).and_then(|v| v.as_str())
+                {
+                    Some(id) => db::user_email(tx, id).await?,
+                    None => None,
+                };
+                let to = self.notifier.recipients(notice, requester);
+                if to.is_empty() {
+                    continue; // Nobody to email about this one.
+                }
+                to
+            } else {
+                Vec::new()
+            };
+            db::insert_outbox(tx, channel, notice, request_id, dedupe, &recipients, now).await?;
         }
         Ok(())
     }
@@ -235,9 +250,20 @@ impl PortalService {
             repository: None,
             detail: format!("sent by {} from the notifications page", by.id),
             link: format!("{}/notifications", self.notifier.public_url),
+            approver_groups: Vec::new(),
         };
         let mut tx = self.db.write().await?;
-        db::insert_outbox(&mut tx, channel, &notice, None, None, self.now()).await?;
+        let mut recipients = self.notifier.recipients(&notice, None);
+        if let Some(own) = db::user_email(&mut tx, &by.id).await? {
+            recipients.push(own);
+        }
+        if channel == Channel::Email && recipients.is_empty() {
+            return Err(Error::field(
+                "channel",
+                "nobody to email: give notify.group_emails for the admin group, or sign in with an email address",
+            ));
+        }
+        db::insert_outbox(&mut tx, channel, &notice, None, None, &recipients, self.now()).await?;
         tx.commit().await?;
         self.outbox_page(by).await
     }

@@ -33,13 +33,14 @@ impl PortalService {
     pub async fn start_session(
         &self,
         p: &Principal,
+        email: Option<&str>,
         id_hash: &str,
         now: i64,
         expires: i64,
         detail: String,
     ) -> Result<(), Error> {
         let mut tx = self.db.write().await?;
-        db::upsert_user(&mut tx, p, now).await?;
+        db::upsert_user(&mut tx, p, email, now).await?;
         db::insert_session(&mut tx, id_hash, &p.id, now, expires).await?;
         db::insert_event(
             &mut tx,

@@ -305,6 +305,17 @@ pub async fn spawn_oidc_app(oidc: &MockOidc, tweak: impl FnOnce(&mut RawConfig))
     .await
 }
 
+/// Signs someone in through the provider with these claims; returns their client.
+pub async fn oidc_user(app: &TestApp, idp: &MockOidc, claims: Value) -> User {
+    idp.next_login(claims).await;
+    let b = browser();
+    let start = b.get(format!("{}/auth/oidc/start?next=/", app.base)).send().await.expect("start");
+    let at_idp = b.get(location(&start)).send().await.expect("authorize");
+    let back = b.get(location(&at_idp)).send().await.expect("callback");
+    assert_eq!(back.status(), 303, "signed in");
+    User { http: b, base: app.base.clone() }
+}
+
 /// A browser that does not follow redirects by itself, so each hop can be checked.
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder()

@@ -356,3 +356,115 @@ async fn admins_see_the_outbox_and_send_a_test_notification() {
     }
     panic!("both notifications delivered");
 }
+
+/// The tests' SMTP server (PyPI aiosmtpd, from the project's venv): every message lands as a JSON file.
+struct SmtpSink {
+    addr: String,
+    dir: tempfile::TempDir,
+    _child: tokio::process::Child,
+}
+
+impl SmtpSink {
+    async fn start() -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let python =
+            std::env::var("TEST_PYTHON").unwrap_or_else(|_| root.join("../.venv/bin/python").display().to_string());
+        let dir = tempfile::tempdir().expect("dir");
+        let mut child = tokio::process::Command::new(python)
+            .arg(root.join("tests/support/smtp_sink.py"))
+            .arg(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python with aiosmtpd (.ci/test installs it in .venv)");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(a) = line.strip_prefix("SMTP=") {
+                    return a.to_string();
+                }
+            }
+            panic!("the SMTP server stopped before it listened");
+        })
+        .await
+        .expect("the SMTP server starts");
+        Self { addr, dir, _child: child }
+    }
+
+    /// Waits until `n` messages arrived; returns them oldest first.
+    async fn wait_for(&self, n: usize) -> Vec<Value> {
+        for _ in 0..400 {
+            let mut names: Vec<_> = std::fs::read_dir(self.dir.path())
+                .expect("dir")
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            if names.len() >= n {
+                names.sort();
+                return names
+                    .iter()
+                    .map(|p| serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json"))
+                    .collect();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("expected {n} emails");
+    }
+}
+
+/// A message as one reads it: header lines unfolded, quoted-printable soft breaks joined.
+fn unfolded(mail: &Value) -> String {
+    mail["data"].as_str().unwrap_or("").replace("\r\n", "\n").replace("\n ", " ").replace("=\n", "")
+}
+
+#[tokio::test]
+async fn approvers_and_requesters_get_email_with_the_right_recipients_subject_and_link() {
+    let smtp = SmtpSink::start().await;
+    let idp = MockOidc::start().await;
+    let addr = smtp.addr.clone();
+    let app = spawn_oidc_app(&idp, move |c| {
+        c.notify.smtp_url = format!("smtp://{addr}");
+        c.notify.email_from = "ecr-portal <ecr-portal@crytera.example>".into();
+        c.notify.group_emails = [(
+            "ecr-admins".to_string(),
+            vec!["platform-team@crytera.example".to_string(), "oncall@crytera.example".to_string()],
+        )]
+        .into_iter()
+        .collect();
+        c.notify.email_events = vec!["request.submitted".into(), "request.approved".into(), "request.applied".into()];
+        c.notify.retry_base_ms = 50;
+    })
+    .await;
+    let alice =
+        oidc_user(&app, &idp, json!({"sub": "alice", "email": "alice@crytera.example", "groups": ["engineering"]}))
+            .await;
+    let bob =
+        oidc_user(&app, &idp, json!({"sub": "bob", "email": "bob@crytera.example", "groups": ["ecr-admins"]})).await;
+    let mut req = request_body(&unique("mailed"));
+    req["justification"] = json!("<img src=x onerror=alert(1)> for the mesh");
+    let (s, created) = alice.post("/api/v1/requests", req).await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["summary"]["id"].as_i64().expect("id");
+    let mails = smtp.wait_for(1).await;
+    assert_eq!(mails[0]["to"], json!(["oncall@crytera.example", "platform-team@crytera.example"]), "the approvers");
+    assert_eq!(mails[0]["from"], "ecr-portal@crytera.example");
+    let data = unfolded(&mails[0]);
+    let data = data.as_str();
+    assert!(data.contains("Subject: [ecr-portal] New request waiting for approval: #"), "{data}");
+    assert!(data.contains(&format!("{}/requests/{id}", app.base)), "the link: {data}");
+    assert!(data.contains("text/plain") && data.contains("text/html"), "plain text and HTML: {data}");
+    let html = data.split("Content-Type: text/html").nth(1).expect("an HTML part");
+    assert!(html.contains("&lt;img src=3Dx"), "typed text escaped in HTML: {html}");
+    assert!(!html.contains("<img"), "{html}");
+
+    assert_eq!(bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0, 200);
+    assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
+    let mails = smtp.wait_for(3).await;
+    for (mail, headline) in mails[1..].iter().zip(["Request approved", "Request applied"]) {
+        assert_eq!(mail["to"], json!(["alice@crytera.example"]), "the requester, at her sign-in's address");
+        let data = unfolded(mail);
+        assert!(data.contains(&format!("Subject: [ecr-portal] {headline}: #{id}")), "{data}");
+        assert!(data.contains("X-Ecr-Portal-Delivery: "), "{data}");
+    }
+}
