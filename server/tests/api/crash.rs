@@ -17,7 +17,14 @@ struct Portal {
 }
 
 fn start(db: &Path, moto: &str, account: &str, crash_at: Option<&str>) -> Portal {
+    start_with(db, moto, account, crash_at, &[])
+}
+
+fn start_with(db: &Path, moto: &str, account: &str, crash_at: Option<&str>, env: &[(&str, String)]) -> Portal {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecr-portal"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     cmd.env("ECR_PORTAL_SERVER__LISTEN", "127.0.0.1:0")
         .env("ECR_PORTAL_DATABASE__PATH", db)
         .env("ECR_PORTAL_AWS__LOCAL_ENDPOINT", moto)
@@ -134,4 +141,50 @@ async fn a_crash_after_creating_but_before_committing_is_resumed_and_finishes_it
 #[tokio::test]
 async fn a_crash_during_verification_is_resumed_after_restart() {
     crash_and_recover("during_verify").await;
+}
+
+/// The portal is killed with a notification in its outbox, before it is sent
+/// (`before_delivery`) or after it was sent and before that was recorded
+/// (`after_delivery`). After the restart the receiver has it: once in the
+/// first case; in the second, again under the same delivery id.
+async fn notification_survives(point: &str) -> Vec<String> {
+    let (url, receiver) = crate::notifications::Receiver::start(&[]).await;
+    let moto = moto_endpoint();
+    let probe = spawn_app().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("portal.db");
+    let env = [
+        ("ECR_PORTAL_NOTIFY__WEBHOOK_URL", format!("{url}/hook")),
+        ("ECR_PORTAL_NOTIFY__WEBHOOK_SECRET", "crash-secret".to_string()),
+    ];
+    let portal = start_with(&db, &moto, &probe.account, Some(point), &env);
+    let alice = portal.user("alice", "requester").await;
+    let (status, created) = alice.post("/api/v1/requests", request_body(&unique("crashnote"))).await;
+    assert_eq!(status, 201, "{created}");
+    portal.wait_for(&format!("CRASH POINT {point}"));
+    portal.sigkill();
+    let before = receiver.deliveries();
+    let _portal = start_with(&db, &moto, &probe.account, None, &env);
+    let want = before.len() + 1;
+    for _ in 0..400 {
+        let now = receiver.deliveries();
+        if now.len() >= want {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the notification was not delivered after the restart ({point})");
+}
+
+#[tokio::test]
+async fn a_notification_committed_but_not_sent_is_sent_after_a_crash() {
+    let got = notification_survives("before_delivery").await;
+    assert_eq!(got.len(), 1, "delivered once: {got:?}");
+}
+
+#[tokio::test]
+async fn a_notification_sent_but_not_recorded_is_sent_again_under_the_same_delivery_id() {
+    let got = notification_survives("after_delivery").await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0], got[1], "the same delivery id, so the receiver drops the repeat");
 }

@@ -18,20 +18,20 @@ struct Hit {
 
 /// What the receiver answers next: a status, or no answer at all.
 #[derive(Debug, Clone, Copy)]
-enum Answer {
+pub(crate) enum Answer {
     Status(u16),
     Never,
 }
 
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     hits: Arc<Mutex<Vec<Hit>>>,
     script: Arc<Mutex<VecDeque<Answer>>>,
 }
 
 impl Receiver {
     /// Starts on a free loopback port; returns its base URL.
-    async fn start(script: &[Answer]) -> (String, Receiver) {
+    pub(crate) async fn start(script: &[Answer]) -> (String, Receiver) {
         let r = Receiver { script: Arc::new(Mutex::new(script.iter().copied().collect())), ..Default::default() };
         async fn take(State(r): State<Receiver>, headers: HeaderMap, body: String) -> StatusCode {
             r.hits.lock().expect("hits").push(Hit { headers, body });
@@ -55,6 +55,11 @@ impl Receiver {
 
     fn hits(&self) -> Vec<Hit> {
         self.hits.lock().expect("hits").clone()
+    }
+
+    /// The delivery ids received so far, in order.
+    pub(crate) fn deliveries(&self) -> Vec<String> {
+        self.hits().iter().map(|h| header(h, "x-ecr-portal-delivery")).collect()
     }
 
     /// Waits until `n` deliveries arrived (or fails after 20 s).
