@@ -168,6 +168,12 @@ impl PortalService {
         let channel = row.channel.as_str();
         let event = row.notice.event.as_str();
         let attempt = row.attempts + 1;
+        // Who was notified, for the request's timeline (email names its recipients).
+        let channel = if row.recipients.is_empty() {
+            channel.to_string()
+        } else {
+            format!("{channel} to {}", row.recipients.join(", "))
+        };
         let (outcome, action, detail) = match sent {
             Ok(()) => (
                 Ok(now),

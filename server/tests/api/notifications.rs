@@ -472,4 +472,26 @@ async fn approvers_and_requesters_get_email_with_the_right_recipients_subject_an
         assert!(data.contains(&format!("Subject: [ecr-portal] {headline}: #{id}")), "{data}");
         assert!(data.contains("X-Ecr-Portal-Delivery: "), "{data}");
     }
+    // The request's timeline says who was emailed.
+    for _ in 0..100 {
+        let (_, d) = alice.get(&format!("/api/v1/requests/{id}")).await;
+        let told: Vec<String> = d["timeline"]
+            .as_array()
+            .expect("timeline")
+            .iter()
+            .filter(|e| e["action"] == "notification_sent")
+            .map(|e| e["detail"].as_str().unwrap_or("").to_string())
+            .collect();
+        if told.len() == 3 {
+            assert!(
+                told[0]
+                    .starts_with("email to oncall@crytera.example, platform-team@crytera.example: request.submitted"),
+                "{told:?}"
+            );
+            assert!(told[2].starts_with("email to alice@crytera.example: request.applied"), "{told:?}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("three notification_sent events on the timeline");
 }
