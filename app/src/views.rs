@@ -64,16 +64,28 @@ pub struct ApprovalView {
 
 /// A page of the requests list: newest first, `limit` (default 50, at most
 /// 500) requests older than the request `before`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestsPage {
     #[serde(default)]
     pub before: Option<i64>,
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Search: part of the repository's name (any case).
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// Search: the requester's user id (`local:alice`, `oidc:…`), exactly.
+    #[serde(default)]
+    pub requester: Option<String>,
+    /// Search: the kind (`create_repository`, `grant_production`, `revoke_production`, `restore_repository`).
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 impl RequestsPage {
     pub const DEFAULT_LIMIT: u32 = 50;
+    /// The kinds a search may name.
+    pub const KINDS: [&'static str; 4] =
+        ["create_repository", "grant_production", "revoke_production", "restore_repository"];
     pub fn limit(&self) -> u32 {
         self.limit.unwrap_or(Self::DEFAULT_LIMIT).clamp(1, 500)
     }

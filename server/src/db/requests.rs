@@ -94,10 +94,20 @@ pub async fn get_request(conn: &mut SqliteConnection, id: i64) -> Result<Option<
         .transpose()
 }
 
+/// What a list is narrowed to (all optional; checked by the service).
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    pub status: Option<Status>,
+    /// Only this requester's (one's own list, or a search by requester).
+    pub requester: Option<String>,
+    /// Part of the repository name, lowercase.
+    pub repository: Option<String>,
+    pub kind: Option<String>,
+}
+
 pub async fn list_requests(
     pool: &SqlitePool,
-    status: Option<Status>,
-    requester: Option<&str>,
+    filter: &RequestFilter,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Request>, sqlx::Error> {
@@ -105,11 +115,18 @@ pub async fn list_requests(
     if let Some(b) = before {
         q.push(" AND id < ").push_bind(b);
     }
-    if let Some(s) = status {
+    if let Some(s) = filter.status {
         q.push(" AND status = ").push_bind(s.as_str());
     }
-    if let Some(r) = requester {
-        q.push(" AND requester = ").push_bind(r.to_string());
+    if let Some(r) = &filter.requester {
+        q.push(" AND requester = ").push_bind(r.clone());
+    }
+    if let Some(k) = &filter.kind {
+        q.push(" AND kind = ").push_bind(k.clone());
+    }
+    if let Some(part) = &filter.repository {
+        // instr, not LIKE: `_` and `%` in a search are plain characters.
+        q.push(" AND instr(lower(repository), ").push_bind(part.clone()).push(") > 0");
     }
     q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
     let rows = q.build().fetch_all(pool).await?;

@@ -81,6 +81,12 @@ struct ListQuery {
     before: Option<i64>,
     #[serde(default)]
     limit: Option<u32>,
+    #[serde(default)]
+    repository: Option<String>,
+    #[serde(default)]
+    requester: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
 }
 
 async fn list(
@@ -99,7 +105,13 @@ async fn list(
             )))
         })?),
     };
-    let page = app::views::RequestsPage { before: q.before, limit: q.limit };
+    let page = app::views::RequestsPage {
+        before: q.before,
+        limit: q.limit,
+        repository: q.repository,
+        requester: q.requester,
+        kind: q.kind,
+    };
     Ok(Json(s.service.list_requests(&by, status, q.mine.unwrap_or(false), page).await?).into_response())
 }
 

@@ -205,10 +205,25 @@ impl PortalService {
     ) -> Result<Vec<RequestSummary>, Error> {
         self.authorize(by, Capability::ReadOwnRequests, "read requests").await?;
         let limit = page.limit() as usize;
+        let text = |v: &Option<String>| v.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_string);
+        let kind = text(&page.kind);
+        if let Some(k) = kind.as_deref().filter(|k| !RequestsPage::KINDS.contains(k)) {
+            return Err(Error::field("kind", format!("`{k}` is not a kind; use {}", RequestsPage::KINDS.join(", "))));
+        }
+        let repository = text(&page.repository).map(|r| r.to_lowercase());
+        if repository.as_ref().is_some_and(|r| r.chars().count() > 256) {
+            return Err(Error::field("repository", "search with at most 256 characters"));
+        }
+        let mut filter = db::RequestFilter { status, requester: text(&page.requester), repository, kind };
         if mine || by.can(Capability::ReadAllRequests) || !self.approves_anything(by) {
             // Without the right to read everyone's, the list is one's own.
-            let requester = (mine || !by.can(Capability::ReadAllRequests)).then_some(by.id.as_str());
-            let rows = db::list_requests(&self.db.pool, status, requester, page.before, limit as i64).await?;
+            if mine || !by.can(Capability::ReadAllRequests) {
+                if filter.requester.as_ref().is_some_and(|r| *r != by.id) {
+                    return Ok(Vec::new()); // Someone else's requests: none of them are readable here.
+                }
+                filter.requester = Some(by.id.clone());
+            }
+            let rows = db::list_requests(&self.db.pool, &filter, page.before, limit as i64).await?;
             return Ok(rows.iter().map(summary).collect());
         }
         // An approver: their own requests and those their group decides, read
@@ -216,7 +231,7 @@ impl PortalService {
         let mut out = Vec::new();
         let mut before = page.before;
         loop {
-            let rows = db::list_requests(&self.db.pool, status, None, before, 200).await?;
+            let rows = db::list_requests(&self.db.pool, &filter, before, 200).await?;
             let done = rows.len() < 200;
             before = rows.last().map(|r| r.id);
             out.extend(rows.iter().filter(|r| self.readable(by, r)).take(limit - out.len()).map(summary));

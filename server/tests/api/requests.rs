@@ -448,3 +448,42 @@ async fn the_requests_list_comes_in_pages_newest_first() {
     let (_, all) = alice.get("/api/v1/requests").await;
     assert_eq!(page(&all).len(), 3, "the default page holds 50");
 }
+
+#[tokio::test]
+async fn the_requests_list_is_searched_by_repository_requester_and_kind() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let otto = app.sign_in("otto", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let tag = unique("srch");
+    let (_, a) = alice.submit(&format!("{tag}-mesh")).await;
+    let (_, o) = otto.submit(&format!("{tag}-fargate")).await;
+    let ids = |v: &Value| -> Vec<i64> { v.as_array().expect("list").iter().filter_map(|r| r["id"].as_i64()).collect() };
+    let a_id = id_of(&a);
+    let o_id = id_of(&o);
+    // Part of the name, any case; `_` and `%` are plain characters.
+    let (_, found) = bob.get(&format!("/api/v1/requests?repository={}-MESH", tag.to_uppercase())).await;
+    assert_eq!(ids(&found), [a_id]);
+    let (_, found) = bob.get(&format!("/api/v1/requests?repository={tag}")).await;
+    assert_eq!(ids(&found), [o_id, a_id]);
+    assert_eq!(bob.get("/api/v1/requests?repository=%25").await.1, json!([]));
+    // By requester, and by kind.
+    let (_, found) = bob.get(&format!("/api/v1/requests?repository={tag}&requester=local:otto")).await;
+    assert_eq!(ids(&found), [o_id]);
+    let (_, found) = bob.get(&format!("/api/v1/requests?repository={tag}&kind=grant_production")).await;
+    assert_eq!(found, json!([]));
+    let (_, found) = bob.get(&format!("/api/v1/requests?repository={tag}&kind=create_repository&status=pending")).await;
+    assert_eq!(ids(&found), [o_id, a_id]);
+    let (s, b) = bob.get("/api/v1/requests?kind=delete_everything").await;
+    assert_eq!((s, b["error"]["fields"][0]["field"].as_str()), (422, Some("kind")), "{b}");
+    // A requester searching for someone else's requests finds none of them.
+    assert_eq!(alice.get(&format!("/api/v1/requests?repository={tag}&requester=local:otto")).await.1, json!([]));
+    assert_eq!(ids(&alice.get(&format!("/api/v1/requests?repository={tag}")).await.1), [a_id]);
+    // The page's search is a plain GET form, and the results are in the page.
+    let html = bob.http.get(format!("{}/?repository={tag}-mesh", app.base)).send().await.expect("page");
+    let html = html.text().await.expect("html");
+    assert!(
+        html.contains(r#"role="search""#) && html.contains(&format!("{tag}-mesh")),
+        "the search form and its result"
+    );
+}

@@ -53,11 +53,14 @@ pub fn RequestList() -> impl IntoView {
     let status = move || query.with(|q| q.get("status")).filter(|s| !s.is_empty());
     let mine = move || query.with(|q| q.get("mine")).is_some_and(|m| m == "1");
     let before = move || query.with(|q| q.get("before")).and_then(|b| b.parse::<i64>().ok());
+    let search = move |key: &str| query.with(|q| q.get(key)).filter(|v| !v.trim().is_empty());
     let rows = Resource::new(
-        move || (status(), mine(), before()),
-        |(s, m, b)| list_requests(s, m, RequestsPage { before: b, limit: None }),
+        move || (status(), mine(), before(), search("repository"), search("requester"), search("kind")),
+        |(s, m, b, repository, requester, kind)| {
+            list_requests(s, m, RequestsPage { before: b, limit: None, repository, requester, kind })
+        },
     );
-    // The next (older) page starts below the last request shown.
+    // The next (older) page starts below the last request shown, with the same search.
     let older_link = move |last: i64| {
         let mut q = vec![format!("before={last}")];
         if let Some(s) = status() {
@@ -65,6 +68,11 @@ pub fn RequestList() -> impl IntoView {
         }
         if mine() {
             q.push("mine=1".into());
+        }
+        for key in ["repository", "requester", "kind"] {
+            if let Some(v) = search(key) {
+                q.push(format!("{key}={}", crate::ui::common::encode(&v)));
+            }
         }
         format!("/?{}", q.join("&"))
     };
@@ -119,9 +127,44 @@ pub fn RequestList() -> impl IntoView {
                     })}
                 </Suspense>
             </nav>
+            // A plain GET form: searching works before (and without) the page's script.
+            <form class="filters-form" method="get" action="/" role="search" aria-label="Search requests">
+                <div class="field">
+                    <label for="search-repository">"Repository contains"</label>
+                    <input id="search-repository" name="repository" maxlength="256" prop:value=move || search("repository").unwrap_or_default()/>
+                </div>
+                <div class="field">
+                    <label for="search-requester">"Requested by (user id)"</label>
+                    <input id="search-requester" name="requester" maxlength="512" placeholder="local:alice" prop:value=move || search("requester").unwrap_or_default()/>
+                </div>
+                <div class="field">
+                    <label for="search-kind">"Kind"</label>
+                    <select id="search-kind" name="kind">
+                        <option value="">"Any"</option>
+                        {RequestsPage::KINDS.into_iter().map(|k| view! {
+                            <option value=k selected=move || search("kind").as_deref() == Some(k)>{k.replace('_', " ")}</option>
+                        }).collect_view()}
+                    </select>
+                </div>
+                <div class="field">
+                    <label for="search-status">"Status"</label>
+                    <select id="search-status" name="status">
+                        <option value="">"Any"</option>
+                        {Status::ALL.into_iter().map(|s| view! {
+                            <option value=s.as_str() selected=move || status().as_deref() == Some(s.as_str())>{s.as_str()}</option>
+                        }).collect_view()}
+                    </select>
+                </div>
+                <button type="submit" class="button">"Search"</button>
+            </form>
             <Transition fallback=Loading>
                 {move || rows.get().map(|r| match r {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
+                    Ok(rows) if rows.is_empty() && (search("repository").is_some() || search("requester").is_some() || search("kind").is_some()) => view! {
+                        <EmptyState title="No request matches">
+                            <p>"Try part of the repository's name, or fewer filters."</p>
+                        </EmptyState>
+                    }.into_any(),
                     Ok(rows) if rows.is_empty() => view! {
                         <EmptyState title="No requests here yet">
                             <p>"Ask for a new repository under the namespace; an admin reviews it and the portal creates it in AWS."</p>
@@ -150,8 +193,8 @@ pub fn Queue() -> impl IntoView {
     let rows = Resource::new(
         || (),
         |_| async move {
-            let all = RequestsPage { before: None, limit: Some(500) };
-            let mut rows = list_requests(Some("pending".into()), false, all).await?;
+            let all = RequestsPage { limit: Some(500), ..Default::default() };
+            let mut rows = list_requests(Some("pending".into()), false, all.clone()).await?;
             rows.extend(list_requests(Some("needs_reapproval".into()), false, all).await?);
             rows.sort_by_key(|r| std::cmp::Reverse(r.id));
             Ok::<_, AppError>(rows)
