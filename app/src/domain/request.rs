@@ -250,8 +250,11 @@ impl Request {
     }
 
     /// Closes a request that waited longer than the policy allows.
+    /// Closes a request that waited too long for a decision (new, or sent back for re-approval).
     pub fn expire(self, at: i64, why: String) -> Result<Self, TransitionError> {
-        self.expect(Status::Pending, "expired")?;
+        if !self.status.is_awaiting_decision() {
+            return Err(TransitionError::Invalid { from: self.status, action: "expired" });
+        }
         let mut r = self.moved(Status::Rejected, at);
         r.decided_by = Some(super::principal::SYSTEM_ACTOR.into());
         r.decision_comment = Some(why);

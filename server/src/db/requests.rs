@@ -377,10 +377,15 @@ pub async fn waiting_since(conn: &mut SqliteConnection, cutoff: i64) -> Result<V
     rows.iter().map(request_from_row).collect()
 }
 
+/// Requests waiting for a decision since before `cutoff`: pending ones since
+/// they were submitted, ones sent back for re-approval since they were sent back.
 pub async fn pending_before(conn: &mut SqliteConnection, cutoff: i64) -> Result<Vec<RequestRow>, sqlx::Error> {
-    let rows = sqlx::query("SELECT * FROM requests WHERE status = 'pending' AND created_at < ? ORDER BY id LIMIT 500")
-        .bind(cutoff)
-        .fetch_all(conn)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT * FROM requests WHERE (status = 'pending' AND created_at < ?1)
+            OR (status = 'needs_reapproval' AND updated_at < ?1) ORDER BY id LIMIT 500",
+    )
+    .bind(cutoff)
+    .fetch_all(conn)
+    .await?;
     rows.iter().map(request_from_row).collect()
 }

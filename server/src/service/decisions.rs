@@ -196,8 +196,9 @@ impl PortalService {
             let hours = limit / 3_600_000;
             let why = format!("expired: no decision within {hours} hours; submit it again if it is still needed");
             let name = row.request.kind.repository().to_string();
+            let from = row.request.status;
             let expired = row.request.expire(now, why.clone())?;
-            if db::save_decision(&mut tx, &expired, Status::Pending, Some(now)).await? {
+            if db::save_decision(&mut tx, &expired, from, Some(now)).await? {
                 let notice = self.notice(NotifyEvent::RequestExpired, &expired, why.clone());
                 self.enqueue(&mut tx, &notice, Some(expired.id), None).await?;
                 db::insert_event(

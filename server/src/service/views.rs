@@ -109,8 +109,13 @@ impl PortalService {
         } else {
             None
         };
-        let expires_at = (r.status == Status::Pending)
-            .then(|| format_ms(r.created_at.saturating_add(self.deployment.approval.pending_expiry_ms)));
+        // Waiting requests expire: pending ones counted from submission, sent-back ones from being sent back.
+        let expires_at = match r.status {
+            Status::Pending => Some(r.created_at),
+            Status::NeedsReapproval => Some(r.updated_at),
+            _ => None,
+        }
+        .map(|from| format_ms(from.saturating_add(self.deployment.approval.pending_expiry_ms)));
         let until = match &r.kind {
             RequestKind::GrantProduction { until: Some(t), .. } => Some(format_ms(*t)),
             _ => None,

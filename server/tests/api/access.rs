@@ -560,3 +560,40 @@ async fn a_restore_that_gives_production_its_access_back_is_decided_by_the_grant
     let (_, restore) = bob.post("/api/v1/repositories/restore", json!({"name": full})).await;
     assert_eq!(restore["kind"]["grants_production"], false, "{restore}");
 }
+
+#[tokio::test]
+async fn a_request_sent_back_for_reapproval_expires_like_a_pending_one_counted_from_being_sent_back() {
+    let clock = manual_clock();
+    let app = spawn_app_full(
+        |c| {
+            c.worker.enabled = false;
+            c.approval.pending_expiry_hours = 48;
+        },
+        Some(clock.clone()),
+    )
+    .await;
+    let alice = app.sign_in("alice", "requester").await;
+    let (name, full) = repo_with_foreign_policy(&app, "stale").await;
+    let id = id_of(&access(&alice, "grant_production", &name, None).await.1);
+    // Approved a day after submission; a hand edit sends it back.
+    clock.advance_ms(24 * 3_600_000);
+    let bob = app.sign_in("bob", "admin").await; // a day on: a new session
+    assert_eq!(bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0, 200);
+    let extra = json!({"Sid": "Audit", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444444444444:root"}, "Action": "ecr:DescribeImages"});
+    set_policy(&app, &full, &json!({"Version": "2012-10-17", "Statement": [foreign_statement(&app), extra]})).await;
+    assert_eq!(app.apply_once().await, server::service::ApplyOutcome::NeedsReapproval(id));
+    let (_, d) = bob.get(&format!("/api/v1/requests/{id}")).await;
+    assert!(d["expires_at"].as_str().unwrap_or("").starts_with("2026-11-30 12:00"), "48 h after being sent back: {d}");
+    // 47 hours after being sent back (71 after submission): still waiting.
+    clock.advance_ms(47 * 3_600_000);
+    assert_eq!(app.service.expire_pending().await.expect("expire"), 0);
+    clock.advance_ms(2 * 3_600_000);
+    assert_eq!(app.service.expire_pending().await.expect("expire"), 1);
+    let bob = app.sign_in("bob", "admin").await;
+    let (_, d) = bob.get(&format!("/api/v1/requests/{id}")).await;
+    assert_eq!(d["summary"]["status"], "rejected", "{d}");
+    assert_eq!(
+        d["timeline"].as_array().and_then(|t| t.last()).map(|e| e["action"].clone()),
+        Some(json!("request_expired"))
+    );
+}
