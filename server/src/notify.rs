@@ -123,6 +123,11 @@ impl Notifier {
         let mut to = match notice.event.audience() {
             Audience::Approvers => of(&notice.approver_groups),
             Audience::Requester => requester_email.into_iter().collect(),
+            Audience::RequesterAndApprovers => {
+                let mut to = of(&notice.approver_groups);
+                to.extend(requester_email);
+                to
+            }
             Audience::Admins => of(std::slice::from_ref(&email.admin_group)),
         };
         to.sort();

@@ -36,10 +36,12 @@ pub enum AuditAction {
     NotificationSent,
     /// A notification was given up (after `notify.give_up_after_minutes`, or refused for good).
     NotificationFailed,
+    /// Someone who can see a request commented on it (the body is the detail).
+    CommentAdded,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 27] = [
+    pub const ALL: [AuditAction; 28] = [
         AuditAction::SignedIn,
         AuditAction::SignedOut,
         AuditAction::RequestSubmitted,
@@ -67,6 +69,7 @@ impl AuditAction {
         AuditAction::UserRevoked,
         AuditAction::NotificationSent,
         AuditAction::NotificationFailed,
+        AuditAction::CommentAdded,
     ];
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -97,6 +100,7 @@ impl AuditAction {
             Self::UserRevoked => "user_revoked",
             Self::NotificationSent => "notification_sent",
             Self::NotificationFailed => "notification_failed",
+            Self::CommentAdded => "comment_added",
         }
     }
     pub fn parse(raw: &str) -> Option<Self> {
@@ -132,6 +136,7 @@ impl AuditAction {
             Self::UserRevoked => "Person cut off (sessions and tokens ended)",
             Self::NotificationSent => "Notified",
             Self::NotificationFailed => "Notification given up",
+            Self::CommentAdded => "Comment",
         }
     }
 }

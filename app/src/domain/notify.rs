@@ -25,6 +25,9 @@ pub enum NotifyEvent {
     RequestNeedsReapproval,
     #[serde(rename = "request.reminder")]
     RequestReminder,
+    /// Someone commented on a request: its requester and its approvers hear of it.
+    #[serde(rename = "request.commented")]
+    RequestCommented,
     #[serde(rename = "drift.found")]
     DriftFound,
     #[serde(rename = "grant.expiring")]
@@ -37,7 +40,7 @@ pub enum NotifyEvent {
 }
 
 impl NotifyEvent {
-    pub const ALL: [NotifyEvent; 12] = [
+    pub const ALL: [NotifyEvent; 13] = [
         Self::RequestSubmitted,
         Self::RequestApproved,
         Self::RequestRejected,
@@ -46,6 +49,7 @@ impl NotifyEvent {
         Self::RequestExpired,
         Self::RequestNeedsReapproval,
         Self::RequestReminder,
+        Self::RequestCommented,
         Self::DriftFound,
         Self::GrantExpiring,
         Self::RevokeFailed,
@@ -62,6 +66,7 @@ impl NotifyEvent {
             Self::RequestExpired => "request.expired",
             Self::RequestNeedsReapproval => "request.needs_reapproval",
             Self::RequestReminder => "request.reminder",
+            Self::RequestCommented => "request.commented",
             Self::DriftFound => "drift.found",
             Self::GrantExpiring => "grant.expiring",
             Self::RevokeFailed => "revoke.failed",
@@ -84,6 +89,7 @@ impl NotifyEvent {
             | Self::RequestExpired
             | Self::RequestNeedsReapproval
             | Self::GrantExpiring => Audience::Requester,
+            Self::RequestCommented => Audience::RequesterAndApprovers,
             Self::DriftFound | Self::RevokeFailed | Self::Test => Audience::Admins,
         }
     }
@@ -99,6 +105,7 @@ impl NotifyEvent {
             Self::RequestExpired => "Request expired",
             Self::RequestNeedsReapproval => "Request needs approval again",
             Self::RequestReminder => "Reminder: request still waiting for approval",
+            Self::RequestCommented => "New comment on a request",
             Self::DriftFound => "Drift found",
             Self::GrantExpiring => "Temporary production access ends soon",
             Self::RevokeFailed => "Automatic revoke failed",
@@ -111,6 +118,7 @@ impl NotifyEvent {
 pub enum Audience {
     Approvers,
     Requester,
+    RequesterAndApprovers,
     Admins,
 }
 

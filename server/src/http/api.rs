@@ -319,6 +319,25 @@ async fn test_notification(
     Ok((StatusCode::ACCEPTED, Json(s.service.send_test_notification(&by, channel).await?)).into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommentBody {
+    body: String,
+}
+
+/// `POST /api/v1/requests/{id}/comments` `{"body"}`: a comment on the request's timeline; 201 with the request.
+async fn comment(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let by = user(u)?;
+    let id = parse_id(&id)?;
+    let CommentBody { body } = json_body(&body)?;
+    Ok((StatusCode::CREATED, Json(s.service.comment(&by, id, body).await?)).into_response())
+}
+
 async fn me(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
     Ok(Json(s.service.info(u.map(|Extension(p)| p))).into_response())
 }
@@ -335,6 +354,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/requests/{id}/reject", post(reject))
         .route("/api/v1/requests/{id}/retry", post(retry))
         .route("/api/v1/requests/{id}/plan", get(plan))
+        .route("/api/v1/requests/{id}/comments", post(comment))
         .route("/api/v1/repositories", get(repositories))
         .route("/api/v1/repositories/{action}", post(repository_action))
         .route("/api/v1/audit", get(audit))

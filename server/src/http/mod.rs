@@ -69,6 +69,7 @@ pub fn router(state: AppState, site: Site) -> Router {
         .merge(sign_in)
         .route("/users/revoke", post(people::revoke_user))
         .route("/notifications/test", post(people::test_notification))
+        .route("/requests/{id}/comments", post(people::comment))
         .merge(api::routes())
         .with_state(state.clone());
 

@@ -1,7 +1,7 @@
-//! The plain HTML forms of the admin pages (`POST /users/revoke`, `POST
-//! /notifications/test`): they work without JavaScript, and are answered with
-//! a redirect back to their page saying what happened (a known code, never
-//! free text).
+//! The plain HTML forms (`POST /users/revoke`, `POST /notifications/test`,
+//! `POST /requests/{id}/comments`): they work without JavaScript, and are
+//! answered with a redirect back to their page saying what happened (a known
+//! code, never free text).
 use super::state::AppState;
 use app::domain::principal::Principal;
 use app::error::AppError;
@@ -63,4 +63,29 @@ pub async fn test_notification(
         }
         Err(_) => Redirect::to("/notifications?error=channel").into_response(),
     }
+}
+
+#[derive(Deserialize)]
+pub struct CommentForm {
+    #[serde(default)]
+    body: String,
+}
+
+/// `POST /requests/{id}/comments` (the request page's comment form): adds the
+/// comment and goes back to the request's timeline.
+pub async fn comment(
+    State(state): State<AppState>,
+    by: Option<Extension<Principal>>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    Form(form): Form<CommentForm>,
+) -> Response {
+    let Some(Extension(by)) = by else { return Redirect::to(&format!("/login?next=/requests/{id}")).into_response() };
+    let code = match state.service.comment(&by, id, form.body).await.map_err(AppError::from) {
+        Ok(_) => return Redirect::to(&format!("/requests/{id}#timeline")).into_response(),
+        Err(AppError::Forbidden(_) | AppError::Unauthenticated) => "forbidden",
+        Err(AppError::NotFound(_)) => "not_found",
+        Err(AppError::Invalid(_)) => "invalid",
+        Err(_) => "unavailable",
+    };
+    Redirect::to(&format!("/requests/{id}?comment_error={code}#comment")).into_response()
 }

@@ -261,6 +261,46 @@ impl PortalService {
         Ok(row.request.status)
     }
 
+    /// Comments on a request: anyone who can see it and may submit or decide
+    /// (not auditors, who change nothing). The comment is an audit event on
+    /// the request's timeline (so the discussion is as tamper-evident as the
+    /// decisions), and its requester and approvers are notified, in one transaction.
+    pub async fn comment(&self, by: &Principal, id: i64, body: String) -> Result<RequestDetail, Error> {
+        if !(by.can(Capability::SubmitRequest) || by.can(Capability::Decide)) {
+            return Err(self.deny(by, "auditors read everything but cannot comment".into()).await);
+        }
+        let row = self.load(id).await?;
+        self.may_read(by, &row.request).await?;
+        let body = app::domain::text::free_text(&body, app::domain::request::MAX_COMMENT, true)
+            .map_err(|e| Error::field("body", format!("the comment: {e}")))?;
+        if body.is_empty() {
+            return Err(Error::field("body", "write the comment"));
+        }
+        let name = row.request.kind.repository().to_string();
+        let detail = match by.via() {
+            Some(via) => format!("{body} (through {via})"),
+            None => body.clone(),
+        };
+        let mut tx = self.db.write().await?;
+        db::insert_event(
+            &mut tx,
+            &NewEvent {
+                at: self.now(),
+                actor: &by.id,
+                action: AuditAction::CommentAdded,
+                request_id: Some(id),
+                repository: Some(&name),
+                detail,
+                aws_request_ids: vec![],
+            },
+        )
+        .await?;
+        let notice = self.notice(NotifyEvent::RequestCommented, &row.request, format!("{}: {body}", by.id));
+        self.enqueue(&mut tx, &notice, Some(id), None).await?;
+        tx.commit().await?;
+        self.request_detail(by, id).await
+    }
+
     /// See [`Self::readable`]; a refusal is audited.
     pub(super) async fn may_read(&self, by: &Principal, r: &Request) -> Result<(), Error> {
         if !self.readable(by, r) {

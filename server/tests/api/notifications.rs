@@ -495,3 +495,22 @@ async fn approvers_and_requesters_get_email_with_the_right_recipients_subject_an
     }
     panic!("three notification_sent events on the timeline");
 }
+
+#[tokio::test]
+async fn a_comment_is_notified_to_the_requester_and_the_approvers() {
+    let (hook, webhook) = Receiver::start(&[]).await;
+    let app = spawn_app_with(webhook_app(&hook)).await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let (_, created) = alice.submit(&unique("discussed")).await;
+    let id = created["summary"]["id"].as_i64().expect("id");
+    assert_eq!(
+        bob.post(&format!("/api/v1/requests/{id}/comments"), json!({"body": "<b>why</b> this name?"})).await.0,
+        201
+    );
+    webhook.wait_for(2).await;
+    let c = events_of(&webhook, "request.commented");
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0]["request"]["id"], id);
+    assert_eq!(c[0]["detail"], "local:bob: <b>why</b> this name?");
+}

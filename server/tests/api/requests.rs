@@ -487,3 +487,61 @@ async fn the_requests_list_is_searched_by_repository_requester_and_kind() {
         "the search form and its result"
     );
 }
+
+#[tokio::test]
+async fn people_who_can_see_a_request_comment_on_it_and_comments_render_as_text() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let otto = app.sign_in("otto", "requester").await;
+    let aude = app.sign_in("aude", "auditor").await;
+    let id = id_of(&alice.submit(&unique("talk")).await.1);
+    let path = format!("/api/v1/requests/{id}/comments");
+    let (s, d) = bob.post(&path, json!({"body": "Why MUTABLE? <script>window.__pwned=1</script>"})).await;
+    assert_eq!(s, 201, "{d}");
+    let (s, _) = alice.post(&path, json!({"body": "CI retags latest\non every build."})).await;
+    assert_eq!(s, 201);
+    assert_eq!(otto.post(&path, json!({"body": "hi"})).await.0, 403, "not his to see");
+    assert_eq!(aude.post(&path, json!({"body": "hi"})).await.0, 403, "auditors change nothing");
+    assert_eq!(bob.post(&path, json!({"body": "   "})).await.0, 422);
+    assert_eq!(bob.post(&path, json!({"body": "ok\u{202E}"})).await.0, 422);
+    assert_eq!(bob.post("/api/v1/requests/999999/comments", json!({"body": "x"})).await.0, 404);
+    let (_, d) = alice.get(&format!("/api/v1/requests/{id}")).await;
+    let comments: Vec<(String, String)> = d["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter(|e| e["action"] == "comment_added")
+        .map(|e| (e["actor"].as_str().unwrap_or("").to_string(), e["detail"].as_str().unwrap_or("").to_string()))
+        .collect();
+    assert_eq!(
+        comments,
+        [
+            ("local:bob".to_string(), "Why MUTABLE? <script>window.__pwned=1</script>".to_string()),
+            ("local:alice".to_string(), "CI retags latest\non every build.".to_string())
+        ]
+    );
+    // The page shows it as text, and its comment form is a plain form.
+    let html =
+        alice.http.get(format!("{}/requests/{id}", app.base)).send().await.expect("page").text().await.expect("html");
+    assert!(html.contains("&lt;script&gt;window.__pwned=1&lt;/script&gt;") && !html.contains("<script>window.__pwned"));
+    assert!(html.contains(&format!(r#"action="/requests/{id}/comments""#)));
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let cookie = app.session_cookie("alice", "requester").await;
+    let r = no_redirects
+        .post(format!("{}/requests/{id}/comments", app.base))
+        .header("cookie", &cookie)
+        .form(&[("body", "From the form.")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!((r.status().as_u16(), location(&r)), (303, format!("/requests/{id}#timeline")));
+    let r = no_redirects
+        .post(format!("{}/requests/{id}/comments", app.base))
+        .header("cookie", &cookie)
+        .form(&[("body", "")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(location(&r), format!("/requests/{id}?comment_error=invalid#comment"));
+}

@@ -128,6 +128,7 @@ async fn every_route_allows_exactly_the_principals_it_should() {
     let signed_in = [Requester, OtherRequester, Admin, Auditor, Approver, SubmitToken, UserToken];
     // Rita's request is a new repository, which Pia's group does not decide: she cannot read it.
     let readers_of_ritas = [Requester, Admin, Auditor, SubmitToken, UserToken];
+    let commenters_on_ritas = [Requester, Admin, SubmitToken, UserToken];
     let submitters = [Requester, OtherRequester, Admin, Approver, SubmitToken, UserToken];
     let admins = [Admin, UserToken];
     let deciders = [Admin, Approver, UserToken];
@@ -147,6 +148,8 @@ async fn every_route_allows_exactly_the_principals_it_should() {
         row("POST", "/api/v1/requests", Some(bad_request.clone()), &submitters),
         row("GET", format!("/api/v1/requests/{id}"), None, &readers_of_ritas),
         row("GET", format!("/api/v1/requests/{id}/plan"), None, &readers_of_ritas),
+        // Anyone who can see it comments, except auditors (an empty body: 422 past authorization).
+        row("POST", format!("/api/v1/requests/{id}/comments"), Some(json!({"body": ""})), &commenters_on_ritas),
         row("POST", "/api/v1/requests/999999/approve", Some(json!({})), &deciders),
         row("POST", "/api/v1/requests/999999/reject", Some(json!({})), &deciders),
         row("POST", "/api/v1/requests/999999/retry", Some(json!({})), &admins),

@@ -202,7 +202,36 @@ fn Timeline(detail: RequestDetail) -> AnyView {
                     </li>
                 }).collect_view()}
             </ol>
+            <CommentForm id=detail.summary.id/>
         </section>
     }
     .into_any()
+}
+
+/// What `?comment_error=` may say: known codes only.
+fn comment_error(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "forbidden" => "You cannot comment on this request.",
+        "invalid" => "Write a comment of at most 2,000 characters, without control characters or direction marks.",
+        "not_found" => "There is no such request.",
+        "unavailable" => "The comment could not be saved right now; try again.",
+        _ => return None,
+    })
+}
+
+/// A plain form (POST, then back to the timeline): it works before, and without, the page's script.
+#[component]
+fn CommentForm(id: i64) -> impl IntoView {
+    let query = leptos_router::hooks::use_query_map();
+    let error = move || query.with(|q| q.get("comment_error")).and_then(|c| comment_error(&c));
+    view! {
+        <form class="form comment-form" id="comment" method="post" action=format!("/requests/{id}/comments")>
+            {move || error().map(|e| view! { <p class="field-error" role="alert">{e}</p> })}
+            <div class="field">
+                <label for="comment-body">"Add a comment"</label>
+                <textarea id="comment-body" name="body" rows="3" maxlength="2000" required></textarea>
+            </div>
+            <button type="submit" class="button">"Comment"</button>
+        </form>
+    }
 }
