@@ -92,9 +92,10 @@ impl AppError {
 impl From<TransitionError> for AppError {
     fn from(e: TransitionError) -> Self {
         match e {
-            TransitionError::SelfApproval | TransitionError::NotAdmin(_) | TransitionError::NotApprover { .. } => {
-                Self::Forbidden(e.to_string())
-            }
+            TransitionError::SelfApproval
+            | TransitionError::NotAdmin(_)
+            | TransitionError::NotApprover { .. }
+            | TransitionError::NotRequester => Self::Forbidden(e.to_string()),
             TransitionError::Invalid { .. } | TransitionError::AlreadyApproved => Self::Conflict(e.to_string()),
         }
     }

@@ -47,6 +47,9 @@ pub struct RequestDetail {
     pub drift: Vec<String>,
     pub can_reject: bool,
     pub can_retry: bool,
+    /// The viewer asked for it and it still waits for a decision.
+    #[serde(default)]
+    pub can_withdraw: bool,
     /// Approvals given in this round, and what the approval policy needs.
     pub approvals: Vec<ApprovalView>,
     pub approvals_required: u32,

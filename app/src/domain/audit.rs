@@ -38,10 +38,12 @@ pub enum AuditAction {
     NotificationFailed,
     /// Someone who can see a request commented on it (the body is the detail).
     CommentAdded,
+    /// The requester took the request back before a decision.
+    RequestWithdrawn,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 28] = [
+    pub const ALL: [AuditAction; 29] = [
         AuditAction::SignedIn,
         AuditAction::SignedOut,
         AuditAction::RequestSubmitted,
@@ -70,6 +72,7 @@ impl AuditAction {
         AuditAction::NotificationSent,
         AuditAction::NotificationFailed,
         AuditAction::CommentAdded,
+        AuditAction::RequestWithdrawn,
     ];
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -101,6 +104,7 @@ impl AuditAction {
             Self::NotificationSent => "notification_sent",
             Self::NotificationFailed => "notification_failed",
             Self::CommentAdded => "comment_added",
+            Self::RequestWithdrawn => "request_withdrawn",
         }
     }
     pub fn parse(raw: &str) -> Option<Self> {
@@ -137,6 +141,7 @@ impl AuditAction {
             Self::NotificationSent => "Notified",
             Self::NotificationFailed => "Notification given up",
             Self::CommentAdded => "Comment",
+            Self::RequestWithdrawn => "Withdrawn by the requester",
         }
     }
 }

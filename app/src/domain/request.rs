@@ -30,10 +30,12 @@ pub enum Status {
     Rejected,
     Failed,
     NeedsReapproval,
+    /// Taken back by its requester before a decision.
+    Withdrawn,
 }
 
 impl Status {
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 8] = [
         Status::Pending,
         Status::Approved,
         Status::Applying,
@@ -41,6 +43,7 @@ impl Status {
         Status::Rejected,
         Status::Failed,
         Status::NeedsReapproval,
+        Status::Withdrawn,
     ];
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -51,6 +54,7 @@ impl Status {
             Self::Rejected => "rejected",
             Self::Failed => "failed",
             Self::NeedsReapproval => "needs_reapproval",
+            Self::Withdrawn => "withdrawn",
         }
     }
     pub fn parse(raw: &str) -> Option<Self> {
@@ -88,6 +92,8 @@ pub enum TransitionError {
     AlreadyApproved,
     #[error("this request is {from}; it cannot be {action}")]
     Invalid { from: Status, action: &'static str },
+    #[error("only the person who asked can withdraw a request; an approver rejects it instead")]
+    NotRequester,
 }
 
 fn verb(action: &str) -> &str {
@@ -250,6 +256,20 @@ impl Request {
     }
 
     /// Closes a request that waited longer than the policy allows.
+    /// The requester takes the request back while it waits for a decision.
+    /// Nobody else can: an approver rejects instead.
+    pub fn withdraw(self, by: &Principal, at: i64) -> Result<Self, TransitionError> {
+        if by.id != self.requester {
+            return Err(TransitionError::NotRequester);
+        }
+        if !self.status.is_awaiting_decision() {
+            return Err(TransitionError::Invalid { from: self.status, action: "withdrawn" });
+        }
+        let mut r = self.moved(Status::Withdrawn, at);
+        r.decided_by = Some(by.id.clone());
+        Ok(r)
+    }
+
     /// Closes a request that waited too long for a decision (new, or sent back for re-approval).
     pub fn expire(self, at: i64, why: String) -> Result<Self, TransitionError> {
         if !self.status.is_awaiting_decision() {

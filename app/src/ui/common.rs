@@ -15,6 +15,7 @@ pub fn StatusBadge(status: Status) -> impl IntoView {
         Status::Rejected => "✕",
         Status::Failed => "!",
         Status::NeedsReapproval => "?",
+        Status::Withdrawn => "↩",
     };
     view! {
         <span class=format!("badge badge-{}", status.as_str()) data-status=status.as_str()>

@@ -98,6 +98,27 @@ fn options(path: &Path) -> anyhow::Result<SqliteConnectOptions> {
         .foreign_keys(true))
 }
 
+/// Runs the migrations on one connection with foreign keys off, as SQLite
+/// wants for a table rebuild (sqlx runs each migration in a transaction,
+/// where the setting cannot change, and does not honour `-- no-transaction`
+/// for SQLite), then checks every key and turns them back on. A migration
+/// that leaves a dangling key fails the start, naming the table.
+async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await.context("opening a connection for the migrations")?;
+    sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
+    let ran = MIGRATOR.run(&mut *conn).await.context("running database migrations");
+    let broken: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+        .fetch_all(&mut *conn)
+        .await
+        .context("checking foreign keys after the migrations")?;
+    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+    ran?;
+    if let Some((table,)) = broken.first() {
+        anyhow::bail!("after the migrations, table {table} has rows whose foreign keys point nowhere");
+    }
+    Ok(())
+}
+
 impl Db {
     /// Opens (creating it if needed) and migrates the database; its audit
     /// events are signed with `key` (see [`crate::audit`]).
@@ -114,7 +135,7 @@ impl Db {
             .connect_with(options.clone())
             .await
             .with_context(|| format!("opening SQLite database {}", path.display()))?;
-        MIGRATOR.run(&pool).await.context("running database migrations")?;
+        migrate(&pool).await?;
         let write_pool = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)

@@ -338,6 +338,17 @@ async fn comment(
     Ok((StatusCode::CREATED, Json(s.service.comment(&by, id, body).await?)).into_response())
 }
 
+/// `POST /api/v1/requests/{id}/withdraw`: the requester takes it back while it waits for a decision.
+async fn withdraw(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let by = user(u)?;
+    let id = parse_id(&id)?;
+    Ok(Json(s.service.withdraw(&by, id).await?).into_response())
+}
+
 async fn me(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
     Ok(Json(s.service.info(u.map(|Extension(p)| p))).into_response())
 }
@@ -355,6 +366,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/requests/{id}/retry", post(retry))
         .route("/api/v1/requests/{id}/plan", get(plan))
         .route("/api/v1/requests/{id}/comments", post(comment))
+        .route("/api/v1/requests/{id}/withdraw", post(withdraw))
         .route("/api/v1/repositories", get(repositories))
         .route("/api/v1/repositories/{action}", post(repository_action))
         .route("/api/v1/audit", get(audit))

@@ -70,6 +70,7 @@ pub fn router(state: AppState, site: Site) -> Router {
         .route("/users/revoke", post(people::revoke_user))
         .route("/notifications/test", post(people::test_notification))
         .route("/requests/{id}/comments", post(people::comment))
+        .route("/requests/{id}/withdraw", post(people::withdraw))
         .merge(api::routes())
         .with_state(state.clone());
 

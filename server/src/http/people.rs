@@ -89,3 +89,19 @@ pub async fn comment(
     };
     Redirect::to(&format!("/requests/{id}?comment_error={code}#comment")).into_response()
 }
+
+/// `POST /requests/{id}/withdraw` (the request page's button): withdraws and goes back to the request.
+pub async fn withdraw(
+    State(state): State<AppState>,
+    by: Option<Extension<Principal>>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> Response {
+    let Some(Extension(by)) = by else { return Redirect::to(&format!("/login?next=/requests/{id}")).into_response() };
+    match state.service.withdraw(&by, id).await {
+        Ok(_) => Redirect::to(&format!("/requests/{id}")).into_response(),
+        Err(e) => {
+            tracing::info!("withdrawing request #{id}: {e}");
+            Redirect::to(&format!("/requests/{id}")).into_response()
+        }
+    }
+}

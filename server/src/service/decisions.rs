@@ -53,6 +53,13 @@ impl PortalService {
         .await
     }
 
+    /// The requester takes a request back while it waits for a decision (nobody else can).
+    pub async fn withdraw(&self, by: &Principal, id: i64) -> Result<RequestDetail, Error> {
+        self.authorize(by, Capability::SubmitRequest, "withdraw requests").await?;
+        let read = self.load(id).await?;
+        self.decide(by, &read, AuditAction::RequestWithdrawn, None, |r, by, _, now| r.withdraw(by, now)).await
+    }
+
     pub async fn retry(&self, by: &Principal, id: i64) -> Result<RequestDetail, Error> {
         self.authorize(by, Capability::Operate, "retry applies").await?;
         let read = self.load(id).await?;
@@ -124,7 +131,9 @@ impl PortalService {
             }
         };
         let approving = action == AuditAction::RequestApproved;
-        let decided_at = (next.status != from && (approving || action == AuditAction::RequestRejected)).then_some(now);
+        let decided_at = (next.status != from
+            && (approving || action == AuditAction::RequestRejected || action == AuditAction::RequestWithdrawn))
+            .then_some(now);
         if !db::save_decision(&mut tx, &next, from, decided_at).await? {
             // Only a bug gets here: the request was read in this transaction.
             return Err(Error::Conflict("the request changed while you were deciding; reload it".into()));

@@ -134,6 +134,7 @@ impl PortalService {
             timeline,
             approve_blocked,
             can_reject: r.check_decision(by, "rejected", &rule, &[]).is_ok(),
+            can_withdraw: r.requester == by.id && r.status.is_awaiting_decision() && by.can(Capability::SubmitRequest),
             can_retry: by.can(Capability::Operate) && r.status == Status::Failed,
             approvals: approvals
                 .into_iter()

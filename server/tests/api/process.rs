@@ -90,3 +90,55 @@ fn reading_commands_open_the_database_read_only_and_never_create_one() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("there is no database at {}", db.display())));
     assert!(!db.exists(), "nothing was created");
 }
+
+/// Migration 4 rebuilds `requests` (a new status in its CHECK): an existing
+/// database keeps every request, approval and audit event, and its keys hold.
+#[tokio::test]
+async fn the_requests_table_rebuild_keeps_an_existing_database_whole() {
+    use sqlx::sqlite::SqliteConnectOptions;
+    use std::str::FromStr;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("old.db");
+    let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+        .expect("options")
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(opts).await.expect("pool");
+    // The database as the previous release left it: migrations 1 to 3.
+    let mut old = sqlx::migrate::Migrator::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations"))
+        .await
+        .expect("migrations");
+    old.migrations = std::borrow::Cow::Owned(old.migrations.iter().filter(|m| m.version < 4).cloned().collect());
+    old.run(&pool).await.expect("old migrations");
+    sqlx::query(
+        "INSERT INTO requests (kind, repository, payload, justification, requester, status, created_at, updated_at)
+         VALUES ('create_repository', 'crytera/kept', '{}', 'j', 'local:alice', 'pending', 1, 1)",
+    )
+    .execute(&pool)
+    .await
+    .expect("request");
+    sqlx::query("INSERT INTO approvals (request_id, approver, at) VALUES (1, 'local:bob', 2)")
+        .execute(&pool)
+        .await
+        .expect("approval");
+    // Then this release's migrations, as the portal runs them (foreign keys off, then checked).
+    drop(pool);
+    let key = server::secret::PortalKey::from_bytes([3; 32]);
+    let db = server::db::Db::connect(&path, &key).await.expect("migration 4 on an existing database");
+    let pool = db.pool.clone();
+    let (repo, status): (String, String) =
+        sqlx::query_as("SELECT repository, status FROM requests WHERE id = 1").fetch_one(&pool).await.expect("kept");
+    assert_eq!((repo.as_str(), status.as_str()), ("crytera/kept", "pending"));
+    let approvals: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM approvals").fetch_one(&pool).await.expect("count");
+    assert_eq!(approvals, 1);
+    let broken: Vec<(String,)> = sqlx::query_as("PRAGMA foreign_key_check").fetch_all(&pool).await.unwrap_or_default();
+    assert!(broken.is_empty(), "{broken:?}");
+    // The new status is allowed; an unknown one still is not; the one-open-per-repository rule still holds.
+    sqlx::query("UPDATE requests SET status = 'withdrawn' WHERE id = 1").execute(&pool).await.expect("withdrawn");
+    assert!(sqlx::query("UPDATE requests SET status = 'bogus' WHERE id = 1").execute(&pool).await.is_err());
+    let insert =
+        "INSERT INTO requests (kind, repository, payload, justification, requester, status, created_at, updated_at)
+                  VALUES ('create_repository', 'crytera/twice', '{}', 'j', 'local:alice', 'pending', 1, 1)";
+    sqlx::query(insert).execute(&pool).await.expect("first open request");
+    assert!(sqlx::query(insert).execute(&pool).await.is_err(), "the partial unique index was made again");
+}

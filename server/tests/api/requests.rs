@@ -545,3 +545,54 @@ async fn people_who_can_see_a_request_comment_on_it_and_comments_render_as_text(
         .expect("post");
     assert_eq!(location(&r), format!("/requests/{id}?comment_error=invalid#comment"));
 }
+
+#[tokio::test]
+async fn only_the_requester_withdraws_a_request_and_only_while_it_waits() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let name = unique("takeback");
+    let id = id_of(&alice.submit(&name).await.1);
+    let (_, d) = alice.get(&format!("/api/v1/requests/{id}")).await;
+    assert_eq!(
+        (d["can_withdraw"].as_bool(), bob.get(&format!("/api/v1/requests/{id}")).await.1["can_withdraw"].as_bool()),
+        (Some(true), Some(false))
+    );
+    let (s, b) = bob.post(&format!("/api/v1/requests/{id}/withdraw"), json!({})).await;
+    assert_eq!(s, 403, "an admin rejects instead: {b}");
+    let (s, d) = alice.post(&format!("/api/v1/requests/{id}/withdraw"), json!({})).await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["summary"]["status"], "withdrawn");
+    assert_eq!(actions(&d), ["request_submitted", "request_withdrawn"]);
+    assert_eq!(alice.post(&format!("/api/v1/requests/{id}/withdraw"), json!({})).await.0, 409, "once");
+    assert_eq!(bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0, 409, "nothing left to decide");
+    // The name is free again, and the list filters by the new status.
+    assert_eq!(alice.submit(&name).await.0, 201);
+    let (_, listed) = alice.get("/api/v1/requests?status=withdrawn").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    // An approved request cannot be withdrawn.
+    let other = id_of(&alice.submit(&unique("late")).await.1);
+    assert_eq!(bob.post(&format!("/api/v1/requests/{other}/approve"), json!({})).await.0, 200);
+    assert_eq!(alice.post(&format!("/api/v1/requests/{other}/withdraw"), json!({})).await.0, 409);
+    // The page offers a plain form to the requester only.
+    let html = alice
+        .http
+        .get(format!("{}/requests/{}", app.base, id + 1))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains(&format!(r#"action="/requests/{}/withdraw""#, id + 1)), "the requester's form");
+    let html = bob
+        .http
+        .get(format!("{}/requests/{}", app.base, id + 1))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(!html.contains("/withdraw"));
+}

@@ -150,6 +150,8 @@ async fn every_route_allows_exactly_the_principals_it_should() {
         row("GET", format!("/api/v1/requests/{id}/plan"), None, &readers_of_ritas),
         // Anyone who can see it comments, except auditors (an empty body: 422 past authorization).
         row("POST", format!("/api/v1/requests/{id}/comments"), Some(json!({"body": ""})), &commenters_on_ritas),
+        // Submitters may try (a request that is not theirs is refused by the state machine: 403 too).
+        row("POST", "/api/v1/requests/999999/withdraw", Some(json!({})), &submitters),
         row("POST", "/api/v1/requests/999999/approve", Some(json!({})), &deciders),
         row("POST", "/api/v1/requests/999999/reject", Some(json!({})), &deciders),
         row("POST", "/api/v1/requests/999999/retry", Some(json!({})), &admins),

@@ -25,6 +25,7 @@ pub(super) fn Decision(detail: RequestDetail) -> AnyView {
         let blocked = detail.approve_blocked.clone();
         let can_approve = blocked.is_none();
         let can_reject = detail.can_reject;
+        let can_withdraw = detail.can_withdraw;
         let given = detail.approvals.len() as u32;
         let required = detail.approvals_required;
         let missing = required.saturating_sub(given);
@@ -55,6 +56,13 @@ pub(super) fn Decision(detail: RequestDetail) -> AnyView {
                 </div>
                 {blocked.clone().map(|b| view! { <p class="notice notice-info" data-testid="approve-blocked">{b}</p> })}
                 {(can_approve || can_reject).then(|| view! { <DecisionButtons id can_approve can_reject/> })}
+                // A plain form: it works before, and without, the page's script.
+                {can_withdraw.then(|| view! {
+                    <form method="post" action=format!("/requests/{id}/withdraw") class="withdraw">
+                        <p class="help">"No longer needed? Withdraw it; nothing is changed in AWS."</p>
+                        <button type="submit" class="button">"Withdraw request"</button>
+                    </form>
+                })}
             </section>
         }
     });
