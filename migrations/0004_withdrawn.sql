@@ -1,5 +1,5 @@
 -- Issue 18: a requester can withdraw a request that waits for a decision
--- (status `withdrawn`). SQLite cannot change a CHECK constraint in place, so
+-- (status `withdrawn`), and the kinds of the coming issues are allowed. SQLite cannot change a CHECK constraint in place, so
 -- the table is rebuilt as SQLite documents it: copied whole, the old one
 -- dropped and the new one renamed, its indexes made again. The portal runs
 -- migrations with foreign keys off and checks them all afterwards
@@ -7,7 +7,10 @@
 -- events, repositories) are checked once the same ids exist again.
 CREATE TABLE requests_new (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind             TEXT    NOT NULL CHECK (kind IN ('create_repository', 'grant_production', 'revoke_production', 'restore_repository')),
+    -- update_repository, delete_repository (issue 18) and promote_image (issue 19) are allowed
+    -- now, so those issues need no second rebuild.
+    kind             TEXT    NOT NULL CHECK (kind IN ('create_repository', 'grant_production', 'revoke_production', 'restore_repository',
+                                                      'update_repository', 'delete_repository', 'promote_image')),
     repository       TEXT    NOT NULL,
     payload          TEXT    NOT NULL,
     justification    TEXT    NOT NULL,
@@ -40,3 +43,15 @@ CREATE UNIQUE INDEX requests_one_open_per_repository
     ON requests (repository) WHERE status IN ('pending', 'approved', 'applying', 'needs_reapproval');
 CREATE INDEX requests_by_status ON requests (status, id);
 CREATE INDEX requests_by_requester ON requests (requester, id);
+
+-- Issue 18: a deleted repository's record is kept here (what was approved for it
+-- until then), and leaves `repositories`, so a later repository of the same name
+-- starts a record of its own.
+CREATE TABLE deleted_repositories (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT    NOT NULL,
+    deleted_at INTEGER NOT NULL,
+    request_id INTEGER REFERENCES requests (id),
+    record     TEXT    NOT NULL                -- the record as it was (JSON)
+);
+CREATE INDEX deleted_repositories_by_name ON deleted_repositories (name, id);

@@ -87,8 +87,8 @@ pub struct RequestsPage {
 impl RequestsPage {
     pub const DEFAULT_LIMIT: u32 = 50;
     /// The kinds a search may name.
-    pub const KINDS: [&'static str; 4] =
-        ["create_repository", "grant_production", "revoke_production", "restore_repository"];
+    pub const KINDS: [&'static str; 5] =
+        ["create_repository", "grant_production", "revoke_production", "restore_repository", "delete_repository"];
     pub fn limit(&self) -> u32 {
         self.limit.unwrap_or(Self::DEFAULT_LIMIT).clamp(1, 500)
     }

@@ -185,6 +185,8 @@ pub trait Registry: Send + Sync + 'static {
     async fn get_policy(&self, name: &str) -> Result<(Option<String>, String), RegistryError>;
     async fn set_policy(&self, name: &str, policy: &serde_json::Value) -> Result<String, RegistryError>;
     async fn delete_policy(&self, name: &str) -> Result<String, RegistryError>;
+    /// Deletes the repository and its images (ECR's force delete).
+    async fn delete_repository(&self, name: &str) -> Result<String, RegistryError>;
     /// How many images, and when the newest was pushed (unix ms).
     async fn image_stats(&self, name: &str) -> Result<(usize, Option<i64>), RegistryError>;
     /// Restores one setting (used by restore requests).
@@ -572,6 +574,11 @@ impl Registry for EcrRegistry {
         live.request_ids.push(id);
         live.policy = policy.and_then(|t| serde_json::from_str(&t).ok());
         Ok(Some(live))
+    }
+
+    async fn delete_repository(&self, name: &str) -> Result<String, RegistryError> {
+        let out = self.ecr.delete_repository().repository_name(name).force(true).send().await.map_err(classify)?;
+        Ok(rid(&out))
     }
 
     async fn get_policy(&self, name: &str) -> Result<(Option<String>, String), RegistryError> {

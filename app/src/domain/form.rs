@@ -76,6 +76,14 @@ fn justification(raw: &str, errors: &mut Vec<FieldError>, empty: &str) -> String
     }
 }
 
+/// A request to delete a repository with its images.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteRequestInput {
+    pub repository: String,
+    pub justification: String,
+}
+
 /// A request to grant or revoke the production account's read-only pull access.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -141,6 +141,40 @@ fn step(call: &str, summary: impl Into<String>, params: Vec<(&str, String)>, doc
     }
 }
 
+/// The plan for deleting a repository: how many images go with it (when the
+/// repository was read), and what production loses if it can pull it.
+pub fn for_delete(
+    repository: &str,
+    images: Option<(usize, Option<String>)>,
+    production_can_pull: bool,
+    target: &Target,
+) -> Plan {
+    let mut steps: Vec<PlanStep> = assume_step(target).into_iter().collect();
+    let what = match &images {
+        Some((0, _)) => "it holds no images".to_string(),
+        Some((n, Some(newest))) => format!("its {n} image(s) go with it; the newest was pushed {newest}"),
+        Some((n, None)) => format!("its {n} image(s) go with it"),
+        None => "with every image in it".to_string(),
+    };
+    let mut summary = format!("Delete {repository} ({what}); this cannot be undone");
+    if production_can_pull {
+        summary.push_str(". Production can pull it now and will lose these images");
+    }
+    steps.push(step(
+        "ecr:DeleteRepository",
+        summary,
+        vec![("repositoryName", repository.to_string()), ("force", "true".to_string())],
+        None,
+    ));
+    steps.push(step(
+        "ecr:DescribeRepositories",
+        "Verify: the repository is gone",
+        vec![("repositoryName", repository.to_string())],
+        None,
+    ));
+    Plan { steps, policy: None, blocked: None }
+}
+
 /// The plan for creating one repository. `existing` is `Some(live policy)`
 /// when a repository of that name is already in ECR (made by someone else):
 /// the plan then adopts it, and shows the policy it has, which the approvers
@@ -305,5 +339,16 @@ mod tests {
         assert!(change.before.contains("999999999999") && change.after.contains("999999999999"));
         assert!(change.after.contains("222222222222") && !change.unchanged);
         assert!(for_new_repository(&spec(None), false, Some(None), &target(None)).policy.is_none());
+    }
+
+    #[test]
+    fn a_delete_plan_counts_the_images_and_warns_about_production() {
+        let plan = for_delete("crytera/app", Some((3, Some("2026-12-01 10:00:00 UTC".into()))), true, &target(None));
+        let calls: Vec<&str> = plan.steps.iter().map(|s| s.call.as_str()).collect();
+        assert_eq!(calls, ["ecr:DeleteRepository", "ecr:DescribeRepositories"]);
+        assert!(plan.steps[0].summary.contains("3 image(s)") && plan.steps[0].summary.contains("Production can pull"));
+        assert!(plan.steps[0].params.contains(&("force".into(), "true".into())));
+        let quiet = for_delete("crytera/app", Some((0, None)), false, &target(None));
+        assert!(quiet.steps[0].summary.contains("no images") && !quiet.steps[0].summary.contains("Production"));
     }
 }

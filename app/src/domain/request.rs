@@ -129,6 +129,14 @@ pub enum RequestKind {
         #[serde(default)]
         grants_production: bool,
     },
+    /// Delete a repository and its images (ECR's force delete).
+    DeleteRepository {
+        repository: RepoName,
+        /// Production can pull it now: deleting takes images production may run,
+        /// so it is decided by the production grant's rule.
+        #[serde(default)]
+        production_can_pull: bool,
+    },
 }
 
 impl RequestKind {
@@ -137,7 +145,8 @@ impl RequestKind {
             Self::CreateRepository { spec, .. } => &spec.name,
             Self::GrantProduction { repository, .. }
             | Self::RevokeProduction { repository }
-            | Self::RestoreRepository { repository, .. } => repository,
+            | Self::RestoreRepository { repository, .. }
+            | Self::DeleteRepository { repository, .. } => repository,
         }
     }
     pub fn as_str(&self) -> &'static str {
@@ -146,6 +155,7 @@ impl RequestKind {
             Self::GrantProduction { .. } => "grant_production",
             Self::RevokeProduction { .. } => "revoke_production",
             Self::RestoreRepository { .. } => "restore_repository",
+            Self::DeleteRepository { .. } => "delete_repository",
         }
     }
     pub fn label(&self) -> &'static str {
@@ -154,11 +164,12 @@ impl RequestKind {
             Self::GrantProduction { .. } => "grant production access",
             Self::RevokeProduction { .. } => "revoke production access",
             Self::RestoreRepository { .. } => "restore approved state",
+            Self::DeleteRepository { .. } => "delete repository",
         }
     }
     /// Whether applying it writes the repository policy.
     pub fn touches_policy(&self) -> bool {
-        !matches!(self, Self::CreateRepository { grant_production: false, .. })
+        !matches!(self, Self::CreateRepository { grant_production: false, .. } | Self::DeleteRepository { .. })
     }
 }
 
@@ -367,6 +378,12 @@ impl ApprovalPolicy {
                 required: self.grant_production.required.max(self.restore_repository.required),
             },
             RequestKind::RestoreRepository { .. } => self.restore_repository.clone(),
+            // Deleting what production pulls is decided like a production grant; otherwise like a new repository.
+            RequestKind::DeleteRepository { production_can_pull: true, .. } => ApprovalRule {
+                groups: self.grant_production.groups.clone(),
+                required: self.grant_production.required.max(self.create_repository.required),
+            },
+            RequestKind::DeleteRepository { .. } => self.create_repository.clone(),
         }
     }
 }

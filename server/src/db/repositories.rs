@@ -139,3 +139,30 @@ pub async fn ended_grants(conn: &mut SqliteConnection, now: i64) -> Result<Vec<R
     .await?;
     rows.iter().map(record_from_row).collect()
 }
+
+/// Moves a repository's record to `deleted_repositories` (kept, as it was),
+/// out of `repositories`: a later repository of the same name starts afresh.
+pub async fn archive_record(
+    conn: &mut SqliteConnection,
+    name: &str,
+    request_id: i64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let record: Option<String> = sqlx::query_scalar(
+        "SELECT json_object('spec', json(spec), 'production_access', production_access,
+                            'production_until', production_until, 'request_id', request_id,
+                            'adopted_at', adopted_at, 'drift', json(drift), 'checked_at', checked_at)
+         FROM repositories WHERE name = ?",
+    )
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    sqlx::query("INSERT INTO deleted_repositories (name, deleted_at, request_id, record) VALUES (?, ?, ?, ?)")
+        .bind(name)
+        .bind(now)
+        .bind(request_id)
+        .bind(record.unwrap_or_else(|| "null".into()))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM repositories WHERE name = ?").bind(name).execute(conn).await.map(|_| ())
+}

@@ -54,6 +54,10 @@ async fn submit(State(s): State<AppState>, u: Option<Extension<Principal>>, body
             let input: RepositoryRequestInput = from_value(value)?;
             s.service.submit(&by, input).await?
         }
+        "delete_repository" => {
+            let input: app::domain::form::DeleteRequestInput = from_value(value)?;
+            s.service.submit_delete(&by, input).await?
+        }
         "grant_production" | "revoke_production" => {
             if let Some(o) = value.as_object_mut() {
                 o.insert("action".into(), (if kind == "grant_production" { "grant" } else { "revoke" }).into());
@@ -63,8 +67,8 @@ async fn submit(State(s): State<AppState>, u: Option<Extension<Principal>>, body
         }
         other => {
             return Err(ApiError(AppError::BadRequest(format!(
-                "unknown kind `{other}`; use create_repository, grant_production or revoke_production"
-            ))))
+            "unknown kind `{other}`; use create_repository, grant_production, revoke_production or delete_repository"
+        ))))
         }
     };
     let detail = s.service.request_detail(&by, id).await?;

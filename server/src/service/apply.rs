@@ -254,6 +254,7 @@ impl PortalService {
                     RequestKind::GrantProduction { .. } => "production can pull".to_string(),
                     RequestKind::RevokeProduction { .. } => "production can no longer pull".to_string(),
                     RequestKind::RestoreRepository { .. } => "restored the approved state".to_string(),
+                    RequestKind::DeleteRepository { .. } => format!("deleted {name} and its images"),
                 };
                 record = Some(res.adopted);
                 let ids = res.aws_request_ids.clone();
@@ -291,9 +292,14 @@ impl PortalService {
             let why = format!("the lease was gone when the attempt finished ({detail}); its result was not recorded");
             return self.record_lost_lease(&started, &name, why, ids).await;
         }
-        if let Some(adopted) = record {
-            let before = db::get_record(&mut tx, &name).await?;
-            db::upsert_record(&mut tx, &updated_record(&started, before, adopted, now)).await?;
+        match (record, &started.kind) {
+            // A deleted repository's record is kept apart; a later one of the same name starts afresh.
+            (Some(_), RequestKind::DeleteRepository { .. }) => db::archive_record(&mut tx, &name, id, now).await?,
+            (Some(adopted), _) => {
+                let before = db::get_record(&mut tx, &name).await?;
+                db::upsert_record(&mut tx, &updated_record(&started, before, adopted, now)).await?;
+            }
+            (None, _) => {}
         }
         if clear_approvals {
             db::clear_approvals(&mut tx, id).await?;
@@ -388,6 +394,7 @@ impl PortalService {
                 self.apply_policy(&name, grant, approved_policy.as_ref(), &mut calls).await?;
                 (None, false)
             }
+            RequestKind::DeleteRepository { .. } => return self.delete(&name, calls).await,
             RequestKind::RestoreRepository { grants_production, .. } => {
                 let mut conn = self.db.pool.acquire().await.map_err(|e| {
                     tracing::error!("reading the approved state: {e}");
@@ -457,7 +464,7 @@ impl PortalService {
             RequestKind::CreateRepository { grant_production, .. } => Some(*grant_production).filter(|g| *g),
             RequestKind::GrantProduction { .. } => Some(true),
             RequestKind::RevokeProduction { .. } => Some(false),
-            RequestKind::RestoreRepository { .. } => None,
+            RequestKind::RestoreRepository { .. } | RequestKind::DeleteRepository { .. } => None,
         };
         if must_grant.is_some() && !full {
             let (text, id) = calls.reg.get_policy(&name).await.map_err(|e| calls.aws("GetRepositoryPolicy", e))?;
@@ -479,6 +486,29 @@ impl PortalService {
             self.put_in_inventory(&live);
         }
         Ok(ApplyResult { repository_uri: uri, repository_arn: arn, adopted, aws_request_ids: calls.ids })
+    }
+
+    /// Deletes the repository with its images (force), then checks it is gone.
+    /// A repository already gone (an earlier attempt deleted it) counts as deleted.
+    async fn delete(&self, name: &str, mut calls: Calls) -> Result<ApplyResult, Failure> {
+        calls.fence("DeleteRepository").await?;
+        match calls.reg.delete_repository(name).await {
+            Ok(id) => calls.ids.push(id),
+            Err(RegistryError::NotFound) => {}
+            Err(e) => return Err(calls.aws("DeleteRepository", e)),
+        }
+        match calls.reg.describe_settings(name).await {
+            Ok(None) => {}
+            Ok(Some(_)) => return Err(calls.fail(format!("verification failed: {name} is still in ECR"))),
+            Err(e) => return Err(calls.aws("DescribeRepositories", e)),
+        }
+        self.forget_in_inventory(name);
+        Ok(ApplyResult {
+            repository_uri: String::new(),
+            repository_arn: String::new(),
+            adopted: false,
+            aws_request_ids: calls.ids,
+        })
     }
 
     async fn describe_for(&self, name: &str, calls: &mut Calls) -> Result<crate::aws::LiveRepository, Failure> {
@@ -629,7 +659,7 @@ fn updated_record(r: &Request, record: Option<RecordRow>, adopted: bool, now: i6
             rec.production_access = false;
             rec.production_until = None;
         }
-        RequestKind::RestoreRepository { .. } => {}
+        RequestKind::RestoreRepository { .. } | RequestKind::DeleteRepository { .. } => {}
     }
     rec.drift = Vec::new();
     rec.checked_at = Some(now);

@@ -139,6 +139,11 @@ impl PortalService {
         self.patch_inventory(&live.name, Some((live.clone(), live.policy.clone(), count, last)));
     }
 
+    /// Removes a repository the portal has just deleted from the cached inventory.
+    pub(crate) fn forget_in_inventory(&self, name: &str) {
+        self.patch_inventory(name, None);
+    }
+
     /// Replaces (or, with None, removes) one repository in the cached inventory.
     fn patch_inventory(&self, name: &str, detail: Option<LiveDetail>) {
         let now = self.now();

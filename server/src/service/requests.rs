@@ -4,7 +4,7 @@ use super::views::summary;
 use super::{aws_unavailable, Error, PortalService};
 use crate::db::{self, NewEvent};
 use app::domain::audit::AuditAction;
-use app::domain::form::{AccessRequestInput, RepositoryRequestInput};
+use app::domain::form::{AccessRequestInput, DeleteRequestInput, RepositoryRequestInput};
 use app::domain::name::RepoName;
 use app::domain::notify::NotifyEvent;
 use app::domain::principal::{Capability, Principal};
@@ -65,6 +65,44 @@ impl PortalService {
             RequestKind::RevokeProduction { repository: name }
         };
         let request = self.new_request(&by.id, kind, parsed.justification, Status::Pending);
+        self.insert_request(request, by.via().map(|v| format!("through {v}")).unwrap_or_default()).await
+    }
+
+    /// Asks for a repository to be deleted with its images. Whether production can
+    /// pull it now decides the approval rule (the grant's, then), and is shown.
+    pub async fn submit_delete(&self, by: &Principal, input: DeleteRequestInput) -> Result<i64, Error> {
+        self.authorize(by, Capability::SubmitRequest, "submit requests").await?;
+        let mut errors = Vec::new();
+        let name = match RepoName::parse(&self.deployment.namespace, &input.repository) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                errors.push(app::domain::form::FieldError::new("repository", e.to_string()));
+                None
+            }
+        };
+        let justification =
+            match app::domain::text::free_text(&input.justification, app::domain::form::MAX_JUSTIFICATION, true) {
+                Ok(j) if !j.is_empty() => j,
+                Ok(_) => {
+                    errors.push(app::domain::form::FieldError::new("justification", "say why it can go"));
+                    String::new()
+                }
+                Err(e) => {
+                    errors.push(app::domain::form::FieldError::new("justification", format!("the justification: {e}")));
+                    String::new()
+                }
+            };
+        let Some(name) = name.filter(|_| errors.is_empty()) else { return Err(Error::Invalid(errors)) };
+        let live = match self.registry.describe(name.as_str()).await {
+            Ok(Some(l)) => l,
+            Ok(None) => return Err(Error::field("repository", format!("there is no repository {name} in ECR"))),
+            Err(e) => return Err(aws_unavailable(&format!("check {name}"), e)),
+        };
+        let production_can_pull =
+            self.grant_target().is_some_and(|(a, l)| app::domain::policy::grants(live.policy.as_ref(), a, l))
+                || self.foreign_grants(live.policy.as_ref()).iter().any(|g| g.reaches_production);
+        let kind = RequestKind::DeleteRepository { repository: name, production_can_pull };
+        let request = self.new_request(&by.id, kind, justification, Status::Pending);
         self.insert_request(request, by.via().map(|v| format!("through {v}")).unwrap_or_default()).await
     }
 

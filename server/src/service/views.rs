@@ -90,6 +90,21 @@ impl PortalService {
                 plan::for_access(repository.as_str(), before.as_ref(), grant, target)
             }
             RequestKind::RestoreRepository { repository, .. } => self.restore_plan(repository, snapshot).await,
+            RequestKind::DeleteRepository { repository, production_can_pull } => {
+                // While it waits, the plan counts what would go; afterwards there is nothing left to read.
+                let images = if r.status.is_awaiting_decision() {
+                    match self.registry.image_stats(repository.as_str()).await {
+                        Ok((n, newest)) => Some((n, newest.map(format_ms))),
+                        Err(e) => {
+                            tracing::warn!("counting the images of {repository}: {e}");
+                            None
+                        }
+                    }
+                } else {
+                    None
+                };
+                plan::for_delete(repository.as_str(), images, *production_can_pull, target)
+            }
         }
     }
 

@@ -597,3 +597,82 @@ async fn a_request_sent_back_for_reapproval_expires_like_a_pending_one_counted_f
         Some(json!("request_expired"))
     );
 }
+
+#[tokio::test]
+async fn a_repository_with_images_is_deleted_after_approval_and_its_record_is_kept_apart() {
+    let app = spawn_app_with(|c| c.approval.grant_production_approvals = 2).await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let dave = app.sign_in("dave", "admin").await;
+    let full = managed_repo(&app, &alice, &bob, "doomed").await;
+    // Two images, and production can pull it.
+    let ecr = app.ecr().await;
+    for (tag, digit) in [("v1", '1'), ("v2", '2')] {
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":1,"digest":"sha256:{}"}},"layers":[]}}"#,
+            digit.to_string().repeat(64)
+        );
+        ecr.put_image().repository_name(&full).image_manifest(manifest).image_tag(tag).send().await.expect("push");
+    }
+    let gid = id_of(&access(&alice, "grant_production", &full, None).await.1);
+    bob.post(&format!("/api/v1/requests/{gid}/approve"), json!({})).await;
+    dave.post(&format!("/api/v1/requests/{gid}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(gid).await["summary"]["status"], "applied");
+
+    // Bad input first: nothing stored.
+    let (s, b) = alice
+        .post(
+            "/api/v1/requests",
+            json!({"kind": "delete_repository", "repository": "crytera/none-such", "justification": "gone"}),
+        )
+        .await;
+    assert_eq!((s, b["error"]["fields"][0]["field"].as_str()), (422, Some("repository")), "{b}");
+    let (s, _) = alice
+        .post("/api/v1/requests", json!({"kind": "delete_repository", "repository": full, "justification": " "}))
+        .await;
+    assert_eq!(s, 422);
+    // The request: the plan counts the images and says production loses them; the grant's rule decides.
+    let (s, d) = alice
+        .post(
+            "/api/v1/requests",
+            json!({"kind": "delete_repository", "repository": full, "justification": "replaced by crytera/next"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let id = id_of(&d);
+    assert_eq!(d["kind"]["production_can_pull"], true);
+    let summary = d["plan"]["steps"][1]["summary"].as_str().unwrap_or("").to_string();
+    assert!(summary.contains("2 image(s)") && summary.contains("Production can pull it now"), "{summary}");
+    assert_eq!(
+        (d["approvals_required"].as_u64(), d["plan"]["steps"][1]["call"].as_str()),
+        (Some(2), Some("ecr:DeleteRepository"))
+    );
+    let (_, one) = bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    assert_eq!(one["summary"]["status"], "pending", "one of two");
+    dave.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    let done = bob.wait_settled(id).await;
+    assert_eq!(done["summary"]["status"], "applied", "{done}");
+    // Gone from ECR (checked in moto), gone from the portal's records, kept among the deleted ones.
+    let gone = ecr.describe_repositories().repository_names(&full).send().await;
+    assert!(gone.is_err(), "{gone:?}");
+    let (_, page) = bob.get(&format!("/api/v1/repositories?q={full}")).await;
+    assert_eq!(page["repositories"], json!([]), "{page}");
+    let kept: Vec<(String, String)> = sqlx::query_as("SELECT name, record FROM deleted_repositories")
+        .fetch_all(&app.service.db.pool)
+        .await
+        .expect("deleted");
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].0 == full && kept[0].1.contains("\"production_access\":1"), "{kept:?}");
+    // A later repository of the same name is a new one, with a record of its own.
+    let name = full.trim_start_matches("crytera/").to_string();
+    let (s, again) = alice.submit(&name).await;
+    assert_eq!(s, 201, "{again}");
+    let again_id = id_of(&again);
+    bob.post(&format!("/api/v1/requests/{again_id}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(again_id).await["summary"]["status"], "applied");
+    let row = bob.repository(&full).await;
+    assert_eq!(
+        (row["managed"].as_bool(), row["production_access"].as_bool(), row["image_count"].as_u64()),
+        (Some(true), Some(false), Some(0))
+    );
+}

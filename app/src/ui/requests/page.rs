@@ -169,6 +169,18 @@ fn Settings(detail: RequestDetail) -> AnyView {
             }
             .into_any()
         }
+        RequestKind::DeleteRepository { repository, production_can_pull } => {
+            return view! {
+                <section class="card">
+                    <h2>"Delete"</h2>
+                    <p>"Delete " <code>{repository.to_string()}</code> " and every image in it. This cannot be undone; the plan below counts the images."</p>
+                    {production_can_pull.then(|| view! {
+                        <p class="notice notice-error" data-testid="delete-production-warning">"Production can pull this repository: it will lose these images. Deleting it is decided by the production grant's approval rule."</p>
+                    })}
+                </section>
+            }
+            .into_any()
+        }
     };
     view! {
         <section class="card">
