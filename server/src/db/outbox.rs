@@ -97,6 +97,15 @@ pub async fn claim_due(
     Ok(out)
 }
 
+/// Releases every claim (at start: one process per database, so a claim left
+/// behind belongs to a sender that died).
+pub async fn release_outbox_claims(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox SET claimed_until = 0 WHERE status = 'pending' AND claimed_until > 0")
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
 /// Records a delivery attempt's outcome: delivered, retried at `retry_at`, or given up.
 pub async fn finish_delivery(
     conn: &mut SqliteConnection,

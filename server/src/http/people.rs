@@ -10,6 +10,16 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 
+/// The known code a page shows for a refused form (its page maps it to a sentence).
+fn error_code(e: &AppError) -> &'static str {
+    match e {
+        AppError::Forbidden(_) | AppError::Unauthenticated => "forbidden",
+        AppError::NotFound(_) => "not_found",
+        AppError::Invalid(_) | AppError::BadRequest(_) => "invalid",
+        _ => "unavailable",
+    }
+}
+
 #[derive(Deserialize)]
 pub struct RevokeForm {
     #[serde(default)]
@@ -27,15 +37,7 @@ pub async fn revoke_user(
             let who = percent_encoding::utf8_percent_encode(&done.user, percent_encoding::NON_ALPHANUMERIC);
             Redirect::to(&format!("/users?revoked={who}")).into_response()
         }
-        Err(e) => {
-            let code = match e {
-                AppError::Forbidden(_) | AppError::Unauthenticated => "forbidden",
-                AppError::NotFound(_) => "not_found",
-                AppError::Invalid(_) | AppError::BadRequest(_) => "invalid",
-                _ => "unavailable",
-            };
-            Redirect::to(&format!("/users?error={code}")).into_response()
-        }
+        Err(e) => Redirect::to(&format!("/users?error={}", error_code(&e))).into_response(),
     }
 }
 
@@ -80,14 +82,10 @@ pub async fn comment(
     Form(form): Form<CommentForm>,
 ) -> Response {
     let Some(Extension(by)) = by else { return Redirect::to(&format!("/login?next=/requests/{id}")).into_response() };
-    let code = match state.service.comment(&by, id, form.body).await.map_err(AppError::from) {
-        Ok(_) => return Redirect::to(&format!("/requests/{id}#timeline")).into_response(),
-        Err(AppError::Forbidden(_) | AppError::Unauthenticated) => "forbidden",
-        Err(AppError::NotFound(_)) => "not_found",
-        Err(AppError::Invalid(_)) => "invalid",
-        Err(_) => "unavailable",
-    };
-    Redirect::to(&format!("/requests/{id}?comment_error={code}#comment")).into_response()
+    match state.service.comment(&by, id, form.body).await.map_err(AppError::from) {
+        Ok(_) => Redirect::to(&format!("/requests/{id}#timeline")).into_response(),
+        Err(e) => Redirect::to(&format!("/requests/{id}?comment_error={}#comment", error_code(&e))).into_response(),
+    }
 }
 
 /// `POST /requests/{id}/withdraw` (the request page's button): withdraws and goes back to the request.

@@ -24,10 +24,6 @@ pub struct AppState {
 
 impl AppState {
     /// The client's address (see `serve::client_ip`).
-    pub fn client_ip(&self, parts: &axum::http::request::Parts) -> Option<std::net::IpAddr> {
-        self.client_ip_of(&parts.headers, &parts.extensions)
-    }
-
     pub fn client_ip_of(
         &self,
         headers: &axum::http::HeaderMap,

@@ -409,8 +409,7 @@ impl PortalService {
                     .ok_or_else(|| calls.fail(format!("{name} is no longer in the portal's records")))?;
                 drop(conn);
                 let live = self.describe_for(&name, &mut calls).await?;
-                let regrant = record.production_access
-                    && !self.grant_target().is_some_and(|(a, l)| policy::grants(live.policy.as_ref(), a, l));
+                let regrant = record.production_access && !self.production_can_pull(live.policy.as_ref());
                 if regrant && !grants_production {
                     return Err(calls.fail(format!(
                         "putting {name} back would give production its pull access again, which this restore was \

@@ -95,12 +95,9 @@ impl PortalService {
                 // was sent back because the repository appeared: its page then
                 // shows the live policy, and approving it again takes that on.
                 RequestKind::CreateRepository { .. } if read.request.status != Status::NeedsReapproval => None,
-                RequestKind::CreateRepository { .. } => self
-                    .registry
-                    .describe(name)
-                    .await
-                    .map_err(|e| aws_unavailable("read the repository", e))?
-                    .and_then(|live| live.policy),
+                RequestKind::CreateRepository { .. } => {
+                    self.existing_policy(name).await.map_err(|e| aws_unavailable("read the repository", e))?.flatten()
+                }
                 _ => self.live_policy(name).await.map_err(|e| aws_unavailable("read the policy", e))?,
             })
         } else {

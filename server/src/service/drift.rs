@@ -43,6 +43,11 @@ impl PortalService {
         self.deployment.target.production_account.as_deref().map(|a| (a, self.deployment.target.production_can_list))
     }
 
+    /// Whether `live` lets production pull through the portal's statement, exactly as the portal writes it.
+    pub(crate) fn production_can_pull(&self, live: Option<&Value>) -> bool {
+        self.grant_target().is_some_and(|(a, l)| policy::grants(live, a, l))
+    }
+
     /// Differences between a repository's live state and its record, in words.
     pub(crate) fn drift_of(&self, record: &RecordRow, live: Option<&LiveRepository>) -> Vec<String> {
         let Some(live) = live else { return vec!["the repository no longer exists in ECR".into()] };
@@ -205,7 +210,7 @@ impl PortalService {
 
     /// One repository of the cached inventory as the portal shows it.
     fn view_of(&self, (r, policy, count, last): &LiveDetail, record: Option<&RecordRow>) -> RepositoryView {
-        let access = self.grant_target().is_some_and(|(a, list)| policy::grants(policy.as_ref(), a, list));
+        let access = self.production_can_pull(policy.as_ref());
         RepositoryView {
             request_id: record.and_then(|x| x.request_id),
             managed: record.is_some(),
@@ -455,7 +460,7 @@ impl PortalService {
             .map_err(|e| aws_unavailable("read the repository", e))?
             .ok_or_else(|| Error::Conflict(format!("{name} no longer exists in ECR; there is nothing to accept")))?;
         let statement = policy::portal_statement(live.policy.as_ref());
-        let access = self.grant_target().is_some_and(|(a, l)| policy::grants(live.policy.as_ref(), a, l));
+        let access = self.production_can_pull(live.policy.as_ref());
         if statement.is_some() && !access {
             return Err(Error::Conflict(
                 "the portal's policy statement was edited by hand; the portal cannot adopt an edited grant. \

@@ -140,9 +140,7 @@ impl PortalService {
     /// a claim left behind belongs to a sender that died).
     pub async fn release_outbox_claims(&self) -> Result<(), Error> {
         let mut tx = self.db.write().await?;
-        sqlx::query("UPDATE outbox SET claimed_until = 0 WHERE status = 'pending' AND claimed_until > 0")
-            .execute(&mut *tx)
-            .await?;
+        db::release_outbox_claims(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -93,14 +93,13 @@ impl PortalService {
                 }
             };
         let Some(name) = name.filter(|_| errors.is_empty()) else { return Err(Error::Invalid(errors)) };
-        let live = match self.registry.describe(name.as_str()).await {
-            Ok(Some(l)) => l,
+        let policy = match self.existing_policy(name.as_str()).await {
+            Ok(Some(p)) => p,
             Ok(None) => return Err(Error::field("repository", format!("there is no repository {name} in ECR"))),
             Err(e) => return Err(aws_unavailable(&format!("check {name}"), e)),
         };
-        let production_can_pull =
-            self.grant_target().is_some_and(|(a, l)| app::domain::policy::grants(live.policy.as_ref(), a, l))
-                || self.foreign_grants(live.policy.as_ref()).iter().any(|g| g.reaches_production);
+        let production_can_pull = self.production_can_pull(policy.as_ref())
+            || self.foreign_grants(policy.as_ref()).iter().any(|g| g.reaches_production);
         let kind = RequestKind::DeleteRepository { repository: name, production_can_pull };
         let request = self.new_request(&by.id, kind, justification, Status::Pending);
         self.insert_request(request, by.via().map(|v| format!("through {v}")).unwrap_or_default()).await
@@ -124,7 +123,7 @@ impl PortalService {
         let grants_production = record.production_access && {
             let live =
                 self.live_policy(name.as_str()).await.map_err(|e| aws_unavailable(&format!("read {name}"), e))?;
-            !self.grant_target().is_some_and(|(a, l)| app::domain::policy::grants(live.as_ref(), a, l))
+            !self.production_can_pull(live.as_ref())
         };
         let justification = app::domain::text::free_text(&justification, app::domain::form::MAX_JUSTIFICATION, true)
             .map_err(|e| Error::field("justification", format!("the justification: {e}")))?;

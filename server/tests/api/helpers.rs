@@ -234,6 +234,11 @@ impl User {
     }
 }
 
+/// Creates an API token through the server function the tokens page uses.
+pub async fn create_token(u: &User, name: &str, scope: &str, days: u32) -> (u16, Value) {
+    u.post("/rpc/create_token", json!({"name": name, "scope": scope, "days": days})).await
+}
+
 pub fn request_body(name: &str) -> Value {
     json!({
         "name": name,

@@ -4,6 +4,7 @@ mod audit;
 mod crash;
 mod faults;
 mod helpers;
+mod input;
 mod leases;
 mod limits;
 mod notifications;
