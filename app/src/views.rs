@@ -87,8 +87,14 @@ pub struct RequestsPage {
 impl RequestsPage {
     pub const DEFAULT_LIMIT: u32 = 50;
     /// The kinds a search may name.
-    pub const KINDS: [&'static str; 5] =
-        ["create_repository", "grant_production", "revoke_production", "restore_repository", "delete_repository"];
+    pub const KINDS: [&'static str; 6] = [
+        "create_repository",
+        "update_repository",
+        "grant_production",
+        "revoke_production",
+        "restore_repository",
+        "delete_repository",
+    ];
     pub fn limit(&self) -> u32 {
         self.limit.unwrap_or(Self::DEFAULT_LIMIT).clamp(1, 500)
     }
@@ -199,6 +205,25 @@ pub struct DriftSummary {
     pub checked: usize,
     /// Of those, how many differ.
     pub drifted: usize,
+}
+
+/// A repository's settings page: what is approved, and what changing or deleting it involves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepositorySettingsView {
+    pub name: String,
+    /// The approved settings (None: not managed by the portal; an admin adopts it first).
+    pub spec: Option<crate::domain::settings::RepositorySpec>,
+    /// The approved lifecycle as ECR JSON, pretty (empty: none).
+    pub lifecycle_json: String,
+    /// The free tags, `key=value` one per line.
+    pub free_tags: String,
+    pub production_can_pull: bool,
+    pub image_count: Option<usize>,
+    /// Protection of images from lifecycles: the release tag patterns and the pull window.
+    pub protected_tags: Vec<String>,
+    pub protect_pulled_days: u32,
+    /// The open request about this repository, if any (a new one waits for it).
+    pub open_request: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -44,6 +44,8 @@ pub struct LiveRepository {
     pub registry_id: String,
     pub created_at_ms: i64,
     pub tag_mutability: TagMutability,
+    /// Sorted.
+    pub tag_mutability_exclusions: Vec<String>,
     pub scan_on_push: bool,
     pub encryption: Encryption,
     /// Only filled by [`Registry::describe`] (not by listing).
@@ -62,6 +64,12 @@ impl LiveRepository {
         let mut d = Vec::new();
         if self.tag_mutability != spec.tag_mutability {
             d.push(format!("image tags are {} (requested {})", self.tag_mutability, spec.tag_mutability));
+        } else if self.tag_mutability_exclusions != spec.tag_mutability_exclusions {
+            d.push(format!(
+                "the tag mutability exclusions are [{}] (requested [{}])",
+                self.tag_mutability_exclusions.join(", "),
+                spec.tag_mutability_exclusions.join(", ")
+            ));
         }
         if self.scan_on_push != spec.scan_on_push {
             d.push(format!("scan on push is {} (requested {})", self.scan_on_push, spec.scan_on_push));
@@ -100,25 +108,30 @@ impl LiveRepository {
 /// One setting to put back to its approved value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fix {
-    TagMutability(TagMutability),
+    /// The setting and its exclusion filters.
+    TagMutability(TagMutability, Vec<String>),
     ScanOnPush(bool),
     Lifecycle(Option<serde_json::Value>),
     Tags(Vec<Tag>),
+    /// Remove these tag keys.
+    Untag(Vec<String>),
 }
 
 impl Fix {
     pub fn call(&self) -> &'static str {
         match self {
-            Fix::TagMutability(_) => "ecr:PutImageTagMutability",
+            Fix::TagMutability(..) => "ecr:PutImageTagMutability",
             Fix::ScanOnPush(_) => "ecr:PutImageScanningConfiguration",
             Fix::Lifecycle(Some(_)) => "ecr:PutLifecyclePolicy",
             Fix::Lifecycle(None) => "ecr:DeleteLifecyclePolicy",
             Fix::Tags(_) => "ecr:TagResource",
+            Fix::Untag(_) => "ecr:UntagResource",
         }
     }
     pub fn describe(&self) -> String {
         match self {
-            Fix::TagMutability(m) => format!("set image tags to {m}"),
+            Fix::TagMutability(m, ex) if ex.is_empty() => format!("set image tags to {m}"),
+            Fix::TagMutability(m, ex) => format!("set image tags to {m}, except {}", ex.join(", ")),
             Fix::ScanOnPush(b) => format!("set scan on push to {b}"),
             Fix::Lifecycle(Some(_)) => "put the approved lifecycle policy back".into(),
             Fix::Lifecycle(None) => "delete the lifecycle policy".into(),
@@ -126,6 +139,7 @@ impl Fix {
                 "set tags {}",
                 t.iter().map(|t| format!("{}={}", t.key, t.value)).collect::<Vec<_>>().join(", ")
             ),
+            Fix::Untag(keys) => format!("remove tags {}", keys.join(", ")),
         }
     }
 }
@@ -134,8 +148,8 @@ impl Fix {
 pub fn fixes(live: &LiveRepository, spec: &RepositorySpec) -> (Vec<Fix>, Vec<String>) {
     let mut fixes = Vec::new();
     let mut impossible = Vec::new();
-    if live.tag_mutability != spec.tag_mutability {
-        fixes.push(Fix::TagMutability(spec.tag_mutability));
+    if live.tag_mutability != spec.tag_mutability || live.tag_mutability_exclusions != spec.tag_mutability_exclusions {
+        fixes.push(Fix::TagMutability(spec.tag_mutability, spec.tag_mutability_exclusions.clone()));
     }
     if live.scan_on_push != spec.scan_on_push {
         fixes.push(Fix::ScanOnPush(spec.scan_on_push));
@@ -187,8 +201,8 @@ pub trait Registry: Send + Sync + 'static {
     async fn delete_policy(&self, name: &str) -> Result<String, RegistryError>;
     /// Deletes the repository and its images (ECR's force delete).
     async fn delete_repository(&self, name: &str) -> Result<String, RegistryError>;
-    /// How many images, and when the newest was pushed (unix ms).
-    async fn image_stats(&self, name: &str) -> Result<(usize, Option<i64>), RegistryError>;
+    /// Every image: digest, tags, push time and last recorded pull.
+    async fn images(&self, name: &str) -> Result<Vec<app::domain::lifecycle::Image>, RegistryError>;
     /// Restores one setting (used by restore requests).
     async fn fix(&self, name: &str, arn: &str, fix: &Fix) -> Result<String, RegistryError>;
     /// A cheap authenticated call (STS GetCallerIdentity) for readiness.
@@ -228,6 +242,43 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>
         }
         _ => RegistryError::Other(aws_sdk_ecr::error::DisplayErrorContext(&err).to_string()),
     }
+}
+
+fn mutability_to_aws(m: TagMutability) -> ecr::ImageTagMutability {
+    match m {
+        TagMutability::Mutable => ecr::ImageTagMutability::Mutable,
+        TagMutability::Immutable => ecr::ImageTagMutability::Immutable,
+        TagMutability::ImmutableWithExclusion => ecr::ImageTagMutability::ImmutableWithExclusion,
+        TagMutability::MutableWithExclusion => ecr::ImageTagMutability::MutableWithExclusion,
+    }
+}
+
+fn exclusion_filters(list: &[String]) -> Result<Vec<ecr::ImageTagMutabilityExclusionFilter>, RegistryError> {
+    list.iter()
+        .map(|f| {
+            ecr::ImageTagMutabilityExclusionFilter::builder()
+                .filter_type(ecr::ImageTagMutabilityExclusionFilterType::Wildcard)
+                .filter(f)
+                .build()
+                .map_err(|e| RegistryError::Invalid(e.to_string()))
+        })
+        .collect()
+}
+
+/// The SDK leaves a `false` boolean out of the JSON, so turning scan on push
+/// off sends `"imageScanningConfiguration": {}`. ECR reads that as off; moto
+/// (our stand-in) reads it as "no change". Spelling the value out means the
+/// same to ECR and makes moto agree.
+fn spell_out_scan_off(req: &mut aws_smithy_runtime_api::http::Request) {
+    let empty = br#""imageScanningConfiguration":{}"#;
+    let Some(body) = req.body().bytes() else { return };
+    let Some(at) = body.windows(empty.len()).position(|w| w == empty) else { return };
+    let mut new = body[..at].to_vec();
+    new.extend_from_slice(br#""imageScanningConfiguration":{"scanOnPush":false}"#);
+    new.extend_from_slice(&body[at + empty.len()..]);
+    let len = new.len().to_string();
+    *req.body_mut() = aws_smithy_types::body::SdkBody::from(new);
+    req.headers_mut().insert("content-length", len);
 }
 
 fn rid<T: RequestId>(out: &T) -> String {
@@ -466,7 +517,15 @@ impl EcrRegistry {
                 .unwrap_or(0),
             tag_mutability: match r.image_tag_mutability() {
                 Some(ecr::ImageTagMutability::Mutable) => TagMutability::Mutable,
+                Some(ecr::ImageTagMutability::ImmutableWithExclusion) => TagMutability::ImmutableWithExclusion,
+                Some(ecr::ImageTagMutability::MutableWithExclusion) => TagMutability::MutableWithExclusion,
                 _ => TagMutability::Immutable,
+            },
+            tag_mutability_exclusions: {
+                let mut v: Vec<String> =
+                    r.image_tag_mutability_exclusion_filters().iter().map(|f| f.filter().to_string()).collect();
+                v.sort();
+                v
             },
             scan_on_push: r.image_scanning_configuration().is_some_and(|s| s.scan_on_push()),
             encryption,
@@ -493,10 +552,10 @@ impl Registry for EcrRegistry {
             .ecr
             .create_repository()
             .repository_name(spec.name.as_str())
-            .image_tag_mutability(match spec.tag_mutability {
-                TagMutability::Mutable => ecr::ImageTagMutability::Mutable,
-                TagMutability::Immutable => ecr::ImageTagMutability::Immutable,
-            })
+            .image_tag_mutability(mutability_to_aws(spec.tag_mutability))
+            .set_image_tag_mutability_exclusion_filters(
+                Some(exclusion_filters(&spec.tag_mutability_exclusions)?).filter(|f| !f.is_empty()),
+            )
             .image_scanning_configuration(
                 ecr::ImageScanningConfiguration::builder().scan_on_push(spec.scan_on_push).build(),
             )
@@ -614,34 +673,35 @@ impl Registry for EcrRegistry {
         }
     }
 
-    async fn image_stats(&self, name: &str) -> Result<(usize, Option<i64>), RegistryError> {
-        let mut count = 0;
-        let mut last: Option<i64> = None;
+    async fn images(&self, name: &str) -> Result<Vec<app::domain::lifecycle::Image>, RegistryError> {
+        let ms = |t: &aws_sdk_ecr::primitives::DateTime| t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000);
+        let mut out = Vec::new();
         let mut pages = self.ecr.describe_images().repository_name(name).into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(classify)?;
             for img in page.image_details() {
-                count += 1;
-                if let Some(t) = img.image_pushed_at() {
-                    let ms = t.secs() * 1000;
-                    last = Some(last.map_or(ms, |l| l.max(ms)));
-                }
+                out.push(app::domain::lifecycle::Image {
+                    digest: img.image_digest().unwrap_or_default().to_string(),
+                    tags: img.image_tags().to_vec(),
+                    pushed_at: img.image_pushed_at().map(ms).unwrap_or(0),
+                    last_pull: img.last_recorded_pull_time().map(ms),
+                });
             }
         }
-        Ok((count, last))
+        Ok(out)
     }
 
     async fn fix(&self, name: &str, arn: &str, fix: &Fix) -> Result<String, RegistryError> {
         match fix {
-            Fix::TagMutability(m) => {
+            Fix::TagMutability(m, exclusions) => {
                 let out = self
                     .ecr
                     .put_image_tag_mutability()
                     .repository_name(name)
-                    .image_tag_mutability(match m {
-                        TagMutability::Mutable => ecr::ImageTagMutability::Mutable,
-                        TagMutability::Immutable => ecr::ImageTagMutability::Immutable,
-                    })
+                    .image_tag_mutability(mutability_to_aws(*m))
+                    .set_image_tag_mutability_exclusion_filters(
+                        Some(exclusion_filters(exclusions)?).filter(|f| !f.is_empty()),
+                    )
                     .send()
                     .await
                     .map_err(classify)?;
@@ -653,6 +713,8 @@ impl Registry for EcrRegistry {
                     .put_image_scanning_configuration()
                     .repository_name(name)
                     .image_scanning_configuration(ecr::ImageScanningConfiguration::builder().scan_on_push(*b).build())
+                    .customize()
+                    .mutate_request(spell_out_scan_off)
                     .send()
                     .await
                     .map_err(classify)?;
@@ -678,6 +740,17 @@ impl Registry for EcrRegistry {
                     );
                 }
                 let out = req.send().await.map_err(classify)?;
+                Ok(rid(&out))
+            }
+            Fix::Untag(keys) => {
+                let out = self
+                    .ecr
+                    .untag_resource()
+                    .resource_arn(arn)
+                    .set_tag_keys(Some(keys.clone()))
+                    .send()
+                    .await
+                    .map_err(classify)?;
                 Ok(rid(&out))
             }
         }

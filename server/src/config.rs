@@ -87,11 +87,23 @@ pub struct PortalSection {
     pub namespace: String,
     /// Production may also list and describe images (ecr:ListImages, ecr:DescribeImages), not only pull.
     pub production_can_list: bool,
+    /// A lifecycle that would expire an image pulled within this many days is
+    /// refused unless the request says so (0: pulls do not protect).
+    pub protect_pulled_days: u32,
+    /// Tags that mark a release: a lifecycle that would expire such an image is
+    /// refused unless the request says so. ECR's wildcard patterns.
+    pub protected_tags: Vec<String>,
 }
 
 impl Default for PortalSection {
     fn default() -> Self {
-        Self { namespace: "crytera".into(), production_can_list: false }
+        let protection = app::domain::lifecycle::Protection::default();
+        Self {
+            namespace: "crytera".into(),
+            production_can_list: false,
+            protect_pulled_days: protection.pulled_within_days,
+            protected_tags: protection.tag_patterns,
+        }
     }
 }
 
@@ -244,6 +256,9 @@ pub struct ApprovalSection {
     pub pending_expiry_hours: u64,
     /// Open requests (waiting or being applied) one person may hold at once.
     pub max_open_per_user: u32,
+    /// An admin may apply a request at once, without the quorum, with a
+    /// reason; another admin reviews it afterwards.
+    pub break_glass: bool,
 }
 
 impl Default for ApprovalSection {
@@ -259,6 +274,7 @@ impl Default for ApprovalSection {
             restore_repository_approvals: 1,
             pending_expiry_hours: 14 * 24,
             max_open_per_user: 20,
+            break_glass: false,
         }
     }
 }
@@ -444,6 +460,11 @@ impl Config {
             Namespace::parse(&raw.portal.namespace).map_err(|e| anyhow!("config key `portal.namespace`: {e}"))?;
         if opt(&raw.database.path).is_none() {
             bail!("config key `database.path`: give a file path for the SQLite database");
+        }
+        for p in &raw.portal.protected_tags {
+            if let Err(e) = app::domain::lifecycle::check_exclusion_filter(p) {
+                bail!("config key `portal.protected_tags`: {e}");
+            }
         }
         if raw.aws.region.trim().is_empty() {
             bail!("config key `aws.region`: give an AWS region such as us-east-1");

@@ -102,6 +102,11 @@ impl Application {
                     token_role_max_age_ms: i64::try_from(config.raw.auth.token_role_max_age_days)
                         .unwrap_or(i64::MAX / 86_400_000)
                         .saturating_mul(86_400_000),
+                    protection: app::domain::lifecycle::Protection {
+                        pulled_within_days: config.raw.portal.protect_pulled_days,
+                        tag_patterns: config.raw.portal.protected_tags.clone(),
+                    },
+                    break_glass: config.raw.approval.break_glass,
                 },
                 key,
             )

@@ -163,6 +163,11 @@ pub async fn revoke_user(user: String) -> Result<UserRevoked, AppError> {
     answer(async move { portal()?.revoke_user(&signed_in()?, user).await }.await)
 }
 
+#[server(prefix = "/rpc", endpoint = "repository_settings", input = Json)]
+pub async fn repository_settings(name: String) -> Result<RepositorySettingsView, AppError> {
+    answer(async move { portal()?.repository_settings(&signed_in()?, name).await }.await)
+}
+
 #[server(prefix = "/rpc", endpoint = "outbox")]
 pub async fn outbox() -> Result<OutboxPage, AppError> {
     answer(async move { portal()?.outbox(&signed_in()?).await }.await)

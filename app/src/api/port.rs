@@ -48,6 +48,7 @@ pub trait Portal: Send + Sync + 'static {
     async fn list_users(&self, by: &Principal) -> Result<Vec<UserView>, AppError>;
     async fn revoke_user(&self, by: &Principal, user: String) -> Result<UserRevoked, AppError>;
     async fn outbox(&self, by: &Principal) -> Result<OutboxPage, AppError>;
+    async fn repository_settings(&self, by: &Principal, name: String) -> Result<RepositorySettingsView, AppError>;
 }
 
 /// The context value the server provides to every server function.

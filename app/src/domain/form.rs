@@ -46,12 +46,192 @@ pub struct RepositoryRequestInput {
     pub keep_last_images: Option<u32>,
     #[serde(default)]
     pub expire_untagged_after_days: Option<u32>,
+    /// With `IMMUTABLE_WITH_EXCLUSION` or `MUTABLE_WITH_EXCLUSION`: the tags that are the exception.
+    #[serde(default)]
+    pub tag_mutability_exclusions: Option<Vec<String>>,
+    /// Lifecycle rules in ECR's JSON shape, instead of the presets.
+    #[serde(default)]
+    pub lifecycle_rules: Option<Vec<serde_json::Value>>,
+    /// Free tags besides team and cost centre.
+    #[serde(default)]
+    pub tags: Option<std::collections::BTreeMap<String, String>>,
     pub team: String,
     pub cost_center: String,
     pub justification: String,
     /// Also let the production account pull from it (read-only). Defaults to false.
     #[serde(default)]
     pub grant_production: Option<bool>,
+}
+
+/// A request to change a repository's settings. Whatever is left out keeps its
+/// approved value; encryption cannot change (ECR fixes it at creation).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRequestInput {
+    pub repository: String,
+    pub justification: String,
+    #[serde(default)]
+    pub tag_mutability: Option<String>,
+    #[serde(default)]
+    pub tag_mutability_exclusions: Option<Vec<String>>,
+    #[serde(default)]
+    pub scan_on_push: Option<bool>,
+    /// A preset; 0 removes it. Setting a preset replaces rules of one's own.
+    #[serde(default)]
+    pub keep_last_images: Option<u32>,
+    #[serde(default)]
+    pub expire_untagged_after_days: Option<u32>,
+    /// Rules in ECR's JSON shape; they replace the presets (`[]`: no lifecycle).
+    #[serde(default)]
+    pub lifecycle_rules: Option<Vec<serde_json::Value>>,
+    /// The free tags, all of them (team and cost centre are kept unless given here or below).
+    #[serde(default)]
+    pub tags: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    pub team: Option<String>,
+    #[serde(default)]
+    pub cost_center: Option<String>,
+    /// The lifecycle may expire images production pulled lately or that carry a release tag.
+    #[serde(default)]
+    pub expire_protected: Option<bool>,
+    /// Refused with a clear message: ECR cannot change encryption.
+    #[serde(default)]
+    pub encryption: Option<String>,
+    #[serde(default)]
+    pub kms_key_arn: Option<String>,
+}
+
+/// ECR allows at most 50 tags on a repository; the portal keeps one for its marker.
+pub const MAX_TAGS: usize = 49;
+/// Tag keys the portal keeps for itself (`ecr-portal:`) or AWS does (`aws:`).
+pub const RESERVED_TAG_PREFIXES: [&str; 2] = ["ecr-portal:", "aws:"];
+
+/// Tag mutability and its exclusions, from the input over a base.
+fn mutability(
+    raw: Option<&str>,
+    exclusions: Option<&Vec<String>>,
+    base: (TagMutability, Vec<String>),
+    errors: &mut Vec<FieldError>,
+) -> (TagMutability, Vec<String>) {
+    let m = match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => base.0,
+        Some(raw) => TagMutability::parse(raw).unwrap_or_else(|| {
+            errors.push(FieldError::new(
+                "tag_mutability",
+                "choose IMMUTABLE, MUTABLE, IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION",
+            ));
+            base.0
+        }),
+    };
+    let mut list: Vec<String> = match exclusions {
+        Some(v) => v.iter().map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect(),
+        None if m.has_exclusions() => base.1,
+        None => Vec::new(),
+    };
+    list.sort();
+    list.dedup();
+    if m.has_exclusions() {
+        if list.is_empty() {
+            errors.push(FieldError::new(
+                "tag_mutability_exclusions",
+                format!("{m} needs at least one exclusion filter, such as latest or dev-*"),
+            ));
+        } else if list.len() > super::settings::MAX_EXCLUSIONS {
+            errors.push(FieldError::new(
+                "tag_mutability_exclusions",
+                format!("ECR takes at most {} exclusion filters", super::settings::MAX_EXCLUSIONS),
+            ));
+        }
+        for f in &list {
+            if let Err(e) = super::lifecycle::check_exclusion_filter(f) {
+                errors.push(FieldError::new("tag_mutability_exclusions", e));
+            }
+        }
+    } else if !list.is_empty() {
+        errors.push(FieldError::new(
+            "tag_mutability_exclusions",
+            format!("exclusion filters only apply to IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION, not {m}"),
+        ));
+    }
+    (m, list)
+}
+
+/// The lifecycle from presets or rules over a base. `zero_removes`: a preset of 0 removes it (updates).
+fn lifecycle(
+    keep: Option<u32>,
+    untagged: Option<u32>,
+    rules: Option<&Vec<serde_json::Value>>,
+    base: Lifecycle,
+    zero_removes: bool,
+    errors: &mut Vec<FieldError>,
+) -> Lifecycle {
+    if rules.is_some() && (keep.is_some() || untagged.is_some()) {
+        errors.push(FieldError::new(
+            "lifecycle_rules",
+            "give either the presets (keep_last_images, expire_untagged_after_days) or lifecycle_rules, not both",
+        ));
+        return base;
+    }
+    if let Some(raw) = rules {
+        return match super::lifecycle::parse_rules(raw, "lifecycle_rules") {
+            Ok(rules) => Lifecycle { rules, ..Lifecycle::default() },
+            Err(e) => {
+                errors.extend(e);
+                base
+            }
+        };
+    }
+    if keep.is_none() && untagged.is_none() {
+        return base;
+    }
+    let mut l = if base.rules.is_empty() { base } else { Lifecycle::default() };
+    let min = if zero_removes { 0 } else { 1 };
+    if let Some(n) = keep {
+        if !(min..=MAX_KEEP_LAST).contains(&n) {
+            errors.push(FieldError::new(
+                "keep_last_images",
+                format!("keep between 1 and {MAX_KEEP_LAST} images, or leave it empty"),
+            ));
+        }
+        l.keep_last_images = Some(n).filter(|n| *n > 0);
+    }
+    if let Some(d) = untagged {
+        if !(min..=MAX_UNTAGGED_DAYS).contains(&d) {
+            errors.push(FieldError::new(
+                "expire_untagged_after_days",
+                format!("choose 1 to {MAX_UNTAGGED_DAYS} days, or leave it empty"),
+            ));
+        }
+        l.expire_untagged_after_days = Some(d).filter(|d| *d > 0);
+    }
+    l
+}
+
+/// The free tags, checked as ECR checks tags; the portal's and AWS's keys are refused.
+fn free_tags(map: &std::collections::BTreeMap<String, String>, errors: &mut Vec<FieldError>) -> Vec<Tag> {
+    let mut out = Vec::new();
+    for (k, v) in map {
+        let key = k.trim();
+        if key.is_empty() || key.chars().count() > 128 {
+            errors.push(FieldError::new("tags", "a tag key is 1 to 128 characters"));
+            continue;
+        }
+        if let Some(p) = RESERVED_TAG_PREFIXES.iter().find(|p| key.to_ascii_lowercase().starts_with(**p)) {
+            errors.push(FieldError::new("tags", format!("`{key}`: keys starting with {p} are reserved")));
+            continue;
+        }
+        let before = errors.len();
+        let _ = tag_value("tags", &format!("tag key `{key}`"), key, errors);
+        let value = if v.trim().is_empty() {
+            String::new()
+        } else {
+            tag_value("tags", &format!("value of tag `{key}`"), v, errors)
+        };
+        if errors.len() == before {
+            out.push(Tag { key: key.to_string(), value });
+        }
+    }
+    out
 }
 
 /// A parsed, valid request for a new repository.
@@ -194,13 +374,12 @@ impl RepositoryRequestInput {
         let name = RepoName::parse(namespace, &self.name)
             .map_err(|e| errors.push(FieldError::new("name", e.to_string())))
             .ok();
-        let tag_mutability = match self.tag_mutability.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            None => TagMutability::Immutable,
-            Some(raw) => TagMutability::parse(raw).unwrap_or_else(|| {
-                errors.push(FieldError::new("tag_mutability", "choose IMMUTABLE or MUTABLE"));
-                TagMutability::Immutable
-            }),
-        };
+        let (tag_mutability, tag_mutability_exclusions) = mutability(
+            self.tag_mutability.as_deref(),
+            self.tag_mutability_exclusions.as_ref(),
+            (TagMutability::Immutable, Vec::new()),
+            &mut errors,
+        );
         let kms = self.kms_key_arn.as_deref().map(str::trim).unwrap_or("");
         let encryption = match self.encryption.as_deref().map(|s| s.trim().to_ascii_uppercase()).as_deref() {
             None | Some("") | Some("AES256") => {
@@ -229,49 +408,122 @@ impl RepositoryRequestInput {
                 Encryption::Aes256
             }
         };
-        if let Some(n) = self.keep_last_images {
-            if !(1..=MAX_KEEP_LAST).contains(&n) {
-                errors.push(FieldError::new(
-                    "keep_last_images",
-                    format!("keep between 1 and {MAX_KEEP_LAST} images, or leave it empty"),
-                ));
-            }
-        }
-        if let Some(d) = self.expire_untagged_after_days {
-            if !(1..=MAX_UNTAGGED_DAYS).contains(&d) {
-                errors.push(FieldError::new(
-                    "expire_untagged_after_days",
-                    format!("choose 1 to {MAX_UNTAGGED_DAYS} days, or leave it empty"),
-                ));
-            }
-        }
+        let lifecycle = lifecycle(
+            self.keep_last_images,
+            self.expire_untagged_after_days,
+            self.lifecycle_rules.as_ref(),
+            Lifecycle::default(),
+            false,
+            &mut errors,
+        );
         let team = tag_value("team", "team", &self.team, &mut errors);
         let cost_center = tag_value("cost_center", "cost centre", &self.cost_center, &mut errors);
+        let free = self.tags.as_ref().map(|m| free_tags(m, &mut errors)).unwrap_or_default();
+        let tags = all_tags(team, cost_center, free, &mut errors);
         let justification = justification(&self.justification, &mut errors, "say why this repository is needed");
         match (name, errors.is_empty()) {
-            (Some(name), true) => {
-                let mut tags = vec![
-                    Tag { key: "cost-center".into(), value: cost_center },
-                    Tag { key: "team".into(), value: team },
-                ];
-                tags.sort();
-                Ok(NewRepositoryRequest {
-                    spec: RepositorySpec {
-                        name,
-                        tag_mutability,
-                        scan_on_push: self.scan_on_push.unwrap_or(true),
-                        encryption,
-                        lifecycle: Lifecycle {
-                            keep_last_images: self.keep_last_images,
-                            expire_untagged_after_days: self.expire_untagged_after_days,
-                        },
-                        tags,
-                    },
-                    grant_production: self.grant_production.unwrap_or(false),
-                    justification,
-                })
-            }
+            (Some(name), true) => Ok(NewRepositoryRequest {
+                spec: RepositorySpec {
+                    name,
+                    tag_mutability,
+                    tag_mutability_exclusions,
+                    scan_on_push: self.scan_on_push.unwrap_or(true),
+                    encryption,
+                    lifecycle,
+                    tags,
+                },
+                grant_production: self.grant_production.unwrap_or(false),
+                justification,
+            }),
             _ => Err(errors),
+        }
+    }
+}
+
+/// Team and cost centre (required, and they win over free tags of the same key)
+/// with the free tags, sorted by key.
+fn all_tags(team: String, cost_center: String, free: Vec<Tag>, errors: &mut Vec<FieldError>) -> Vec<Tag> {
+    let mut tags = vec![Tag { key: "cost-center".into(), value: cost_center }, Tag { key: "team".into(), value: team }];
+    tags.extend(free.into_iter().filter(|t| t.key != "team" && t.key != "cost-center"));
+    tags.sort();
+    if tags.len() > MAX_TAGS {
+        errors.push(FieldError::new("tags", format!("at most {MAX_TAGS} tags, team and cost centre included")));
+    }
+    tags
+}
+
+/// A valid settings change: the whole new spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateRequest {
+    pub spec: RepositorySpec,
+    pub expire_protected: bool,
+    pub justification: String,
+}
+
+impl UpdateRequestInput {
+    /// The new settings over `base` (the approved ones). The name is checked by the caller.
+    pub fn parse(&self, base: &RepositorySpec) -> Result<UpdateRequest, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.encryption.is_some() || self.kms_key_arn.is_some() {
+            errors.push(FieldError::new(
+                "encryption",
+                "ECR cannot change a repository's encryption after creation; create a new repository instead",
+            ));
+        }
+        let (tag_mutability, tag_mutability_exclusions) = mutability(
+            self.tag_mutability.as_deref(),
+            self.tag_mutability_exclusions.as_ref(),
+            (base.tag_mutability, base.tag_mutability_exclusions.clone()),
+            &mut errors,
+        );
+        let lifecycle = lifecycle(
+            self.keep_last_images,
+            self.expire_untagged_after_days,
+            self.lifecycle_rules.as_ref(),
+            base.lifecycle.clone(),
+            true,
+            &mut errors,
+        );
+        // The same policy in other words (rules that spell a preset) is the same lifecycle.
+        let lifecycle = if lifecycle.policy_json() == base.lifecycle.policy_json() {
+            base.lifecycle.clone()
+        } else {
+            Lifecycle::from_policy(lifecycle.policy_json().as_ref()).unwrap_or(lifecycle)
+        };
+        let old = |k: &str| base.tags.iter().find(|t| t.key == k).map(|t| t.value.clone()).unwrap_or_default();
+        let mut map = self.tags.clone();
+        let team_raw = self.team.clone().or_else(|| map.as_mut().and_then(|m| m.remove("team")));
+        let cost_raw = self.cost_center.clone().or_else(|| map.as_mut().and_then(|m| m.remove("cost-center")));
+        let team = match team_raw {
+            Some(t) => tag_value("team", "team", &t, &mut errors),
+            None => old("team"),
+        };
+        let cost_center = match cost_raw {
+            Some(c) => tag_value("cost_center", "cost centre", &c, &mut errors),
+            None => old("cost-center"),
+        };
+        let free = match &map {
+            Some(m) => free_tags(m, &mut errors),
+            None => base.tags.iter().filter(|t| t.key != "team" && t.key != "cost-center").cloned().collect(),
+        };
+        let tags = all_tags(team, cost_center, free, &mut errors);
+        let justification = justification(&self.justification, &mut errors, "say why the settings should change");
+        let spec = RepositorySpec {
+            name: base.name.clone(),
+            tag_mutability,
+            tag_mutability_exclusions,
+            scan_on_push: self.scan_on_push.unwrap_or(base.scan_on_push),
+            encryption: base.encryption.clone(),
+            lifecycle,
+            tags,
+        };
+        if errors.is_empty() && spec == *base {
+            errors.push(FieldError::new("repository", "these are already its settings; change at least one"));
+        }
+        if errors.is_empty() {
+            Ok(UpdateRequest { spec, expire_protected: self.expire_protected.unwrap_or(false), justification })
+        } else {
+            Err(errors)
         }
     }
 }

@@ -42,12 +42,185 @@ impl PolicyChange {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub steps: Vec<PlanStep>,
     pub policy: Option<PolicyChange>,
     /// Why the plan cannot be applied as it stands (e.g. the policy would be too large).
     pub blocked: Option<String>,
+    /// A settings change: each setting before → after.
+    #[serde(default)]
+    pub changes: Vec<SettingChange>,
+    /// What the lifecycle would expire from the repository's images now.
+    #[serde(default)]
+    pub preview: Option<LifecyclePreview>,
+    /// What the approver must not miss (shown in red): protected images expire,
+    /// production loses images.
+    #[serde(default)]
+    pub warning: Option<String>,
+}
+
+/// One setting, before → after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingChange {
+    pub setting: String,
+    pub before: String,
+    pub after: String,
+    /// ECR cannot change it after creation (encryption): shown, never written.
+    pub fixed: bool,
+}
+
+impl SettingChange {
+    pub fn changed(&self) -> bool {
+        self.before != self.after
+    }
+}
+
+/// One image the lifecycle would expire, for people to read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiringImage {
+    pub digest: String,
+    pub tags: Vec<String>,
+    pub pushed_at: String,
+    /// The rule that expires it, in words.
+    pub rule: String,
+    /// Why it should be kept (pulled lately, a release tag), if it should.
+    pub protected: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecyclePreview {
+    pub images: usize,
+    /// Newest first.
+    pub expiring: Vec<ExpiringImage>,
+}
+
+impl LifecyclePreview {
+    pub fn protected(&self) -> usize {
+        self.expiring.iter().filter(|e| e.protected.is_some()).count()
+    }
+}
+
+/// The settings of a spec in words, one row each, for before → after.
+pub fn setting_rows(spec: &RepositorySpec) -> Vec<(&'static str, String, bool)> {
+    let mutability = if spec.tag_mutability_exclusions.is_empty() {
+        spec.tag_mutability.to_string()
+    } else {
+        format!("{} except {}", spec.tag_mutability, spec.tag_mutability_exclusions.join(", "))
+    };
+    let lifecycle = {
+        let rules = spec.lifecycle.effective_rules();
+        if rules.is_empty() {
+            "none".to_string()
+        } else {
+            rules.iter().map(|r| r.describe()).collect::<Vec<_>>().join("; ")
+        }
+    };
+    let tags = spec.tags.iter().map(|t| format!("{}={}", t.key, t.value)).collect::<Vec<_>>().join(", ");
+    let encryption = match &spec.encryption {
+        Encryption::Aes256 => "AES256".to_string(),
+        Encryption::Kms(k) => format!("KMS, key {k}"),
+    };
+    vec![
+        ("Image tags", mutability, false),
+        ("Scan on push", spec.scan_on_push.to_string(), false),
+        ("Lifecycle", lifecycle, false),
+        ("Tags", tags, false),
+        ("Encryption", encryption, true),
+    ]
+}
+
+/// The plan for changing a repository's settings from `before` (live, or as
+/// approved) to `after`, with the preview of the new lifecycle.
+pub fn for_update(
+    before: &RepositorySpec,
+    after: &RepositorySpec,
+    preview: Option<LifecyclePreview>,
+    expire_protected: bool,
+    target: &Target,
+) -> Plan {
+    let changes: Vec<SettingChange> = setting_rows(before)
+        .into_iter()
+        .zip(setting_rows(after))
+        .map(|((setting, b, fixed), (_, a, _))| SettingChange {
+            setting: setting.to_string(),
+            before: b,
+            after: a,
+            fixed,
+        })
+        .collect();
+    let name = after.name.to_string();
+    let mut steps: Vec<PlanStep> = assume_step(target).into_iter().collect();
+    let p = |k: &str, v: String| (k.to_string(), v);
+    if before.tag_mutability != after.tag_mutability
+        || before.tag_mutability_exclusions != after.tag_mutability_exclusions
+    {
+        let mut params =
+            vec![p("repositoryName", name.clone()), p("imageTagMutability", after.tag_mutability.to_string())];
+        if !after.tag_mutability_exclusions.is_empty() {
+            params.push(p("imageTagMutabilityExclusionFilters", after.tag_mutability_exclusions.join(", ")));
+        }
+        steps.push(PlanStep {
+            call: "ecr:PutImageTagMutability".into(),
+            summary: "Set whether image tags can be overwritten".into(),
+            params,
+            document: None,
+        });
+    }
+    if before.scan_on_push != after.scan_on_push {
+        steps.push(step(
+            "ecr:PutImageScanningConfiguration",
+            format!("Turn scan on push {}", if after.scan_on_push { "on" } else { "off" }),
+            vec![("repositoryName", name.clone()), ("scanOnPush", after.scan_on_push.to_string())],
+            None,
+        ));
+    }
+    if before.lifecycle.policy_json() != after.lifecycle.policy_json() {
+        match after.lifecycle.policy_json() {
+            Some(doc) => steps.push(step(
+                "ecr:PutLifecyclePolicy",
+                "Set the lifecycle policy",
+                vec![("repositoryName", name.clone())],
+                serde_json::to_string_pretty(&doc).ok(),
+            )),
+            None => steps.push(step(
+                "ecr:DeleteLifecyclePolicy",
+                "Remove the lifecycle policy",
+                vec![("repositoryName", name.clone())],
+                None,
+            )),
+        }
+    }
+    let changed: Vec<String> =
+        after.tags.iter().filter(|t| !before.tags.contains(t)).map(|t| format!("{}={}", t.key, t.value)).collect();
+    if !changed.is_empty() {
+        steps.push(step("ecr:TagResource", "Add or change tags", vec![("tags", changed.join(", "))], None));
+    }
+    let removed: Vec<String> =
+        before.tags.iter().filter(|t| !after.tags.iter().any(|a| a.key == t.key)).map(|t| t.key.clone()).collect();
+    if !removed.is_empty() {
+        steps.push(step("ecr:UntagResource", "Remove tags", vec![("tagKeys", removed.join(", "))], None));
+    }
+    steps.push(step(
+        "ecr:DescribeRepositories",
+        "Verify: read the repository back (settings, tags, lifecycle) and compare with the approved settings",
+        vec![("repositoryName", name)],
+        None,
+    ));
+    let protected = preview.as_ref().map_or(0, LifecyclePreview::protected);
+    let warning = (protected > 0).then(|| {
+        format!(
+            "This lifecycle would expire {protected} protected image(s): pulled by production lately or carrying a \
+             release tag.{}",
+            if expire_protected { " The requester says this is intended." } else { "" }
+        )
+    });
+    let blocked = (protected > 0 && !expire_protected).then(|| {
+        "the lifecycle would expire protected images and the request does not say so (expire_protected); ask for it \
+         again with expire_protected, or change the rules"
+            .to_string()
+    });
+    Plan { steps, changes, preview, warning, blocked, ..Plan::default() }
 }
 
 /// Where the plan runs: the role assumed in the staging account, the region,
@@ -107,16 +280,15 @@ pub fn for_access(repository: &str, before: Option<&Value>, grant: bool, target:
     let wanted = match (grant, account) {
         (true, None) => {
             return Plan {
-                steps: Vec::new(),
-                policy: None,
                 blocked: Some("the production account is not configured or could not be discovered".into()),
+                ..Plan::default()
             }
         }
         (true, Some(a)) => Some((a, target.production_can_list)),
         (false, _) => None,
     };
     match policy::desired(before, wanted) {
-        Err(e) => Plan { steps: Vec::new(), policy: None, blocked: Some(e.to_string()) },
+        Err(e) => Plan { blocked: Some(e.to_string()), ..Plan::default() },
         Ok(after) => {
             let change = PolicyChange::new(before, after.as_ref());
             let mut steps: Vec<PlanStep> = assume_step(target).into_iter().collect();
@@ -127,7 +299,7 @@ pub fn for_access(repository: &str, before: Option<&Value>, grant: bool, target:
                 vec![("repositoryName", repository.to_string())],
                 None,
             ));
-            Plan { steps, policy: Some(change), blocked: None }
+            Plan { steps, policy: Some(change), ..Plan::default() }
         }
     }
 }
@@ -141,25 +313,41 @@ fn step(call: &str, summary: impl Into<String>, params: Vec<(&str, String)>, doc
     }
 }
 
+/// What a repository holds, for the delete plan (times formatted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageCount {
+    pub count: usize,
+    pub newest_push: Option<String>,
+    pub last_pull: Option<String>,
+}
+
 /// The plan for deleting a repository: how many images go with it (when the
 /// repository was read), and what production loses if it can pull it.
-pub fn for_delete(
-    repository: &str,
-    images: Option<(usize, Option<String>)>,
-    production_can_pull: bool,
-    target: &Target,
-) -> Plan {
+pub fn for_delete(repository: &str, images: Option<ImageCount>, production_can_pull: bool, target: &Target) -> Plan {
     let mut steps: Vec<PlanStep> = assume_step(target).into_iter().collect();
     let what = match &images {
-        Some((0, _)) => "it holds no images".to_string(),
-        Some((n, Some(newest))) => format!("its {n} image(s) go with it; the newest was pushed {newest}"),
-        Some((n, None)) => format!("its {n} image(s) go with it"),
+        Some(ImageCount { count: 0, .. }) => "it holds no images".to_string(),
+        Some(ImageCount { count, newest_push, last_pull }) => {
+            let mut w = format!("its {count} image(s) go with it");
+            if let Some(newest) = newest_push {
+                w.push_str(&format!("; the newest was pushed {newest}"));
+            }
+            match last_pull {
+                Some(p) => w.push_str(&format!("; the last pull was {p}")),
+                None => w.push_str("; ECR recorded no pull"),
+            }
+            w
+        }
         None => "with every image in it".to_string(),
     };
     let mut summary = format!("Delete {repository} ({what}); this cannot be undone");
     if production_can_pull {
         summary.push_str(". Production can pull it now and will lose these images");
     }
+    let warning = production_can_pull.then(|| {
+        "Production can pull from this repository now: deleting it takes every image production may be running"
+            .to_string()
+    });
     steps.push(step(
         "ecr:DeleteRepository",
         summary,
@@ -172,7 +360,7 @@ pub fn for_delete(
         vec![("repositoryName", repository.to_string())],
         None,
     ));
-    Plan { steps, policy: None, blocked: None }
+    Plan { steps, warning, ..Plan::default() }
 }
 
 /// The plan for creating one repository. `existing` is `Some(live policy)`
@@ -208,6 +396,7 @@ pub fn for_new_repository(
         vec![
             ("repositoryName", spec.name.to_string()),
             ("imageTagMutability", spec.tag_mutability.to_string()),
+            ("imageTagMutabilityExclusionFilters", spec.tag_mutability_exclusions.join(", ")),
             ("scanOnPush", spec.scan_on_push.to_string()),
             ("encryption", encryption),
             ("tags", format!("{tags}, ecr-portal:request=<this request's number>.<the portal's signature>")),
@@ -247,7 +436,7 @@ pub fn for_new_repository(
         vec![("repositoryName", spec.name.to_string())],
         None,
     ));
-    Plan { steps, policy: policy_change, blocked }
+    Plan { steps, policy: policy_change, blocked, ..Plan::default() }
 }
 
 #[cfg(test)]
@@ -343,12 +532,21 @@ mod tests {
 
     #[test]
     fn a_delete_plan_counts_the_images_and_warns_about_production() {
-        let plan = for_delete("crytera/app", Some((3, Some("2026-12-01 10:00:00 UTC".into()))), true, &target(None));
+        let held = ImageCount {
+            count: 3,
+            newest_push: Some("2026-12-01 10:00:00 UTC".into()),
+            last_pull: Some("2026-12-02 08:00:00 UTC".into()),
+        };
+        let plan = for_delete("crytera/app", Some(held), true, &target(None));
         let calls: Vec<&str> = plan.steps.iter().map(|s| s.call.as_str()).collect();
         assert_eq!(calls, ["ecr:DeleteRepository", "ecr:DescribeRepositories"]);
         assert!(plan.steps[0].summary.contains("3 image(s)") && plan.steps[0].summary.contains("Production can pull"));
+        assert!(plan.steps[0].summary.contains("the last pull was 2026-12-02"));
+        assert!(plan.warning.is_some_and(|w| w.contains("Production can pull")));
         assert!(plan.steps[0].params.contains(&("force".into(), "true".into())));
-        let quiet = for_delete("crytera/app", Some((0, None)), false, &target(None));
+        let empty = ImageCount { count: 0, newest_push: None, last_pull: None };
+        let quiet = for_delete("crytera/app", Some(empty), false, &target(None));
         assert!(quiet.steps[0].summary.contains("no images") && !quiet.steps[0].summary.contains("Production"));
+        assert!(quiet.warning.is_none());
     }
 }

@@ -129,6 +129,16 @@ pub enum RequestKind {
         #[serde(default)]
         grants_production: bool,
     },
+    /// Change a repository's settings: tag mutability, scanning, lifecycle, tags.
+    UpdateRepository {
+        /// The approved settings when it was asked for.
+        before: RepositorySpec,
+        /// The settings wanted, all of them.
+        spec: RepositorySpec,
+        /// The requester says the lifecycle may expire protected images.
+        #[serde(default)]
+        expire_protected: bool,
+    },
     /// Delete a repository and its images (ECR's force delete).
     DeleteRepository {
         repository: RepoName,
@@ -142,7 +152,7 @@ pub enum RequestKind {
 impl RequestKind {
     pub fn repository(&self) -> &RepoName {
         match self {
-            Self::CreateRepository { spec, .. } => &spec.name,
+            Self::CreateRepository { spec, .. } | Self::UpdateRepository { spec, .. } => &spec.name,
             Self::GrantProduction { repository, .. }
             | Self::RevokeProduction { repository }
             | Self::RestoreRepository { repository, .. }
@@ -156,6 +166,7 @@ impl RequestKind {
             Self::RevokeProduction { .. } => "revoke_production",
             Self::RestoreRepository { .. } => "restore_repository",
             Self::DeleteRepository { .. } => "delete_repository",
+            Self::UpdateRepository { .. } => "update_repository",
         }
     }
     pub fn label(&self) -> &'static str {
@@ -165,11 +176,17 @@ impl RequestKind {
             Self::RevokeProduction { .. } => "revoke production access",
             Self::RestoreRepository { .. } => "restore approved state",
             Self::DeleteRepository { .. } => "delete repository",
+            Self::UpdateRepository { .. } => "change settings",
         }
     }
     /// Whether applying it writes the repository policy.
     pub fn touches_policy(&self) -> bool {
-        !matches!(self, Self::CreateRepository { grant_production: false, .. } | Self::DeleteRepository { .. })
+        !matches!(
+            self,
+            Self::CreateRepository { grant_production: false, .. }
+                | Self::DeleteRepository { .. }
+                | Self::UpdateRepository { .. }
+        )
     }
 }
 
@@ -384,6 +401,8 @@ impl ApprovalPolicy {
                 required: self.grant_production.required.max(self.create_repository.required),
             },
             RequestKind::DeleteRepository { .. } => self.create_repository.clone(),
+            // Settings are decided like a new repository's.
+            RequestKind::UpdateRepository { .. } => self.create_repository.clone(),
         }
     }
 }

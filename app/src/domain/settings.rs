@@ -2,6 +2,7 @@
 //!
 //! Everything here is already valid: [`RepositorySpec`] is only built by
 //! [`crate::domain::form::RepositoryRequestInput::parse`].
+use super::lifecycle::{Count, LifecycleRule, TagStatus};
 use super::name::RepoName;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -11,21 +12,33 @@ use std::fmt;
 pub enum TagMutability {
     Mutable,
     Immutable,
+    /// Immutable, except tags matching the exclusion filters.
+    ImmutableWithExclusion,
+    /// Mutable, except tags matching the exclusion filters (which are immutable).
+    MutableWithExclusion,
 }
 
+/// ECR's limit on tag mutability exclusion filters.
+pub const MAX_EXCLUSIONS: usize = 5;
+
 impl TagMutability {
+    pub const ALL: [TagMutability; 4] =
+        [Self::Immutable, Self::Mutable, Self::ImmutableWithExclusion, Self::MutableWithExclusion];
     pub fn as_aws(&self) -> &'static str {
         match self {
             Self::Mutable => "MUTABLE",
             Self::Immutable => "IMMUTABLE",
+            Self::ImmutableWithExclusion => "IMMUTABLE_WITH_EXCLUSION",
+            Self::MutableWithExclusion => "MUTABLE_WITH_EXCLUSION",
         }
     }
     pub fn parse(raw: &str) -> Option<Self> {
-        match raw.trim().to_ascii_uppercase().as_str() {
-            "MUTABLE" => Some(Self::Mutable),
-            "IMMUTABLE" => Some(Self::Immutable),
-            _ => None,
-        }
+        let raw = raw.trim().to_ascii_uppercase();
+        Self::ALL.into_iter().find(|m| m.as_aws() == raw)
+    }
+    /// Whether it takes exclusion filters (and needs at least one).
+    pub fn has_exclusions(&self) -> bool {
+        matches!(self, Self::ImmutableWithExclusion | Self::MutableWithExclusion)
     }
 }
 
@@ -160,13 +173,17 @@ impl Encryption {
     }
 }
 
-/// The two lifecycle presets the portal offers; both optional.
+/// A repository's lifecycle: the two presets the portal offers (both
+/// optional), or a list of rules in ECR's terms (then no preset).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lifecycle {
     /// Keep only the newest N images (any tag state).
     pub keep_last_images: Option<u32>,
     /// Expire untagged images N days after push.
     pub expire_untagged_after_days: Option<u32>,
+    /// Rules of one's own, sorted by priority (see [`super::lifecycle`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<LifecycleRule>,
 }
 
 pub const MAX_KEEP_LAST: u32 = 10_000;
@@ -174,48 +191,63 @@ pub const MAX_UNTAGGED_DAYS: u32 = 3_650;
 
 impl Lifecycle {
     pub fn is_empty(&self) -> bool {
-        self.keep_last_images.is_none() && self.expire_untagged_after_days.is_none()
+        self.keep_last_images.is_none() && self.expire_untagged_after_days.is_none() && self.rules.is_empty()
+    }
+
+    /// The rules in effect: one's own, or the presets' (untagged expiry first,
+    /// then the count of any image, which ECR wants last).
+    pub fn effective_rules(&self) -> Vec<LifecycleRule> {
+        if !self.rules.is_empty() {
+            return self.rules.clone();
+        }
+        let mut rules = Vec::new();
+        if let Some(days) = self.expire_untagged_after_days {
+            rules.push(LifecycleRule {
+                priority: 1,
+                description: Some(format!("Expire untagged images after {days} days")),
+                tag_status: TagStatus::Untagged,
+                tag_prefixes: vec![],
+                tag_patterns: vec![],
+                count: Count::SinceImagePushedDays(days),
+            });
+        }
+        if let Some(n) = self.keep_last_images {
+            rules.push(LifecycleRule {
+                priority: rules.len() as u32 + 1,
+                description: Some(format!("Keep only the last {n} images")),
+                tag_status: TagStatus::Any,
+                tag_prefixes: vec![],
+                tag_patterns: vec![],
+                count: Count::ImageCountMoreThan(n),
+            });
+        }
+        rules
     }
 
     /// The ECR lifecycle policy document, or `None` when no rule is chosen.
-    /// Untagged expiry gets the higher priority (lower number) so it runs first.
     pub fn policy_json(&self) -> Option<serde_json::Value> {
-        let mut rules = Vec::new();
-        let mut priority = 1;
-        if let Some(days) = self.expire_untagged_after_days {
-            rules.push(serde_json::json!({
-                "rulePriority": priority,
-                "description": format!("Expire untagged images after {days} days"),
-                "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": days},
-                "action": {"type": "expire"}
-            }));
-            priority += 1;
-        }
-        if let Some(n) = self.keep_last_images {
-            rules.push(serde_json::json!({
-                "rulePriority": priority,
-                "description": format!("Keep only the last {n} images"),
-                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": n},
-                "action": {"type": "expire"}
-            }));
-        }
+        let rules: Vec<serde_json::Value> = self.effective_rules().iter().map(LifecycleRule::to_json).collect();
         (!rules.is_empty()).then(|| serde_json::json!({ "rules": rules }))
     }
 
-    /// The preset a live lifecycle policy was made from, if it is exactly one of ours.
+    /// The lifecycle a live policy expresses: a preset when it is exactly one of
+    /// ours, otherwise its rules; `None` when the portal cannot express it.
     pub fn from_policy(policy: Option<&serde_json::Value>) -> Option<Self> {
         let Some(p) = policy else { return Some(Self::default()) };
-        let mut l = Self::default();
-        for rule in p.get("rules")?.as_array()? {
-            let sel = rule.get("selection")?;
-            let n = u32::try_from(sel.get("countNumber")?.as_u64()?).ok()?;
-            match (sel.get("tagStatus")?.as_str()?, sel.get("countType")?.as_str()?) {
-                ("untagged", "sinceImagePushed") => l.expire_untagged_after_days = Some(n),
-                ("any", "imageCountMoreThan") => l.keep_last_images = Some(n),
-                _ => return None,
+        let rules = super::lifecycle::parse_rules(p.get("rules")?.as_array()?, "lifecycle").ok()?;
+        let mut preset = Self::default();
+        for r in &rules {
+            match (r.tag_status, r.count) {
+                (TagStatus::Untagged, Count::SinceImagePushedDays(d)) => preset.expire_untagged_after_days = Some(d),
+                (TagStatus::Any, Count::ImageCountMoreThan(n)) => preset.keep_last_images = Some(n),
+                _ => {}
             }
         }
-        (l.policy_json().as_ref() == Some(p)).then_some(l)
+        if preset.policy_json().as_ref() == Some(p) {
+            return Some(preset);
+        }
+        let own = Self { rules, ..Self::default() };
+        (own.policy_json().as_ref() == Some(p)).then_some(own)
     }
 }
 
@@ -231,6 +263,10 @@ pub struct Tag {
 pub struct RepositorySpec {
     pub name: RepoName,
     pub tag_mutability: TagMutability,
+    /// Tags that are the exception to the tag mutability (`latest`, `dev-*`);
+    /// only with the `…_WITH_EXCLUSION` settings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tag_mutability_exclusions: Vec<String>,
     pub scan_on_push: bool,
     pub encryption: Encryption,
     pub lifecycle: Lifecycle,
@@ -244,7 +280,7 @@ mod tests {
 
     #[test]
     fn lifecycle_policy_orders_untagged_expiry_first() {
-        let l = Lifecycle { keep_last_images: Some(30), expire_untagged_after_days: Some(7) };
+        let l = Lifecycle { keep_last_images: Some(30), expire_untagged_after_days: Some(7), rules: vec![] };
         let p = l.policy_json().expect("policy");
         assert_eq!(p["rules"][0]["selection"]["tagStatus"], "untagged");
         assert_eq!(p["rules"][0]["rulePriority"], 1);
@@ -254,6 +290,12 @@ mod tests {
         assert_eq!(Lifecycle::from_policy(Some(&p)), Some(l));
         assert_eq!(Lifecycle::from_policy(None), Some(Lifecycle::default()));
         assert_eq!(Lifecycle::from_policy(Some(&serde_json::json!({"rules": [{"selection": {}}]}))), None);
+        // Any valid policy of someone else's is read as rules.
+        let theirs = serde_json::json!({"rules": [{"rulePriority": 5, "selection": {"tagStatus": "tagged",
+            "tagPrefixList": ["dev"], "countType": "imageCountMoreThan", "countNumber": 3}, "action": {"type": "expire"}}]});
+        let read = Lifecycle::from_policy(Some(&theirs)).expect("rules");
+        assert_eq!((read.rules.len(), read.keep_last_images), (1, None));
+        assert_eq!(read.policy_json(), Some(theirs));
     }
 
     #[test]

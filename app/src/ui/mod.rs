@@ -4,6 +4,7 @@ mod audit;
 mod common;
 mod login;
 mod notifications;
+mod repo_settings;
 mod repos;
 mod requests;
 mod tokens;
@@ -79,6 +80,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/requests/:id") view=requests::RequestPage/>
                     <Route path=path!("/queue") view=requests::Queue/>
                     <Route path=path!("/repositories") view=repos::Repositories/>
+                    <Route path=path!("/repositories/settings") view=repo_settings::RepositorySettingsPage ssr=leptos_router::SsrMode::Async/>
                     <Route path=path!("/audit") view=audit::AuditPage/>
                     <Route path=path!("/tokens") view=tokens::TokensPage/>
                     // Rendered whole before it is sent: the page and its form work without JavaScript.

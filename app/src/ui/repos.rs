@@ -69,6 +69,7 @@ pub fn Repositories() -> impl IntoView {
                     {r.tag_mutability.clone()} <br/>
                     {if r.scan_on_push { "scan on push" } else { "no scan" }} <br/>
                     {r.encryption.clone()}
+                    <p><a class="small-link" href=super::repo_settings::settings_href(&name) data-testid="settings-link">"Settings · delete"</a></p>
                 </td>
                 <td data-testid="production-access">
                     {if r.production_access {

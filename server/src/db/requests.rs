@@ -133,6 +133,17 @@ pub async fn list_requests(
     rows.iter().map(|r| request_from_row(r).map(|x| x.request)).collect()
 }
 
+/// The open request about a repository, if any (there is at most one).
+pub async fn open_request_about(conn: &mut SqliteConnection, repository: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM requests WHERE repository = ?
+         AND status IN ('pending', 'approved', 'applying', 'needs_reapproval')",
+    )
+    .bind(repository)
+    .fetch_optional(conn)
+    .await
+}
+
 /// How many requests of this requester are open (waiting for a decision or being applied).
 pub async fn open_requests_of(conn: &mut SqliteConnection, requester: &str) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(

@@ -40,7 +40,8 @@ fn query<T: DeserializeOwned>(raw: Option<String>) -> Result<T, ApiError> {
         .map_err(|e| ApiError(AppError::BadRequest(format!("query string: {e}"))))
 }
 
-/// `kind` picks the request: `create_repository` (default), `grant_production` or `revoke_production`.
+/// `kind` picks the request: `create_repository` (default), `update_repository`,
+/// `grant_production`, `revoke_production` or `delete_repository`.
 async fn submit(State(s): State<AppState>, u: Option<Extension<Principal>>, body: Bytes) -> ApiResult<Response> {
     let by = user(u)?;
     let mut value: serde_json::Value = json_body(&body)?;
@@ -58,6 +59,10 @@ async fn submit(State(s): State<AppState>, u: Option<Extension<Principal>>, body
             let input: app::domain::form::DeleteRequestInput = from_value(value)?;
             s.service.submit_delete(&by, input).await?
         }
+        "update_repository" => {
+            let input: app::domain::form::UpdateRequestInput = from_value(value)?;
+            s.service.submit_update(&by, input).await?
+        }
         "grant_production" | "revoke_production" => {
             if let Some(o) = value.as_object_mut() {
                 o.insert("action".into(), (if kind == "grant_production" { "grant" } else { "revoke" }).into());
@@ -67,7 +72,8 @@ async fn submit(State(s): State<AppState>, u: Option<Extension<Principal>>, body
         }
         other => {
             return Err(ApiError(AppError::BadRequest(format!(
-            "unknown kind `{other}`; use create_repository, grant_production, revoke_production or delete_repository"
+            "unknown kind `{other}`; use create_repository, update_repository, grant_production, revoke_production or \
+             delete_repository"
         ))))
         }
     };

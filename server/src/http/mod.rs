@@ -71,6 +71,8 @@ pub fn router(state: AppState, site: Site) -> Router {
         .route("/notifications/test", post(people::test_notification))
         .route("/requests/{id}/comments", post(people::comment))
         .route("/requests/{id}/withdraw", post(people::withdraw))
+        .route("/repositories/update", post(people::update_repository))
+        .route("/repositories/delete", post(people::delete_repository))
         .merge(api::routes())
         .with_state(state.clone());
 

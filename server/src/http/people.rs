@@ -103,3 +103,192 @@ pub async fn withdraw(
         }
     }
 }
+
+/// Escapes text for HTML.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A refused settings or delete form: every problem, in a page of its own
+/// (422), with the way back. The browser's Back keeps what was typed in the
+/// form, so nothing is lost.
+fn refused(what: &str, back: &str, e: &AppError) -> Response {
+    let problems = match e.field_errors() {
+        [] => format!("<li>{}</li>", escape(&e.to_string())),
+        list => list
+            .iter()
+            .map(|f| format!("<li><strong>{}</strong>: {}</li>", escape(&f.field), escape(&f.message)))
+            .collect(),
+    };
+    let status = match e {
+        AppError::Invalid(_) | AppError::BadRequest(_) => axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        AppError::Forbidden(_) | AppError::Unauthenticated => axum::http::StatusCode::FORBIDDEN,
+        AppError::NotFound(_) => axum::http::StatusCode::NOT_FOUND,
+        AppError::Conflict(_) => axum::http::StatusCode::CONFLICT,
+        _ => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let html = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+         content=\"width=device-width, initial-scale=1\"><title>{what} not submitted</title>\
+         <link rel=\"stylesheet\" href=\"/pkg/ecr-portal.css\"></head><body><main class=\"page narrow\">\
+         <section class=\"card notice-error\" role=\"alert\" data-testid=\"form-refused\"><h1>{what} not submitted</h1>\
+         <p>Nothing was requested. Fix these and send it again:</p><ul>{problems}</ul>\
+         <p><a href=\"{back}\">Back to the form</a> (your browser's Back button keeps what you typed).</p>\
+         </section></main></body></html>",
+        what = escape(what),
+        back = escape(back),
+    );
+    (status, axum::response::Html(html)).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct UpdateForm {
+    #[serde(default)]
+    repository: String,
+    #[serde(default)]
+    tag_mutability: String,
+    #[serde(default)]
+    tag_mutability_exclusions: String,
+    #[serde(default)]
+    scan_on_push: String,
+    #[serde(default)]
+    lifecycle: String,
+    #[serde(default)]
+    tags: String,
+    #[serde(default)]
+    team: String,
+    #[serde(default)]
+    cost_center: String,
+    #[serde(default)]
+    expire_protected: Option<String>,
+    #[serde(default)]
+    justification: String,
+}
+
+impl UpdateForm {
+    /// The form in the JSON API's terms (the same parser decides).
+    fn input(self) -> Result<app::domain::form::UpdateRequestInput, AppError> {
+        use app::domain::form::FieldError;
+        let mut errors = Vec::new();
+        let lifecycle = self.lifecycle.trim();
+        let lifecycle_rules = if lifecycle.is_empty() {
+            Some(Vec::new())
+        } else {
+            match serde_json::from_str::<serde_json::Value>(lifecycle) {
+                Ok(serde_json::Value::Array(rules)) => Some(rules),
+                Ok(serde_json::Value::Object(mut o)) => match o.remove("rules") {
+                    Some(serde_json::Value::Array(rules)) if o.is_empty() => Some(rules),
+                    _ => {
+                        errors.push(FieldError::new("lifecycle_rules", "write a lifecycle policy: {\"rules\": [...]}"));
+                        None
+                    }
+                },
+                Ok(_) => {
+                    errors.push(FieldError::new("lifecycle_rules", "write a lifecycle policy: {\"rules\": [...]}"));
+                    None
+                }
+                Err(e) => {
+                    errors.push(FieldError::new("lifecycle_rules", format!("the lifecycle policy is not JSON: {e}")));
+                    None
+                }
+            }
+        };
+        let mut tags = std::collections::BTreeMap::new();
+        for (i, line) in self.tags.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            match line.split_once('=') {
+                Some((k, v)) if tags.insert(k.trim().to_string(), v.trim().to_string()).is_none() => {}
+                Some((k, _)) => {
+                    errors.push(FieldError::new("tags", format!("line {}: `{}` is given twice", i + 1, k.trim())))
+                }
+                None => errors.push(FieldError::new("tags", format!("line {}: write key=value", i + 1))),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(AppError::Invalid(errors));
+        }
+        let text = |s: String| Some(s).filter(|s| !s.trim().is_empty());
+        Ok(app::domain::form::UpdateRequestInput {
+            repository: self.repository,
+            justification: self.justification,
+            tag_mutability: text(self.tag_mutability),
+            tag_mutability_exclusions: Some(
+                self.tag_mutability_exclusions
+                    .split(',')
+                    .map(|f| f.trim().to_string())
+                    .filter(|f| !f.is_empty())
+                    .collect(),
+            ),
+            scan_on_push: match self.scan_on_push.as_str() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            },
+            lifecycle_rules,
+            tags: Some(tags),
+            team: text(self.team),
+            cost_center: text(self.cost_center),
+            expire_protected: Some(self.expire_protected.is_some_and(|v| v == "true" || v == "on")),
+            ..Default::default()
+        })
+    }
+}
+
+/// `POST /repositories/update` (the settings page's form): files a settings
+/// change and opens its request, whose page shows the plan and the preview.
+pub async fn update_repository(
+    State(state): State<AppState>,
+    by: Option<Extension<Principal>>,
+    Form(form): Form<UpdateForm>,
+) -> Response {
+    let back = format!(
+        "/repositories/settings?name={}",
+        percent_encoding::utf8_percent_encode(&form.repository, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let Some(Extension(by)) = by else { return Redirect::to("/login?next=/repositories").into_response() };
+    let input = match form.input() {
+        Ok(i) => i,
+        Err(e) => return refused("Settings change", &back, &e),
+    };
+    match state.service.submit_update(&by, input).await.map_err(AppError::from) {
+        Ok(id) => Redirect::to(&format!("/requests/{id}")).into_response(),
+        Err(e) => refused("Settings change", &back, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    repository: String,
+    #[serde(default)]
+    justification: String,
+}
+
+/// `POST /repositories/delete` (the settings page's form): files a deletion and opens its request.
+pub async fn delete_repository(
+    State(state): State<AppState>,
+    by: Option<Extension<Principal>>,
+    Form(form): Form<DeleteForm>,
+) -> Response {
+    let back = format!(
+        "/repositories/settings?name={}",
+        percent_encoding::utf8_percent_encode(&form.repository, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let Some(Extension(by)) = by else { return Redirect::to("/login?next=/repositories").into_response() };
+    let input =
+        app::domain::form::DeleteRequestInput { repository: form.repository, justification: form.justification };
+    match state.service.submit_delete(&by, input).await.map_err(AppError::from) {
+        Ok(id) => Redirect::to(&format!("/requests/{id}")).into_response(),
+        Err(e) => refused("Deletion", &back, &e),
+    }
+}

@@ -255,6 +255,7 @@ impl PortalService {
                     RequestKind::RevokeProduction { .. } => "production can no longer pull".to_string(),
                     RequestKind::RestoreRepository { .. } => "restored the approved state".to_string(),
                     RequestKind::DeleteRepository { .. } => format!("deleted {name} and its images"),
+                    RequestKind::UpdateRepository { .. } => "changed the settings".to_string(),
                 };
                 record = Some(res.adopted);
                 let ids = res.aws_request_ids.clone();
@@ -395,6 +396,21 @@ impl PortalService {
                 (None, false)
             }
             RequestKind::DeleteRepository { .. } => return self.delete(&name, calls).await,
+            RequestKind::UpdateRepository { before, spec, .. } => {
+                // Every write sets a value (or removes a tag): running them again is harmless.
+                let live = self.describe_for(&name, &mut calls).await?;
+                let (mut todo, _encryption_is_fixed) = fixes(&live, spec);
+                let removed = removed_tags(before, spec, &live);
+                if !removed.is_empty() {
+                    todo.push(crate::aws::Fix::Untag(removed));
+                }
+                for fix in &todo {
+                    calls.fence(fix.call()).await?;
+                    let id = calls.reg.fix(&name, &live.arn, fix).await.map_err(|e| calls.aws(fix.call(), e))?;
+                    calls.ids.push(id);
+                }
+                (Some((live.uri, live.arn)), false)
+            }
             RequestKind::RestoreRepository { grants_production, .. } => {
                 let mut conn = self.db.pool.acquire().await.map_err(|e| {
                     tracing::error!("reading the approved state: {e}");
@@ -436,7 +452,7 @@ impl PortalService {
         // writes are confirmed by their own answers, and the policy is read
         // once more only when the request is about production access. A
         // restore compares everything again.
-        let full = matches!(r.kind, RequestKind::RestoreRepository { .. });
+        let full = matches!(r.kind, RequestKind::RestoreRepository { .. } | RequestKind::UpdateRepository { .. });
         let mut live = if full {
             self.describe_for(&name, &mut calls).await?
         } else {
@@ -456,6 +472,13 @@ impl PortalService {
                 return Err(calls.fail(format!("verification failed: {}", diffs.join("; "))));
             }
         }
+        if let RequestKind::UpdateRepository { before, spec, .. } = &r.kind {
+            let mut diffs = live.differences(spec);
+            diffs.extend(removed_tags(before, spec, &live).into_iter().map(|k| format!("tag {k} is still there")));
+            if !diffs.is_empty() {
+                return Err(calls.fail(format!("verification failed: {}", diffs.join("; "))));
+            }
+        }
         let (uri, arn) = known.unwrap_or_else(|| (live.uri.clone(), live.arn.clone()));
         let account = self.deployment.target.production_account.as_deref();
         let can_list = self.deployment.target.production_can_list;
@@ -463,7 +486,9 @@ impl PortalService {
             RequestKind::CreateRepository { grant_production, .. } => Some(*grant_production).filter(|g| *g),
             RequestKind::GrantProduction { .. } => Some(true),
             RequestKind::RevokeProduction { .. } => Some(false),
-            RequestKind::RestoreRepository { .. } | RequestKind::DeleteRepository { .. } => None,
+            RequestKind::RestoreRepository { .. }
+            | RequestKind::DeleteRepository { .. }
+            | RequestKind::UpdateRepository { .. } => None,
         };
         if must_grant.is_some() && !full {
             let (text, id) = calls.reg.get_policy(&name).await.map_err(|e| calls.aws("GetRepositoryPolicy", e))?;
@@ -627,6 +652,20 @@ impl PortalService {
     }
 }
 
+/// The tags a settings change removes that are still on the repository.
+fn removed_tags(
+    before: &app::domain::settings::RepositorySpec,
+    after: &app::domain::settings::RepositorySpec,
+    live: &crate::aws::LiveRepository,
+) -> Vec<String> {
+    before
+        .tags
+        .iter()
+        .filter(|t| !after.tags.iter().any(|a| a.key == t.key) && live.tags.iter().any(|l| l.key == t.key))
+        .map(|t| t.key.clone())
+        .collect()
+}
+
 /// The approved state of a repository after a request succeeded.
 fn updated_record(r: &Request, record: Option<RecordRow>, adopted: bool, now: i64) -> RecordRow {
     let name = r.kind.repository().to_string();
@@ -658,6 +697,7 @@ fn updated_record(r: &Request, record: Option<RecordRow>, adopted: bool, now: i6
             rec.production_access = false;
             rec.production_until = None;
         }
+        RequestKind::UpdateRepository { spec, .. } => rec.spec = Some(spec.clone()),
         RequestKind::RestoreRepository { .. } | RequestKind::DeleteRepository { .. } => {}
     }
     rec.drift = Vec::new();

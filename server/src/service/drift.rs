@@ -95,7 +95,8 @@ impl PortalService {
     /// What the inventory shows of one repository beyond its description: its policy and image stats.
     async fn live_detail(&self, r: LiveRepository) -> LiveDetail {
         let policy = self.live_policy(&r.name).await.unwrap_or(None);
-        let (count, last) = self.registry.image_stats(&r.name).await.unwrap_or((0, None));
+        let images = self.registry.images(&r.name).await.unwrap_or_default();
+        let (count, last) = (images.len(), images.iter().map(|i| i.pushed_at).max());
         (r, policy, count, last)
     }
 
@@ -352,6 +353,7 @@ impl PortalService {
         Some(RepositorySpec {
             name: name.clone(),
             tag_mutability: live.tag_mutability,
+            tag_mutability_exclusions: live.tag_mutability_exclusions.clone(),
             scan_on_push: live.scan_on_push,
             encryption: live.encryption.clone(),
             lifecycle,
@@ -510,7 +512,7 @@ impl PortalService {
     /// The plan of a restore request: the fixes from the live state to the record.
     pub(crate) async fn restore_plan(&self, repository: &RepoName, approved_policy: Option<Option<Value>>) -> Plan {
         let name = repository.as_str();
-        let blocked = |why: String| Plan { steps: Vec::new(), policy: None, blocked: Some(why) };
+        let blocked = |why: String| Plan { blocked: Some(why), ..Plan::default() };
         let mut conn = match self.db.pool.acquire().await {
             Ok(c) => c,
             Err(e) => {
@@ -571,7 +573,7 @@ impl PortalService {
         for n in notes {
             steps.push(PlanStep { call: "(not restorable)".into(), summary: n, params: vec![], document: None });
         }
-        Plan { steps, policy: policy_change, blocked: None }
+        Plan { steps, policy: policy_change, ..Plan::default() }
     }
 }
 impl PortalService {

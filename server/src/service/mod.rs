@@ -49,6 +49,10 @@ pub struct Deployment {
     pub max_open_per_user: u32,
     /// A token is refused when its owner last signed in longer ago than this (ms).
     pub token_role_max_age_ms: i64,
+    /// Which images a lifecycle must not expire unless the request says so.
+    pub protection: app::domain::lifecycle::Protection,
+    /// `approval.break_glass`.
+    pub break_glass: bool,
 }
 
 pub struct PortalService {

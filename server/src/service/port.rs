@@ -123,4 +123,8 @@ impl Portal for PortalService {
     async fn outbox(&self, by: &Principal) -> Result<OutboxPage, AppError> {
         Ok(PortalService::outbox_page(self, by).await?)
     }
+
+    async fn repository_settings(&self, by: &Principal, name: String) -> Result<RepositorySettingsView, AppError> {
+        Ok(PortalService::repository_settings(self, by, name).await?)
+    }
 }

@@ -4,12 +4,17 @@ use super::views::summary;
 use super::{aws_unavailable, Error, PortalService};
 use crate::db::{self, NewEvent};
 use app::domain::audit::AuditAction;
-use app::domain::form::{AccessRequestInput, DeleteRequestInput, RepositoryRequestInput};
+use app::domain::form::{AccessRequestInput, DeleteRequestInput, RepositoryRequestInput, UpdateRequestInput};
 use app::domain::name::RepoName;
 use app::domain::notify::NotifyEvent;
 use app::domain::principal::{Capability, Principal};
 use app::domain::request::{Request, RequestKind, Status};
 use app::views::*;
+
+/// An image in a sentence: its first tag, or its short digest.
+fn short_image(digest: &str, tags: &[String]) -> String {
+    tags.first().cloned().unwrap_or_else(|| digest.chars().take(19).collect())
+}
 
 impl PortalService {
     pub async fn submit(&self, by: &Principal, input: RepositoryRequestInput) -> Result<i64, Error> {
@@ -103,6 +108,107 @@ impl PortalService {
         let kind = RequestKind::DeleteRepository { repository: name, production_can_pull };
         let request = self.new_request(&by.id, kind, justification, Status::Pending);
         self.insert_request(request, by.via().map(|v| format!("through {v}")).unwrap_or_default()).await
+    }
+
+    /// Asks for a repository's settings to change. The approved settings are
+    /// the base (what the input leaves out stays); a new lifecycle is previewed
+    /// against the images now, and refused when it would expire a protected
+    /// image unless the request says so (`expire_protected`).
+    pub async fn submit_update(&self, by: &Principal, input: UpdateRequestInput) -> Result<i64, Error> {
+        self.authorize(by, Capability::SubmitRequest, "submit requests").await?;
+        let name = RepoName::parse(&self.deployment.namespace, &input.repository)
+            .map_err(|e| Error::field("repository", e.to_string()))?;
+        let mut conn = self.db.pool.acquire().await?;
+        let record = db::get_record(&mut conn, name.as_str()).await?;
+        drop(conn);
+        let Some(before) = record.and_then(|r| r.spec) else {
+            return Err(Error::field(
+                "repository",
+                format!(
+                    "{name} is not managed by the portal (or its settings are not known); an admin adopts it first"
+                ),
+            ));
+        };
+        let parsed = input.parse(&before).map_err(Error::Invalid)?;
+        match self.registry.describe_settings(name.as_str()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(Error::field("repository", format!("there is no repository {name} in ECR"))),
+            Err(e) => return Err(aws_unavailable(&format!("check {name}"), e)),
+        }
+        if parsed.spec.lifecycle.policy_json() != before.lifecycle.policy_json() && !parsed.expire_protected {
+            if let Some(preview) = self.lifecycle_preview(&parsed.spec).await {
+                let protected: Vec<String> = preview
+                    .expiring
+                    .iter()
+                    .filter_map(|e| e.protected.as_ref().map(|p| format!("{} ({p})", short_image(&e.digest, &e.tags))))
+                    .collect();
+                if !protected.is_empty() {
+                    let field = if input.lifecycle_rules.is_some() { "lifecycle_rules" } else { "keep_last_images" };
+                    return Err(Error::field(
+                        field,
+                        format!(
+                            "this lifecycle would expire {} protected image(s): {}. Change the rules, or say it is \
+                             intended (expire_protected)",
+                            protected.len(),
+                            protected.into_iter().take(5).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        let kind =
+            RequestKind::UpdateRepository { before, spec: parsed.spec, expire_protected: parsed.expire_protected };
+        let request = self.new_request(&by.id, kind, parsed.justification, Status::Pending);
+        self.insert_request(request, by.via().map(|v| format!("through {v}")).unwrap_or_default()).await
+    }
+
+    /// A repository's settings page.
+    pub async fn repository_settings(
+        &self,
+        by: &Principal,
+        repository: String,
+    ) -> Result<RepositorySettingsView, Error> {
+        self.authorize(by, Capability::ReadOwnRequests, "read repositories").await?;
+        let name = RepoName::parse(&self.deployment.namespace, &repository)
+            .map_err(|e| Error::field("repository", e.to_string()))?;
+        let mut conn = self.db.pool.acquire().await?;
+        let record = db::get_record(&mut conn, name.as_str()).await?;
+        let open_request = db::open_request_about(&mut conn, name.as_str()).await?;
+        drop(conn);
+        let policy = match self.existing_policy(name.as_str()).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return Err(Error::NotFound(format!("there is no repository {name} in ECR"))),
+            Err(e) => return Err(aws_unavailable(&format!("read {name}"), e)),
+        };
+        let image_count = self.registry.images(name.as_str()).await.ok().map(|i| i.len());
+        let spec = record.and_then(|r| r.spec);
+        let lifecycle_json = spec
+            .as_ref()
+            .and_then(|s| s.lifecycle.policy_json())
+            .and_then(|p| serde_json::to_string_pretty(&p).ok())
+            .unwrap_or_default();
+        let free_tags = spec
+            .as_ref()
+            .map(|s| {
+                s.tags
+                    .iter()
+                    .filter(|t| t.key != "team" && t.key != "cost-center")
+                    .map(|t| format!("{}={}\n", t.key, t.value))
+                    .collect::<String>()
+            })
+            .unwrap_or_default();
+        Ok(RepositorySettingsView {
+            name: name.to_string(),
+            spec,
+            lifecycle_json,
+            free_tags,
+            production_can_pull: self.production_can_pull(policy.as_ref())
+                || self.foreign_grants(policy.as_ref()).iter().any(|g| g.reaches_production),
+            image_count,
+            protected_tags: self.deployment.protection.tag_patterns.clone(),
+            protect_pulled_days: self.deployment.protection.pulled_within_days,
+            open_request,
+        })
     }
 
     pub async fn request_restore(

@@ -56,13 +56,12 @@ impl PortalService {
                         Err(e) => {
                             tracing::warn!("reading {}: {e}", spec.name);
                             return Plan {
-                                steps: vec![],
-                                policy: None,
                                 blocked: Some(
                                     "could not read ECR right now to see whether the repository exists; reload to \
                                      try again"
                                         .to_string(),
                                 ),
+                                ..Plan::default()
                             };
                         }
                     },
@@ -77,12 +76,11 @@ impl PortalService {
                         Ok(p) => p,
                         Err(e) => {
                             return Plan {
-                                steps: vec![],
-                                policy: None,
                                 blocked: Some({
                                     tracing::warn!("reading the policy of {repository}: {e}");
                                     "could not read the live policy from ECR right now; reload to try again".to_string()
                                 }),
+                                ..Plan::default()
                             }
                         }
                     },
@@ -93,8 +91,12 @@ impl PortalService {
             RequestKind::DeleteRepository { repository, production_can_pull } => {
                 // While it waits, the plan counts what would go; afterwards there is nothing left to read.
                 let images = if r.status.is_awaiting_decision() {
-                    match self.registry.image_stats(repository.as_str()).await {
-                        Ok((n, newest)) => Some((n, newest.map(format_ms))),
+                    match self.registry.images(repository.as_str()).await {
+                        Ok(images) => Some(plan::ImageCount {
+                            count: images.len(),
+                            newest_push: images.iter().map(|i| i.pushed_at).max().map(format_ms),
+                            last_pull: images.iter().filter_map(|i| i.last_pull).max().map(format_ms),
+                        }),
                         Err(e) => {
                             tracing::warn!("counting the images of {repository}: {e}");
                             None
@@ -105,6 +107,98 @@ impl PortalService {
                 };
                 plan::for_delete(repository.as_str(), images, *production_can_pull, target)
             }
+            RequestKind::UpdateRepository { before, spec, expire_protected } => {
+                // While it waits: from the live settings, with the preview against the images now.
+                // Afterwards: as approved (the images have moved on).
+                if !r.status.is_awaiting_decision() {
+                    return plan::for_update(before, spec, None, *expire_protected, target);
+                }
+                let live = match self.registry.describe(spec.name.as_str()).await {
+                    Ok(Some(live)) => live,
+                    Ok(None) => {
+                        return Plan { blocked: Some(format!("{} is no longer in ECR", spec.name)), ..Plan::default() }
+                    }
+                    Err(e) => {
+                        tracing::warn!("reading {}: {e}", spec.name);
+                        return Plan {
+                            blocked: Some(
+                                "could not read the repository from ECR right now; reload to try again".into(),
+                            ),
+                            ..Plan::default()
+                        };
+                    }
+                };
+                let from = Self::live_settings(before, &live);
+                let preview = self.lifecycle_preview(spec).await;
+                plan::for_update(&from, spec, preview, *expire_protected, target)
+            }
+        }
+    }
+
+    /// What a lifecycle would expire from the repository's images now (None:
+    /// no lifecycle, or the images could not be read).
+    pub(super) async fn lifecycle_preview(
+        &self,
+        spec: &app::domain::settings::RepositorySpec,
+    ) -> Option<plan::LifecyclePreview> {
+        let rules = spec.lifecycle.effective_rules();
+        if rules.is_empty() {
+            return None;
+        }
+        let images = match self.registry.images(spec.name.as_str()).await {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!("reading the images of {}: {e}", spec.name);
+                return None;
+            }
+        };
+        let expiring = app::domain::lifecycle::preview(&rules, &images, self.now(), &self.deployment.protection);
+        Some(plan::LifecyclePreview {
+            images: images.len(),
+            expiring: expiring
+                .into_iter()
+                .map(|e| plan::ExpiringImage {
+                    rule: rules.iter().find(|r| r.priority == e.rule).map(|r| r.describe()).unwrap_or_default(),
+                    protected: e.protected.map(|p| match p {
+                        app::domain::lifecycle::Protected::Pulled { at } => {
+                            format!(
+                                "pulled {} (within {} days)",
+                                format_ms(at),
+                                self.deployment.protection.pulled_within_days
+                            )
+                        }
+                        app::domain::lifecycle::Protected::ReleaseTag { tag } => format!("release tag {tag}"),
+                    }),
+                    digest: e.image.digest,
+                    tags: e.image.tags,
+                    pushed_at: format_ms(e.image.pushed_at),
+                })
+                .collect(),
+        })
+    }
+
+    /// The settings as they are live, in the terms of a spec (tags: the spec's
+    /// keys as they are live; a lifecycle the portal cannot express keeps `approved`'s).
+    pub(super) fn live_settings(
+        approved: &app::domain::settings::RepositorySpec,
+        live: &crate::aws::LiveRepository,
+    ) -> app::domain::settings::RepositorySpec {
+        let mut tags: Vec<app::domain::settings::Tag> = live
+            .tags
+            .iter()
+            .filter(|t| t.key != crate::aws::REQUEST_TAG && !t.key.starts_with("aws:"))
+            .cloned()
+            .collect();
+        tags.sort();
+        app::domain::settings::RepositorySpec {
+            name: approved.name.clone(),
+            tag_mutability: live.tag_mutability,
+            tag_mutability_exclusions: live.tag_mutability_exclusions.clone(),
+            scan_on_push: live.scan_on_push,
+            encryption: live.encryption.clone(),
+            lifecycle: app::domain::settings::Lifecycle::from_policy(live.lifecycle_policy.as_ref())
+                .unwrap_or_else(|| approved.lifecycle.clone()),
+            tags,
         }
     }
 

@@ -15,4 +15,5 @@ mod proxy;
 mod races;
 mod requests;
 mod security;
+mod settings;
 mod web;

@@ -113,6 +113,10 @@ fn NewRequestForm(namespace: String) -> impl IntoView {
             kms_key_arn: Some(kms_key_arn.get()),
             keep_last_images: keep,
             expire_untagged_after_days: days,
+            // Exclusions, rules of one's own and free tags: through the JSON API (see the docs).
+            tag_mutability_exclusions: None,
+            lifecycle_rules: None,
+            tags: None,
             team: team.get(),
             cost_center: cost_center.get(),
             justification: justification.get(),

@@ -169,6 +169,18 @@ fn Settings(detail: RequestDetail) -> AnyView {
             }
             .into_any()
         }
+        RequestKind::UpdateRepository { spec, expire_protected, .. } => {
+            return view! {
+                <section class="card">
+                    <h2>"Change settings"</h2>
+                    <p>"Change the settings of " <code>{spec.name.to_string()}</code> ". The plan below shows each setting before → after, and what the new lifecycle would expire."</p>
+                    {expire_protected.then(|| view! {
+                        <p class="notice notice-error" data-testid="expire-protected">"The requester says the lifecycle may expire protected images (pulled by production lately, or with a release tag)."</p>
+                    })}
+                </section>
+            }
+            .into_any()
+        }
         RequestKind::DeleteRepository { repository, production_can_pull } => {
             return view! {
                 <section class="card">

@@ -1,6 +1,6 @@
 //! The request's plan: the AWS calls in order, and the repository policy
 //! before and after.
-use crate::domain::plan::PolicyChange;
+use crate::domain::plan::{LifecyclePreview, PolicyChange, SettingChange};
 use crate::domain::policy::Change;
 use crate::views::RequestDetail;
 use leptos::prelude::*;
@@ -9,11 +9,17 @@ use leptos::prelude::*;
 pub(super) fn PlanView(detail: RequestDetail) -> AnyView {
     let blocked = detail.plan.blocked.clone();
     let policy = detail.plan.policy.clone();
+    let warning = detail.plan.warning.clone();
+    let changes = detail.plan.changes.clone();
+    let preview = detail.plan.preview.clone();
     view! {
         <section class="card" data-testid="plan">
             <h2>"Plan"</h2>
             <p class="help">"These AWS calls run, in this order, when the request is approved."</p>
             {blocked.map(|b| view! { <p class="notice notice-error" data-testid="plan-blocked">"This plan cannot be applied: "{b}</p> })}
+            {warning.map(|w| view! { <p class="notice notice-error" role="alert" data-testid="plan-warning">{w}</p> })}
+            {(!changes.is_empty()).then(|| view! { <Changes changes/> })}
+            {preview.map(|p| view! { <Preview preview=p/> })}
             {policy.map(|p| view! { <PolicyDiff change=p/> })}
             <ol class="plan">
                 {detail.plan.steps.into_iter().map(|st| view! {
@@ -29,6 +35,69 @@ pub(super) fn PlanView(detail: RequestDetail) -> AnyView {
         </section>
     }
     .into_any()
+}
+
+/// Each setting before → after; what ECR cannot change is said so.
+#[component]
+fn Changes(changes: Vec<SettingChange>) -> impl IntoView {
+    view! {
+        <div class="table-wrap">
+        <table class="table changes" data-testid="setting-changes">
+            <caption>"Settings, before → after"</caption>
+            <thead><tr><th scope="col">"Setting"</th><th scope="col">"Before"</th><th scope="col">"After"</th></tr></thead>
+            <tbody>
+                {changes.into_iter().map(|c| {
+                    let changed = c.changed();
+                    let after = if c.fixed { format!("{} (ECR cannot change it after creation)", c.after) } else { c.after.clone() };
+                    view! {
+                        <tr class:changed=changed data-setting=c.setting.clone() data-changed=changed.to_string()>
+                            <th scope="row">{c.setting.clone()}</th>
+                            <td><span class:removed=changed>{c.before}</span></td>
+                            <td>{if changed { view! { <strong class="added">{after}</strong> }.into_any() } else { view! { <span class="meta">"unchanged"</span> }.into_any() }}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+        </div>
+    }
+}
+
+/// The lifecycle's preview: the images it would expire, newest first.
+#[component]
+fn Preview(preview: LifecyclePreview) -> impl IntoView {
+    let n = preview.expiring.len();
+    view! {
+        <div class="preview" data-testid="lifecycle-preview">
+            <h3>"Lifecycle preview"</h3>
+            <p class="help" data-testid="lifecycle-preview-summary">
+                {format!("Computed by the portal from the repository's {} image(s) now: {n} would expire.", preview.images)}
+            </p>
+            {(n > 0).then(|| view! {
+                <div class="table-wrap">
+                <table class="table">
+                    <thead><tr><th scope="col">"Image"</th><th scope="col">"Tags"</th><th scope="col">"Pushed"</th><th scope="col">"Rule"</th><th scope="col">"Protected"</th></tr></thead>
+                    <tbody>
+                        {preview.expiring.into_iter().map(|e| {
+                            let short = e.digest.chars().take(19).collect::<String>();
+                            let is_protected = e.protected.is_some();
+                            let digest = e.digest.clone();
+                            view! {
+                                <tr class:protected=is_protected data-digest=digest>
+                                    <td><code title=e.digest>{short}</code></td>
+                                    <td>{if e.tags.is_empty() { "untagged".to_string() } else { e.tags.join(", ") }}</td>
+                                    <td><time>{e.pushed_at}</time></td>
+                                    <td>{e.rule}</td>
+                                    <td>{e.protected.map(|p| view! { <strong class="danger">{p}</strong> })}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+                </div>
+            })}
+        </div>
+    }
 }
 
 /// The repository policy before and after, side by side, changed lines marked.

@@ -1,0 +1,263 @@
+//! Settings changes (`update_repository`): tag mutability with exclusions,
+//! scanning, tags and lifecycle rules, with the plan's before → after and the
+//! portal's lifecycle preview; all checked in moto with the SDK.
+use crate::helpers::*;
+use aws_sdk_ecr::types::ImageTagMutability;
+use serde_json::{json, Value};
+
+fn id_of(v: &Value) -> i64 {
+    v["summary"]["id"].as_i64().unwrap_or_else(|| panic!("no id in {v}"))
+}
+
+async fn managed(requester: &User, admin: &User, prefix: &str) -> String {
+    let name = unique(prefix);
+    let (status, created) = requester.submit(&name).await;
+    assert_eq!(status, 201, "{created}");
+    let id = id_of(&created);
+    admin.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    assert_eq!(admin.wait_settled(id).await["summary"]["status"], "applied");
+    format!("crytera/{name}")
+}
+
+/// Pushes an image manifest with a tag; `n` makes the digest distinct.
+async fn push(app: &TestApp, full: &str, tag: &str, n: u8) {
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{n},"digest":"sha256:{}"}},"layers":[]}}"#,
+        format!("{n:x}").repeat(64).chars().take(64).collect::<String>()
+    );
+    app.ecr()
+        .await
+        .put_image()
+        .repository_name(full)
+        .image_manifest(manifest)
+        .image_tag(tag)
+        .send()
+        .await
+        .expect("push");
+    // Push times are in whole seconds: keep the order of pushes visible.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+}
+
+fn keep_newest(n: u32) -> Value {
+    json!([{"rulePriority": 1, "description": "dev builds", "selection": {"tagStatus": "tagged", "tagPatternList": ["dev-*"],
+        "countType": "imageCountMoreThan", "countNumber": n}, "action": {"type": "expire"}}])
+}
+
+#[tokio::test]
+async fn a_settings_change_is_planned_previewed_applied_and_verified_in_ecr() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let full = managed(&alice, &bob, "settings").await;
+    for (i, tag) in ["dev-1", "dev-2", "dev-3"].iter().enumerate() {
+        push(&app, &full, tag, i as u8 + 1).await;
+    }
+    let (s, d) = alice
+        .post(
+            "/api/v1/requests",
+            json!({"kind": "update_repository", "repository": full, "justification": "let CI move latest",
+                "tag_mutability": "IMMUTABLE_WITH_EXCLUSION", "tag_mutability_exclusions": ["latest", "dev-*"],
+                "scan_on_push": false, "tags": {"service": "checkout", "tier": "web"},
+                "lifecycle_rules": keep_newest(1)}),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let id = id_of(&d);
+    assert_eq!(d["summary"]["kind"], "update_repository");
+    // The plan: each setting before → after; encryption shown as fixed.
+    let changes = d["plan"]["changes"].as_array().expect("changes").clone();
+    let row = |name: &str| changes.iter().find(|c| c["setting"] == name).cloned().expect(name);
+    assert_eq!(row("Image tags")["before"], "IMMUTABLE");
+    assert_eq!(row("Image tags")["after"], "IMMUTABLE_WITH_EXCLUSION except dev-*, latest");
+    assert_eq!(
+        (row("Scan on push")["before"].as_str(), row("Scan on push")["after"].as_str()),
+        (Some("true"), Some("false"))
+    );
+    assert!(row("Tags")["after"].as_str().unwrap_or("").contains("service=checkout"), "{changes:?}");
+    assert_eq!(
+        (row("Encryption")["fixed"].as_bool(), row("Encryption")["before"] == row("Encryption")["after"]),
+        (Some(true), true)
+    );
+    let calls: Vec<&str> =
+        d["plan"]["steps"].as_array().expect("steps").iter().filter_map(|s| s["call"].as_str()).collect();
+    assert!(
+        ["ecr:PutImageTagMutability", "ecr:PutImageScanningConfiguration", "ecr:PutLifecyclePolicy", "ecr:TagResource"]
+            .iter()
+            .all(|c| calls.contains(c)),
+        "{calls:?}"
+    );
+    // The preview, from the images in moto: the two older dev builds expire, newest first.
+    let preview = &d["plan"]["preview"];
+    assert_eq!(preview["images"], 3, "{preview}");
+    let expiring: Vec<Value> =
+        preview["expiring"].as_array().expect("expiring").iter().map(|e| e["tags"].clone()).collect();
+    assert_eq!(expiring, [json!(["dev-2"]), json!(["dev-1"])]);
+
+    assert_eq!(bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0, 200);
+    let done = bob.wait_settled(id).await;
+    assert_eq!(done["summary"]["status"], "applied", "{done}");
+
+    // In moto, read independently.
+    let ecr = app.ecr().await;
+    let repo = ecr.describe_repositories().repository_names(&full).send().await.expect("describe");
+    let r = &repo.repositories()[0];
+    assert_eq!(r.image_tag_mutability(), Some(&ImageTagMutability::ImmutableWithExclusion));
+    let mut filters: Vec<&str> = r.image_tag_mutability_exclusion_filters().iter().map(|f| f.filter()).collect();
+    filters.sort();
+    assert_eq!(filters, ["dev-*", "latest"]);
+    assert_eq!(r.image_scanning_configuration().map(|c| c.scan_on_push()), Some(false));
+    let tags =
+        ecr.list_tags_for_resource().resource_arn(r.repository_arn().unwrap_or_default()).send().await.expect("tags");
+    let tag = |k: &str| tags.tags().iter().find(|t| t.key() == k).map(|t| t.value().to_string());
+    assert_eq!(
+        (tag("service").as_deref(), tag("tier").as_deref(), tag("team").as_deref()),
+        (Some("checkout"), Some("web"), Some("platform"))
+    );
+    let lifecycle = ecr.get_lifecycle_policy().repository_name(&full).send().await.expect("lifecycle");
+    let doc: Value = serde_json::from_str(lifecycle.lifecycle_policy_text().unwrap_or("{}")).expect("json");
+    assert_eq!(doc["rules"][0]["selection"]["tagPatternList"], json!(["dev-*"]), "{doc}");
+
+    // The approved state moved: no drift, and the next change starts from it (a tag removed).
+    let (_, check) = bob.post("/api/v1/repositories/check", json!({"name": full})).await;
+    assert_eq!(check["drifted"], 0, "{check}");
+    let (s, d) = alice
+        .post(
+            "/api/v1/requests",
+            json!({"kind": "update_repository", "repository": full, "justification": "tier is gone", "tags": {"service": "checkout"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let id = id_of(&d);
+    bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
+    let tags =
+        ecr.list_tags_for_resource().resource_arn(r.repository_arn().unwrap_or_default()).send().await.expect("tags");
+    assert!(tags.tags().iter().all(|t| t.key() != "tier"), "{tags:?}");
+    assert!(tags.tags().iter().any(|t| t.key() == "service"));
+    let again = ecr.describe_repositories().repository_names(&full).send().await.expect("describe");
+    assert_eq!(
+        again.repositories()[0].image_tag_mutability(),
+        Some(&ImageTagMutability::ImmutableWithExclusion),
+        "kept"
+    );
+}
+
+#[tokio::test]
+async fn a_lifecycle_that_would_expire_a_release_is_refused_unless_the_request_says_so() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let full = managed(&alice, &bob, "protect").await;
+    push(&app, &full, "v1.0.0", 1).await;
+    push(&app, &full, "build-2", 2).await;
+    let body = |extra: Value| {
+        let mut b =
+            json!({"kind": "update_repository", "repository": full, "justification": "tidy", "keep_last_images": 1});
+        b.as_object_mut().expect("object").extend(extra.as_object().cloned().unwrap_or_default());
+        b
+    };
+    let (s, e) = alice.post("/api/v1/requests", body(json!({}))).await;
+    assert_eq!(s, 422, "{e}");
+    let message = e["error"]["fields"][0]["message"].as_str().unwrap_or("").to_string();
+    assert!(message.contains("1 protected image(s)") && message.contains("release tag v1.0.0"), "{message}");
+    // Said explicitly: filed, and the approver sees the warning.
+    let (s, d) = alice.post("/api/v1/requests", body(json!({"expire_protected": true}))).await;
+    assert_eq!(s, 201, "{d}");
+    assert!(d["plan"]["warning"].as_str().unwrap_or("").contains("1 protected image(s)"), "{d}");
+    assert_eq!(d["plan"]["blocked"], Value::Null);
+    assert_eq!(d["plan"]["preview"]["expiring"][0]["protected"], "release tag v1.0.0");
+}
+
+#[tokio::test]
+async fn bad_settings_changes_get_clear_errors_and_store_nothing() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let full = managed(&alice, &bob, "badset").await;
+    let ask = |extra: Value| {
+        let mut b = json!({"kind": "update_repository", "repository": full, "justification": "x"});
+        b.as_object_mut().expect("object").extend(extra.as_object().cloned().unwrap_or_default());
+        alice.post("/api/v1/requests", b)
+    };
+    let field = |v: &Value| v["error"]["fields"][0]["field"].as_str().unwrap_or("").to_string();
+    let (s, e) = ask(json!({"encryption": "KMS"})).await;
+    assert_eq!((s, field(&e)), (422, "encryption".to_string()), "{e}");
+    let (s, e) = ask(json!({"tags": {"ecr-portal:request": "1"}})).await;
+    assert!(s == 422 && e.to_string().contains("reserved"), "{e}");
+    let (s, e) = ask(json!({"tag_mutability": "MUTABLE_WITH_EXCLUSION"})).await;
+    assert_eq!((s, field(&e)), (422, "tag_mutability_exclusions".to_string()), "{e}");
+    let (s, e) = ask(json!({"tag_mutability_exclusions": ["latest"]})).await;
+    assert!(s == 422 && e.to_string().contains("only apply"), "{e}");
+    let (s, e) = ask(json!({"lifecycle_rules": [{"rulePriority": 1, "selection": {"tagStatus": "tagged", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]})).await;
+    assert!(s == 422 && e.to_string().contains("tagPrefixList or tagPatternList"), "{e}");
+    let (s, e) = ask(json!({"scan_on_push": true})).await;
+    assert!(s == 422 && e.to_string().contains("already its settings"), "{e}");
+    let (s, e) = alice
+        .post("/api/v1/requests", json!({"kind": "update_repository", "repository": "crytera/not-managed-here", "justification": "x", "scan_on_push": false}))
+        .await;
+    assert!(s == 422 && e.to_string().contains("not managed"), "{e}");
+    let (_, list) = bob.get("/api/v1/requests?kind=update_repository").await;
+    assert_eq!(list, json!([]), "nothing was stored");
+}
+
+#[tokio::test]
+async fn the_settings_page_forms_file_requests_and_refusals_say_why() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let full = managed(&alice, &bob, "formset").await;
+    let cookie = app.session_cookie("alice", "requester").await;
+    let page = browser()
+        .get(format!("{}/repositories/settings?name={full}", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(
+        html.contains("action=\"/repositories/update\"") && html.contains("action=\"/repositories/delete\""),
+        "{html}"
+    );
+    let post = |path: &str, form: Vec<(&str, String)>| {
+        browser()
+            .post(format!("{}{path}", app.base))
+            .header("cookie", cookie.clone())
+            .header("origin", app.base.clone())
+            .form(&form)
+            .send()
+    };
+    let base = |lifecycle: &str| {
+        vec![
+            ("repository", full.clone()),
+            ("tag_mutability", "MUTABLE".to_string()),
+            ("tag_mutability_exclusions", String::new()),
+            ("scan_on_push", "true".to_string()),
+            ("lifecycle", lifecycle.to_string()),
+            ("tags", "owner=alice\n".to_string()),
+            ("team", "platform".to_string()),
+            ("cost_center", "cc-1234".to_string()),
+            ("justification", "mutable for the nightly tag".to_string()),
+        ]
+    };
+    let refused = post("/repositories/update", base("{not json")).await.expect("post");
+    assert_eq!(refused.status(), 422);
+    let text = refused.text().await.expect("html");
+    assert!(
+        text.contains("lifecycle_rules") && text.contains("not JSON") && text.contains("Back to the form"),
+        "{text}"
+    );
+    let filed = post("/repositories/update", base("")).await.expect("post");
+    assert_eq!(filed.status(), 303);
+    let to = location(&filed);
+    assert!(to.starts_with("/requests/"), "{to}");
+    let id: i64 = to.trim_start_matches("/requests/").parse().expect("id");
+    let (_, d) = alice.get(&format!("/api/v1/requests/{id}")).await;
+    assert_eq!(d["kind"]["spec"]["tag_mutability"], "MUTABLE", "{d}");
+    // One open request per repository: the delete form says so.
+    let busy = post("/repositories/delete", vec![("repository", full.clone()), ("justification", "gone".into())])
+        .await
+        .expect("post");
+    assert_eq!(busy.status(), 409);
+    assert!(busy.text().await.expect("html").contains("already has an open request"));
+}
