@@ -95,7 +95,8 @@ impl From<TransitionError> for AppError {
             TransitionError::SelfApproval
             | TransitionError::NotAdmin(_)
             | TransitionError::NotApprover { .. }
-            | TransitionError::NotRequester => Self::Forbidden(e.to_string()),
+            | TransitionError::NotRequester
+            | TransitionError::OwnBreakGlass => Self::Forbidden(e.to_string()),
             TransitionError::Invalid { .. } | TransitionError::AlreadyApproved => Self::Conflict(e.to_string()),
         }
     }

@@ -50,6 +50,18 @@ pub struct RequestDetail {
     /// The viewer asked for it and it still waits for a decision.
     #[serde(default)]
     pub can_withdraw: bool,
+    /// Applied by break glass: who, when and why (from the audit trail).
+    #[serde(default)]
+    pub break_glass: Option<String>,
+    /// A break-glass apply waits for another admin's review.
+    #[serde(default)]
+    pub review_pending: bool,
+    /// The viewer may break glass on it now (it is on, they are an admin who is not the requester).
+    #[serde(default)]
+    pub can_break_glass: bool,
+    /// The viewer may review the break glass (an admin other than the one who broke it).
+    #[serde(default)]
+    pub can_review: bool,
     /// Approvals given in this round, and what the approval policy needs.
     pub approvals: Vec<ApprovalView>,
     pub approvals_required: u32,

@@ -40,10 +40,14 @@ pub enum AuditAction {
     CommentAdded,
     /// The requester took the request back before a decision.
     RequestWithdrawn,
+    /// An admin applied a request at once, without the quorum (the reason is the detail).
+    BreakGlass,
+    /// Another admin reviewed a break-glass apply: accepted, or reverted by a new request.
+    BreakGlassReviewed,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 29] = [
+    pub const ALL: [AuditAction; 31] = [
         AuditAction::SignedIn,
         AuditAction::SignedOut,
         AuditAction::RequestSubmitted,
@@ -73,6 +77,8 @@ impl AuditAction {
         AuditAction::NotificationFailed,
         AuditAction::CommentAdded,
         AuditAction::RequestWithdrawn,
+        AuditAction::BreakGlass,
+        AuditAction::BreakGlassReviewed,
     ];
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -105,6 +111,8 @@ impl AuditAction {
             Self::NotificationFailed => "notification_failed",
             Self::CommentAdded => "comment_added",
             Self::RequestWithdrawn => "request_withdrawn",
+            Self::BreakGlass => "break_glass",
+            Self::BreakGlassReviewed => "break_glass_reviewed",
         }
     }
     pub fn parse(raw: &str) -> Option<Self> {
@@ -142,6 +150,8 @@ impl AuditAction {
             Self::NotificationFailed => "Notification given up",
             Self::CommentAdded => "Comment",
             Self::RequestWithdrawn => "Withdrawn by the requester",
+            Self::BreakGlass => "Break glass: applied without the quorum",
+            Self::BreakGlassReviewed => "Break glass reviewed",
         }
     }
 }

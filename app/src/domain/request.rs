@@ -94,6 +94,8 @@ pub enum TransitionError {
     Invalid { from: Status, action: &'static str },
     #[error("only the person who asked can withdraw a request; an approver rejects it instead")]
     NotRequester,
+    #[error("break glass is for an admin who is not the requester; ask another admin")]
+    OwnBreakGlass,
 }
 
 fn verb(action: &str) -> &str {
@@ -368,6 +370,48 @@ impl Request {
         Ok(r)
     }
 
+    /// An admin who is not the requester approves it alone, at once, with a
+    /// reason (break glass); another admin reviews it afterwards.
+    pub fn break_glass(self, by: &Principal, reason: String, at: i64) -> Result<Self, TransitionError> {
+        if !by.can(Capability::Operate) {
+            return Err(TransitionError::NotAdmin("break glass on"));
+        }
+        if by.id == self.requester {
+            return Err(TransitionError::OwnBreakGlass);
+        }
+        if !self.status.is_awaiting_decision() {
+            return Err(TransitionError::Invalid { from: self.status, action: "applied by break glass" });
+        }
+        let mut r = self.moved(Status::Approved, at);
+        r.decided_by = Some(by.id.clone());
+        r.decision_comment = Some(reason);
+        Ok(r)
+    }
+
+    /// The request that undoes this one once applied (a break-glass review's
+    /// `revert`); `None` when nothing can undo it.
+    pub fn undo(&self) -> Option<RequestKind> {
+        match &self.kind {
+            RequestKind::GrantProduction { repository, .. } => {
+                Some(RequestKind::RevokeProduction { repository: repository.clone() })
+            }
+            RequestKind::RevokeProduction { repository } => {
+                Some(RequestKind::GrantProduction { repository: repository.clone(), until: None })
+            }
+            RequestKind::CreateRepository { spec, grant_production } => Some(RequestKind::DeleteRepository {
+                repository: spec.name.clone(),
+                production_can_pull: *grant_production,
+            }),
+            RequestKind::UpdateRepository { before, spec, .. } => Some(RequestKind::UpdateRepository {
+                before: spec.clone(),
+                spec: before.clone(),
+                expire_protected: false,
+            }),
+            // Deleted images are gone; a restore put back what was approved.
+            RequestKind::DeleteRepository { .. } | RequestKind::RestoreRepository { .. } => None,
+        }
+    }
+
     pub fn retry(self, by: &Principal, at: i64) -> Result<Self, TransitionError> {
         if !by.can(Capability::Operate) {
             return Err(TransitionError::NotAdmin("retry"));
@@ -592,6 +636,27 @@ mod tests {
             (Status::Rejected, Some(crate::domain::principal::SYSTEM_ACTOR))
         );
         assert!(r.expire(6, "again".into()).is_err());
+    }
+
+    #[test]
+    fn break_glass_is_for_another_admin_and_only_while_waiting() {
+        let bob = who("local:bob", Role::Admin);
+        let r = pending().break_glass(&bob, "outage".into(), 5).expect("break glass");
+        assert_eq!(
+            (r.status, r.decided_by.as_deref(), r.decision_comment.as_deref()),
+            (Status::Approved, Some("local:bob"), Some("outage"))
+        );
+        assert_eq!(
+            pending().break_glass(&who("local:alice", Role::Admin), "x".into(), 5),
+            Err(TransitionError::OwnBreakGlass)
+        );
+        assert_eq!(
+            pending().break_glass(&who("local:carol", Role::Requester), "x".into(), 5),
+            Err(TransitionError::NotAdmin("break glass on"))
+        );
+        assert!(r.break_glass(&bob, "again".into(), 6).is_err());
+        // What a revert files: the create is undone by a delete.
+        assert!(matches!(pending().undo(), Some(RequestKind::DeleteRepository { .. })));
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct RequestRow {
     pub approved_policy: Option<Option<serde_json::Value>>,
     /// Consecutive temporary failures (reset by a decision).
     pub retries: u32,
+    /// Applied by break glass, waiting for another admin's review.
+    pub review_pending: bool,
 }
 
 fn request_from_row(row: &SqliteRow) -> Result<RequestRow, sqlx::Error> {
@@ -59,7 +61,18 @@ fn request_from_row(row: &SqliteRow) -> Result<RequestRow, sqlx::Error> {
         lease_until: row.try_get("lease_until")?,
         approved_policy,
         retries: u32::try_from(row.try_get::<i64, _>("retries")?).unwrap_or(0),
+        review_pending: row.try_get::<i64, _>("review_pending")? != 0,
     })
+}
+
+/// Marks a request as waiting for a break-glass review, or reviewed.
+pub async fn set_review_pending(conn: &mut SqliteConnection, id: i64, pending: bool) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE requests SET review_pending = ? WHERE id = ?")
+        .bind(i64::from(pending))
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 pub async fn insert_request(conn: &mut SqliteConnection, r: &Request) -> Result<i64, sqlx::Error> {

@@ -359,6 +359,50 @@ async fn withdraw(
     Ok(Json(s.service.withdraw(&by, id).await?).into_response())
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BreakGlassBody {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /api/v1/requests/{id}/break-glass` `{"reason"}`: an admin (not the
+/// requester) applies it at once, without the quorum (`approval.break_glass`).
+async fn break_glass(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let by = user(u)?;
+    let id = parse_id(&id)?;
+    let BreakGlassBody { reason } = json_body(&body)?;
+    Ok(Json(s.service.break_glass(&by, id, reason).await?).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewBody {
+    #[serde(default)]
+    outcome: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /api/v1/requests/{id}/review` `{"outcome": "accepted"|"revert", "comment"}`:
+/// another admin reviews a break-glass apply; `revert` files the request that undoes it.
+async fn review(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let by = user(u)?;
+    let id = parse_id(&id)?;
+    let ReviewBody { outcome, comment } = json_body(&body)?;
+    Ok(Json(s.service.review_break_glass(&by, id, outcome, comment).await?).into_response())
+}
+
 async fn me(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
     Ok(Json(s.service.info(u.map(|Extension(p)| p))).into_response())
 }
@@ -377,6 +421,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/requests/{id}/plan", get(plan))
         .route("/api/v1/requests/{id}/comments", post(comment))
         .route("/api/v1/requests/{id}/withdraw", post(withdraw))
+        .route("/api/v1/requests/{id}/break-glass", post(break_glass))
+        .route("/api/v1/requests/{id}/review", post(review))
         .route("/api/v1/repositories", get(repositories))
         .route("/api/v1/repositories/{action}", post(repository_action))
         .route("/api/v1/audit", get(audit))

@@ -72,6 +72,8 @@ pub fn router(state: AppState, site: Site) -> Router {
         .route("/requests/{id}/comments", post(people::comment))
         .route("/requests/{id}/withdraw", post(people::withdraw))
         .route("/repositories/update", post(people::update_repository))
+        .route("/requests/{id}/break-glass", post(people::break_glass))
+        .route("/requests/{id}/review", post(people::review))
         .route("/repositories/delete", post(people::delete_repository))
         .merge(api::routes())
         .with_state(state.clone());

@@ -88,6 +88,48 @@ pub async fn comment(
     }
 }
 
+#[derive(Deserialize)]
+pub struct BreakGlassForm {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /requests/{id}/break-glass` (the request page's form).
+pub async fn break_glass(
+    State(state): State<AppState>,
+    by: Option<Extension<Principal>>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    Form(form): Form<BreakGlassForm>,
+) -> Response {
+    let Some(Extension(by)) = by else { return Redirect::to(&format!("/login?next=/requests/{id}")).into_response() };
+    match state.service.break_glass(&by, id, form.reason).await.map_err(AppError::from) {
+        Ok(_) => Redirect::to(&format!("/requests/{id}")).into_response(),
+        Err(e) => refused("Break glass", &format!("/requests/{id}"), &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ReviewForm {
+    #[serde(default)]
+    outcome: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /requests/{id}/review` (the request page's form).
+pub async fn review(
+    State(state): State<AppState>,
+    by: Option<Extension<Principal>>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    Form(form): Form<ReviewForm>,
+) -> Response {
+    let Some(Extension(by)) = by else { return Redirect::to(&format!("/login?next=/requests/{id}")).into_response() };
+    match state.service.review_break_glass(&by, id, form.outcome, form.comment).await.map_err(AppError::from) {
+        Ok(_) => Redirect::to(&format!("/requests/{id}")).into_response(),
+        Err(e) => refused("Review", &format!("/requests/{id}"), &e),
+    }
+}
+
 /// `POST /requests/{id}/withdraw` (the request page's button): withdraws and goes back to the request.
 pub async fn withdraw(
     State(state): State<AppState>,

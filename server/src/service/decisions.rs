@@ -60,6 +60,133 @@ impl PortalService {
         self.decide(by, &read, AuditAction::RequestWithdrawn, None, |r, by, _, now| r.withdraw(by, now)).await
     }
 
+    /// An admin who is not the requester applies a waiting request at once,
+    /// without the quorum, with a reason (`approval.break_glass`). It is
+    /// applied like an approved one and waits for another admin's review.
+    pub async fn break_glass(&self, by: &Principal, id: i64, reason: String) -> Result<RequestDetail, Error> {
+        self.authorize(by, Capability::Operate, "break glass").await?;
+        if !self.deployment.break_glass {
+            return Err(Error::Conflict(
+                "break glass is off here (approval.break_glass = false): the request needs its approvals".into(),
+            ));
+        }
+        let reason = clean_comment(reason).map_err(|_| {
+            Error::field(
+                "reason",
+                "the reason: at most 2,000 characters, without control characters or direction marks",
+            )
+        })?;
+        let Some(reason) = reason else {
+            return Err(Error::field("reason", "say why this cannot wait for the approvals"));
+        };
+        let view = self.load_view(id).await?;
+        if view.row.request.status.is_awaiting_decision() {
+            if let Some(why) = self.plan_for(&view.row).await.blocked {
+                return Err(Error::Conflict(format!("this plan cannot be applied: {why}")));
+            }
+        }
+        let r = reason.clone();
+        self.decide(by, &view.row, AuditAction::BreakGlass, Some(reason), move |req, by, _, now| {
+            req.break_glass(by, r.clone(), now)
+        })
+        .await
+    }
+
+    /// Another admin reviews a break-glass apply: `accepted`, or `revert`,
+    /// which files the request that undoes it (decided like any other).
+    pub async fn review_break_glass(
+        &self,
+        by: &Principal,
+        id: i64,
+        outcome: String,
+        comment: String,
+    ) -> Result<RequestDetail, Error> {
+        self.authorize(by, Capability::Operate, "review break-glass applies").await?;
+        let comment = clean_comment(comment)?;
+        let revert = match outcome.trim() {
+            "accepted" => false,
+            "revert" => true,
+            _ => return Err(Error::field("outcome", "choose accepted or revert")),
+        };
+        let row = self.load(id).await?;
+        if !row.review_pending {
+            return Err(Error::Conflict(format!("request #{id} is not waiting for a break-glass review")));
+        }
+        if row.request.decided_by.as_deref() == Some(by.id.as_str()) {
+            return Err(self.deny(by, "you broke the glass on this request; another admin reviews it".into()).await);
+        }
+        let undo = if revert {
+            if row.request.status != Status::Applied {
+                return Err(Error::Conflict(format!(
+                    "request #{id} is {}, not applied: there is nothing to revert. Accept the review, then retry or \
+                     leave it as usual",
+                    row.request.status
+                )));
+            }
+            Some(row.request.undo().ok_or_else(|| {
+                Error::Conflict(format!(
+                    "a {} cannot be undone by a request; accept the review and put it right by hand",
+                    row.request.kind.label()
+                ))
+            })?)
+        } else {
+            None
+        };
+        let name = row.request.kind.repository().to_string();
+        let now = self.now();
+        let mut tx = self.db.write().await?;
+        let current =
+            db::get_request(&mut tx, id).await?.ok_or_else(|| Error::NotFound(format!("there is no request #{id}")))?;
+        if !current.review_pending {
+            tx.rollback().await?;
+            return Err(Error::Conflict(format!("request #{id} was reviewed meanwhile")));
+        }
+        db::set_review_pending(&mut tx, id, false).await?;
+        let note = comment.clone().unwrap_or_default();
+        let detail = match undo {
+            None => format!("accepted{}", if note.is_empty() { String::new() } else { format!(": {note}") }),
+            Some(kind) => {
+                let justification = format!(
+                    "Revert break-glass request #{id}{}",
+                    if note.is_empty() { String::new() } else { format!(": {note}") }
+                );
+                let request = self.new_request(&by.id, kind, justification, Status::Pending);
+                let new_id = match Self::insert_request_in(&mut tx, &request, format!("reverting #{id}")).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tx.rollback().await?;
+                        return Err(e);
+                    }
+                };
+                let notice = self.notice(
+                    NotifyEvent::RequestSubmitted,
+                    &Request { id: new_id, ..request },
+                    format!("reverting #{id}"),
+                );
+                self.enqueue(&mut tx, &notice, Some(new_id), None).await?;
+                format!(
+                    "revert: filed request #{new_id} to undo it{}",
+                    if note.is_empty() { String::new() } else { format!(": {note}") }
+                )
+            }
+        };
+        db::insert_event(
+            &mut tx,
+            &NewEvent {
+                at: now,
+                actor: &by.id,
+                action: AuditAction::BreakGlassReviewed,
+                request_id: Some(id),
+                repository: Some(&name),
+                detail,
+                aws_request_ids: vec![],
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.detail_from(by, self.load_view(id).await?).await
+    }
+
     pub async fn retry(&self, by: &Principal, id: i64) -> Result<RequestDetail, Error> {
         self.authorize(by, Capability::Operate, "retry applies").await?;
         let read = self.load(id).await?;
@@ -87,7 +214,7 @@ impl PortalService {
         // The policy an approval is based on is read before the transaction (an AWS call).
         // Every create request takes one too: a repository someone else made
         // in the meantime is adopted only with the policy its approvers saw.
-        let snapshot = if action == AuditAction::RequestApproved
+        let snapshot = if (action == AuditAction::RequestApproved || action == AuditAction::BreakGlass)
             && (kind.touches_policy() || matches!(kind, RequestKind::CreateRepository { .. }))
         {
             Some(match kind {
@@ -128,8 +255,12 @@ impl PortalService {
             }
         };
         let approving = action == AuditAction::RequestApproved;
+        let breaking = action == AuditAction::BreakGlass;
         let decided_at = (next.status != from
-            && (approving || action == AuditAction::RequestRejected || action == AuditAction::RequestWithdrawn))
+            && (approving
+                || breaking
+                || action == AuditAction::RequestRejected
+                || action == AuditAction::RequestWithdrawn))
             .then_some(now);
         if !db::save_decision(&mut tx, &next, from, decided_at).await? {
             // Only a bug gets here: the request was read in this transaction.
@@ -150,6 +281,9 @@ impl PortalService {
                 db::set_approved_policy(&mut tx, id, policy.as_ref()).await?;
             }
         }
+        if breaking {
+            db::set_review_pending(&mut tx, id, true).await?;
+        }
         let required = self.deployment.approval.rule(kind).required;
         let mut detail = comment.unwrap_or_default();
         if approving && required > 1 {
@@ -161,13 +295,19 @@ impl PortalService {
         }
         let partial = approving && next.status == from;
         let told = match action {
-            AuditAction::RequestApproved => Some(NotifyEvent::RequestApproved),
+            AuditAction::RequestApproved | AuditAction::BreakGlass => Some(NotifyEvent::RequestApproved),
             AuditAction::RequestRejected => Some(NotifyEvent::RequestRejected),
             _ => None,
         };
         if let Some(event) = told {
             let by_whom = if detail.is_empty() { format!("by {}", by.id) } else { format!("by {}: {detail}", by.id) };
-            let what = if partial { "one approval of several, " } else { "" };
+            let what = if partial {
+                "one approval of several, "
+            } else if breaking {
+                "break glass (applied without the quorum; another admin reviews it), "
+            } else {
+                ""
+            };
             let notice = self.notice(event, &next, format!("{what}{by_whom}"));
             self.enqueue(&mut tx, &notice, Some(id), None).await?;
         }

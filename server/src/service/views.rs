@@ -208,7 +208,7 @@ impl PortalService {
         self.may_read(by, &row.request).await?;
         let r = &row.request;
         let plan = self.plan_for(&row).await;
-        let timeline = timeline.into_iter().map(event_view).collect();
+        let timeline: Vec<AuditEventView> = timeline.into_iter().map(event_view).collect();
         let rule = self.deployment.approval.rule(&r.kind);
         let approve_blocked = if r.status.is_awaiting_decision() {
             r.check_decision(by, "approved", &rule, &approvals)
@@ -229,7 +229,20 @@ impl PortalService {
             RequestKind::GrantProduction { until: Some(t), .. } => Some(format_ms(*t)),
             _ => None,
         };
+        let break_glass = timeline
+            .iter()
+            .rev()
+            .find(|e: &&AuditEventView| e.action == AuditAction::BreakGlass.as_str())
+            .map(|e| format!("{} applied it at {} without the quorum: {}", e.actor, e.at, e.detail));
+        let operator = by.can(Capability::Operate);
         Ok(RequestDetail {
+            break_glass,
+            review_pending: row.review_pending,
+            can_break_glass: self.deployment.break_glass
+                && operator
+                && r.requester != by.id
+                && r.status.is_awaiting_decision(),
+            can_review: operator && row.review_pending && r.decided_by.as_deref() != Some(by.id.as_str()),
             summary: summary(r),
             kind: r.kind.clone(),
             until,

@@ -1,6 +1,7 @@
 //! Integration tests through HTTP against the real application, SQLite and moto.
 mod access;
 mod audit;
+mod break_glass;
 mod crash;
 mod faults;
 mod helpers;

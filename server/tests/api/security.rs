@@ -142,6 +142,18 @@ async fn every_route_allows_exactly_the_principals_it_should() {
         row("GET", "/api/v1/me", None, &EVERYONE),
         row("GET", "/api/v1/requests", None, &signed_in),
         row("POST", "/api/v1/requests", Some(bad_request.clone()), &submitters),
+        row(
+            "POST",
+            "/api/v1/requests",
+            Some(json!({"kind": "update_repository", "repository": "", "justification": ""})),
+            &submitters,
+        ),
+        row(
+            "POST",
+            "/api/v1/requests",
+            Some(json!({"kind": "delete_repository", "repository": "", "justification": ""})),
+            &submitters,
+        ),
         row("GET", format!("/api/v1/requests/{id}"), None, &readers_of_ritas),
         row("GET", format!("/api/v1/requests/{id}/plan"), None, &readers_of_ritas),
         // Anyone who can see it comments, except auditors (an empty body: 422 past authorization).
@@ -151,6 +163,9 @@ async fn every_route_allows_exactly_the_principals_it_should() {
         row("POST", "/api/v1/requests/999999/approve", Some(json!({})), &deciders),
         row("POST", "/api/v1/requests/999999/reject", Some(json!({})), &deciders),
         row("POST", "/api/v1/requests/999999/retry", Some(json!({})), &admins),
+        // Break glass is off here (409 past authorization); no such request to review (404).
+        row("POST", "/api/v1/requests/999999/break-glass", Some(json!({"reason": "outage"})), &admins),
+        row("POST", "/api/v1/requests/999999/review", Some(json!({"outcome": "accepted"})), &admins),
         row("GET", "/api/v1/repositories", None, &inventory_readers),
         row("POST", "/api/v1/repositories/adopt", Some(missing.clone()), &admins),
         row("POST", "/api/v1/repositories/check", Some(missing.clone()), &admins),
@@ -185,6 +200,7 @@ async fn every_route_allows_exactly_the_principals_it_should() {
             &admins,
         ),
         row("POST", "/rpc/list_users", None, &audit_readers),
+        row("POST", "/rpc/repository_settings", Some(json!({"name": "crytera/no-such-repository"})), &signed_in),
         row("POST", "/rpc/outbox", None, &admins),
         row("POST", "/rpc/revoke_user", Some(json!({"user": "local:nobody"})), &admins),
         row("POST", "/rpc/list_tokens", None, &token_managers),

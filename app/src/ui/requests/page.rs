@@ -73,6 +73,12 @@ fn RequestView(detail: RequestDetail) -> AnyView {
             <div data-testid="request-status"><StatusBadge status=d.summary.status/></div>
         </div>
         <p class="meta">"Requested by " <strong>{d.summary.requester.clone()}</strong> " on " <time>{d.summary.created_at.clone()}</time></p>
+        {d.break_glass.clone().map(|b| view! {
+            <div class="notice notice-error banner" role="status" data-testid="break-glass-banner">
+                <p><strong>"Break glass. "</strong>{b}</p>
+                <p>{if d.review_pending { "Waiting for another admin's review." } else { "Reviewed (see the timeline)." }}</p>
+            </div>
+        })}
         <div class="columns">
             <div class="col-main">
                 {(!d.drift.is_empty()).then(|| view! {
@@ -88,6 +94,7 @@ fn RequestView(detail: RequestDetail) -> AnyView {
             </div>
             <aside class="col-side">
                 <Decision detail=d.clone()/>
+                <BreakGlass detail=d.clone()/>
                 <Timeline detail=d/>
             </aside>
         </div>
@@ -210,6 +217,43 @@ fn Settings(detail: RequestDetail) -> AnyView {
         </section>
     }
     .into_any()
+}
+
+/// Break glass and its review: plain forms (POST, then back to this page).
+#[component]
+fn BreakGlass(detail: RequestDetail) -> impl IntoView {
+    let id = detail.summary.id;
+    let apply = detail.can_break_glass.then(|| view! {
+        <section class="card">
+            <details>
+                <summary>"Break glass…"</summary>
+                <p class="help">"Apply this now, without the approvals it needs. Use it for an outage only: it is audited with your reason and another admin reviews it afterwards."</p>
+                <form class="form" method="post" action=format!("/requests/{id}/break-glass") data-testid="break-glass-form">
+                    <div class="field">
+                        <label for="break-glass-reason">"Why can this not wait?"</label>
+                        <textarea id="break-glass-reason" name="reason" rows="2" maxlength="2000" required></textarea>
+                    </div>
+                    <button type="submit" class="button danger">"Apply now (break glass)"</button>
+                </form>
+            </details>
+        </section>
+    });
+    let review = detail.can_review.then(|| view! {
+        <section class="card">
+            <h2>"Review the break glass"</h2>
+            <form class="form" method="post" action=format!("/requests/{id}/review") data-testid="review-form">
+                <div class="field">
+                    <label for="review-comment">"Comment"</label>
+                    <textarea id="review-comment" name="comment" rows="2" maxlength="2000"></textarea>
+                </div>
+                <div class="actions">
+                    <button type="submit" class="button primary" name="outcome" value="accepted">"Accept"</button>
+                    <button type="submit" class="button danger" name="outcome" value="revert">"Revert (file the undo request)"</button>
+                </div>
+            </form>
+        </section>
+    });
+    view! { {apply} {review} }
 }
 
 #[component]
