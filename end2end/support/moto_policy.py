@@ -1,6 +1,7 @@
 """Edits a repository policy in moto by hand, as someone outside the portal would.
 
 Usage: moto_policy.py ENDPOINT ACCOUNT REPOSITORY remove-portal-statement
+       moto_policy.py ENDPOINT ACCOUNT REPOSITORY push TAG [TAG ...]   (one image per tag, as CI would)
 Runs with the project's venv (boto3 comes with moto).
 """
 import json
@@ -27,5 +28,19 @@ if action == "remove-portal-statement":
         {"Sid": "HandEdit", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444444444444:root"}, "Action": "ecr:ListImages"}
     )
     ecr.set_repository_policy(repositoryName=repository, policyText=json.dumps(policy))
+elif action == "push":
+    import hashlib
+    import time
+
+    for tag in sys.argv[5:]:
+        digest = hashlib.sha256(f"{repository}:{tag}".encode()).hexdigest()
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": f"sha256:{digest}"},
+            "layers": [],
+        }
+        ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
+        time.sleep(1.1)  # push times are in seconds: keep the order visible
 else:
     raise SystemExit(f"unknown action {action}")

@@ -261,3 +261,46 @@ async fn the_settings_page_forms_file_requests_and_refusals_say_why() {
     assert_eq!(busy.status(), 409);
     assert!(busy.text().await.expect("html").contains("already has an open request"));
 }
+
+#[tokio::test]
+async fn a_new_repository_takes_the_same_settings() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let name = unique("born");
+    let full = format!("crytera/{name}");
+    let mut body = request_body(&name);
+    body.as_object_mut().expect("object").extend(
+        json!({"tag_mutability": "MUTABLE_WITH_EXCLUSION", "tag_mutability_exclusions": ["release-*"],
+            "tags": {"service": "payments"}, "lifecycle_rules": keep_newest(5)})
+        .as_object()
+        .cloned()
+        .unwrap_or_default(),
+    );
+    let (s, d) = alice.post("/api/v1/requests", body.clone()).await;
+    assert_eq!(s, 201, "{d}");
+    let id = id_of(&d);
+    bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
+    let ecr = app.ecr().await;
+    let repo = ecr.describe_repositories().repository_names(&full).send().await.expect("describe");
+    let r = &repo.repositories()[0];
+    assert_eq!(r.image_tag_mutability(), Some(&ImageTagMutability::MutableWithExclusion));
+    assert_eq!(
+        r.image_tag_mutability_exclusion_filters().iter().map(|f| f.filter()).collect::<Vec<_>>(),
+        ["release-*"]
+    );
+    let tags =
+        ecr.list_tags_for_resource().resource_arn(r.repository_arn().unwrap_or_default()).send().await.expect("tags");
+    assert!(tags.tags().iter().any(|t| t.key() == "service" && t.value() == "payments"), "{tags:?}");
+    let lifecycle = ecr.get_lifecycle_policy().repository_name(&full).send().await.expect("lifecycle");
+    assert!(lifecycle.lifecycle_policy_text().unwrap_or("").contains("dev-*"));
+    // In sync after creation: the drift check compares the exclusions and the rules too.
+    let (_, check) = bob.post("/api/v1/repositories/check", json!({"name": full})).await;
+    assert_eq!(check["drifted"], 0, "{check}");
+    // And the reserved keys are refused at creation as well.
+    let mut bad = request_body(&unique("born-bad"));
+    bad["tags"] = json!({"aws:cloudformation": "x"});
+    let (s, e) = alice.post("/api/v1/requests", bad).await;
+    assert!(s == 422 && e.to_string().contains("reserved"), "{e}");
+}

@@ -1,0 +1,73 @@
+import { test, expect } from "@playwright/test";
+import { execFileSync } from "node:child_process";
+import { signIn, watchForErrors, uniqueName, SHOTS } from "./helpers";
+
+const MOTO = process.env.MOTO_ENDPOINT ?? "http://127.0.0.1:5055";
+const STAGING = process.env.STAGING_ACCOUNT ?? "333333333333";
+const PYTHON = process.env.MOTO_PYTHON ?? "../.venv/bin/python";
+
+test("a repository's settings change: before → after, the lifecycle preview, approval, applied; then its deletion with the warning", async ({ browser }) => {
+  const name = uniqueName("settings");
+  const full = `crytera/${name}`;
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  const errors = [...[alice, bob].map(watchForErrors)];
+  await signIn(alice, "alice", "requester");
+  await signIn(bob, "bob", "admin");
+  const made = await alice.request.post("/api/v1/requests", {
+    data: { name, team: "platform", cost_center: "cc-1", justification: "web images" },
+  });
+  expect(made.status()).toBe(201);
+  const madeId = (await made.json()).summary.id;
+  expect((await bob.request.post(`/api/v1/requests/${madeId}/approve`, { data: {} })).status()).toBe(200);
+  await expect.poll(async () => (await (await bob.request.get(`/api/v1/requests/${madeId}`)).json()).summary.status).toBe("applied");
+  // CI pushed three dev builds and a release.
+  execFileSync(PYTHON, ["support/moto_policy.py", MOTO, STAGING, full, "push", "v1.0.0", "dev-1", "dev-2", "dev-3"]);
+
+  // From the repositories page to the settings page, as a person would.
+  await alice.goto(`/repositories?q=${name}`);
+  await alice.locator(`tr[data-repository="${full}"]`).getByTestId("settings-link").click();
+  await expect(alice.getByTestId("settings-name")).toHaveText(full);
+  await alice.getByLabel("Image tags").selectOption("IMMUTABLE_WITH_EXCLUSION");
+  await alice.getByLabel("Exclusions").fill("latest, dev-*");
+  await alice.getByLabel("Scan on push").selectOption("false");
+  await alice.getByLabel("Lifecycle policy (ECR JSON)").fill(JSON.stringify({
+    rules: [{ rulePriority: 1, description: "dev builds", selection: { tagStatus: "tagged", tagPatternList: ["dev-*"], countType: "imageCountMoreThan", countNumber: 1 }, action: { type: "expire" } }],
+  }, null, 2));
+  await alice.getByLabel("Other tags").fill("service=web\n");
+  await alice.getByLabel("Justification").first().fill("CI moves latest; keep one dev build");
+  await alice.getByRole("button", { name: "Request the change" }).click();
+  await expect(alice).toHaveURL(/\/requests\/\d+$/);
+  const url = alice.url();
+
+  // The approver sees each setting before → after and what the lifecycle would expire.
+  await bob.goto(url);
+  const changes = bob.getByTestId("setting-changes");
+  await expect(changes.locator('tr[data-setting="Image tags"]')).toContainText("IMMUTABLE_WITH_EXCLUSION except dev-*, latest");
+  await expect(changes.locator('tr[data-setting="Scan on push"]')).toHaveAttribute("data-changed", "true");
+  await expect(changes.locator('tr[data-setting="Encryption"]')).toContainText("unchanged");
+  const preview = bob.getByTestId("lifecycle-preview");
+  await expect(bob.getByTestId("lifecycle-preview-summary")).toContainText("4 image(s) now: 2 would expire");
+  await expect(preview.getByRole("row").nth(1)).toContainText("dev-2");
+  await expect(preview.getByRole("row").nth(2)).toContainText("dev-1");
+  await bob.screenshot({ path: `${SHOTS}/settings-change-plan.png`, fullPage: true });
+  await bob.getByRole("button", { name: "Approve" }).click();
+  await expect(bob.getByTestId("request-status")).toContainText("applied", { timeout: 30_000 });
+
+  // The settings page shows the new approved settings; deleting warns (images go with it).
+  await alice.goto(`/repositories/settings?name=${full}`);
+  await expect(alice.getByTestId("approved-settings")).toContainText("IMMUTABLE_WITH_EXCLUSION except dev-*, latest");
+  await alice.getByText("Delete…").click();
+  await expect(alice.getByTestId("delete-form")).toBeVisible();
+  await expect(alice.getByText("Its 4 image(s) are deleted with it.")).toBeVisible();
+  await alice.getByLabel("Why can it go?").fill("replaced by crytera/web2");
+  await alice.getByRole("button", { name: "Request deletion" }).click();
+  await expect(alice).toHaveURL(/\/requests\/\d+$/);
+  await bob.goto(alice.url());
+  await expect(bob.getByTestId("plan")).toContainText("its 4 image(s) go with it");
+  await expect(bob.getByTestId("plan")).toContainText("ecr:DeleteRepository");
+  await bob.screenshot({ path: `${SHOTS}/delete-plan.png`, fullPage: true });
+  await bob.getByRole("button", { name: "Approve" }).click();
+  await expect(bob.getByTestId("request-status")).toContainText("applied", { timeout: 30_000 });
+  expect(errors.flat()).toEqual([]);
+});
