@@ -38,7 +38,8 @@ elif action == "push":
             "schemaVersion": 2,
             "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
             "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": f"sha256:{digest}"},
-            "layers": [],
+            # moto derives the image digest from the layers' digests: one layer of its own per image.
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1, "digest": f"sha256:{digest}"}],
         }
         ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
         time.sleep(1.1)  # push times are in seconds: keep the order visible

@@ -35,6 +35,11 @@ test("a repository's settings change: before → after, the lifecycle preview, a
     rules: [{ rulePriority: 1, description: "dev builds", selection: { tagStatus: "tagged", tagPatternList: ["dev-*"], countType: "imageCountMoreThan", countNumber: 1 }, action: { type: "expire" } }],
   }, null, 2));
   await alice.getByLabel("Other tags").fill("service=web\n");
+  // The form's own preview (a plain GET back to the page): what the typed lifecycle would expire, and the form kept.
+  await alice.getByRole("button", { name: "Preview what it would expire" }).click();
+  await expect(alice.getByTestId("form-preview")).toContainText("4 image(s) now: 2 would expire");
+  await expect(alice.getByLabel("Exclusions")).toHaveValue("latest, dev-*");
+  await expect(alice.getByLabel("Scan on push")).toHaveValue("false");
   await alice.getByLabel("Justification").first().fill("CI moves latest; keep one dev build");
   await alice.getByRole("button", { name: "Request the change" }).click();
   await expect(alice).toHaveURL(/\/requests\/\d+$/);

@@ -168,6 +168,14 @@ pub async fn repository_settings(name: String) -> Result<RepositorySettingsView,
     answer(async move { portal()?.repository_settings(&signed_in()?, name).await }.await)
 }
 
+#[server(prefix = "/rpc", endpoint = "preview_lifecycle", input = Json)]
+pub async fn preview_lifecycle(
+    name: String,
+    lifecycle: String,
+) -> Result<crate::domain::plan::LifecyclePreview, AppError> {
+    answer(async move { portal()?.preview_lifecycle(&signed_in()?, name, lifecycle).await }.await)
+}
+
 #[server(prefix = "/rpc", endpoint = "outbox")]
 pub async fn outbox() -> Result<OutboxPage, AppError> {
     answer(async move { portal()?.outbox(&signed_in()?).await }.await)

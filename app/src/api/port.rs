@@ -49,6 +49,12 @@ pub trait Portal: Send + Sync + 'static {
     async fn revoke_user(&self, by: &Principal, user: String) -> Result<UserRevoked, AppError>;
     async fn outbox(&self, by: &Principal) -> Result<OutboxPage, AppError>;
     async fn repository_settings(&self, by: &Principal, name: String) -> Result<RepositorySettingsView, AppError>;
+    async fn preview_lifecycle(
+        &self,
+        by: &Principal,
+        name: String,
+        lifecycle: String,
+    ) -> Result<crate::domain::plan::LifecyclePreview, AppError>;
 }
 
 /// The context value the server provides to every server function.

@@ -297,6 +297,25 @@ pub fn parse_rules(raw: &[Value], field: &str) -> Result<Vec<LifecycleRule>, Vec
     }
 }
 
+/// The rules of a lifecycle policy typed as text (the settings form): the
+/// whole policy `{"rules": [...]}` or the list alone; empty text is no lifecycle.
+pub fn rules_from_text(text: &str) -> Result<Vec<Value>, FieldError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let shape = || FieldError::new("lifecycle_rules", "write a lifecycle policy: {\"rules\": [...]}");
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Array(rules)) => Ok(rules),
+        Ok(Value::Object(mut o)) => match o.remove("rules") {
+            Some(Value::Array(rules)) if o.is_empty() => Ok(rules),
+            _ => Err(shape()),
+        },
+        Ok(_) => Err(shape()),
+        Err(e) => Err(FieldError::new("lifecycle_rules", format!("the lifecycle policy is not JSON: {e}"))),
+    }
+}
+
 /// An image as the preview sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Image {

@@ -223,29 +223,7 @@ impl UpdateForm {
     fn input(self) -> Result<app::domain::form::UpdateRequestInput, AppError> {
         use app::domain::form::FieldError;
         let mut errors = Vec::new();
-        let lifecycle = self.lifecycle.trim();
-        let lifecycle_rules = if lifecycle.is_empty() {
-            Some(Vec::new())
-        } else {
-            match serde_json::from_str::<serde_json::Value>(lifecycle) {
-                Ok(serde_json::Value::Array(rules)) => Some(rules),
-                Ok(serde_json::Value::Object(mut o)) => match o.remove("rules") {
-                    Some(serde_json::Value::Array(rules)) if o.is_empty() => Some(rules),
-                    _ => {
-                        errors.push(FieldError::new("lifecycle_rules", "write a lifecycle policy: {\"rules\": [...]}"));
-                        None
-                    }
-                },
-                Ok(_) => {
-                    errors.push(FieldError::new("lifecycle_rules", "write a lifecycle policy: {\"rules\": [...]}"));
-                    None
-                }
-                Err(e) => {
-                    errors.push(FieldError::new("lifecycle_rules", format!("the lifecycle policy is not JSON: {e}")));
-                    None
-                }
-            }
-        };
+        let lifecycle_rules = app::domain::lifecycle::rules_from_text(&self.lifecycle).map_err(|e| errors.push(e)).ok();
         let mut tags = std::collections::BTreeMap::new();
         for (i, line) in self.tags.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             match line.split_once('=') {

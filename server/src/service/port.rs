@@ -127,4 +127,13 @@ impl Portal for PortalService {
     async fn repository_settings(&self, by: &Principal, name: String) -> Result<RepositorySettingsView, AppError> {
         Ok(PortalService::repository_settings(self, by, name).await?)
     }
+
+    async fn preview_lifecycle(
+        &self,
+        by: &Principal,
+        name: String,
+        lifecycle: String,
+    ) -> Result<app::domain::plan::LifecyclePreview, AppError> {
+        Ok(PortalService::preview_lifecycle(self, by, name, lifecycle).await?)
+    }
 }

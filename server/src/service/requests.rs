@@ -162,6 +162,39 @@ impl PortalService {
         self.insert_request(request, by.via().map(|v| format!("through {v}")).unwrap_or_default()).await
     }
 
+    /// What a lifecycle typed on the settings page would expire now (the
+    /// form's "Preview" button; nothing is filed).
+    pub async fn preview_lifecycle(
+        &self,
+        by: &Principal,
+        repository: String,
+        lifecycle: String,
+    ) -> Result<app::domain::plan::LifecyclePreview, Error> {
+        self.authorize(by, Capability::ReadOwnRequests, "read repositories").await?;
+        let name = RepoName::parse(&self.deployment.namespace, &repository)
+            .map_err(|e| Error::field("repository", e.to_string()))?;
+        let raw = app::domain::lifecycle::rules_from_text(&lifecycle).map_err(|e| Error::Invalid(vec![e]))?;
+        let rules = app::domain::lifecycle::parse_rules(&raw, "lifecycle_rules").map_err(Error::Invalid)?;
+        let mut conn = self.db.pool.acquire().await?;
+        let spec = db::get_record(&mut conn, name.as_str()).await?.and_then(|r| r.spec);
+        drop(conn);
+        let Some(mut spec) = spec else {
+            return Err(Error::field(
+                "repository",
+                format!("{name} is not managed by the portal; an admin adopts it first"),
+            ));
+        };
+        spec.lifecycle = app::domain::settings::Lifecycle { rules, ..Default::default() };
+        if spec.lifecycle.is_empty() {
+            let images =
+                self.registry.images(name.as_str()).await.map_err(|e| aws_unavailable(&format!("read {name}"), e))?;
+            return Ok(app::domain::plan::LifecyclePreview { images: images.len(), expiring: vec![] });
+        }
+        self.lifecycle_preview(&spec).await.ok_or_else(|| {
+            Error::Unavailable(format!("could not read the images of {name} from ECR right now; try again"))
+        })
+    }
+
     /// A repository's settings page.
     pub async fn repository_settings(
         &self,

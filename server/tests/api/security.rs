@@ -201,6 +201,12 @@ async fn every_route_allows_exactly_the_principals_it_should() {
         ),
         row("POST", "/rpc/list_users", None, &audit_readers),
         row("POST", "/rpc/repository_settings", Some(json!({"name": "crytera/no-such-repository"})), &signed_in),
+        row(
+            "POST",
+            "/rpc/preview_lifecycle",
+            Some(json!({"name": "crytera/no-such-repository", "lifecycle": ""})),
+            &signed_in,
+        ),
         row("POST", "/rpc/outbox", None, &admins),
         row("POST", "/rpc/revoke_user", Some(json!({"user": "local:nobody"})), &admins),
         row("POST", "/rpc/list_tokens", None, &token_managers),

@@ -19,11 +19,12 @@ async fn managed(requester: &User, admin: &User, prefix: &str) -> String {
     format!("crytera/{name}")
 }
 
-/// Pushes an image manifest with a tag; `n` makes the digest distinct.
+/// Pushes an image manifest with a tag; `n` makes the digest distinct (moto
+/// derives an image's digest from its layers' digests).
 async fn push(app: &TestApp, full: &str, tag: &str, n: u8) {
+    let d = format!("{n:02x}").repeat(32);
     let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{n},"digest":"sha256:{}"}},"layers":[]}}"#,
-        format!("{n:x}").repeat(64).chars().take(64).collect::<String>()
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{n},"digest":"sha256:{d}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":1,"digest":"sha256:{d}"}}]}}"#,
     );
     app.ecr()
         .await
@@ -247,6 +248,23 @@ async fn the_settings_page_forms_file_requests_and_refusals_say_why() {
         text.contains("lifecycle_rules") && text.contains("not JSON") && text.contains("Back to the form"),
         "{text}"
     );
+    // The form's "Preview" button: a GET back to the page, which shows what the typed
+    // lifecycle would expire and fills the form in again (nothing typed is lost).
+    push(&app, &full, "dev-1", 1).await;
+    push(&app, &full, "dev-2", 2).await;
+    let mut preview = base(&keep_newest(1).to_string());
+    preview.push(("preview", "1".into()));
+    let page = browser()
+        .get(format!("{}/repositories/settings", app.base))
+        .query(&preview)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("preview");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("data-testid=\"form-preview\"") && html.contains("2 image(s) now: 1 would expire"), "{html}");
+    assert!(html.contains("mutable for the nightly tag") && html.contains("owner=alice"), "the draft is kept: {html}");
     let filed = post("/repositories/update", base("")).await.expect("post");
     assert_eq!(filed.status(), 303);
     let to = location(&filed);

@@ -5,7 +5,7 @@ mod decision;
 mod list;
 mod new;
 mod page;
-mod plan;
+pub(crate) mod plan;
 
 pub use access::AccessRequest;
 pub use list::{Queue, RequestList};

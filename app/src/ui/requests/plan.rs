@@ -65,7 +65,7 @@ fn Changes(changes: Vec<SettingChange>) -> impl IntoView {
 
 /// The lifecycle's preview: the images it would expire, newest first.
 #[component]
-fn Preview(preview: LifecyclePreview) -> impl IntoView {
+pub(crate) fn Preview(preview: LifecyclePreview) -> impl IntoView {
     let n = preview.expiring.len();
     view! {
         <div class="preview" data-testid="lifecycle-preview">
