@@ -47,13 +47,18 @@ pub struct RepositoryRequestInput {
     #[serde(default)]
     pub expire_untagged_after_days: Option<u32>,
     /// With `IMMUTABLE_WITH_EXCLUSION` or `MUTABLE_WITH_EXCLUSION`: the tags that are the exception.
+    /// (The browser's form never sends these three: they come through the JSON API, and not
+    /// serialising them in the browser keeps their code out of the bundle.)
     #[serde(default)]
+    #[cfg_attr(feature = "hydrate", serde(skip_serializing))]
     pub tag_mutability_exclusions: Option<Vec<String>>,
     /// Lifecycle rules in ECR's JSON shape, instead of the presets.
     #[serde(default)]
+    #[cfg_attr(feature = "hydrate", serde(skip_serializing))]
     pub lifecycle_rules: Option<Vec<serde_json::Value>>,
     /// Free tags besides team and cost centre.
     #[serde(default)]
+    #[cfg_attr(feature = "hydrate", serde(skip_serializing))]
     pub tags: Option<std::collections::BTreeMap<String, String>>,
     pub team: String,
     pub cost_center: String,
@@ -156,6 +161,11 @@ fn mutability(
     (m, list)
 }
 
+/// Parses lifecycle rules (see [`super::lifecycle::parse_rules`]); a parameter so that the
+/// browser's copy of the new-repository form, which never sends rules, leaves the parser out of
+/// the bundle.
+type RulesParser = fn(&[serde_json::Value], &str) -> Result<Vec<super::lifecycle::LifecycleRule>, Vec<FieldError>>;
+
 /// The lifecycle from presets or rules over a base. `zero_removes`: a preset of 0 removes it (updates).
 fn lifecycle(
     keep: Option<u32>,
@@ -163,6 +173,7 @@ fn lifecycle(
     rules: Option<&Vec<serde_json::Value>>,
     base: Lifecycle,
     zero_removes: bool,
+    parse_rules: RulesParser,
     errors: &mut Vec<FieldError>,
 ) -> Lifecycle {
     if rules.is_some() && (keep.is_some() || untagged.is_some()) {
@@ -173,7 +184,7 @@ fn lifecycle(
         return base;
     }
     if let Some(raw) = rules {
-        return match super::lifecycle::parse_rules(raw, "lifecycle_rules") {
+        return match parse_rules(raw, "lifecycle_rules") {
             Ok(rules) => Lifecycle { rules, ..Lifecycle::default() },
             Err(e) => {
                 errors.extend(e);
@@ -370,6 +381,22 @@ fn tag_value(field: &str, label: &str, raw: &str, errors: &mut Vec<FieldError>) 
 impl RepositoryRequestInput {
     /// Parses the whole input, collecting every field's problem at once.
     pub fn parse(&self, namespace: &Namespace) -> Result<NewRepositoryRequest, Vec<FieldError>> {
+        self.parse_with(namespace, super::lifecycle::parse_rules)
+    }
+
+    /// The same checks for the web form, which has no field for lifecycle rules
+    /// (they come through the JSON API): rules given here are refused.
+    pub fn check_form(&self, namespace: &Namespace) -> Result<NewRepositoryRequest, Vec<FieldError>> {
+        self.parse_with(namespace, |_, field| {
+            Err(vec![FieldError::new(field, "lifecycle rules are given through the JSON API")])
+        })
+    }
+
+    fn parse_with(
+        &self,
+        namespace: &Namespace,
+        parse_rules: RulesParser,
+    ) -> Result<NewRepositoryRequest, Vec<FieldError>> {
         let mut errors = Vec::new();
         let name = RepoName::parse(namespace, &self.name)
             .map_err(|e| errors.push(FieldError::new("name", e.to_string())))
@@ -414,6 +441,7 @@ impl RepositoryRequestInput {
             self.lifecycle_rules.as_ref(),
             Lifecycle::default(),
             false,
+            parse_rules,
             &mut errors,
         );
         let team = tag_value("team", "team", &self.team, &mut errors);
@@ -482,6 +510,7 @@ impl UpdateRequestInput {
             self.lifecycle_rules.as_ref(),
             base.lifecycle.clone(),
             true,
+            super::lifecycle::parse_rules,
             &mut errors,
         );
         // The same policy in other words (rules that spell a preset) is the same lifecycle.

@@ -122,7 +122,7 @@ fn NewRequestForm(namespace: String) -> impl IntoView {
             justification: justification.get(),
             grant_production: Some(grant_production.get()),
         };
-        if let Err(mut more) = input.parse(&ns_build) {
+        if let Err(mut more) = input.check_form(&ns_build) {
             errs.append(&mut more);
         }
         if errs.is_empty() {
