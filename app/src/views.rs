@@ -99,13 +99,14 @@ pub struct RequestsPage {
 impl RequestsPage {
     pub const DEFAULT_LIMIT: u32 = 50;
     /// The kinds a search may name.
-    pub const KINDS: [&'static str; 6] = [
+    pub const KINDS: [&'static str; 7] = [
         "create_repository",
         "update_repository",
         "grant_production",
         "revoke_production",
         "restore_repository",
         "delete_repository",
+        "promote_image",
     ];
     pub fn limit(&self) -> u32 {
         self.limit.unwrap_or(Self::DEFAULT_LIMIT).clamp(1, 500)
@@ -217,6 +218,62 @@ pub struct DriftSummary {
     pub checked: usize,
     /// Of those, how many differ.
     pub drifted: usize,
+}
+
+/// One image as the images page and `GET /api/v1/images` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageView {
+    pub digest: String,
+    pub tags: Vec<String>,
+    pub pushed_at: String,
+    pub size_bytes: Option<i64>,
+    pub media_type: Option<String>,
+    pub last_pull: Option<String>,
+    /// The scan in words, or "not scanned".
+    pub scan: String,
+    pub scanned: bool,
+    pub critical: u32,
+}
+
+/// A promotion as applied: the release production pulls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseView {
+    pub tag: String,
+    pub digest: String,
+    pub request_id: i64,
+    pub requested_by: String,
+    pub approved_by: String,
+    pub at: String,
+    /// `docker pull <uri>@<digest>`, and by tag.
+    pub pull_by_digest: String,
+    pub pull_by_tag: String,
+}
+
+/// `GET /api/v1/images?repository=&offset=&limit=` (limit 50 by default, at most 500).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImagesQuery {
+    pub repository: String,
+    #[serde(default)]
+    pub offset: Option<u32>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// A repository's images, newest first, a page at a time, with its releases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImagesPage {
+    pub repository: String,
+    pub uri: String,
+    pub images: Vec<ImageView>,
+    pub total: usize,
+    pub offset: u32,
+    pub limit: u32,
+    pub next_offset: Option<u32>,
+    pub releases: Vec<ReleaseView>,
+    pub production_can_pull: bool,
+    pub release_tag_patterns: Vec<String>,
+    /// The viewer may start scans (admins).
+    pub can_scan: bool,
 }
 
 /// A repository's settings page: what is approved, and what changing or deleting it involves.

@@ -202,7 +202,31 @@ pub trait Registry: Send + Sync + 'static {
     /// Deletes the repository and its images (ECR's force delete).
     async fn delete_repository(&self, name: &str) -> Result<String, RegistryError>;
     /// Every image: digest, tags, push time and last recorded pull.
-    async fn images(&self, name: &str) -> Result<Vec<app::domain::lifecycle::Image>, RegistryError>;
+    async fn images(&self, name: &str) -> Result<Vec<app::domain::lifecycle::Image>, RegistryError> {
+        Ok(self.image_details(name).await?.into_iter().map(|i| i.image).collect())
+    }
+    /// Every image with its size, media type and scan summary (DescribeImages).
+    async fn image_details(&self, name: &str) -> Result<Vec<app::domain::image::ImageInfo>, RegistryError>;
+    /// The digest a tag names now (None: no such tag).
+    async fn digest_of_tag(&self, name: &str, tag: &str) -> Result<Option<String>, RegistryError>;
+    /// An image's manifest and its media type (BatchGetImage by digest); None: no such image.
+    async fn manifest(&self, name: &str, digest: &str) -> Result<Option<(String, Option<String>)>, RegistryError>;
+    /// Tags an image (PutImage with its own manifest). An image that already has the tag is done.
+    async fn put_tag(
+        &self,
+        name: &str,
+        tag: &str,
+        manifest: &str,
+        media_type: Option<&str>,
+    ) -> Result<String, RegistryError>;
+    /// An image's scan findings (None: not scanned).
+    async fn scan_findings(
+        &self,
+        name: &str,
+        digest: &str,
+    ) -> Result<Option<app::domain::image::ScanSummary>, RegistryError>;
+    /// Starts a scan of an image.
+    async fn start_scan(&self, name: &str, digest: &str) -> Result<String, RegistryError>;
     /// Restores one setting (used by restore requests).
     async fn fix(&self, name: &str, arn: &str, fix: &Fix) -> Result<String, RegistryError>;
     /// A cheap authenticated call (STS GetCallerIdentity) for readiness.
@@ -279,6 +303,11 @@ fn spell_out_scan_off(req: &mut aws_smithy_runtime_api::http::Request) {
     let len = new.len().to_string();
     *req.body_mut() = aws_smithy_types::body::SdkBody::from(new);
     req.headers_mut().insert("content-length", len);
+}
+
+/// Unix ms of an SDK time.
+fn ms(t: &aws_sdk_ecr::primitives::DateTime) -> i64 {
+    t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000)
 }
 
 fn rid<T: RequestId>(out: &T) -> String {
@@ -673,22 +702,110 @@ impl Registry for EcrRegistry {
         }
     }
 
-    async fn images(&self, name: &str) -> Result<Vec<app::domain::lifecycle::Image>, RegistryError> {
-        let ms = |t: &aws_sdk_ecr::primitives::DateTime| t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000);
+    async fn image_details(&self, name: &str) -> Result<Vec<app::domain::image::ImageInfo>, RegistryError> {
         let mut out = Vec::new();
-        let mut pages = self.ecr.describe_images().repository_name(name).into_paginator().send();
+        let mut pages = self.ecr.describe_images().repository_name(name).max_results(1000).into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(classify)?;
             for img in page.image_details() {
-                out.push(app::domain::lifecycle::Image {
-                    digest: img.image_digest().unwrap_or_default().to_string(),
-                    tags: img.image_tags().to_vec(),
-                    pushed_at: img.image_pushed_at().map(ms).unwrap_or(0),
-                    last_pull: img.last_recorded_pull_time().map(ms),
+                let scan =
+                    img.image_scan_status().and_then(|s| s.status()).map(|status| app::domain::image::ScanSummary {
+                        status: status.as_str().to_string(),
+                        counts: img
+                            .image_scan_findings_summary()
+                            .and_then(|f| f.finding_severity_counts())
+                            .map(|c| {
+                                c.iter()
+                                    .map(|(k, v)| (k.as_str().to_string(), u32::try_from(*v).unwrap_or(0)))
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    });
+                out.push(app::domain::image::ImageInfo {
+                    image: app::domain::lifecycle::Image {
+                        digest: img.image_digest().unwrap_or_default().to_string(),
+                        tags: img.image_tags().to_vec(),
+                        pushed_at: img.image_pushed_at().map(ms).unwrap_or(0),
+                        last_pull: img.last_recorded_pull_time().map(ms),
+                    },
+                    size_bytes: img.image_size_in_bytes(),
+                    media_type: img.image_manifest_media_type().map(str::to_string),
+                    scan,
                 });
             }
         }
         Ok(out)
+    }
+
+    async fn digest_of_tag(&self, name: &str, tag: &str) -> Result<Option<String>, RegistryError> {
+        let id = ecr::ImageIdentifier::builder().image_tag(tag).build();
+        match self.ecr.describe_images().repository_name(name).image_ids(id).send().await {
+            Ok(out) => Ok(out.image_details().first().and_then(|d| d.image_digest()).map(str::to_string)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_image_not_found_exception()) => Ok(None),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn manifest(&self, name: &str, digest: &str) -> Result<Option<(String, Option<String>)>, RegistryError> {
+        let id = ecr::ImageIdentifier::builder().image_digest(digest).build();
+        let out = self.ecr.batch_get_image().repository_name(name).image_ids(id).send().await.map_err(classify)?;
+        Ok(out.images().first().and_then(|i| {
+            i.image_manifest().map(|m| (m.to_string(), i.image_manifest_media_type().map(str::to_string)))
+        }))
+    }
+
+    async fn put_tag(
+        &self,
+        name: &str,
+        tag: &str,
+        manifest: &str,
+        media_type: Option<&str>,
+    ) -> Result<String, RegistryError> {
+        let req = self
+            .ecr
+            .put_image()
+            .repository_name(name)
+            .image_tag(tag)
+            .image_manifest(manifest)
+            .set_image_manifest_media_type(media_type.map(str::to_string));
+        match req.send().await {
+            Ok(out) => Ok(rid(&out)),
+            // The image already has this tag: done.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_image_already_exists_exception()) => {
+                Ok(e.request_id().unwrap_or("unknown").to_string())
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn scan_findings(
+        &self,
+        name: &str,
+        digest: &str,
+    ) -> Result<Option<app::domain::image::ScanSummary>, RegistryError> {
+        let id = ecr::ImageIdentifier::builder().image_digest(digest).build();
+        match self.ecr.describe_image_scan_findings().repository_name(name).image_id(id).send().await {
+            Ok(out) => Ok(Some(app::domain::image::ScanSummary {
+                status: out
+                    .image_scan_status()
+                    .and_then(|s| s.status())
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|| "UNKNOWN".into()),
+                counts: out
+                    .image_scan_findings()
+                    .and_then(|f| f.finding_severity_counts())
+                    .map(|c| c.iter().map(|(k, v)| (k.as_str().to_string(), u32::try_from(*v).unwrap_or(0))).collect())
+                    .unwrap_or_default(),
+            })),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_scan_not_found_exception()) => Ok(None),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn start_scan(&self, name: &str, digest: &str) -> Result<String, RegistryError> {
+        let id = ecr::ImageIdentifier::builder().image_digest(digest).build();
+        let out = self.ecr.start_image_scan().repository_name(name).image_id(id).send().await.map_err(classify)?;
+        Ok(rid(&out))
     }
 
     async fn fix(&self, name: &str, arn: &str, fix: &Fix) -> Result<String, RegistryError> {

@@ -93,6 +93,12 @@ pub struct PortalSection {
     /// Tags that mark a release: a lifecycle that would expire such an image is
     /// refused unless the request says so. ECR's wildcard patterns.
     pub protected_tags: Vec<String>,
+    /// The tags an image may be promoted to (wildcard patterns).
+    pub release_tag_patterns: Vec<String>,
+    /// Refuse to promote an image whose scan found critical vulnerabilities.
+    pub promote_refuse_critical: bool,
+    /// Refuse to promote an image that was never scanned.
+    pub promote_require_scan: bool,
 }
 
 impl Default for PortalSection {
@@ -103,6 +109,9 @@ impl Default for PortalSection {
             production_can_list: false,
             protect_pulled_days: protection.pulled_within_days,
             protected_tags: protection.tag_patterns,
+            release_tag_patterns: vec!["v*".into()],
+            promote_refuse_critical: false,
+            promote_require_scan: false,
         }
     }
 }
@@ -252,6 +261,10 @@ pub struct ApprovalSection {
     pub revoke_production_approvals: u32,
     pub restore_repository_groups: Vec<String>,
     pub restore_repository_approvals: u32,
+    /// Who decides promotions of images to release tags; empty: the production grant's groups.
+    pub promote_image_groups: Vec<String>,
+    /// How many approvers a promotion needs; 0: as many as a production grant.
+    pub promote_image_approvals: u32,
     /// Pending requests are closed as expired after this many hours.
     pub pending_expiry_hours: u64,
     /// Open requests (waiting or being applied) one person may hold at once.
@@ -272,6 +285,8 @@ impl Default for ApprovalSection {
             revoke_production_approvals: 1,
             restore_repository_groups: vec![],
             restore_repository_approvals: 1,
+            promote_image_groups: vec![],
+            promote_image_approvals: 0,
             pending_expiry_hours: 14 * 24,
             max_open_per_user: 20,
             break_glass: false,
@@ -461,9 +476,12 @@ impl Config {
         if opt(&raw.database.path).is_none() {
             bail!("config key `database.path`: give a file path for the SQLite database");
         }
-        for p in &raw.portal.protected_tags {
+        if raw.portal.release_tag_patterns.is_empty() {
+            bail!("config key `portal.release_tag_patterns`: give at least one pattern, such as v*");
+        }
+        for p in raw.portal.protected_tags.iter().chain(&raw.portal.release_tag_patterns) {
             if let Err(e) = app::domain::lifecycle::check_exclusion_filter(p) {
-                bail!("config key `portal.protected_tags`: {e}");
+                bail!("config keys `portal.protected_tags` and `portal.release_tag_patterns`: {e}");
             }
         }
         if raw.aws.region.trim().is_empty() {
@@ -579,6 +597,15 @@ impl Config {
                 &a.restore_repository_groups,
                 a.restore_repository_approvals,
             )?,
+            promote_image: {
+                let grant = rule("grant_production", &a.grant_production_groups, a.grant_production_approvals)?;
+                let groups: Vec<String> =
+                    a.promote_image_groups.iter().map(|g| g.trim().to_string()).filter(|g| !g.is_empty()).collect();
+                ApprovalRule {
+                    groups: if groups.is_empty() { grant.groups } else { groups },
+                    required: if a.promote_image_approvals == 0 { grant.required } else { a.promote_image_approvals },
+                }
+            },
             pending_expiry_ms: i64::try_from(a.pending_expiry_hours.saturating_mul(3_600_000))
                 .unwrap_or(i64::MAX)
                 .max(1),

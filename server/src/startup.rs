@@ -107,6 +107,11 @@ impl Application {
                         tag_patterns: config.raw.portal.protected_tags.clone(),
                     },
                     break_glass: config.raw.approval.break_glass,
+                    promotion: crate::service::Promotion {
+                        tag_patterns: config.raw.portal.release_tag_patterns.clone(),
+                        refuse_critical: config.raw.portal.promote_refuse_critical,
+                        require_scan: config.raw.portal.promote_require_scan,
+                    },
                 },
                 key,
             )

@@ -35,6 +35,8 @@ pub struct ApprovalPolicy {
     pub grant_production: ApprovalRule,
     pub revoke_production: ApprovalRule,
     pub restore_repository: ApprovalRule,
+    /// Promotions of images to release tags (by default the production grant's rule).
+    pub promote_image: ApprovalRule,
     /// A pending request is closed as expired after this long (milliseconds).
     pub pending_expiry_ms: i64,
 }
@@ -47,7 +49,8 @@ impl ApprovalPolicy {
             create_repository: rule.clone(),
             grant_production: rule.clone(),
             revoke_production: rule.clone(),
-            restore_repository: rule,
+            restore_repository: rule.clone(),
+            promote_image: rule,
             pending_expiry_ms,
         }
     }

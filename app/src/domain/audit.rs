@@ -44,10 +44,12 @@ pub enum AuditAction {
     BreakGlass,
     /// Another admin reviewed a break-glass apply: accepted, or reverted by a new request.
     BreakGlassReviewed,
+    /// An admin started a vulnerability scan of an image.
+    ImageScanStarted,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 31] = [
+    pub const ALL: [AuditAction; 32] = [
         AuditAction::SignedIn,
         AuditAction::SignedOut,
         AuditAction::RequestSubmitted,
@@ -79,6 +81,7 @@ impl AuditAction {
         AuditAction::RequestWithdrawn,
         AuditAction::BreakGlass,
         AuditAction::BreakGlassReviewed,
+        AuditAction::ImageScanStarted,
     ];
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -113,6 +116,7 @@ impl AuditAction {
             Self::RequestWithdrawn => "request_withdrawn",
             Self::BreakGlass => "break_glass",
             Self::BreakGlassReviewed => "break_glass_reviewed",
+            Self::ImageScanStarted => "image_scan_started",
         }
     }
     pub fn parse(raw: &str) -> Option<Self> {
@@ -152,6 +156,7 @@ impl AuditAction {
             Self::RequestWithdrawn => "Withdrawn by the requester",
             Self::BreakGlass => "Break glass: applied without the quorum",
             Self::BreakGlassReviewed => "Break glass reviewed",
+            Self::ImageScanStarted => "Image scan started",
         }
     }
 }

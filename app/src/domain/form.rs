@@ -267,6 +267,19 @@ fn justification(raw: &str, errors: &mut Vec<FieldError>, empty: &str) -> String
     }
 }
 
+/// A request to promote an image (by digest) to a release tag.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteRequestInput {
+    pub repository: String,
+    pub digest: String,
+    pub tag: String,
+    pub justification: String,
+    /// The tag names another image now: move it to this one (mutable repositories only).
+    #[serde(default, rename = "move")]
+    pub move_tag: Option<bool>,
+}
+
 /// A request to delete a repository with its images.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

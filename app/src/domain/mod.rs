@@ -4,6 +4,7 @@ pub mod account;
 pub mod approval;
 pub mod audit;
 pub mod form;
+pub mod image;
 pub mod lifecycle;
 pub mod name;
 pub mod notify;

@@ -313,6 +313,88 @@ fn step(call: &str, summary: impl Into<String>, params: Vec<(&str, String)>, doc
     }
 }
 
+/// What the approver of a promotion should know of the image (times formatted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromotionFacts {
+    pub current_tags: Vec<String>,
+    pub pushed_at: Option<String>,
+    /// The scan in words (None: not scanned).
+    pub scan: Option<String>,
+    pub critical: u32,
+    pub production_can_pull: bool,
+}
+
+/// The plan for promoting `digest` to `tag`: read the tag, read the manifest,
+/// put it again under the tag, read the tag back.
+pub fn for_promote(
+    repository: &str,
+    digest: &str,
+    tag: &str,
+    moves_from: Option<&str>,
+    facts: Option<&PromotionFacts>,
+    target: &Target,
+) -> Plan {
+    let mut steps: Vec<PlanStep> = assume_step(target).into_iter().collect();
+    let r = repository.to_string();
+    steps.push(step(
+        "ecr:DescribeImages",
+        match moves_from {
+            Some(d) => {
+                format!("Read what {tag} names now: {d} as approved (stop for re-approval if it is another image)")
+            }
+            None => format!(
+                "Read what {tag} names now: nothing as approved (stop for re-approval if it names another image)"
+            ),
+        },
+        vec![("repositoryName", r.clone()), ("imageTag", tag.to_string())],
+        None,
+    ));
+    steps.push(step(
+        "ecr:BatchGetImage",
+        "Read the image's manifest and media type by digest",
+        vec![("repositoryName", r.clone()), ("imageDigest", digest.to_string())],
+        None,
+    ));
+    let mut summary = format!("Tag the image as {tag} (the same manifest, so the same digest)");
+    if let Some(f) = facts {
+        let tags = if f.current_tags.is_empty() { "untagged".to_string() } else { f.current_tags.join(", ") };
+        summary.push_str(&format!(
+            ". It is tagged {tags} now{}; scan: {}",
+            f.pushed_at.as_ref().map(|p| format!(", pushed {p}")).unwrap_or_default(),
+            f.scan.clone().unwrap_or_else(|| "not scanned".into())
+        ));
+    }
+    steps.push(step(
+        "ecr:PutImage",
+        summary,
+        vec![("repositoryName", r.clone()), ("imageTag", tag.to_string()), ("imageDigest", digest.to_string())],
+        None,
+    ));
+    steps.push(step(
+        "ecr:DescribeImages",
+        format!("Verify: {tag} names {digest}"),
+        vec![("repositoryName", r), ("imageTag", tag.to_string())],
+        None,
+    ));
+    let mut warnings = Vec::new();
+    if let Some(f) = facts {
+        if f.critical > 0 {
+            warnings.push(format!("The image's scan found {} critical vulnerabilities.", f.critical));
+        }
+        if f.scan.is_none() {
+            warnings.push("The image was never scanned.".to_string());
+        }
+        if !f.production_can_pull {
+            warnings.push(
+                "Production cannot pull from this repository yet: the release is of no use to it until a \
+                 production access request is approved."
+                    .to_string(),
+            );
+        }
+    }
+    Plan { steps, warning: (!warnings.is_empty()).then(|| warnings.join(" ")), ..Plan::default() }
+}
+
 /// What a repository holds, for the delete plan (times formatted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageCount {

@@ -131,6 +131,15 @@ pub enum RequestKind {
         #[serde(default)]
         grants_production: bool,
     },
+    /// Give a tested image (by digest) a release tag that production pulls.
+    PromoteImage {
+        repository: RepoName,
+        digest: String,
+        tag: String,
+        /// The tag named this other image when asked, and the request says to move it.
+        #[serde(default)]
+        moves_from: Option<String>,
+    },
     /// Change a repository's settings: tag mutability, scanning, lifecycle, tags.
     UpdateRepository {
         /// The approved settings when it was asked for.
@@ -158,7 +167,8 @@ impl RequestKind {
             Self::GrantProduction { repository, .. }
             | Self::RevokeProduction { repository }
             | Self::RestoreRepository { repository, .. }
-            | Self::DeleteRepository { repository, .. } => repository,
+            | Self::DeleteRepository { repository, .. }
+            | Self::PromoteImage { repository, .. } => repository,
         }
     }
     pub fn as_str(&self) -> &'static str {
@@ -169,6 +179,7 @@ impl RequestKind {
             Self::RestoreRepository { .. } => "restore_repository",
             Self::DeleteRepository { .. } => "delete_repository",
             Self::UpdateRepository { .. } => "update_repository",
+            Self::PromoteImage { .. } => "promote_image",
         }
     }
     pub fn label(&self) -> &'static str {
@@ -179,6 +190,7 @@ impl RequestKind {
             Self::RestoreRepository { .. } => "restore approved state",
             Self::DeleteRepository { .. } => "delete repository",
             Self::UpdateRepository { .. } => "change settings",
+            Self::PromoteImage { .. } => "promote image",
         }
     }
     /// Whether applying it writes the repository policy.
@@ -188,6 +200,7 @@ impl RequestKind {
             Self::CreateRepository { grant_production: false, .. }
                 | Self::DeleteRepository { .. }
                 | Self::UpdateRepository { .. }
+                | Self::PromoteImage { .. }
         )
     }
 }
@@ -407,8 +420,11 @@ impl Request {
                 spec: before.clone(),
                 expire_protected: false,
             }),
-            // Deleted images are gone; a restore put back what was approved.
-            RequestKind::DeleteRepository { .. } | RequestKind::RestoreRepository { .. } => None,
+            // Deleted images are gone; a restore put back what was approved; a release tag stays
+            // (a new promotion moves it).
+            RequestKind::DeleteRepository { .. }
+            | RequestKind::RestoreRepository { .. }
+            | RequestKind::PromoteImage { .. } => None,
         }
     }
 
@@ -447,6 +463,7 @@ impl ApprovalPolicy {
             RequestKind::DeleteRepository { .. } => self.create_repository.clone(),
             // Settings are decided like a new repository's.
             RequestKind::UpdateRepository { .. } => self.create_repository.clone(),
+            RequestKind::PromoteImage { .. } => self.promote_image.clone(),
         }
     }
 }

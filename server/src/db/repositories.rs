@@ -166,3 +166,56 @@ pub async fn archive_record(
         .await?;
     sqlx::query("DELETE FROM repositories WHERE name = ?").bind(name).execute(conn).await.map(|_| ())
 }
+
+/// A promotion of an image to a release tag, as applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+    pub request_id: i64,
+    pub requested_by: String,
+    pub approved_by: String,
+    pub at: i64,
+}
+
+pub async fn insert_release(conn: &mut SqliteConnection, r: &Release) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO releases (repository, tag, digest, request_id, requested_by, approved_by, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&r.repository)
+    .bind(&r.tag)
+    .bind(&r.digest)
+    .bind(r.request_id)
+    .bind(&r.requested_by)
+    .bind(&r.approved_by)
+    .bind(r.at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A repository's releases, newest first: for each tag, its latest promotion.
+pub async fn releases(conn: &mut SqliteConnection, repository: &str) -> Result<Vec<Release>, sqlx::Error> {
+    let rows: Vec<(String, String, String, i64, String, String, i64)> = sqlx::query_as(
+        "SELECT repository, tag, digest, request_id, requested_by, approved_by, at FROM releases r
+         WHERE repository = ? AND id = (SELECT MAX(id) FROM releases WHERE repository = r.repository AND tag = r.tag)
+         ORDER BY id DESC",
+    )
+    .bind(repository)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(repository, tag, digest, request_id, requested_by, approved_by, at)| Release {
+            repository,
+            tag,
+            digest,
+            request_id,
+            requested_by,
+            approved_by,
+            at,
+        })
+        .collect())
+}

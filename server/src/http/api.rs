@@ -59,6 +59,10 @@ async fn submit(State(s): State<AppState>, u: Option<Extension<Principal>>, body
             let input: app::domain::form::DeleteRequestInput = from_value(value)?;
             s.service.submit_delete(&by, input).await?
         }
+        "promote_image" => {
+            let input: app::domain::form::PromoteRequestInput = from_value(value)?;
+            s.service.submit_promote(&by, input).await?
+        }
         "update_repository" => {
             let input: app::domain::form::UpdateRequestInput = from_value(value)?;
             s.service.submit_update(&by, input).await?
@@ -72,8 +76,8 @@ async fn submit(State(s): State<AppState>, u: Option<Extension<Principal>>, body
         }
         other => {
             return Err(ApiError(AppError::BadRequest(format!(
-            "unknown kind `{other}`; use create_repository, update_repository, grant_production, revoke_production or \
-             delete_repository"
+            "unknown kind `{other}`; use create_repository, update_repository, grant_production, revoke_production, \
+             delete_repository or promote_image"
         ))))
         }
     };
@@ -403,6 +407,51 @@ async fn review(
     Ok(Json(s.service.review_break_glass(&by, id, outcome, comment).await?).into_response())
 }
 
+/// `GET /api/v1/images?repository=&offset=&limit=`: a repository's images, newest first, with its releases.
+async fn images(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let by = user(u)?;
+    let query: app::views::ImagesQuery = query(q)?;
+    Ok(Json(s.service.images_page(&by, query).await?).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ReleasesQuery {
+    #[serde(default)]
+    repository: String,
+}
+
+/// `GET /api/v1/releases?repository=`: the repository's releases, newest first.
+async fn releases(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let by = user(u)?;
+    let query: ReleasesQuery = query(q)?;
+    Ok(Json(s.service.releases(&by, query.repository).await?).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScanBody {
+    #[serde(default)]
+    repository: String,
+    #[serde(default)]
+    digest: String,
+}
+
+/// `POST /api/v1/images/scan` `{"repository","digest"}`: start a scan (admins); 202.
+async fn scan(State(s): State<AppState>, u: Option<Extension<Principal>>, body: Bytes) -> ApiResult<Response> {
+    let by = user(u)?;
+    let ScanBody { repository, digest } = json_body(&body)?;
+    s.service.start_scan(&by, repository, digest).await?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({"started": true}))).into_response())
+}
+
 async fn me(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
     Ok(Json(s.service.info(u.map(|Extension(p)| p))).into_response())
 }
@@ -424,6 +473,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/requests/{id}/break-glass", post(break_glass))
         .route("/api/v1/requests/{id}/review", post(review))
         .route("/api/v1/repositories", get(repositories))
+        .route("/api/v1/images", get(images))
+        .route("/api/v1/images/scan", post(scan))
+        .route("/api/v1/releases", get(releases))
         .route("/api/v1/repositories/{action}", post(repository_action))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/audit/export", get(export))

@@ -256,6 +256,7 @@ impl PortalService {
                     RequestKind::RestoreRepository { .. } => "restored the approved state".to_string(),
                     RequestKind::DeleteRepository { .. } => format!("deleted {name} and its images"),
                     RequestKind::UpdateRepository { .. } => "changed the settings".to_string(),
+                    RequestKind::PromoteImage { digest, tag, .. } => format!("tagged {digest} as {tag}"),
                 };
                 record = Some(res.adopted);
                 let ids = res.aws_request_ids.clone();
@@ -296,6 +297,19 @@ impl PortalService {
         match (record, &started.kind) {
             // A deleted repository's record is kept apart; a later one of the same name starts afresh.
             (Some(_), RequestKind::DeleteRepository { .. }) => db::archive_record(&mut tx, &name, id, now).await?,
+            // A promotion is a release of the repository; the repository's record does not change.
+            (Some(_), RequestKind::PromoteImage { digest, tag, .. }) => {
+                let release = db::Release {
+                    repository: name.clone(),
+                    tag: tag.clone(),
+                    digest: digest.clone(),
+                    request_id: id,
+                    requested_by: started.requester.clone(),
+                    approved_by: started.decided_by.clone().unwrap_or_default(),
+                    at: now,
+                };
+                db::insert_release(&mut tx, &release).await?;
+            }
             (Some(adopted), _) => {
                 let before = db::get_record(&mut tx, &name).await?;
                 db::upsert_record(&mut tx, &updated_record(&started, before, adopted, now)).await?;
@@ -396,6 +410,9 @@ impl PortalService {
                 (None, false)
             }
             RequestKind::DeleteRepository { .. } => return self.delete(&name, calls).await,
+            RequestKind::PromoteImage { digest, tag, moves_from, .. } => {
+                return self.promote(&name, digest, tag, moves_from.as_deref(), calls).await
+            }
             RequestKind::UpdateRepository { before, spec, .. } => {
                 // Every write sets a value (or removes a tag): running them again is harmless.
                 let live = self.describe_for(&name, &mut calls).await?;
@@ -488,7 +505,8 @@ impl PortalService {
             RequestKind::RevokeProduction { .. } => Some(false),
             RequestKind::RestoreRepository { .. }
             | RequestKind::DeleteRepository { .. }
-            | RequestKind::UpdateRepository { .. } => None,
+            | RequestKind::UpdateRepository { .. }
+            | RequestKind::PromoteImage { .. } => None,
         };
         if must_grant.is_some() && !full {
             let (text, id) = calls.reg.get_policy(&name).await.map_err(|e| calls.aws("GetRepositoryPolicy", e))?;
@@ -527,6 +545,60 @@ impl PortalService {
             Err(e) => return Err(calls.aws("DescribeRepositories", e)),
         }
         self.forget_in_inventory(name);
+        Ok(ApplyResult {
+            repository_uri: String::new(),
+            repository_arn: String::new(),
+            adopted: false,
+            aws_request_ids: calls.ids,
+        })
+    }
+
+    /// Gives the image `digest` the tag: its own manifest put again under the
+    /// tag (PutImage), then the tag read back. An earlier attempt that tagged
+    /// it already counts; a tag that names an image nobody approved stops for
+    /// re-approval.
+    async fn promote(
+        &self,
+        name: &str,
+        digest: &str,
+        tag: &str,
+        moves_from: Option<&str>,
+        mut calls: Calls,
+    ) -> Result<ApplyResult, Failure> {
+        let now = calls.reg.digest_of_tag(name, tag).await.map_err(|e| calls.aws("DescribeImages", e))?;
+        match now.as_deref() {
+            Some(d) if d == digest => {}
+            Some(d) if Some(d) != moves_from => {
+                let mut f = calls.fail(format!(
+                    "{tag} now names {d}, which this promotion was not approved to move; nothing was written. \
+                     Review the new plan and approve it again."
+                ));
+                f.reapprove = true;
+                return Err(f);
+            }
+            _ => {
+                let (manifest, media_type) = calls
+                    .reg
+                    .manifest(name, digest)
+                    .await
+                    .map_err(|e| calls.aws("BatchGetImage", e))?
+                    .ok_or_else(|| calls.fail(format!("the image {digest} is no longer in {name}")))?;
+                calls.fence("PutImage").await?;
+                let id = calls
+                    .reg
+                    .put_tag(name, tag, &manifest, media_type.as_deref())
+                    .await
+                    .map_err(|e| calls.aws("PutImage", e))?;
+                calls.ids.push(id);
+            }
+        }
+        match calls.reg.digest_of_tag(name, tag).await.map_err(|e| calls.aws("DescribeImages", e))? {
+            Some(d) if d == digest => {}
+            other => {
+                return Err(calls
+                    .fail(format!("verification failed: {tag} names {}", other.unwrap_or_else(|| "no image".into()))))
+            }
+        }
         Ok(ApplyResult {
             repository_uri: String::new(),
             repository_arn: String::new(),
@@ -698,7 +770,9 @@ fn updated_record(r: &Request, record: Option<RecordRow>, adopted: bool, now: i6
             rec.production_until = None;
         }
         RequestKind::UpdateRepository { spec, .. } => rec.spec = Some(spec.clone()),
-        RequestKind::RestoreRepository { .. } | RequestKind::DeleteRepository { .. } => {}
+        RequestKind::RestoreRepository { .. }
+        | RequestKind::DeleteRepository { .. }
+        | RequestKind::PromoteImage { .. } => {}
     }
     rec.drift = Vec::new();
     rec.checked_at = Some(now);

@@ -293,7 +293,10 @@ impl PortalService {
         for rec in records.into_iter().filter(|r| only.is_none_or(|n| n.as_str() == r.name)) {
             let live =
                 self.registry.describe(&rec.name).await.map_err(|e| aws_unavailable("read the repository", e))?;
-            let drift = self.drift_of(&rec, live.as_ref());
+            let mut drift = self.drift_of(&rec, live.as_ref());
+            if live.is_some() {
+                drift.extend(self.release_drift(&rec.name).await?);
+            }
             let now = self.now();
             let mut tx = self.db.write().await?;
             // Re-read inside the transaction: a request may have just changed the record.

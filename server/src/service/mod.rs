@@ -11,6 +11,7 @@ mod audit_chain;
 mod decisions;
 mod drift;
 mod error;
+mod images;
 mod notifications;
 mod people;
 mod port;
@@ -53,6 +54,16 @@ pub struct Deployment {
     pub protection: app::domain::lifecycle::Protection,
     /// `approval.break_glass`.
     pub break_glass: bool,
+    /// What may be promoted to which tags.
+    pub promotion: Promotion,
+}
+
+/// `portal.release_tag_patterns`, `portal.promote_refuse_critical`, `portal.promote_require_scan`.
+#[derive(Debug, Clone, Default)]
+pub struct Promotion {
+    pub tag_patterns: Vec<String>,
+    pub refuse_critical: bool,
+    pub require_scan: bool,
 }
 
 pub struct PortalService {

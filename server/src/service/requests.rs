@@ -170,7 +170,7 @@ impl PortalService {
         repository: String,
         lifecycle: String,
     ) -> Result<app::domain::plan::LifecyclePreview, Error> {
-        self.authorize(by, Capability::ReadOwnRequests, "read repositories").await?;
+        self.authorize(by, Capability::ReadRepositories, "read repositories").await?;
         let name = RepoName::parse(&self.deployment.namespace, &repository)
             .map_err(|e| Error::field("repository", e.to_string()))?;
         let raw = app::domain::lifecycle::rules_from_text(&lifecycle).map_err(|e| Error::Invalid(vec![e]))?;
@@ -201,7 +201,7 @@ impl PortalService {
         by: &Principal,
         repository: String,
     ) -> Result<RepositorySettingsView, Error> {
-        self.authorize(by, Capability::ReadOwnRequests, "read repositories").await?;
+        self.authorize(by, Capability::ReadRepositories, "read repositories").await?;
         let name = RepoName::parse(&self.deployment.namespace, &repository)
             .map_err(|e| Error::field("repository", e.to_string()))?;
         let mut conn = self.db.pool.acquire().await?;

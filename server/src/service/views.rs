@@ -107,6 +107,26 @@ impl PortalService {
                 };
                 plan::for_delete(repository.as_str(), images, *production_can_pull, target)
             }
+            RequestKind::PromoteImage { repository, digest, tag, moves_from } => {
+                let facts = if r.status.is_awaiting_decision() {
+                    match self.promotion_facts(repository.as_str(), digest).await {
+                        Ok(Some(f)) => Some(f),
+                        Ok(None) => {
+                            return Plan {
+                                blocked: Some(format!("the image {digest} is no longer in {repository}")),
+                                ..Plan::default()
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("reading the image {digest} of {repository}: {e}");
+                            None
+                        }
+                    }
+                } else {
+                    None
+                };
+                plan::for_promote(repository.as_str(), digest, tag, moves_from.as_deref(), facts.as_ref(), target)
+            }
             RequestKind::UpdateRepository { before, spec, expire_protected } => {
                 // While it waits: from the live settings, with the preview against the images now.
                 // Afterwards: as approved (the images have moved on).
@@ -152,7 +172,14 @@ impl PortalService {
                 return None;
             }
         };
-        let expiring = app::domain::lifecycle::preview(&rules, &images, self.now(), &self.deployment.protection);
+        // The repository's releases are protected too (their tags, exactly).
+        let mut protection = self.deployment.protection.clone();
+        if let Ok(mut conn) = self.db.pool.acquire().await {
+            if let Ok(releases) = db::releases(&mut conn, spec.name.as_str()).await {
+                protection.tag_patterns.extend(releases.into_iter().map(|r| r.tag));
+            }
+        }
+        let expiring = app::domain::lifecycle::preview(&rules, &images, self.now(), &protection);
         Some(plan::LifecyclePreview {
             images: images.len(),
             expiring: expiring

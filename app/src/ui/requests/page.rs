@@ -176,6 +176,19 @@ fn Settings(detail: RequestDetail) -> AnyView {
             }
             .into_any()
         }
+        RequestKind::PromoteImage { repository, digest, tag, moves_from } => {
+            return view! {
+                <section class="card">
+                    <h2>"Promote an image"</h2>
+                    <p>"Tag the image " <code data-testid="promote-digest">{digest}</code> " in " <code>{repository.to_string()}</code>
+                        " as " <strong data-testid="promote-tag">{tag}</strong> ", a release production pulls."</p>
+                    {moves_from.map(|d| view! {
+                        <p class="notice notice-warn">"The tag names " <code>{d}</code> " now; it moves to this image."</p>
+                    })}
+                </section>
+            }
+            .into_any()
+        }
         RequestKind::UpdateRepository { spec, expire_protected, .. } => {
             return view! {
                 <section class="card">

@@ -1,0 +1,184 @@
+//! Images and promotion against moto: list a repository's images, promote a
+//! digest to a release tag (checked with the SDK), refuse what cannot be
+//! promoted, list the releases, and report a release tag deleted outside.
+use crate::helpers::*;
+use serde_json::{json, Value};
+
+fn id_of(v: &Value) -> i64 {
+    v["summary"]["id"].as_i64().unwrap_or_else(|| panic!("no id in {v}"))
+}
+
+/// Pushes an image with a tag; returns its digest as moto gives it.
+async fn push(app: &TestApp, full: &str, tag: &str, n: u8) -> String {
+    let d = format!("{n:02x}").repeat(32);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":1,"digest":"sha256:{d}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":1,"digest":"sha256:{d}"}}]}}"#
+    );
+    let out = app
+        .ecr()
+        .await
+        .put_image()
+        .repository_name(full)
+        .image_manifest(manifest)
+        .image_tag(tag)
+        .send()
+        .await
+        .expect("push");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).expect("digest").to_string()
+}
+
+async fn managed(requester: &User, admin: &User, prefix: &str) -> String {
+    let name = unique(prefix);
+    let (status, created) = requester.submit(&name).await;
+    assert_eq!(status, 201, "{created}");
+    let id = id_of(&created);
+    admin.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    assert_eq!(admin.wait_settled(id).await["summary"]["status"], "applied");
+    format!("crytera/{name}")
+}
+
+fn promote(full: &str, digest: &str, tag: &str) -> Value {
+    json!({"kind": "promote_image", "repository": full, "digest": digest, "tag": tag, "justification": "passed the staging tests"})
+}
+
+#[tokio::test]
+async fn a_tested_image_is_promoted_to_a_release_tag_with_approval() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let full = managed(&alice, &bob, "images").await;
+    let first = push(&app, &full, "build-1", 1).await;
+    let second = push(&app, &full, "build-2", 2).await;
+    assert_ne!(first, second);
+
+    // The images, newest first, with tags and digests; nothing scanned yet.
+    let (s, page) = alice.get(&format!("/api/v1/images?repository={full}")).await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["total"], 2);
+    assert_eq!(
+        (page["images"][0]["digest"].as_str(), page["images"][1]["digest"].as_str()),
+        (Some(second.as_str()), Some(first.as_str()))
+    );
+    assert_eq!(page["images"][1]["tags"], json!(["build-1"]));
+    assert_eq!(page["images"][1]["scan"], "not scanned");
+    let (_, one) = alice.get(&format!("/api/v1/images?repository={full}&limit=1&offset=1")).await;
+    assert_eq!((one["images"].as_array().map(Vec::len), one["next_offset"].clone()), (Some(1), Value::Null));
+
+    // Refused at submission, each with its field.
+    let field = |v: &Value| v["error"]["fields"][0]["field"].as_str().unwrap_or("").to_string();
+    let unknown = format!("sha256:{}", "0".repeat(64));
+    let (s, e) = alice.post("/api/v1/requests", promote(&full, &unknown, "v1.0.0")).await;
+    assert_eq!((s, field(&e)), (422, "digest".to_string()), "{e}");
+    let (s, e) = alice.post("/api/v1/requests", promote(&full, &first, "latest")).await;
+    assert!(s == 422 && e.to_string().contains("release tags match v*"), "{e}");
+    let (s, e) = alice.post("/api/v1/requests", promote(&full, "sha256:nope", "v1.0.0")).await;
+    assert_eq!((s, field(&e)), (422, "digest".to_string()), "{e}");
+
+    // The request: the plan names the digest, its tags, the scan and production's access.
+    let (s, d) = alice.post("/api/v1/requests", promote(&full, &first, "v1.0.0")).await;
+    assert_eq!(s, 201, "{d}");
+    let id = id_of(&d);
+    let calls: Vec<&str> =
+        d["plan"]["steps"].as_array().expect("steps").iter().filter_map(|s| s["call"].as_str()).collect();
+    assert_eq!(calls[calls.len() - 3..], ["ecr:BatchGetImage", "ecr:PutImage", "ecr:DescribeImages"]);
+    let put = d["plan"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["call"] == "ecr:PutImage")
+        .cloned()
+        .expect("put");
+    assert!(put["summary"].as_str().unwrap_or("").contains("tagged build-1"), "{put}");
+    let warning = d["plan"]["warning"].as_str().unwrap_or("");
+    assert!(warning.contains("never scanned") && warning.contains("Production cannot pull"), "{warning}");
+    assert_eq!(bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await.0, 200);
+    let done = bob.wait_settled(id).await;
+    assert_eq!(done["summary"]["status"], "applied", "{done}");
+
+    // In moto: the digest now carries both tags.
+    let ecr = app.ecr().await;
+    let by_tag = ecr
+        .describe_images()
+        .repository_name(&full)
+        .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag("v1.0.0").build())
+        .send()
+        .await
+        .expect("describe");
+    let image = &by_tag.image_details()[0];
+    assert_eq!(image.image_digest(), Some(first.as_str()));
+    let mut tags = image.image_tags().to_vec();
+    tags.sort();
+    assert_eq!(tags, ["build-1", "v1.0.0"]);
+
+    // The release is listed, with who asked, who approved and the pull commands; and audited with the digest.
+    let (_, releases) = alice.get(&format!("/api/v1/releases?repository={full}")).await;
+    let r = &releases[0];
+    assert_eq!((r["tag"].as_str(), r["digest"].as_str()), (Some("v1.0.0"), Some(first.as_str())), "{releases}");
+    assert_eq!((r["requested_by"].as_str(), r["approved_by"].as_str()), (Some("local:alice"), Some("local:bob")));
+    assert!(r["pull_by_digest"].as_str().unwrap_or("").ends_with(&format!("/{full}@{first}")), "{r}");
+    let applied = done["timeline"].as_array().and_then(|t| t.last()).cloned().expect("event");
+    assert!(applied["detail"].as_str().unwrap_or("").contains(&first), "{applied}");
+
+    // The tag is taken now (tags are immutable here): another image cannot have it, even with move.
+    let mut taken = promote(&full, &second, "v1.0.0");
+    taken["move"] = json!(true);
+    let (s, e) = alice.post("/api/v1/requests", taken).await;
+    assert!(s == 422 && e.to_string().contains("immutable"), "{e}");
+
+    // The release tag deleted outside the portal is drift.
+    ecr.batch_delete_image()
+        .repository_name(&full)
+        .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag("v1.0.0").build())
+        .send()
+        .await
+        .expect("untag");
+    let (_, check) = bob.post("/api/v1/repositories/check", json!({"name": full})).await;
+    assert_eq!(check["drifted"], 1, "{check}");
+    let row = bob.repository(&full).await;
+    assert!(row["drift"].to_string().contains("release tag v1.0.0 was deleted"), "{row}");
+}
+
+#[tokio::test]
+async fn a_mutable_repository_moves_a_release_tag_only_when_asked_and_scans_are_for_admins() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let name = unique("moving");
+    let mut body = request_body(&name);
+    body["tag_mutability"] = json!("MUTABLE");
+    let (_, created) = alice.post("/api/v1/requests", body).await;
+    let cid = id_of(&created);
+    bob.post(&format!("/api/v1/requests/{cid}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(cid).await["summary"]["status"], "applied");
+    let full = format!("crytera/{name}");
+    let old = push(&app, &full, "v2.0.0", 3).await;
+    let new = push(&app, &full, "build-4", 4).await;
+    let (s, e) = alice.post("/api/v1/requests", promote(&full, &new, "v2.0.0")).await;
+    assert!(s == 422 && e["error"]["fields"][0]["message"].as_str().unwrap_or("").contains("\"move\": true"), "{e}");
+    let mut moving = promote(&full, &new, "v2.0.0");
+    moving["move"] = json!(true);
+    let (s, d) = alice.post("/api/v1/requests", moving).await;
+    assert_eq!(s, 201, "{d}");
+    assert_eq!(d["kind"]["moves_from"], json!(old));
+    let id = id_of(&d);
+    bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
+    let ecr = app.ecr().await;
+    let by_tag = ecr
+        .describe_images()
+        .repository_name(&full)
+        .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag("v2.0.0").build())
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(by_tag.image_details()[0].image_digest(), Some(new.as_str()));
+
+    // Scans: admins start them (audited); requesters cannot.
+    let scan = json!({"repository": full, "digest": new});
+    assert_eq!(alice.post("/api/v1/images/scan", scan.clone()).await.0, 403);
+    let (s, b) = bob.post("/api/v1/images/scan", scan).await;
+    assert_eq!(s, 202, "{b}");
+    let (_, audit) = bob.get("/api/v1/audit?action=image_scan_started").await;
+    assert_eq!(audit["events"][0]["detail"], json!(new), "{audit}");
+}
