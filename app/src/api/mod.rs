@@ -176,6 +176,11 @@ pub async fn preview_lifecycle(
     answer(async move { portal()?.preview_lifecycle(&signed_in()?, name, lifecycle).await }.await)
 }
 
+#[server(prefix = "/rpc", endpoint = "list_images", input = Json)]
+pub async fn list_images(query: ImagesQuery) -> Result<ImagesPage, AppError> {
+    answer(async move { portal()?.images(&signed_in()?, query).await }.await)
+}
+
 #[server(prefix = "/rpc", endpoint = "outbox")]
 pub async fn outbox() -> Result<OutboxPage, AppError> {
     answer(async move { portal()?.outbox(&signed_in()?).await }.await)

@@ -49,6 +49,7 @@ pub trait Portal: Send + Sync + 'static {
     async fn revoke_user(&self, by: &Principal, user: String) -> Result<UserRevoked, AppError>;
     async fn outbox(&self, by: &Principal) -> Result<OutboxPage, AppError>;
     async fn repository_settings(&self, by: &Principal, name: String) -> Result<RepositorySettingsView, AppError>;
+    async fn images(&self, by: &Principal, query: ImagesQuery) -> Result<ImagesPage, AppError>;
     async fn preview_lifecycle(
         &self,
         by: &Principal,

@@ -2,6 +2,7 @@
 //! functions; rules live in `domain` and the service.
 mod audit;
 mod common;
+mod images;
 mod login;
 mod notifications;
 mod repo_settings;
@@ -80,6 +81,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/requests/:id") view=requests::RequestPage/>
                     <Route path=path!("/queue") view=requests::Queue/>
                     <Route path=path!("/repositories") view=repos::Repositories/>
+                    <Route path=path!("/repositories/images") view=images::ImagesPageView ssr=leptos_router::SsrMode::Async/>
                     <Route path=path!("/repositories/settings") view=repo_settings::RepositorySettingsPage ssr=leptos_router::SsrMode::Async/>
                     <Route path=path!("/audit") view=audit::AuditPage/>
                     <Route path=path!("/tokens") view=tokens::TokensPage/>

@@ -70,6 +70,7 @@ pub fn Repositories() -> impl IntoView {
                     {if r.scan_on_push { "scan on push" } else { "no scan" }} <br/>
                     {r.encryption.clone()}
                     <p><a class="small-link" href=super::repo_settings::settings_href(&name) data-testid="settings-link">"Settings · delete"</a></p>
+                    <p><a class="small-link" href=super::images::images_href(&name) data-testid="images-link">"Images · releases"</a></p>
                 </td>
                 <td data-testid="production-access">
                     {if r.production_access {
@@ -200,7 +201,7 @@ pub fn Repositories() -> impl IntoView {
 
 /// Copies a pull URI to the clipboard.
 #[island]
-fn CopyButton(text: String, label: String) -> impl IntoView {
+pub(super) fn CopyButton(text: String, label: String) -> impl IntoView {
     let hydrated = use_hydrated();
     view! {
         <button type="button" class="link-button copy" disabled=move || !hydrated.get() aria-label=label

@@ -75,6 +75,8 @@ pub fn router(state: AppState, site: Site) -> Router {
         .route("/requests/{id}/break-glass", post(people::break_glass))
         .route("/requests/{id}/review", post(people::review))
         .route("/repositories/delete", post(people::delete_repository))
+        .route("/repositories/promote", post(people::promote))
+        .route("/repositories/scan", post(people::scan))
         .merge(api::routes())
         .with_state(state.clone());
 

@@ -287,6 +287,69 @@ pub async fn update_repository(
 }
 
 #[derive(Deserialize)]
+pub struct PromoteForm {
+    #[serde(default)]
+    repository: String,
+    #[serde(default)]
+    digest: String,
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    justification: String,
+    #[serde(default, rename = "move")]
+    move_tag: Option<String>,
+}
+
+/// `POST /repositories/promote` (the images page's form): files a promotion and opens its request.
+pub async fn promote(
+    State(state): State<AppState>,
+    by: Option<Extension<Principal>>,
+    Form(form): Form<PromoteForm>,
+) -> Response {
+    let back = format!(
+        "/repositories/images?name={}",
+        percent_encoding::utf8_percent_encode(&form.repository, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let Some(Extension(by)) = by else { return Redirect::to("/login?next=/repositories").into_response() };
+    let input = app::domain::form::PromoteRequestInput {
+        repository: form.repository,
+        digest: form.digest,
+        tag: form.tag,
+        justification: form.justification,
+        move_tag: Some(form.move_tag.is_some_and(|v| v == "true" || v == "on")),
+    };
+    match state.service.submit_promote(&by, input).await.map_err(AppError::from) {
+        Ok(id) => Redirect::to(&format!("/requests/{id}")).into_response(),
+        Err(e) => refused("Promotion", &back, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ScanForm {
+    #[serde(default)]
+    repository: String,
+    #[serde(default)]
+    digest: String,
+}
+
+/// `POST /repositories/scan` (the images page's button, admins): starts a scan and goes back.
+pub async fn scan(
+    State(state): State<AppState>,
+    by: Option<Extension<Principal>>,
+    Form(form): Form<ScanForm>,
+) -> Response {
+    let back = format!(
+        "/repositories/images?name={}",
+        percent_encoding::utf8_percent_encode(&form.repository, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let Some(Extension(by)) = by else { return Redirect::to("/login?next=/repositories").into_response() };
+    match state.service.start_scan(&by, form.repository, form.digest).await.map_err(AppError::from) {
+        Ok(()) => Redirect::to(&format!("{back}&done=scan_started")).into_response(),
+        Err(e) => Redirect::to(&format!("{back}&error={}", error_code(&e))).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
 pub struct DeleteForm {
     #[serde(default)]
     repository: String,

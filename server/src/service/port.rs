@@ -124,6 +124,10 @@ impl Portal for PortalService {
         Ok(PortalService::outbox_page(self, by).await?)
     }
 
+    async fn images(&self, by: &Principal, query: ImagesQuery) -> Result<ImagesPage, AppError> {
+        Ok(PortalService::images_page(self, by, query).await?)
+    }
+
     async fn repository_settings(&self, by: &Principal, name: String) -> Result<RepositorySettingsView, AppError> {
         Ok(PortalService::repository_settings(self, by, name).await?)
     }

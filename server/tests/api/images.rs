@@ -182,3 +182,48 @@ async fn a_mutable_repository_moves_a_release_tag_only_when_asked_and_scans_are_
     let (_, audit) = bob.get("/api/v1/audit?action=image_scan_started").await;
     assert_eq!(audit["events"][0]["detail"], json!(new), "{audit}");
 }
+
+#[tokio::test]
+async fn the_images_page_promotes_with_a_plain_form_and_refusals_say_why() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let full = managed(&alice, &bob, "imgpage").await;
+    let digest = push(&app, &full, "build-9", 9).await;
+    let cookie = app.session_cookie("alice", "requester").await;
+    let page = browser()
+        .get(format!("{}/repositories/images?name={full}", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(html.contains(&digest) && html.contains("action=\"/repositories/promote\""), "{html}");
+    assert!(html.contains("data-testid=\"not-pullable\""), "production cannot pull yet: {html}");
+    assert!(!html.contains("action=\"/repositories/scan\""), "requesters do not scan");
+    let post = |form: Vec<(&str, String)>| {
+        browser()
+            .post(format!("{}/repositories/promote", app.base))
+            .header("cookie", cookie.clone())
+            .header("origin", app.base.clone())
+            .form(&form)
+            .send()
+    };
+    let form = |tag: &str| {
+        vec![
+            ("repository", full.clone()),
+            ("digest", digest.clone()),
+            ("tag", tag.to_string()),
+            ("justification", "green in staging".to_string()),
+        ]
+    };
+    let refused = post(form("nightly")).await.expect("post");
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().await.expect("html").contains("is not a release tag here"));
+    let filed = post(form("v3.1.0")).await.expect("post");
+    assert_eq!(filed.status(), 303);
+    let to = location(&filed);
+    let (_, d) = alice.get(&format!("/api/v1{to}")).await;
+    assert_eq!((d["kind"]["kind"].as_str(), d["kind"]["tag"].as_str()), (Some("promote_image"), Some("v3.1.0")), "{d}");
+}

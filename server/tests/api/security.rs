@@ -211,6 +211,12 @@ async fn every_route_allows_exactly_the_principals_it_should() {
         row("POST", "/rpc/list_users", None, &audit_readers),
         row(
             "POST",
+            "/rpc/list_images",
+            Some(json!({"query": {"repository": "crytera/no-such-repository"}})),
+            &inventory_readers,
+        ),
+        row(
+            "POST",
             "/rpc/repository_settings",
             Some(json!({"name": "crytera/no-such-repository"})),
             &inventory_readers,
