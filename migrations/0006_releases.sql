@@ -9,6 +9,9 @@ CREATE TABLE releases (
     request_id   INTEGER NOT NULL REFERENCES requests(id),
     requested_by TEXT    NOT NULL,
     approved_by  TEXT    NOT NULL,
-    at           INTEGER NOT NULL
+    at           INTEGER NOT NULL,
+    -- The request that deleted the repository: its releases stay as history but are no
+    -- longer listed (a later repository of the same name starts without releases).
+    retired_by   INTEGER REFERENCES requests(id)
 );
 CREATE INDEX releases_by_repository ON releases (repository, id);

@@ -9,7 +9,7 @@ test("the admin's notifications page: the outbox, and a test notification that a
   await signIn(page, "adam", "admin");
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Notifications" }).click();
   await expect(page.getByRole("heading", { name: "Notifications" })).toBeVisible();
-  await expect(page.getByText("slack", { exact: true })).toBeVisible();
+  await expect(page.locator(".channel-list").getByText("slack", { exact: true })).toBeVisible();
   await page.getByRole("button", { name: "Send a test notification to slack" }).click();
   await expect(page.getByTestId("test-sent")).toContainText("on its way to slack");
   // The receiver gets it, as a Slack-compatible message.

@@ -31,6 +31,8 @@
 //! binary; default: the one `cargo bench` builds), BENCH_SITE (target/site), BENCH_OUT (docs/benchmarks.md),
 //! BENCH_EVENTS, BENCH_REQUESTS, BENCH_REPOS, BENCH_SECONDS (per load run),
 //! BENCH_ONLY=approvals (only step 4, printed and not written),
+//! BENCH_ONLY=images (a repository with BENCH_IMAGES images, 3,000 by default: its
+//! images page and JSON timed; printed and not written),
 //! BENCH_SERVER_LOG (the server's RUST_LOG, its log on this standard error).
 mod measure;
 mod report;
@@ -43,7 +45,7 @@ mod proxy;
 
 use measure::{approve_all, approve_to_applied, bundle, first_load, seed_workflow, ApplyStats};
 use report::{write_section, Report};
-use seed::{count_status, env_or, repo, seed_db, seed_moto, user};
+use seed::{count_status, env_or, repo, seed_db, seed_images, seed_moto, user};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -75,6 +77,27 @@ async fn main() -> anyhow::Result<()> {
 
     let dir = tempfile::tempdir()?;
     let db_path = dir.path().join("bench.db");
+    if env_or("BENCH_ONLY", "") == "images" {
+        let n: usize = env_or("BENCH_IMAGES", "3000").parse()?;
+        let name = "crytera/bench-images";
+        let t = Instant::now();
+        seed_images(&moto, name, n).await?;
+        eprintln!("pushed {n} images to {name} in {:.1} s", t.elapsed().as_secs_f64());
+        let portal = Portal::start(&bin, &site, &db_path, &moto, false).await?;
+        let admin = portal.sign_in("bench-admin", "admin").await?;
+        for path in [format!("/api/v1/images?repository={name}"), format!("/repositories/images?name={name}")] {
+            let mut times = Vec::new();
+            for _ in 0..20 {
+                let t = Instant::now();
+                portal.get(&admin, &path).await?;
+                times.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            let p = measure::percentiles(times);
+            eprintln!("GET {path} with {n} images: p50 {:.0} ms, p95 {:.0} ms (20 runs)", p.at(0.5), p.at(0.95));
+        }
+        portal.stop().await;
+        return Ok(());
+    }
     let t = Instant::now();
     seed_moto(&moto, n_repos).await?;
     report.note(format!("seeded moto with {n_repos} repositories in {:.1} s", t.elapsed().as_secs_f64()));

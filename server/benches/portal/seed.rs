@@ -316,3 +316,32 @@ pub(crate) async fn count_status(path: &Path) -> anyhow::Result<usize> {
     pool.close().await;
     Ok(usize::try_from(n)?)
 }
+
+/// One repository with `n` images (each its own layer, so its own digest), as CI would push them.
+pub(crate) async fn seed_images(moto: &str, name: &str, n: usize) -> anyhow::Result<()> {
+    let ecr = staging_ecr(moto).await?;
+    match ecr.create_repository().repository_name(name).send().await {
+        Ok(_) => {}
+        Err(e) if format!("{e:?}").contains("RepositoryAlreadyExists") => {}
+        Err(e) => bail!("creating {name}: {e:?}"),
+    }
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..n)
+        .map(|i| {
+            let ecr = ecr.clone();
+            async move {
+                let d = format!("{i:064x}");
+                let manifest = format!(
+                    r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":1,"digest":"sha256:{d}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":1,"digest":"sha256:{d}"}}]}}"#
+                );
+                match ecr.put_image().repository_name(name).image_manifest(manifest).image_tag(format!("build-{i}")).send().await {
+                    Ok(_) => Ok(()),
+                    Err(e) if format!("{e:?}").contains("ImageAlreadyExists") => Ok(()),
+                    Err(e) => bail!("pushing build-{i}: {e:?}"),
+                }
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}

@@ -196,11 +196,26 @@ pub async fn insert_release(conn: &mut SqliteConnection, r: &Release) -> Result<
     Ok(())
 }
 
+/// Retires a deleted repository's releases (kept, no longer listed).
+pub async fn retire_releases(
+    conn: &mut SqliteConnection,
+    repository: &str,
+    by_request: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE releases SET retired_by = ? WHERE repository = ? AND retired_by IS NULL")
+        .bind(by_request)
+        .bind(repository)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// A repository's releases, newest first: for each tag, its latest promotion.
 pub async fn releases(conn: &mut SqliteConnection, repository: &str) -> Result<Vec<Release>, sqlx::Error> {
     let rows: Vec<(String, String, String, i64, String, String, i64)> = sqlx::query_as(
         "SELECT repository, tag, digest, request_id, requested_by, approved_by, at FROM releases r
-         WHERE repository = ? AND id = (SELECT MAX(id) FROM releases WHERE repository = r.repository AND tag = r.tag)
+         WHERE repository = ? AND retired_by IS NULL
+           AND id = (SELECT MAX(id) FROM releases WHERE repository = r.repository AND tag = r.tag AND retired_by IS NULL)
          ORDER BY id DESC",
     )
     .bind(repository)

@@ -296,7 +296,10 @@ impl PortalService {
         }
         match (record, &started.kind) {
             // A deleted repository's record is kept apart; a later one of the same name starts afresh.
-            (Some(_), RequestKind::DeleteRepository { .. }) => db::archive_record(&mut tx, &name, id, now).await?,
+            (Some(_), RequestKind::DeleteRepository { .. }) => {
+                db::archive_record(&mut tx, &name, id, now).await?;
+                db::retire_releases(&mut tx, &name, id).await?;
+            }
             // A promotion is a release of the repository; the repository's record does not change.
             (Some(_), RequestKind::PromoteImage { digest, tag, .. }) => {
                 let release = db::Release {

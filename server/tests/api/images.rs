@@ -227,3 +227,73 @@ async fn the_images_page_promotes_with_a_plain_form_and_refusals_say_why() {
     let (_, d) = alice.get(&format!("/api/v1{to}")).await;
     assert_eq!((d["kind"]["kind"].as_str(), d["kind"]["tag"].as_str()), (Some("promote_image"), Some("v3.1.0")), "{d}");
 }
+
+#[tokio::test]
+async fn a_deleted_repositorys_releases_are_kept_but_not_listed_for_a_new_one_of_the_same_name() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let full = managed(&alice, &bob, "reborn").await;
+    let digest = push(&app, &full, "build-5", 5).await;
+    let (_, d) = alice.post("/api/v1/requests", promote(&full, &digest, "v5.0.0")).await;
+    let id = id_of(&d);
+    bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
+    let (_, del) = alice
+        .post("/api/v1/requests", json!({"kind": "delete_repository", "repository": full, "justification": "retired"}))
+        .await;
+    let did = id_of(&del);
+    bob.post(&format!("/api/v1/requests/{did}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(did).await["summary"]["status"], "applied");
+    let (_, again) = alice.submit(full.trim_start_matches("crytera/")).await;
+    let aid = id_of(&again);
+    bob.post(&format!("/api/v1/requests/{aid}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(aid).await["summary"]["status"], "applied");
+    let (_, releases) = alice.get(&format!("/api/v1/releases?repository={full}")).await;
+    assert_eq!(releases, json!([]), "the new repository has no releases");
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM releases WHERE retired_by = ?")
+        .bind(did)
+        .fetch_one(&app.service.db.pool)
+        .await
+        .expect("count");
+    assert_eq!(kept, 1, "the old release is kept as history");
+}
+
+#[tokio::test]
+async fn scans_can_be_required_and_releases_are_protected_from_lifecycles() {
+    let app = spawn_app_with(|c| {
+        c.portal.promote_require_scan = true;
+        c.portal.protected_tags = vec![];
+    })
+    .await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let full = managed(&alice, &bob, "scanned").await;
+    let digest = push(&app, &full, "build-7", 7).await;
+    let (s, e) = alice.post("/api/v1/requests", promote(&full, &digest, "v7.0.0")).await;
+    assert!(s == 422 && e.to_string().contains("never scanned"), "{e}");
+    assert_eq!(bob.post("/api/v1/images/scan", json!({"repository": full, "digest": digest})).await.0, 202);
+    let (s, d) = alice.post("/api/v1/requests", promote(&full, &digest, "v7.0.0")).await;
+    assert_eq!(s, 201, "scanned now: {d}");
+    let put = d["plan"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["call"] == "ecr:PutImage")
+        .cloned()
+        .expect("put");
+    assert!(put["summary"].as_str().unwrap_or("").contains("scan: COMPLETE"), "{put}");
+    let id = id_of(&d);
+    bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
+    // A newer image, then a lifecycle that keeps one image: it would expire the release (no
+    // pattern protects v7.0.0 here, the release itself does).
+    push(&app, &full, "build-8", 8).await;
+    let (s, e) = alice
+        .post(
+            "/api/v1/requests",
+            json!({"kind": "update_repository", "repository": full, "justification": "tidy", "keep_last_images": 1}),
+        )
+        .await;
+    assert!(s == 422 && e.to_string().contains("release tag v7.0.0"), "{e}");
+}

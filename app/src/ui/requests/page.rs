@@ -185,6 +185,9 @@ fn Settings(detail: RequestDetail) -> AnyView {
                     {moves_from.map(|d| view! {
                         <p class="notice notice-warn">"The tag names " <code>{d}</code> " now; it moves to this image."</p>
                     })}
+                    <p class="help">"Production pulls the release only if it can pull the repository: "
+                        <a href=format!("/requests/access?repository={}&action=grant", crate::ui::common::encode(repository.as_str()))>"ask for production access"</a>
+                        " if the plan says it cannot."</p>
                 </section>
             }
             .into_any()
