@@ -115,7 +115,12 @@ fn Body(p: ImagesPage) -> impl IntoView {
 #[component]
 fn ImageRow(i: ImageView, repository: String, patterns: String, can_scan: bool) -> impl IntoView {
     let short = i.digest.chars().take(19).collect::<String>();
-    let size = i.size_bytes.map(|b| format!("{:.1} MB", b as f64 / 1_000_000.0)).unwrap_or_else(|| "—".into());
+    let size = match i.size_bytes {
+        Some(b) if b >= 1_000_000 => format!("{:.1} MB", b as f64 / 1_000_000.0),
+        Some(b) if b >= 1_000 => format!("{:.1} kB", b as f64 / 1_000.0),
+        Some(b) => format!("{b} B"),
+        None => "—".into(),
+    };
     let digest = i.digest.clone();
     let first_tag = i.tags.first().cloned().unwrap_or_else(|| short.clone());
     let critical = i.critical > 0;
@@ -183,7 +188,7 @@ fn Releases(list: Vec<ReleaseView>) -> impl IntoView {
                                     let short = r.digest.chars().take(19).collect::<String>();
                                     view! {
                                         <tr data-release=r.tag.clone()>
-                                            <th scope="row"><a href=format!("/requests/{}", r.request_id)>{r.tag.clone()}</a></th>
+                                            <td><a href=format!("/requests/{}", r.request_id)><code>{r.tag.clone()}</code></a></td>
                                             <td><code title=r.digest.clone()>{short}</code></td>
                                             <td>{r.requested_by.clone()}</td>
                                             <td>{r.approved_by.clone()}</td>
