@@ -1,4 +1,5 @@
 import { expect, Page } from "@playwright/test";
+import { execFileSync } from "node:child_process";
 
 export const SHOTS = process.env.SCREENSHOT_DIR ?? "../docs/screenshots";
 
@@ -34,4 +35,24 @@ export async function slowWasm(page: Page, ms = 1500) {
     await new Promise((r) => setTimeout(r, ms));
     await route.continue();
   });
+}
+
+const MOTO = process.env.MOTO_ENDPOINT ?? "http://127.0.0.1:5055";
+const STAGING = process.env.STAGING_ACCOUNT ?? "333333333333";
+const PYTHON = process.env.MOTO_PYTHON ?? "../.venv/bin/python";
+
+/** Runs support/moto_policy.py against the test moto, as someone outside the portal would. */
+export function moto(...args: string[]) {
+  execFileSync(PYTHON, ["support/moto_policy.py", MOTO, STAGING, ...args]);
+}
+
+/** A repository made through the API by `requester` and approved by `admin` (the first test covers the form). */
+export async function createRepository(requester: Page, admin: Page, name: string, justification: string) {
+  const made = await requester.request.post("/api/v1/requests", {
+    data: { name, team: "platform", cost_center: "cc-1", justification },
+  });
+  expect(made.status()).toBe(201);
+  const id = (await made.json()).summary.id;
+  expect((await admin.request.post(`/api/v1/requests/${id}/approve`, { data: {} })).status()).toBe(200);
+  await expect.poll(async () => (await (await admin.request.get(`/api/v1/requests/${id}`)).json()).summary.status).toBe("applied");
 }

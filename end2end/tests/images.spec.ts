@@ -1,10 +1,5 @@
 import { test, expect } from "@playwright/test";
-import { execFileSync } from "node:child_process";
-import { signIn, watchForErrors, uniqueName, SHOTS } from "./helpers";
-
-const MOTO = process.env.MOTO_ENDPOINT ?? "http://127.0.0.1:5055";
-const STAGING = process.env.STAGING_ACCOUNT ?? "333333333333";
-const PYTHON = process.env.MOTO_PYTHON ?? "../.venv/bin/python";
+import { signIn, watchForErrors, uniqueName, createRepository, moto, SHOTS } from "./helpers";
 
 test("images and promotion: open a repository's images, promote one, approve, see the release listed", async ({ browser }) => {
   const name = uniqueName("release");
@@ -14,14 +9,8 @@ test("images and promotion: open a repository's images, promote one, approve, se
   const errors = [...[alice, bob].map(watchForErrors)];
   await signIn(alice, "alice", "requester");
   await signIn(bob, "bob", "admin");
-  const made = await alice.request.post("/api/v1/requests", {
-    data: { name, team: "platform", cost_center: "cc-1", justification: "service images" },
-  });
-  expect(made.status()).toBe(201);
-  const madeId = (await made.json()).summary.id;
-  expect((await bob.request.post(`/api/v1/requests/${madeId}/approve`, { data: {} })).status()).toBe(200);
-  await expect.poll(async () => (await (await bob.request.get(`/api/v1/requests/${madeId}`)).json()).summary.status).toBe("applied");
-  execFileSync(PYTHON, ["support/moto_policy.py", MOTO, STAGING, full, "push", "build-1", "build-2"]);
+  await createRepository(alice, bob, name, "service images");
+  moto(full, "push", "build-1", "build-2");
 
   await alice.goto(`/repositories?q=${name}`);
   await alice.locator(`tr[data-repository="${full}"]`).getByTestId("images-link").click();

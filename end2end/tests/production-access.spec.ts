@@ -1,10 +1,5 @@
 import { test, expect } from "@playwright/test";
-import { execFileSync } from "node:child_process";
-import { signIn, watchForErrors, uniqueName, SHOTS } from "./helpers";
-
-const MOTO = process.env.MOTO_ENDPOINT ?? "http://127.0.0.1:5055";
-const STAGING = process.env.STAGING_ACCOUNT ?? "333333333333";
-const PYTHON = process.env.MOTO_PYTHON ?? "../.venv/bin/python";
+import { signIn, watchForErrors, uniqueName, createRepository, moto, SHOTS } from "./helpers";
 
 test("production access: the admin sees the policy diff, approves, and a hand edit shows up as drift", async ({ browser }) => {
   const name = uniqueName("prod");
@@ -16,13 +11,7 @@ test("production access: the admin sees the policy diff, approves, and a hand ed
   await signIn(bob, "bob", "admin");
 
   // A repository to work with, made through the API (the first test covers the form).
-  const made = await alice.request.post("/api/v1/requests", {
-    data: { name, team: "platform", cost_center: "cc-1", justification: "base images" },
-  });
-  expect(made.status()).toBe(201);
-  const madeId = (await made.json()).summary.id;
-  expect((await bob.request.post(`/api/v1/requests/${madeId}/approve`, { data: {} })).status()).toBe(200);
-  await expect.poll(async () => (await (await bob.request.get(`/api/v1/requests/${madeId}`)).json()).summary.status).toBe("applied");
+  await createRepository(alice, bob, name, "base images");
 
   // The requester asks for production access from the form.
   await alice.goto(`/requests/access?repository=${full}`);
@@ -51,7 +40,7 @@ test("production access: the admin sees the policy diff, approves, and a hand ed
   await expect(row.getByTestId("drift")).toContainText("in sync");
 
   // Someone edits the policy by hand; a drift check shows it.
-  execFileSync(PYTHON, ["support/moto_policy.py", MOTO, STAGING, full, "remove-portal-statement"]);
+  moto(full, "remove-portal-statement");
   await bob.getByRole("button", { name: "Check drift now" }).click();
   await expect(row.getByTestId("drift")).toContainText("production can no longer pull");
   await expect(row.getByTestId("production-access")).toContainText("no access");

@@ -1,10 +1,5 @@
 import { test, expect } from "@playwright/test";
-import { execFileSync } from "node:child_process";
-import { signIn, watchForErrors, uniqueName, SHOTS } from "./helpers";
-
-const MOTO = process.env.MOTO_ENDPOINT ?? "http://127.0.0.1:5055";
-const STAGING = process.env.STAGING_ACCOUNT ?? "333333333333";
-const PYTHON = process.env.MOTO_PYTHON ?? "../.venv/bin/python";
+import { signIn, watchForErrors, uniqueName, createRepository, moto, SHOTS } from "./helpers";
 
 test("a repository's settings change: before → after, the lifecycle preview, approval, applied; then its deletion with the warning", async ({ browser }) => {
   const name = uniqueName("settings");
@@ -14,15 +9,9 @@ test("a repository's settings change: before → after, the lifecycle preview, a
   const errors = [...[alice, bob].map(watchForErrors)];
   await signIn(alice, "alice", "requester");
   await signIn(bob, "bob", "admin");
-  const made = await alice.request.post("/api/v1/requests", {
-    data: { name, team: "platform", cost_center: "cc-1", justification: "web images" },
-  });
-  expect(made.status()).toBe(201);
-  const madeId = (await made.json()).summary.id;
-  expect((await bob.request.post(`/api/v1/requests/${madeId}/approve`, { data: {} })).status()).toBe(200);
-  await expect.poll(async () => (await (await bob.request.get(`/api/v1/requests/${madeId}`)).json()).summary.status).toBe("applied");
+  await createRepository(alice, bob, name, "web images");
   // CI pushed three dev builds and a release.
-  execFileSync(PYTHON, ["support/moto_policy.py", MOTO, STAGING, full, "push", "v1.0.0", "dev-1", "dev-2", "dev-3"]);
+  moto(full, "push", "v1.0.0", "dev-1", "dev-2", "dev-3");
 
   // From the repositories page to the settings page, as a person would.
   await alice.goto(`/repositories?q=${name}`);

@@ -305,6 +305,15 @@ fn spell_out_scan_off(req: &mut aws_smithy_runtime_api::http::Request) {
     req.headers_mut().insert("content-length", len);
 }
 
+/// Scan findings by severity, as the domain counts them.
+fn severity_counts(
+    counts: Option<&std::collections::HashMap<ecr::FindingSeverity, i32>>,
+) -> std::collections::BTreeMap<String, u32> {
+    counts
+        .map(|c| c.iter().map(|(k, v)| (k.as_str().to_string(), u32::try_from(*v).unwrap_or(0))).collect())
+        .unwrap_or_default()
+}
+
 /// Unix ms of an SDK time.
 fn ms(t: &aws_sdk_ecr::primitives::DateTime) -> i64 {
     t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000)
@@ -711,15 +720,9 @@ impl Registry for EcrRegistry {
                 let scan =
                     img.image_scan_status().and_then(|s| s.status()).map(|status| app::domain::image::ScanSummary {
                         status: status.as_str().to_string(),
-                        counts: img
-                            .image_scan_findings_summary()
-                            .and_then(|f| f.finding_severity_counts())
-                            .map(|c| {
-                                c.iter()
-                                    .map(|(k, v)| (k.as_str().to_string(), u32::try_from(*v).unwrap_or(0)))
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
+                        counts: severity_counts(
+                            img.image_scan_findings_summary().and_then(|f| f.finding_severity_counts()),
+                        ),
                     });
                 out.push(app::domain::image::ImageInfo {
                     image: app::domain::lifecycle::Image {
@@ -791,11 +794,7 @@ impl Registry for EcrRegistry {
                     .and_then(|s| s.status())
                     .map(|s| s.as_str().to_string())
                     .unwrap_or_else(|| "UNKNOWN".into()),
-                counts: out
-                    .image_scan_findings()
-                    .and_then(|f| f.finding_severity_counts())
-                    .map(|c| c.iter().map(|(k, v)| (k.as_str().to_string(), u32::try_from(*v).unwrap_or(0))).collect())
-                    .unwrap_or_default(),
+                counts: severity_counts(out.image_scan_findings().and_then(|f| f.finding_severity_counts())),
             })),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_scan_not_found_exception()) => Ok(None),
             Err(e) => Err(classify(e)),

@@ -74,6 +74,11 @@ impl PortalService {
 
     /// Statements of a live policy the portal did not write that let anyone in,
     /// let outsiders write, or reach the production account ([`policy::foreign_grants`]).
+    /// Whether production can pull now by any statement: the portal's, or one made by hand.
+    pub(crate) fn production_reaches(&self, live: Option<&Value>) -> bool {
+        self.production_can_pull(live) || self.foreign_grants(live).iter().any(|g| g.reaches_production)
+    }
+
     pub(crate) fn foreign_grants(&self, live: Option<&Value>) -> Vec<policy::ForeignGrant> {
         policy::foreign_grants(
             live,

@@ -68,8 +68,7 @@ impl PortalService {
             limit,
             next_offset: (next < total).then(|| u32::try_from(next).unwrap_or(u32::MAX)),
             releases,
-            production_can_pull: self.production_can_pull(policy.as_ref())
-                || self.foreign_grants(policy.as_ref()).iter().any(|g| g.reaches_production),
+            production_can_pull: self.production_reaches(policy.as_ref()),
             release_tag_patterns: self.deployment.promotion.tag_patterns.clone(),
             can_scan: by.can(Capability::Operate),
         })
@@ -178,8 +177,7 @@ impl PortalService {
             pushed_at: Some(format_ms(image.image.pushed_at)),
             critical: scan.as_ref().map_or(0, |s| s.critical()),
             scan: scan.map(|s| s.describe()),
-            production_can_pull: self.production_can_pull(policy.as_ref())
-                || self.foreign_grants(policy.as_ref()).iter().any(|g| g.reaches_production),
+            production_can_pull: self.production_reaches(policy.as_ref()),
         }))
     }
 

@@ -103,8 +103,7 @@ impl PortalService {
             Ok(None) => return Err(Error::field("repository", format!("there is no repository {name} in ECR"))),
             Err(e) => return Err(aws_unavailable(&format!("check {name}"), e)),
         };
-        let production_can_pull = self.production_can_pull(policy.as_ref())
-            || self.foreign_grants(policy.as_ref()).iter().any(|g| g.reaches_production);
+        let production_can_pull = self.production_reaches(policy.as_ref());
         let kind = RequestKind::DeleteRepository { repository: name, production_can_pull };
         let request = self.new_request(&by.id, kind, justification, Status::Pending);
         self.insert_request(request, by.via().map(|v| format!("through {v}")).unwrap_or_default()).await
@@ -235,8 +234,7 @@ impl PortalService {
             spec,
             lifecycle_json,
             free_tags,
-            production_can_pull: self.production_can_pull(policy.as_ref())
-                || self.foreign_grants(policy.as_ref()).iter().any(|g| g.reaches_production),
+            production_can_pull: self.production_reaches(policy.as_ref()),
             image_count,
             protected_tags: self.deployment.protection.tag_patterns.clone(),
             protect_pulled_days: self.deployment.protection.pulled_within_days,

@@ -47,10 +47,6 @@ async fn access(user: &User, kind: &str, name: &str, until: Option<&str>) -> (u1
     user.post("/api/v1/requests", body).await
 }
 
-fn id_of(v: &Value) -> i64 {
-    v["summary"]["id"].as_i64().unwrap_or_else(|| panic!("no request id in {v}"))
-}
-
 fn statements(p: &Option<Value>) -> Vec<Value> {
     p.as_ref().and_then(|p| p["Statement"].as_array().cloned()).unwrap_or_default()
 }
@@ -439,16 +435,6 @@ async fn a_decision_answers_with_the_request_exactly_as_it_reads_afterwards() {
 }
 
 /// A managed repository (created through the portal, without production access).
-async fn managed_repo(app: &TestApp, requester: &User, admin: &User, prefix: &str) -> String {
-    let name = unique(prefix);
-    let (status, created) = requester.submit(&name).await;
-    assert_eq!(status, 201, "{created}");
-    let id = id_of(&created);
-    admin.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
-    assert_eq!(admin.wait_settled(id).await["summary"]["status"], "applied");
-    let _ = app;
-    format!("crytera/{name}")
-}
 
 #[tokio::test]
 async fn a_hand_made_production_grant_is_neither_adopted_nor_accepted() {
@@ -475,7 +461,7 @@ async fn a_hand_made_production_grant_is_neither_adopted_nor_accepted() {
     assert!(body["error"]["message"].as_str().unwrap_or("").contains("`ProdRead`"), "{body}");
 
     // Managed without production access; someone grants it by hand.
-    let full = managed_repo(&app, &alice, &bob, "handgrant").await;
+    let full = managed_repo(&alice, &bob, "handgrant").await;
     set_policy(&app, &full, &doc(policy::grant_statement(PROD, false))).await;
     assert_eq!(bob.post("/api/v1/repositories/check", json!({"name": full})).await.0, 200);
     let drift = bob.repository(&full).await["drift"].to_string();
@@ -501,7 +487,7 @@ async fn foreign_statements_that_let_outsiders_write_or_anyone_in_are_drift_that
     let app = spawn_app().await;
     let alice = app.sign_in("alice", "requester").await;
     let bob = app.sign_in("bob", "admin").await;
-    let full = managed_repo(&app, &alice, &bob, "outsider").await;
+    let full = managed_repo(&alice, &bob, "outsider").await;
     let outsider = json!({"Sid": "OutsiderPush", "Effect": "Allow",
         "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": ["ecr:PutImage", "ecr:BatchGetImage"]});
     let anyone = json!({"Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"});
@@ -604,7 +590,7 @@ async fn a_repository_with_images_is_deleted_after_approval_and_its_record_is_ke
     let alice = app.sign_in("alice", "requester").await;
     let bob = app.sign_in("bob", "admin").await;
     let dave = app.sign_in("dave", "admin").await;
-    let full = managed_repo(&app, &alice, &bob, "doomed").await;
+    let full = managed_repo(&alice, &bob, "doomed").await;
     // Two images, and production can pull it.
     let ecr = app.ecr().await;
     for (tag, digit) in [("v1", '1'), ("v2", '2')] {

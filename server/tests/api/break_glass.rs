@@ -1,11 +1,7 @@
 //! Break glass: an admin applies a request at once without the quorum, with a
 //! reason; another admin reviews it (accepted, or reverted by a new request).
 use crate::helpers::*;
-use serde_json::{json, Value};
-
-fn id_of(v: &Value) -> i64 {
-    v["summary"]["id"].as_i64().unwrap_or_else(|| panic!("no id in {v}"))
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn break_glass_is_off_unless_configured() {

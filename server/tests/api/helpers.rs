@@ -334,3 +334,41 @@ pub fn browser() -> reqwest::Client {
 pub fn location(r: &reqwest::Response) -> String {
     r.headers().get("location").and_then(|v| v.to_str().ok()).expect("a redirect").to_string()
 }
+
+/// A request's id in a request page answered by the API.
+pub fn id_of(v: &Value) -> i64 {
+    v["summary"]["id"].as_i64().unwrap_or_else(|| panic!("no id in {v}"))
+}
+
+/// A repository made through the portal (requested by `requester`, approved by `admin`, applied).
+pub async fn managed_repo(requester: &User, admin: &User, prefix: &str) -> String {
+    let name = unique(prefix);
+    let (status, created) = requester.submit(&name).await;
+    assert_eq!(status, 201, "{created}");
+    let id = id_of(&created);
+    admin.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
+    assert_eq!(admin.wait_settled(id).await["summary"]["status"], "applied");
+    format!("crytera/{name}")
+}
+
+/// Pushes an image with a tag straight to moto, as CI would; `n` makes the digest distinct
+/// (moto derives an image's digest from its layers' digests). Returns the digest. Push times
+/// are whole seconds, so it waits one out to keep the order of pushes visible.
+pub async fn push_image(app: &TestApp, full: &str, tag: &str, n: u8) -> String {
+    let d = format!("{n:02x}").repeat(32);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":1,"digest":"sha256:{d}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":1,"digest":"sha256:{d}"}}]}}"#
+    );
+    let out = app
+        .ecr()
+        .await
+        .put_image()
+        .repository_name(full)
+        .image_manifest(manifest)
+        .image_tag(tag)
+        .send()
+        .await
+        .expect("push");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).expect("digest").to_string()
+}

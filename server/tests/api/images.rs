@@ -4,40 +4,6 @@
 use crate::helpers::*;
 use serde_json::{json, Value};
 
-fn id_of(v: &Value) -> i64 {
-    v["summary"]["id"].as_i64().unwrap_or_else(|| panic!("no id in {v}"))
-}
-
-/// Pushes an image with a tag; returns its digest as moto gives it.
-async fn push(app: &TestApp, full: &str, tag: &str, n: u8) -> String {
-    let d = format!("{n:02x}").repeat(32);
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":1,"digest":"sha256:{d}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":1,"digest":"sha256:{d}"}}]}}"#
-    );
-    let out = app
-        .ecr()
-        .await
-        .put_image()
-        .repository_name(full)
-        .image_manifest(manifest)
-        .image_tag(tag)
-        .send()
-        .await
-        .expect("push");
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).expect("digest").to_string()
-}
-
-async fn managed(requester: &User, admin: &User, prefix: &str) -> String {
-    let name = unique(prefix);
-    let (status, created) = requester.submit(&name).await;
-    assert_eq!(status, 201, "{created}");
-    let id = id_of(&created);
-    admin.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
-    assert_eq!(admin.wait_settled(id).await["summary"]["status"], "applied");
-    format!("crytera/{name}")
-}
-
 fn promote(full: &str, digest: &str, tag: &str) -> Value {
     json!({"kind": "promote_image", "repository": full, "digest": digest, "tag": tag, "justification": "passed the staging tests"})
 }
@@ -47,9 +13,9 @@ async fn a_tested_image_is_promoted_to_a_release_tag_with_approval() {
     let app = spawn_app().await;
     let alice = app.sign_in("alice", "requester").await;
     let bob = app.sign_in("bob", "admin").await;
-    let full = managed(&alice, &bob, "images").await;
-    let first = push(&app, &full, "build-1", 1).await;
-    let second = push(&app, &full, "build-2", 2).await;
+    let full = managed_repo(&alice, &bob, "images").await;
+    let first = push_image(&app, &full, "build-1", 1).await;
+    let second = push_image(&app, &full, "build-2", 2).await;
     assert_ne!(first, second);
 
     // The images, newest first, with tags and digests; nothing scanned yet.
@@ -152,8 +118,8 @@ async fn a_mutable_repository_moves_a_release_tag_only_when_asked_and_scans_are_
     bob.post(&format!("/api/v1/requests/{cid}/approve"), json!({})).await;
     assert_eq!(bob.wait_settled(cid).await["summary"]["status"], "applied");
     let full = format!("crytera/{name}");
-    let old = push(&app, &full, "v2.0.0", 3).await;
-    let new = push(&app, &full, "build-4", 4).await;
+    let old = push_image(&app, &full, "v2.0.0", 3).await;
+    let new = push_image(&app, &full, "build-4", 4).await;
     let (s, e) = alice.post("/api/v1/requests", promote(&full, &new, "v2.0.0")).await;
     assert!(s == 422 && e["error"]["fields"][0]["message"].as_str().unwrap_or("").contains("\"move\": true"), "{e}");
     let mut moving = promote(&full, &new, "v2.0.0");
@@ -188,8 +154,8 @@ async fn the_images_page_promotes_with_a_plain_form_and_refusals_say_why() {
     let app = spawn_app().await;
     let alice = app.sign_in("alice", "requester").await;
     let bob = app.sign_in("bob", "admin").await;
-    let full = managed(&alice, &bob, "imgpage").await;
-    let digest = push(&app, &full, "build-9", 9).await;
+    let full = managed_repo(&alice, &bob, "imgpage").await;
+    let digest = push_image(&app, &full, "build-9", 9).await;
     let cookie = app.session_cookie("alice", "requester").await;
     let page = browser()
         .get(format!("{}/repositories/images?name={full}", app.base))
@@ -233,8 +199,8 @@ async fn a_deleted_repositorys_releases_are_kept_but_not_listed_for_a_new_one_of
     let app = spawn_app().await;
     let alice = app.sign_in("alice", "requester").await;
     let bob = app.sign_in("bob", "admin").await;
-    let full = managed(&alice, &bob, "reborn").await;
-    let digest = push(&app, &full, "build-5", 5).await;
+    let full = managed_repo(&alice, &bob, "reborn").await;
+    let digest = push_image(&app, &full, "build-5", 5).await;
     let (_, d) = alice.post("/api/v1/requests", promote(&full, &digest, "v5.0.0")).await;
     let id = id_of(&d);
     bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
@@ -268,8 +234,8 @@ async fn scans_can_be_required_and_releases_are_protected_from_lifecycles() {
     .await;
     let alice = app.sign_in("alice", "requester").await;
     let bob = app.sign_in("bob", "admin").await;
-    let full = managed(&alice, &bob, "scanned").await;
-    let digest = push(&app, &full, "build-7", 7).await;
+    let full = managed_repo(&alice, &bob, "scanned").await;
+    let digest = push_image(&app, &full, "build-7", 7).await;
     let (s, e) = alice.post("/api/v1/requests", promote(&full, &digest, "v7.0.0")).await;
     assert!(s == 422 && e.to_string().contains("never scanned"), "{e}");
     assert_eq!(bob.post("/api/v1/images/scan", json!({"repository": full, "digest": digest})).await.0, 202);
@@ -288,7 +254,7 @@ async fn scans_can_be_required_and_releases_are_protected_from_lifecycles() {
     assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
     // A newer image, then a lifecycle that keeps one image: it would expire the release (no
     // pattern protects v7.0.0 here, the release itself does).
-    push(&app, &full, "build-8", 8).await;
+    push_image(&app, &full, "build-8", 8).await;
     let (s, e) = alice
         .post(
             "/api/v1/requests",

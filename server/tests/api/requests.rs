@@ -3,10 +3,6 @@ use super::helpers::*;
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use serde_json::{json, Value};
 
-fn id_of(v: &Value) -> i64 {
-    v["summary"]["id"].as_i64().expect("request id")
-}
-
 fn actions(detail: &Value) -> Vec<String> {
     detail["timeline"]
         .as_array()

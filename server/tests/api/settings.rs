@@ -5,40 +5,6 @@ use crate::helpers::*;
 use aws_sdk_ecr::types::ImageTagMutability;
 use serde_json::{json, Value};
 
-fn id_of(v: &Value) -> i64 {
-    v["summary"]["id"].as_i64().unwrap_or_else(|| panic!("no id in {v}"))
-}
-
-async fn managed(requester: &User, admin: &User, prefix: &str) -> String {
-    let name = unique(prefix);
-    let (status, created) = requester.submit(&name).await;
-    assert_eq!(status, 201, "{created}");
-    let id = id_of(&created);
-    admin.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
-    assert_eq!(admin.wait_settled(id).await["summary"]["status"], "applied");
-    format!("crytera/{name}")
-}
-
-/// Pushes an image manifest with a tag; `n` makes the digest distinct (moto
-/// derives an image's digest from its layers' digests).
-async fn push(app: &TestApp, full: &str, tag: &str, n: u8) {
-    let d = format!("{n:02x}").repeat(32);
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{n},"digest":"sha256:{d}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":1,"digest":"sha256:{d}"}}]}}"#,
-    );
-    app.ecr()
-        .await
-        .put_image()
-        .repository_name(full)
-        .image_manifest(manifest)
-        .image_tag(tag)
-        .send()
-        .await
-        .expect("push");
-    // Push times are in whole seconds: keep the order of pushes visible.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-}
-
 fn keep_newest(n: u32) -> Value {
     json!([{"rulePriority": 1, "description": "dev builds", "selection": {"tagStatus": "tagged", "tagPatternList": ["dev-*"],
         "countType": "imageCountMoreThan", "countNumber": n}, "action": {"type": "expire"}}])
@@ -49,9 +15,9 @@ async fn a_settings_change_is_planned_previewed_applied_and_verified_in_ecr() {
     let app = spawn_app().await;
     let alice = app.sign_in("alice", "requester").await;
     let bob = app.sign_in("bob", "admin").await;
-    let full = managed(&alice, &bob, "settings").await;
+    let full = managed_repo(&alice, &bob, "settings").await;
     for (i, tag) in ["dev-1", "dev-2", "dev-3"].iter().enumerate() {
-        push(&app, &full, tag, i as u8 + 1).await;
+        push_image(&app, &full, tag, i as u8 + 1).await;
     }
     let (s, d) = alice
         .post(
@@ -148,9 +114,9 @@ async fn a_lifecycle_that_would_expire_a_release_is_refused_unless_the_request_s
     let app = spawn_app().await;
     let alice = app.sign_in("alice", "requester").await;
     let bob = app.sign_in("bob", "admin").await;
-    let full = managed(&alice, &bob, "protect").await;
-    push(&app, &full, "v1.0.0", 1).await;
-    push(&app, &full, "build-2", 2).await;
+    let full = managed_repo(&alice, &bob, "protect").await;
+    push_image(&app, &full, "v1.0.0", 1).await;
+    push_image(&app, &full, "build-2", 2).await;
     let body = |extra: Value| {
         let mut b =
             json!({"kind": "update_repository", "repository": full, "justification": "tidy", "keep_last_images": 1});
@@ -174,7 +140,7 @@ async fn bad_settings_changes_get_clear_errors_and_store_nothing() {
     let app = spawn_app().await;
     let alice = app.sign_in("alice", "requester").await;
     let bob = app.sign_in("bob", "admin").await;
-    let full = managed(&alice, &bob, "badset").await;
+    let full = managed_repo(&alice, &bob, "badset").await;
     let ask = |extra: Value| {
         let mut b = json!({"kind": "update_repository", "repository": full, "justification": "x"});
         b.as_object_mut().expect("object").extend(extra.as_object().cloned().unwrap_or_default());
@@ -206,7 +172,7 @@ async fn the_settings_page_forms_file_requests_and_refusals_say_why() {
     let app = spawn_app().await;
     let alice = app.sign_in("alice", "requester").await;
     let bob = app.sign_in("bob", "admin").await;
-    let full = managed(&alice, &bob, "formset").await;
+    let full = managed_repo(&alice, &bob, "formset").await;
     let cookie = app.session_cookie("alice", "requester").await;
     let page = browser()
         .get(format!("{}/repositories/settings?name={full}", app.base))
@@ -250,8 +216,8 @@ async fn the_settings_page_forms_file_requests_and_refusals_say_why() {
     );
     // The form's "Preview" button: a GET back to the page, which shows what the typed
     // lifecycle would expire and fills the form in again (nothing typed is lost).
-    push(&app, &full, "dev-1", 1).await;
-    push(&app, &full, "dev-2", 2).await;
+    push_image(&app, &full, "dev-1", 1).await;
+    push_image(&app, &full, "dev-2", 2).await;
     let mut preview = base(&keep_newest(1).to_string());
     preview.push(("preview", "1".into()));
     let page = browser()
