@@ -220,9 +220,13 @@ fn lifecycle(
 
 /// The free tags, checked as ECR checks tags; the portal's and AWS's keys are refused.
 fn free_tags(map: &std::collections::BTreeMap<String, String>, errors: &mut Vec<FieldError>) -> Vec<Tag> {
-    let mut out = Vec::new();
+    let mut out: Vec<Tag> = Vec::new();
     for (k, v) in map {
         let key = k.trim();
+        if out.iter().any(|t| t.key == key) {
+            errors.push(FieldError::new("tags", format!("`{key}` is given twice")));
+            continue;
+        }
         if key.is_empty() || key.chars().count() > 128 {
             errors.push(FieldError::new("tags", "a tag key is 1 to 128 characters"));
             continue;

@@ -16,6 +16,10 @@ pub struct ScanSummary {
 }
 
 impl ScanSummary {
+    /// The scan finished (basic scanning says COMPLETE; enhanced scanning keeps an image ACTIVE).
+    pub fn is_complete(&self) -> bool {
+        matches!(self.status.as_str(), "COMPLETE" | "ACTIVE")
+    }
     pub fn critical(&self) -> u32 {
         self.counts.get("CRITICAL").copied().unwrap_or(0)
     }

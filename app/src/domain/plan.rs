@@ -207,7 +207,9 @@ pub fn for_update(
         vec![("repositoryName", name)],
         None,
     ));
-    let protected = preview.as_ref().map_or(0, LifecyclePreview::protected);
+    // Only a new lifecycle is judged here: an unchanged one is not this request's doing.
+    let lifecycle_changes = before.lifecycle.policy_json() != after.lifecycle.policy_json();
+    let protected = if lifecycle_changes { preview.as_ref().map_or(0, LifecyclePreview::protected) } else { 0 };
     let warning = (protected > 0).then(|| {
         format!(
             "This lifecycle would expire {protected} protected image(s): pulled by production lately or carrying a \
@@ -321,7 +323,27 @@ pub struct PromotionFacts {
     /// The scan in words (None: not scanned).
     pub scan: Option<String>,
     pub critical: u32,
+    /// The scan finished (not in progress or failed).
+    pub scan_complete: bool,
     pub production_can_pull: bool,
+}
+
+/// The promotion rules a deployment keeps (`portal.promote_require_scan`, `portal.promote_refuse_critical`):
+/// why this image may not be promoted, if it may not.
+pub fn promotion_refused(facts: &PromotionFacts, require_scan: bool, refuse_critical: bool) -> Option<String> {
+    if require_scan && !facts.scan_complete {
+        return Some(match &facts.scan {
+            None => "the image was never scanned; scan it first (portal.promote_require_scan)".to_string(),
+            Some(s) => format!("the image's scan has not finished ({s}); wait for it (portal.promote_require_scan)"),
+        });
+    }
+    if refuse_critical && facts.critical > 0 {
+        return Some(format!(
+            "the image's scan found {} critical vulnerabilities (portal.promote_refuse_critical)",
+            facts.critical
+        ));
+    }
+    None
 }
 
 /// The plan for promoting `digest` to `tag`: read the tag, read the manifest,
@@ -332,6 +354,7 @@ pub fn for_promote(
     tag: &str,
     moves_from: Option<&str>,
     facts: Option<&PromotionFacts>,
+    refused: Option<String>,
     target: &Target,
 ) -> Plan {
     let mut steps: Vec<PlanStep> = assume_step(target).into_iter().collect();
@@ -392,7 +415,7 @@ pub fn for_promote(
             );
         }
     }
-    Plan { steps, warning: (!warnings.is_empty()).then(|| warnings.join(" ")), ..Plan::default() }
+    Plan { steps, warning: (!warnings.is_empty()).then(|| warnings.join(" ")), blocked: refused, ..Plan::default() }
 }
 
 /// What a repository holds, for the delete plan (times formatted).
@@ -610,6 +633,33 @@ mod tests {
         assert!(change.before.contains("999999999999") && change.after.contains("999999999999"));
         assert!(change.after.contains("222222222222") && !change.unchanged);
         assert!(for_new_repository(&spec(None), false, Some(None), &target(None)).policy.is_none());
+    }
+
+    #[test]
+    fn a_settings_change_is_blocked_by_protected_images_only_when_it_changes_the_lifecycle() {
+        let before = spec(Some(1));
+        let protected = LifecyclePreview {
+            images: 2,
+            expiring: vec![ExpiringImage {
+                digest: "sha256:a".into(),
+                tags: vec!["v1".into()],
+                pushed_at: "2026-12-01".into(),
+                rule: "#1".into(),
+                protected: Some("release tag v1".into()),
+            }],
+        };
+        // The same lifecycle, another scan setting: the preview is shown, nothing is blocked.
+        let mut after = before.clone();
+        after.scan_on_push = !before.scan_on_push;
+        let plan = for_update(&before, &after, Some(protected.clone()), false, &target(None));
+        assert_eq!((plan.blocked, plan.warning), (None, None));
+        assert!(plan.changes.iter().any(|c| c.setting == "Scan on push" && c.changed()));
+        // A new lifecycle that expires a protected image: blocked unless the request says so.
+        let keep_one_less = spec(Some(2));
+        let blocked = for_update(&keep_one_less, &before, Some(protected.clone()), false, &target(None));
+        assert!(blocked.blocked.is_some() && blocked.warning.is_some());
+        let said = for_update(&keep_one_less, &before, Some(protected), true, &target(None));
+        assert!(said.blocked.is_none() && said.warning.is_some_and(|w| w.contains("intended")));
     }
 
     #[test]

@@ -191,7 +191,12 @@ fn refused(what: &str, back: &str, e: &AppError) -> Response {
         what = escape(what),
         back = escape(back),
     );
-    (status, axum::response::Html(html)).into_response()
+    // Its own policy: no script at all, and the portal's stylesheet.
+    let csp = (
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    );
+    (status, [csp], axum::response::Html(html)).into_response()
 }
 
 #[derive(Deserialize)]

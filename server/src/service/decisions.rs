@@ -108,12 +108,18 @@ impl PortalService {
             "revert" => true,
             _ => return Err(Error::field("outcome", "choose accepted or revert")),
         };
-        let row = self.load(id).await?;
+        let view = self.load_view(id).await?;
+        let row = view.row;
         if !row.review_pending {
             return Err(Error::Conflict(format!("request #{id} is not waiting for a break-glass review")));
         }
-        if row.request.decided_by.as_deref() == Some(by.id.as_str()) {
-            return Err(self.deny(by, "you broke the glass on this request; another admin reviews it".into()).await);
+        // Who broke the glass, from the trail (a later approval round may have changed `decided_by`).
+        let breaker =
+            view.timeline.iter().rev().find(|e| e.action == AuditAction::BreakGlass.as_str()).map(|e| e.actor.clone());
+        if breaker.as_deref() == Some(by.id.as_str()) || row.request.requester == by.id {
+            return Err(self
+                .deny(by, "the admin who broke the glass and the requester cannot review it; another admin does".into())
+                .await);
         }
         let undo = if revert {
             if row.request.status != Status::Applied {

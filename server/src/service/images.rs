@@ -159,6 +159,15 @@ impl PortalService {
             .collect())
     }
 
+    /// The deployment's promotion rules applied to an image's facts.
+    pub(super) fn promotion_refused(&self, facts: &PromotionFacts) -> Option<String> {
+        app::domain::plan::promotion_refused(
+            facts,
+            self.deployment.promotion.require_scan,
+            self.deployment.promotion.refuse_critical,
+        )
+    }
+
     /// What the plan of a promotion shows of the image (None: no such image).
     pub(super) async fn promotion_facts(
         &self,
@@ -176,6 +185,7 @@ impl PortalService {
             current_tags: image.image.tags,
             pushed_at: Some(format_ms(image.image.pushed_at)),
             critical: scan.as_ref().map_or(0, |s| s.critical()),
+            scan_complete: scan.as_ref().is_some_and(|s| s.is_complete()),
             scan: scan.map(|s| s.describe()),
             production_can_pull: self.production_reaches(policy.as_ref()),
         }))
@@ -232,20 +242,8 @@ impl PortalService {
         }
         .check()
         .map_err(|e| Error::Invalid(vec![e]))?;
-        if self.deployment.promotion.require_scan && facts.scan.is_none() {
-            return Err(Error::field(
-                "digest",
-                "this image was never scanned; scan it first (portal.promote_require_scan)",
-            ));
-        }
-        if self.deployment.promotion.refuse_critical && facts.critical > 0 {
-            return Err(Error::field(
-                "digest",
-                format!(
-                    "the image's scan found {} critical vulnerabilities (portal.promote_refuse_critical)",
-                    facts.critical
-                ),
-            ));
+        if let Some(why) = self.promotion_refused(&facts) {
+            return Err(Error::field("digest", why));
         }
         let kind = RequestKind::PromoteImage { repository: name, digest, tag, moves_from };
         let request = self.new_request(&by.id, kind, justification, Status::Pending);

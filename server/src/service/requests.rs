@@ -120,7 +120,7 @@ impl PortalService {
         let mut conn = self.db.pool.acquire().await?;
         let record = db::get_record(&mut conn, name.as_str()).await?;
         drop(conn);
-        let Some(before) = record.and_then(|r| r.spec) else {
+        let Some(mut before) = record.and_then(|r| r.spec) else {
             return Err(Error::field(
                 "repository",
                 format!(
@@ -128,14 +128,29 @@ impl PortalService {
                 ),
             ));
         };
-        let parsed = input.parse(&before).map_err(Error::Invalid)?;
-        match self.registry.describe_settings(name.as_str()).await {
-            Ok(Some(_)) => {}
+        let live = match self.registry.describe(name.as_str()).await {
+            Ok(Some(live)) => live,
             Ok(None) => return Err(Error::field("repository", format!("there is no repository {name} in ECR"))),
             Err(e) => return Err(aws_unavailable(&format!("check {name}"), e)),
-        }
+        };
+        // The free tags are taken as they are live (an adopted repository's record keeps only team
+        // and cost centre), so the plan's "before" and what the apply removes are the same tags.
+        before.tags.retain(|t| t.key == "team" || t.key == "cost-center");
+        before.tags.extend(
+            live.tags
+                .iter()
+                .filter(|t| {
+                    t.key != "team"
+                        && t.key != "cost-center"
+                        && t.key != crate::aws::REQUEST_TAG
+                        && !t.key.starts_with("aws:")
+                })
+                .cloned(),
+        );
+        before.tags.sort();
+        let parsed = input.parse(&before).map_err(Error::Invalid)?;
         if parsed.spec.lifecycle.policy_json() != before.lifecycle.policy_json() && !parsed.expire_protected {
-            if let Some(preview) = self.lifecycle_preview(&parsed.spec).await {
+            if let Some(preview) = self.lifecycle_preview(&parsed.spec).await? {
                 let protected: Vec<String> = preview
                     .expiring
                     .iter()
@@ -189,9 +204,10 @@ impl PortalService {
                 self.registry.images(name.as_str()).await.map_err(|e| aws_unavailable(&format!("read {name}"), e))?;
             return Ok(app::domain::plan::LifecyclePreview { images: images.len(), expiring: vec![] });
         }
-        self.lifecycle_preview(&spec).await.ok_or_else(|| {
-            Error::Unavailable(format!("could not read the images of {name} from ECR right now; try again"))
-        })
+        Ok(self
+            .lifecycle_preview(&spec)
+            .await?
+            .unwrap_or(app::domain::plan::LifecyclePreview { images: 0, expiring: vec![] }))
     }
 
     /// A repository's settings page.

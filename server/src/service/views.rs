@@ -125,7 +125,17 @@ impl PortalService {
                 } else {
                     None
                 };
-                plan::for_promote(repository.as_str(), digest, tag, moves_from.as_deref(), facts.as_ref(), target)
+                // The promotion rules are checked again while it waits: a scan may have finished meanwhile.
+                let refused = facts.as_ref().and_then(|f| self.promotion_refused(f));
+                plan::for_promote(
+                    repository.as_str(),
+                    digest,
+                    tag,
+                    moves_from.as_deref(),
+                    facts.as_ref(),
+                    refused,
+                    target,
+                )
             }
             RequestKind::UpdateRepository { before, spec, expire_protected } => {
                 // While it waits: from the live settings, with the preview against the images now.
@@ -149,38 +159,49 @@ impl PortalService {
                     }
                 };
                 let from = Self::live_settings(before, &live);
-                let preview = self.lifecycle_preview(spec).await;
+                // Fails closed: a lifecycle whose effect cannot be previewed is not approved blind.
+                let preview = match self.lifecycle_preview(spec).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!("previewing the lifecycle of {}: {e}", spec.name);
+                        return Plan {
+                            blocked: Some(
+                                "could not read the repository's images to preview what the lifecycle would expire; \
+                                 reload to try again"
+                                    .into(),
+                            ),
+                            ..Plan::default()
+                        };
+                    }
+                };
                 plan::for_update(&from, spec, preview, *expire_protected, target)
             }
         }
     }
 
     /// What a lifecycle would expire from the repository's images now (None:
-    /// no lifecycle, or the images could not be read).
+    /// no lifecycle). An error when the images or the releases cannot be read:
+    /// callers refuse rather than let a lifecycle through unseen.
     pub(super) async fn lifecycle_preview(
         &self,
         spec: &app::domain::settings::RepositorySpec,
-    ) -> Option<plan::LifecyclePreview> {
+    ) -> Result<Option<plan::LifecyclePreview>, Error> {
         let rules = spec.lifecycle.effective_rules();
         if rules.is_empty() {
-            return None;
+            return Ok(None);
         }
-        let images = match self.registry.images(spec.name.as_str()).await {
-            Ok(i) => i,
-            Err(e) => {
-                tracing::warn!("reading the images of {}: {e}", spec.name);
-                return None;
-            }
-        };
+        let images = self
+            .registry
+            .images(spec.name.as_str())
+            .await
+            .map_err(|e| super::aws_unavailable(&format!("read the images of {}", spec.name), e))?;
         // The repository's releases are protected too (their tags, exactly).
         let mut protection = self.deployment.protection.clone();
-        if let Ok(mut conn) = self.db.pool.acquire().await {
-            if let Ok(releases) = db::releases(&mut conn, spec.name.as_str()).await {
-                protection.tag_patterns.extend(releases.into_iter().map(|r| r.tag));
-            }
-        }
+        let mut conn = self.db.pool.acquire().await?;
+        protection.tag_patterns.extend(db::releases(&mut conn, spec.name.as_str()).await?.into_iter().map(|r| r.tag));
+        drop(conn);
         let expiring = app::domain::lifecycle::preview(&rules, &images, self.now(), &protection);
-        Some(plan::LifecyclePreview {
+        Ok(Some(plan::LifecyclePreview {
             images: images.len(),
             expiring: expiring
                 .into_iter()
@@ -201,7 +222,7 @@ impl PortalService {
                     pushed_at: format_ms(e.image.pushed_at),
                 })
                 .collect(),
-        })
+        }))
     }
 
     /// The settings as they are live, in the terms of a spec (tags: the spec's
@@ -256,11 +277,10 @@ impl PortalService {
             RequestKind::GrantProduction { until: Some(t), .. } => Some(format_ms(*t)),
             _ => None,
         };
-        let break_glass = timeline
-            .iter()
-            .rev()
-            .find(|e: &&AuditEventView| e.action == AuditAction::BreakGlass.as_str())
-            .map(|e| format!("{} applied it at {} without the quorum: {}", e.actor, e.at, e.detail));
+        let broken = timeline.iter().rev().find(|e: &&AuditEventView| e.action == AuditAction::BreakGlass.as_str());
+        let breaker = broken.map(|e| e.actor.clone());
+        let break_glass =
+            broken.map(|e| format!("{} applied it at {} without the quorum: {}", e.actor, e.at, e.detail));
         let operator = by.can(Capability::Operate);
         Ok(RequestDetail {
             break_glass,
@@ -269,7 +289,10 @@ impl PortalService {
                 && operator
                 && r.requester != by.id
                 && r.status.is_awaiting_decision(),
-            can_review: operator && row.review_pending && r.decided_by.as_deref() != Some(by.id.as_str()),
+            can_review: operator
+                && row.review_pending
+                && breaker.as_deref() != Some(by.id.as_str())
+                && r.requester != by.id,
             summary: summary(r),
             kind: r.kind.clone(),
             until,

@@ -209,6 +209,8 @@ async fn the_settings_page_forms_file_requests_and_refusals_say_why() {
     };
     let refused = post("/repositories/update", base("{not json")).await.expect("post");
     assert_eq!(refused.status(), 422);
+    let csp = refused.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert!(csp.contains("style-src 'self'") && csp.contains("default-src 'none'"), "{csp}");
     let text = refused.text().await.expect("html");
     assert!(
         text.contains("lifecycle_rules") && text.contains("not JSON") && text.contains("Back to the form"),
