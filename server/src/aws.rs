@@ -751,7 +751,27 @@ impl Registry for EcrRegistry {
 
     async fn manifest(&self, name: &str, digest: &str) -> Result<Option<(String, Option<String>)>, RegistryError> {
         let id = ecr::ImageIdentifier::builder().image_digest(digest).build();
-        let out = self.ecr.batch_get_image().repository_name(name).image_ids(id).send().await.map_err(classify)?;
+        // Every manifest kind as it is stored (single images and multi-arch lists, Docker and OCI):
+        // without them ECR may convert the manifest, and a converted one has another digest.
+        let mut req = self.ecr.batch_get_image().repository_name(name).image_ids(id);
+        for t in [
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.oci.image.index.v1+json",
+        ] {
+            req = req.accepted_media_types(t);
+        }
+        let out = req.send().await.map_err(classify)?;
+        if let Some(f) = out.failures().iter().find(|f| {
+            !matches!(
+                f.failure_code(),
+                Some(ecr::ImageFailureCode::ImageNotFound) | Some(ecr::ImageFailureCode::MissingDigestAndTag)
+            )
+        }) {
+            let code = f.failure_code().map(|c| c.as_str().to_string()).unwrap_or_default();
+            return Err(RegistryError::Invalid(format!("{code}: {}", f.failure_reason().unwrap_or(""))));
+        }
         Ok(out.images().first().and_then(|i| {
             i.image_manifest().map(|m| (m.to_string(), i.image_manifest_media_type().map(str::to_string)))
         }))

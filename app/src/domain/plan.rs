@@ -325,6 +325,10 @@ pub struct PromotionFacts {
     pub critical: u32,
     /// The scan finished (not in progress or failed).
     pub scan_complete: bool,
+    /// The repository's lifecycle would expire the image even with its release tag (the rule).
+    pub expired_by: Option<String>,
+    /// The repository's lifecycle policy is not one the portal can read as rules.
+    pub lifecycle_unchecked: bool,
     pub production_can_pull: bool,
 }
 
@@ -406,6 +410,15 @@ pub fn for_promote(
         }
         if f.scan.is_none() {
             warnings.push("The image was never scanned.".to_string());
+        }
+        if f.lifecycle_unchecked {
+            warnings.push("The repository's lifecycle policy could not be checked against this image.".to_string());
+        }
+        if let Some(rule) = &f.expired_by {
+            warnings.push(format!(
+                "The repository's lifecycle would expire this image even as a release ({rule}): ECR does not know \
+                 releases, so change the lifecycle first."
+            ));
         }
         if !f.production_can_pull {
             warnings.push(

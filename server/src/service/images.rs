@@ -173,15 +173,34 @@ impl PortalService {
         &self,
         name: &str,
         digest: &str,
+        tag: &str,
     ) -> Result<Option<PromotionFacts>, RegistryError> {
         let images = self.registry.image_details(name).await?;
-        let Some(image) = images.into_iter().find(|i| i.image.digest == digest) else { return Ok(None) };
+        let Some(image) = images.iter().find(|i| i.image.digest == digest).cloned() else { return Ok(None) };
         let scan = match image.scan {
             Some(s) => Some(s),
             None => self.registry.scan_findings(name, digest).await?,
         };
-        let policy = self.live_policy(name).await?;
+        let Some(live) = self.registry.describe(name).await? else { return Ok(None) };
+        let policy = live.policy;
+        // ECR runs the lifecycle by its own rules, which know nothing of releases: would it expire
+        // this image, with its release tag, as the repository stands?
+        let lifecycle = app::domain::settings::Lifecycle::from_policy(live.lifecycle_policy.as_ref());
+        let expired_by = lifecycle.as_ref().and_then(|lifecycle| {
+            let rules = lifecycle.effective_rules();
+            let mut all: Vec<app::domain::lifecycle::Image> = images.iter().map(|i| i.image.clone()).collect();
+            if let Some(me) = all.iter_mut().find(|i| i.digest == digest) {
+                me.tags.push(tag.to_string());
+            }
+            let none = app::domain::lifecycle::Protection { pulled_within_days: 0, tag_patterns: vec![] };
+            app::domain::lifecycle::preview(&rules, &all, self.now(), &none)
+                .into_iter()
+                .find(|e| e.image.digest == digest)
+                .and_then(|e| rules.iter().find(|r| r.priority == e.rule).map(|r| r.describe()))
+        });
         Ok(Some(PromotionFacts {
+            expired_by,
+            lifecycle_unchecked: lifecycle.is_none(),
             current_tags: image.image.tags,
             pushed_at: Some(format_ms(image.image.pushed_at)),
             critical: scan.as_ref().map_or(0, |s| s.critical()),
@@ -224,7 +243,7 @@ impl PortalService {
             Ok(None) => return Err(Error::field("repository", format!("there is no repository {name} in ECR"))),
             Err(e) => return Err(aws_unavailable(&format!("read {name}"), e)),
         };
-        let facts = match self.promotion_facts(name.as_str(), &digest).await {
+        let facts = match self.promotion_facts(name.as_str(), &digest, &tag).await {
             Ok(Some(f)) => f,
             Ok(None) => return Err(Error::field("digest", format!("there is no image {digest} in {name}"))),
             Err(e) => return Err(aws_unavailable(&format!("read the images of {name}"), e)),

@@ -109,7 +109,7 @@ impl PortalService {
             }
             RequestKind::PromoteImage { repository, digest, tag, moves_from } => {
                 let facts = if r.status.is_awaiting_decision() {
-                    match self.promotion_facts(repository.as_str(), digest).await {
+                    match self.promotion_facts(repository.as_str(), digest, tag).await {
                         Ok(Some(f)) => Some(f),
                         Ok(None) => {
                             return Plan {

@@ -263,3 +263,25 @@ async fn scans_can_be_required_and_releases_are_protected_from_lifecycles() {
         .await;
     assert!(s == 422 && e.to_string().contains("release tag v7.0.0"), "{e}");
 }
+
+#[tokio::test]
+async fn a_promotion_the_current_lifecycle_would_expire_is_flagged_for_the_approver() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice", "requester").await;
+    let bob = app.sign_in("bob", "admin").await;
+    let name = unique("expiring");
+    let mut body = request_body(&name);
+    body["keep_last_images"] = json!(1);
+    let (_, created) = alice.post("/api/v1/requests", body).await;
+    let cid = id_of(&created);
+    bob.post(&format!("/api/v1/requests/{cid}/approve"), json!({})).await;
+    assert_eq!(bob.wait_settled(cid).await["summary"]["status"], "applied");
+    let full = format!("crytera/{name}");
+    let old = push_image(&app, &full, "build-1", 1).await;
+    push_image(&app, &full, "build-2", 2).await;
+    let (s, d) = alice.post("/api/v1/requests", promote(&full, &old, "v1.0.0")).await;
+    assert_eq!(s, 201, "{d}");
+    let warning = d["plan"]["warning"].as_str().unwrap_or("");
+    assert!(warning.contains("lifecycle would expire this image even as a release"), "{warning}");
+    assert!(warning.contains("keep the newest 1"), "{warning}");
+}
