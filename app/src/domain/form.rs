@@ -10,18 +10,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_JUSTIFICATION: usize = 2_000;
 pub const MAX_TAG_VALUE: usize = 256;
 
-/// One problem with one field, e.g. `{field: "name", message: "use lowercase letters only"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: &str, message: impl Into<String>) -> Self {
-        Self { field: field.to_string(), message: message.into() }
-    }
-}
+pub use super::field::FieldError;
 
 /// A request for a new repository, as received (JSON API) or built from the form.
 /// Optional settings take the portal's recommended defaults.

@@ -1,6 +1,6 @@
 //! Images in a repository, their scans, and the rules of a promotion: giving a
 //! tested image (by digest) a release tag that production pulls.
-use super::form::FieldError;
+use super::field::FieldError;
 use super::lifecycle::{wildcard_match, Image};
 use super::settings::TagMutability;
 use serde::{Deserialize, Serialize};

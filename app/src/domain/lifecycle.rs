@@ -14,7 +14,7 @@
 //! - an image that meets the tagging requirement of a rule cannot be expired by
 //!   a rule of lower priority (it still counts in that rule's image count), and an
 //!   image is expired once.
-use super::form::FieldError;
+use super::field::FieldError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod approval;
 pub mod audit;
+pub mod field;
 pub mod form;
 pub mod image;
 pub mod lifecycle;

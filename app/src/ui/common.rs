@@ -141,3 +141,22 @@ pub fn reload() {
         let _ = window().location().reload();
     }
 }
+
+/// Copies a text (a pull URI, a pull command) to the clipboard.
+#[island]
+pub fn CopyButton(text: String, label: String) -> impl IntoView {
+    let hydrated = use_hydrated();
+    view! {
+        <button type="button" class="link-button copy" disabled=move || !hydrated.get() aria-label=label
+            on:click=move |_| copy(&text)>"Copy"</button>
+    }
+}
+
+fn copy(text: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        let _ = window().navigator().clipboard().write_text(text);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = text;
+}

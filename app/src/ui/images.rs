@@ -3,8 +3,8 @@
 //! and the releases made so far with their pull commands. The forms are plain
 //! HTML (POST `/repositories/promote`, `/repositories/scan`), so they work
 //! without JavaScript; only the copy buttons are islands.
+use super::common::CopyButton;
 use super::common::{encode, ErrorNotice, Loading};
-use super::repos::CopyButton;
 use crate::api::list_images;
 use crate::views::{ImageView, ImagesPage, ImagesQuery, ReleaseView};
 use leptos::prelude::*;

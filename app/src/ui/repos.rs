@@ -2,7 +2,7 @@
 //! with its pull URI, settings, production access, images and drift. Admins
 //! adopt repositories made outside the portal, check drift, and resolve it.
 //! Search, filter and page are in the URL (100 rows a page).
-use super::common::{encode, go_to, reload, reload_when, use_hydrated, EmptyState, ErrorNotice, Loading};
+use super::common::{encode, go_to, reload, reload_when, use_hydrated, CopyButton, EmptyState, ErrorNotice, Loading};
 use super::InfoResource;
 use crate::api::{list_repositories, AcceptDrift, AdoptRepository, CheckDrift, RequestRestore};
 use crate::error::AppError;
@@ -199,16 +199,6 @@ pub fn Repositories() -> impl IntoView {
     }
 }
 
-/// Copies a pull URI to the clipboard.
-#[island]
-pub(super) fn CopyButton(text: String, label: String) -> impl IntoView {
-    let hydrated = use_hydrated();
-    view! {
-        <button type="button" class="link-button copy" disabled=move || !hydrated.get() aria-label=label
-            on:click=move |_| copy(&text)>"Copy"</button>
-    }
-}
-
 /// An admin's actions on one repository: adopt it, accept its live state, or
 /// ask for it to be restored. The page loads again with the result.
 #[island]
@@ -264,14 +254,4 @@ fn CheckDriftButton() -> impl IntoView {
         </button>
         {move || check.value().get().and_then(Result::err).map(|e| view! { <ErrorNotice error=e/> })}
     }
-}
-
-/// Copies text to the clipboard (browser only).
-fn copy(text: &str) {
-    #[cfg(feature = "hydrate")]
-    {
-        let _ = window().navigator().clipboard().write_text(text);
-    }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = text;
 }
