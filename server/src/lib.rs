@@ -14,4 +14,5 @@ pub mod oidc;
 pub mod secret;
 pub mod service;
 pub mod startup;
+pub mod terraform;
 pub mod worker;

@@ -44,6 +44,20 @@ enum Command {
         /// Where to write the copy (must not exist yet).
         path: PathBuf,
     },
+    /// Terraform interop.
+    #[command(subcommand)]
+    Terraform(TerraformCommand),
+}
+
+#[derive(Subcommand)]
+enum TerraformCommand {
+    /// Write the repositories under the namespace, as they are live in ECR, as Terraform in the
+    /// module's shape with import blocks (DIR/main.tf; no provider block).
+    Export {
+        /// The folder to write main.tf into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -128,6 +142,18 @@ async fn main() -> anyhow::Result<()> {
                 out.write_all(&chunk?)?;
             }
             out.flush()?;
+            Ok(())
+        }
+        Command::Terraform(TerraformCommand::Export { out }) => {
+            let registry = server::aws::EcrRegistry::new(&config).await;
+            let done = server::terraform::export(&registry, &config.namespace).await?;
+            std::fs::create_dir_all(&out)?;
+            let file = out.join("main.tf");
+            std::fs::write(&file, &done.main_tf)?;
+            println!("wrote {} ({} repositories)", file.display(), done.exported.len());
+            for why in &done.skipped {
+                println!("skipped: {why}");
+            }
             Ok(())
         }
         Command::Backup { path } => {

@@ -116,7 +116,9 @@ pub fn Repositories() -> impl IntoView {
                     </Show>
                 </Suspense>
             </div>
-            <p class="lede">"Read from ECR in the staging account (refreshed every minute), including repositories created outside the portal."</p>
+            <p class="lede">"Read from ECR in the staging account (refreshed every minute), including repositories created outside the portal. "
+                <a href="/api/v1/terraform/export" download="main.tf" data-testid="terraform-export">"Download as Terraform"</a>
+                " (the module's shape, with import blocks)."</p>
             <form method="get" action="/repositories" class="card filters-form" aria-label="Search the repositories">
                 <div class="field">
                     <label for="r-q">"Name contains"</label>

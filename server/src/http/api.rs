@@ -452,6 +452,21 @@ async fn scan(State(s): State<AppState>, u: Option<Extension<Principal>>, body: 
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({"started": true}))).into_response())
 }
 
+/// `GET /api/v1/terraform/export`: main.tf for the repositories under the namespace, as they are
+/// live, in the Terraform module's shape with import blocks (a download).
+async fn terraform_export(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
+    let by = user(u)?;
+    let export = s.service.terraform_export(&by).await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (axum::http::header::CONTENT_DISPOSITION, "attachment; filename=\"main.tf\""),
+        ],
+        export.main_tf,
+    )
+        .into_response())
+}
+
 async fn me(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
     Ok(Json(s.service.info(u.map(|Extension(p)| p))).into_response())
 }
@@ -476,6 +491,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/images", get(images))
         .route("/api/v1/images/scan", post(scan))
         .route("/api/v1/releases", get(releases))
+        .route("/api/v1/terraform/export", get(terraform_export))
         .route("/api/v1/repositories/{action}", post(repository_action))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/audit/export", get(export))

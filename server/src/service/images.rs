@@ -137,6 +137,15 @@ impl PortalService {
         Ok(())
     }
 
+    /// The repositories under the namespace as Terraform (see `crate::terraform`), for the download.
+    pub async fn terraform_export(&self, by: &Principal) -> Result<crate::terraform::Export, Error> {
+        self.authorize(by, Capability::ReadRepositories, "read repositories").await?;
+        crate::terraform::export(&*self.registry, &self.deployment.namespace).await.map_err(|e| {
+            tracing::warn!("terraform export: {e:#}");
+            Error::Unavailable("could not read the repositories from ECR right now; try again".into())
+        })
+    }
+
     /// Release tags moved or deleted outside the portal (one DescribeImages
     /// listing for a repository with releases; none without).
     pub(super) async fn release_drift(&self, name: &str) -> Result<Vec<String>, Error> {

@@ -18,4 +18,5 @@ mod races;
 mod requests;
 mod security;
 mod settings;
+mod terraform;
 mod web;
