@@ -1,4 +1,4 @@
-import { expect, Page } from "@playwright/test";
+import { Browser, expect, Page } from "@playwright/test";
 import { execFileSync } from "node:child_process";
 
 export const SHOTS = process.env.SCREENSHOT_DIR ?? "../docs/screenshots";
@@ -55,4 +55,14 @@ export async function createRepository(requester: Page, admin: Page, name: strin
   const id = (await made.json()).summary.id;
   expect((await admin.request.post(`/api/v1/requests/${id}/approve`, { data: {} })).status()).toBe(200);
   await expect.poll(async () => (await (await admin.request.get(`/api/v1/requests/${id}`)).json()).summary.status).toBe("applied");
+}
+
+/** Alice (a requester) and Bob (an admin), each signed in in a browser context of their own, watched for errors. */
+export async function requesterAndAdmin(browser: Browser) {
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  const errors = [alice, bob].map(watchForErrors);
+  await signIn(alice, "alice", "requester");
+  await signIn(bob, "bob", "admin");
+  return { alice, bob, errors };
 }

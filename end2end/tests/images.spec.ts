@@ -1,14 +1,10 @@
 import { test, expect } from "@playwright/test";
-import { signIn, watchForErrors, uniqueName, createRepository, moto, SHOTS } from "./helpers";
+import { uniqueName, createRepository, moto, requesterAndAdmin, SHOTS } from "./helpers";
 
 test("images and promotion: open a repository's images, promote one, approve, see the release listed", async ({ browser }) => {
   const name = uniqueName("release");
   const full = `crytera/${name}`;
-  const alice = await (await browser.newContext()).newPage();
-  const bob = await (await browser.newContext()).newPage();
-  const errors = [...[alice, bob].map(watchForErrors)];
-  await signIn(alice, "alice", "requester");
-  await signIn(bob, "bob", "admin");
+  const { alice, bob, errors } = await requesterAndAdmin(browser);
   await createRepository(alice, bob, name, "service images");
   moto(full, "push", "build-1", "build-2");
 

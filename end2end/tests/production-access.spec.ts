@@ -1,14 +1,10 @@
 import { test, expect } from "@playwright/test";
-import { signIn, watchForErrors, uniqueName, createRepository, moto, SHOTS } from "./helpers";
+import { uniqueName, createRepository, moto, requesterAndAdmin, SHOTS } from "./helpers";
 
 test("production access: the admin sees the policy diff, approves, and a hand edit shows up as drift", async ({ browser }) => {
   const name = uniqueName("prod");
   const full = `crytera/${name}`;
-  const alice = await (await browser.newContext()).newPage();
-  const bob = await (await browser.newContext()).newPage();
-  const errors = [...[alice, bob].map(watchForErrors)];
-  await signIn(alice, "alice", "requester");
-  await signIn(bob, "bob", "admin");
+  const { alice, bob, errors } = await requesterAndAdmin(browser);
 
   // A repository to work with, made through the API (the first test covers the form).
   await createRepository(alice, bob, name, "base images");

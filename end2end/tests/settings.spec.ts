@@ -1,14 +1,10 @@
 import { test, expect } from "@playwright/test";
-import { signIn, watchForErrors, uniqueName, createRepository, moto, SHOTS } from "./helpers";
+import { uniqueName, createRepository, moto, requesterAndAdmin, SHOTS } from "./helpers";
 
 test("a repository's settings change: before → after, the lifecycle preview, approval, applied; then its deletion with the warning", async ({ browser }) => {
   const name = uniqueName("settings");
   const full = `crytera/${name}`;
-  const alice = await (await browser.newContext()).newPage();
-  const bob = await (await browser.newContext()).newPage();
-  const errors = [...[alice, bob].map(watchForErrors)];
-  await signIn(alice, "alice", "requester");
-  await signIn(bob, "bob", "admin");
+  const { alice, bob, errors } = await requesterAndAdmin(browser);
   await createRepository(alice, bob, name, "web images");
   // CI pushed three dev builds and a release.
   moto(full, "push", "v1.0.0", "dev-1", "dev-2", "dev-3");

@@ -100,6 +100,16 @@ pub const MAX_TAGS: usize = 49;
 /// Tag keys the portal keeps for itself (`ecr-portal:`) or AWS does (`aws:`).
 pub const RESERVED_TAG_PREFIXES: [&str; 2] = ["ecr-portal:", "aws:"];
 
+/// The two tags every repository has, set through their own fields.
+pub fn is_required_tag(key: &str) -> bool {
+    key == "team" || key == "cost-center"
+}
+
+/// A tag a requester sets freely: not a required one, not the portal's or AWS's own.
+pub fn is_free_tag(key: &str) -> bool {
+    !is_required_tag(key) && !RESERVED_TAG_PREFIXES.iter().any(|p| key.to_ascii_lowercase().starts_with(p))
+}
+
 /// Tag mutability and its exclusions, from the input over a base.
 fn mutability(
     raw: Option<&str>,
@@ -478,7 +488,7 @@ impl RepositoryRequestInput {
 /// with the free tags, sorted by key.
 fn all_tags(team: String, cost_center: String, free: Vec<Tag>, errors: &mut Vec<FieldError>) -> Vec<Tag> {
     let mut tags = vec![Tag { key: "cost-center".into(), value: cost_center }, Tag { key: "team".into(), value: team }];
-    tags.extend(free.into_iter().filter(|t| t.key != "team" && t.key != "cost-center"));
+    tags.extend(free.into_iter().filter(|t| !is_required_tag(&t.key)));
     tags.sort();
     if tags.len() > MAX_TAGS {
         errors.push(FieldError::new("tags", format!("at most {MAX_TAGS} tags, team and cost centre included")));
@@ -539,7 +549,7 @@ impl UpdateRequestInput {
         };
         let free = match &map {
             Some(m) => free_tags(m, &mut errors),
-            None => base.tags.iter().filter(|t| t.key != "team" && t.key != "cost-center").cloned().collect(),
+            None => base.tags.iter().filter(|t| !is_required_tag(&t.key)).cloned().collect(),
         };
         let tags = all_tags(team, cost_center, free, &mut errors);
         let justification = justification(&self.justification, &mut errors, "say why the settings should change");

@@ -110,6 +110,11 @@ impl PromotionCheck<'_> {
     }
 }
 
+/// A digest short enough to read in a table: `sha256:` and its first 12 hex digits.
+pub fn short_digest(digest: &str) -> String {
+    digest.chars().take(19).collect()
+}
+
 /// Checks a digest's shape (`sha256:` and 64 lowercase hex digits).
 pub fn is_digest(raw: &str) -> bool {
     raw.strip_prefix("sha256:")

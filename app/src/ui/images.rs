@@ -6,6 +6,7 @@
 use super::common::CopyButton;
 use super::common::{encode, ErrorNotice, Loading};
 use crate::api::list_images;
+use crate::domain::image::short_digest;
 use crate::views::{ImageView, ImagesPage, ImagesQuery, ReleaseView};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -114,7 +115,7 @@ fn Body(p: ImagesPage) -> impl IntoView {
 
 #[component]
 fn ImageRow(i: ImageView, repository: String, patterns: String, can_scan: bool) -> impl IntoView {
-    let short = i.digest.chars().take(19).collect::<String>();
+    let short = short_digest(&i.digest);
     let size = match i.size_bytes {
         Some(b) if b >= 1_000_000 => format!("{:.1} MB", b as f64 / 1_000_000.0),
         Some(b) if b >= 1_000 => format!("{:.1} kB", b as f64 / 1_000.0),
@@ -185,7 +186,7 @@ fn Releases(list: Vec<ReleaseView>) -> impl IntoView {
                             </tr></thead>
                             <tbody>
                                 {list.into_iter().map(|r| {
-                                    let short = r.digest.chars().take(19).collect::<String>();
+                                    let short = short_digest(&r.digest);
                                     view! {
                                         <tr data-release=r.tag.clone()>
                                             <td><a href=format!("/requests/{}", r.request_id)><code>{r.tag.clone()}</code></a></td>

@@ -11,6 +11,9 @@ mod requests;
 mod tokens;
 mod users;
 
+pub use images::images_href;
+pub use repo_settings::settings_href;
+
 use crate::api::get_portal_info;
 use crate::views::PortalInfo;
 use leptos::prelude::*;

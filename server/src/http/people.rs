@@ -276,10 +276,7 @@ pub async fn update_repository(
     by: Option<Extension<Principal>>,
     Form(form): Form<UpdateForm>,
 ) -> Response {
-    let back = format!(
-        "/repositories/settings?name={}",
-        percent_encoding::utf8_percent_encode(&form.repository, percent_encoding::NON_ALPHANUMERIC)
-    );
+    let back = app::ui::settings_href(&form.repository);
     let Some(Extension(by)) = by else { return Redirect::to("/login?next=/repositories").into_response() };
     let input = match form.input() {
         Ok(i) => i,
@@ -311,10 +308,7 @@ pub async fn promote(
     by: Option<Extension<Principal>>,
     Form(form): Form<PromoteForm>,
 ) -> Response {
-    let back = format!(
-        "/repositories/images?name={}",
-        percent_encoding::utf8_percent_encode(&form.repository, percent_encoding::NON_ALPHANUMERIC)
-    );
+    let back = app::ui::images_href(&form.repository);
     let Some(Extension(by)) = by else { return Redirect::to("/login?next=/repositories").into_response() };
     let input = app::domain::form::PromoteRequestInput {
         repository: form.repository,
@@ -343,10 +337,7 @@ pub async fn scan(
     by: Option<Extension<Principal>>,
     Form(form): Form<ScanForm>,
 ) -> Response {
-    let back = format!(
-        "/repositories/images?name={}",
-        percent_encoding::utf8_percent_encode(&form.repository, percent_encoding::NON_ALPHANUMERIC)
-    );
+    let back = app::ui::images_href(&form.repository);
     let Some(Extension(by)) = by else { return Redirect::to("/login?next=/repositories").into_response() };
     match state.service.start_scan(&by, form.repository, form.digest).await.map_err(AppError::from) {
         Ok(()) => Redirect::to(&format!("{back}&done=scan_started")).into_response(),
@@ -368,10 +359,7 @@ pub async fn delete_repository(
     by: Option<Extension<Principal>>,
     Form(form): Form<DeleteForm>,
 ) -> Response {
-    let back = format!(
-        "/repositories/settings?name={}",
-        percent_encoding::utf8_percent_encode(&form.repository, percent_encoding::NON_ALPHANUMERIC)
-    );
+    let back = app::ui::settings_href(&form.repository);
     let Some(Extension(by)) = by else { return Redirect::to("/login?next=/repositories").into_response() };
     let input =
         app::domain::form::DeleteRequestInput { repository: form.repository, justification: form.justification };

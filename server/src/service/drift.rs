@@ -356,7 +356,7 @@ impl PortalService {
     fn spec_from_live(name: &RepoName, live: &LiveRepository) -> Option<RepositorySpec> {
         let lifecycle = Lifecycle::from_policy(live.lifecycle_policy.as_ref())?;
         let mut tags: Vec<Tag> =
-            live.tags.iter().filter(|t| t.key == "team" || t.key == "cost-center").cloned().collect();
+            live.tags.iter().filter(|t| app::domain::form::is_required_tag(&t.key)).cloned().collect();
         tags.sort();
         Some(RepositorySpec {
             name: name.clone(),

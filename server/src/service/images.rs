@@ -177,21 +177,22 @@ impl PortalService {
         )
     }
 
-    /// What the plan of a promotion shows of the image (None: no such image).
+    /// What the plan of a promotion shows of the image (None: no such image), from the
+    /// repository as it is live (read in full by the caller: settings, lifecycle, policy).
     pub(super) async fn promotion_facts(
         &self,
-        name: &str,
+        live: &crate::aws::LiveRepository,
         digest: &str,
         tag: &str,
     ) -> Result<Option<PromotionFacts>, RegistryError> {
+        let name = live.name.as_str();
         let images = self.registry.image_details(name).await?;
         let Some(image) = images.iter().find(|i| i.image.digest == digest).cloned() else { return Ok(None) };
         let scan = match image.scan {
             Some(s) => Some(s),
             None => self.registry.scan_findings(name, digest).await?,
         };
-        let Some(live) = self.registry.describe(name).await? else { return Ok(None) };
-        let policy = live.policy;
+        let policy = live.policy.as_ref();
         // ECR runs the lifecycle by its own rules, which know nothing of releases: would it expire
         // this image, with its release tag, as the repository stands?
         let lifecycle = app::domain::settings::Lifecycle::from_policy(live.lifecycle_policy.as_ref());
@@ -215,7 +216,7 @@ impl PortalService {
             critical: scan.as_ref().map_or(0, |s| s.critical()),
             scan_complete: scan.as_ref().is_some_and(|s| s.is_complete()),
             scan: scan.map(|s| s.describe()),
-            production_can_pull: self.production_reaches(policy.as_ref()),
+            production_can_pull: self.production_reaches(policy),
         }))
     }
 
@@ -247,12 +248,12 @@ impl PortalService {
             }
         };
         let Some(name) = name.filter(|_| errors.is_empty()) else { return Err(Error::Invalid(errors)) };
-        let live = match self.registry.describe_settings(name.as_str()).await {
+        let live = match self.registry.describe(name.as_str()).await {
             Ok(Some(l)) => l,
             Ok(None) => return Err(Error::field("repository", format!("there is no repository {name} in ECR"))),
             Err(e) => return Err(aws_unavailable(&format!("read {name}"), e)),
         };
-        let facts = match self.promotion_facts(name.as_str(), &digest, &tag).await {
+        let facts = match self.promotion_facts(&live, &digest, &tag).await {
             Ok(Some(f)) => f,
             Ok(None) => return Err(Error::field("digest", format!("there is no image {digest} in {name}"))),
             Err(e) => return Err(aws_unavailable(&format!("read the images of {name}"), e)),

@@ -13,7 +13,7 @@ use app::views::*;
 
 /// An image in a sentence: its first tag, or its short digest.
 fn short_image(digest: &str, tags: &[String]) -> String {
-    tags.first().cloned().unwrap_or_else(|| digest.chars().take(19).collect())
+    tags.first().cloned().unwrap_or_else(|| app::domain::image::short_digest(digest))
 }
 
 impl PortalService {
@@ -135,18 +135,9 @@ impl PortalService {
         };
         // The free tags are taken as they are live (an adopted repository's record keeps only team
         // and cost centre), so the plan's "before" and what the apply removes are the same tags.
-        before.tags.retain(|t| t.key == "team" || t.key == "cost-center");
-        before.tags.extend(
-            live.tags
-                .iter()
-                .filter(|t| {
-                    t.key != "team"
-                        && t.key != "cost-center"
-                        && t.key != crate::aws::REQUEST_TAG
-                        && !t.key.starts_with("aws:")
-                })
-                .cloned(),
-        );
+        use app::domain::form::{is_free_tag, is_required_tag};
+        before.tags.retain(|t| is_required_tag(&t.key));
+        before.tags.extend(live.tags.iter().filter(|t| is_free_tag(&t.key)).cloned());
         before.tags.sort();
         let parsed = input.parse(&before).map_err(Error::Invalid)?;
         if parsed.spec.lifecycle.policy_json() != before.lifecycle.policy_json() && !parsed.expire_protected {
@@ -240,7 +231,7 @@ impl PortalService {
             .map(|s| {
                 s.tags
                     .iter()
-                    .filter(|t| t.key != "team" && t.key != "cost-center")
+                    .filter(|t| app::domain::form::is_free_tag(&t.key))
                     .map(|t| format!("{}={}\n", t.key, t.value))
                     .collect::<String>()
             })

@@ -109,7 +109,12 @@ impl PortalService {
             }
             RequestKind::PromoteImage { repository, digest, tag, moves_from } => {
                 let facts = if r.status.is_awaiting_decision() {
-                    match self.promotion_facts(repository.as_str(), digest, tag).await {
+                    let facts = match self.registry.describe(repository.as_str()).await {
+                        Ok(Some(live)) => self.promotion_facts(&live, digest, tag).await,
+                        Ok(None) => Ok(None),
+                        Err(e) => Err(e),
+                    };
+                    match facts {
                         Ok(Some(f)) => Some(f),
                         Ok(None) => {
                             return Plan {
@@ -234,7 +239,7 @@ impl PortalService {
         let mut tags: Vec<app::domain::settings::Tag> = live
             .tags
             .iter()
-            .filter(|t| t.key != crate::aws::REQUEST_TAG && !t.key.starts_with("aws:"))
+            .filter(|t| app::domain::form::is_required_tag(&t.key) || app::domain::form::is_free_tag(&t.key))
             .cloned()
             .collect();
         tags.sort();

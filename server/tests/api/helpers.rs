@@ -331,6 +331,29 @@ pub fn browser() -> reqwest::Client {
         .expect("client")
 }
 
+/// A plain HTML form posted from the portal's own pages with a session cookie (no redirects followed).
+pub async fn post_form(app: &TestApp, cookie: &str, path: &str, form: &[(&str, String)]) -> reqwest::Response {
+    browser()
+        .post(format!("{}{path}", app.base))
+        .header("cookie", cookie)
+        .header("origin", app.base.clone())
+        .form(form)
+        .send()
+        .await
+        .expect("post")
+}
+
+/// The plan's step for one AWS call (the first of that name).
+pub fn plan_step(request: &Value, call: &str) -> Value {
+    request["plan"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["call"] == call)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {call} in {request}"))
+}
+
 pub fn location(r: &reqwest::Response) -> String {
     r.headers().get("location").and_then(|v| v.to_str().ok()).expect("a redirect").to_string()
 }
@@ -342,8 +365,15 @@ pub fn id_of(v: &Value) -> i64 {
 
 /// A repository made through the portal (requested by `requester`, approved by `admin`, applied).
 pub async fn managed_repo(requester: &User, admin: &User, prefix: &str) -> String {
+    managed_repo_with(requester, admin, prefix, json!({})).await
+}
+
+/// The same, with settings added to the request (`{"tag_mutability": "MUTABLE"}`).
+pub async fn managed_repo_with(requester: &User, admin: &User, prefix: &str, settings: Value) -> String {
     let name = unique(prefix);
-    let (status, created) = requester.submit(&name).await;
+    let mut body = request_body(&name);
+    body.as_object_mut().expect("object").extend(settings.as_object().cloned().unwrap_or_default());
+    let (status, created) = requester.post("/api/v1/requests", body).await;
     assert_eq!(status, 201, "{created}");
     let id = id_of(&created);
     admin.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;

@@ -48,13 +48,7 @@ async fn a_tested_image_is_promoted_to_a_release_tag_with_approval() {
     let calls: Vec<&str> =
         d["plan"]["steps"].as_array().expect("steps").iter().filter_map(|s| s["call"].as_str()).collect();
     assert_eq!(calls[calls.len() - 3..], ["ecr:BatchGetImage", "ecr:PutImage", "ecr:DescribeImages"]);
-    let put = d["plan"]["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .find(|s| s["call"] == "ecr:PutImage")
-        .cloned()
-        .expect("put");
+    let put = plan_step(&d, "ecr:PutImage");
     assert!(put["summary"].as_str().unwrap_or("").contains("tagged build-1"), "{put}");
     let warning = d["plan"]["warning"].as_str().unwrap_or("");
     assert!(warning.contains("never scanned") && warning.contains("Production cannot pull"), "{warning}");
@@ -110,14 +104,7 @@ async fn a_mutable_repository_moves_a_release_tag_only_when_asked_and_scans_are_
     let app = spawn_app().await;
     let alice = app.sign_in("alice", "requester").await;
     let bob = app.sign_in("bob", "admin").await;
-    let name = unique("moving");
-    let mut body = request_body(&name);
-    body["tag_mutability"] = json!("MUTABLE");
-    let (_, created) = alice.post("/api/v1/requests", body).await;
-    let cid = id_of(&created);
-    bob.post(&format!("/api/v1/requests/{cid}/approve"), json!({})).await;
-    assert_eq!(bob.wait_settled(cid).await["summary"]["status"], "applied");
-    let full = format!("crytera/{name}");
+    let full = managed_repo_with(&alice, &bob, "moving", json!({"tag_mutability": "MUTABLE"})).await;
     let old = push_image(&app, &full, "v2.0.0", 3).await;
     let new = push_image(&app, &full, "build-4", 4).await;
     let (s, e) = alice.post("/api/v1/requests", promote(&full, &new, "v2.0.0")).await;
@@ -168,14 +155,6 @@ async fn the_images_page_promotes_with_a_plain_form_and_refusals_say_why() {
     assert!(html.contains(&digest) && html.contains("action=\"/repositories/promote\""), "{html}");
     assert!(html.contains("data-testid=\"not-pullable\""), "production cannot pull yet: {html}");
     assert!(!html.contains("action=\"/repositories/scan\""), "requesters do not scan");
-    let post = |form: Vec<(&str, String)>| {
-        browser()
-            .post(format!("{}/repositories/promote", app.base))
-            .header("cookie", cookie.clone())
-            .header("origin", app.base.clone())
-            .form(&form)
-            .send()
-    };
     let form = |tag: &str| {
         vec![
             ("repository", full.clone()),
@@ -184,10 +163,10 @@ async fn the_images_page_promotes_with_a_plain_form_and_refusals_say_why() {
             ("justification", "green in staging".to_string()),
         ]
     };
-    let refused = post(form("nightly")).await.expect("post");
+    let refused = post_form(&app, &cookie, "/repositories/promote", &form("nightly")).await;
     assert_eq!(refused.status(), 422);
     assert!(refused.text().await.expect("html").contains("is not a release tag here"));
-    let filed = post(form("v3.1.0")).await.expect("post");
+    let filed = post_form(&app, &cookie, "/repositories/promote", &form("v3.1.0")).await;
     assert_eq!(filed.status(), 303);
     let to = location(&filed);
     let (_, d) = alice.get(&format!("/api/v1{to}")).await;
@@ -241,13 +220,7 @@ async fn scans_can_be_required_and_releases_are_protected_from_lifecycles() {
     assert_eq!(bob.post("/api/v1/images/scan", json!({"repository": full, "digest": digest})).await.0, 202);
     let (s, d) = alice.post("/api/v1/requests", promote(&full, &digest, "v7.0.0")).await;
     assert_eq!(s, 201, "scanned now: {d}");
-    let put = d["plan"]["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .find(|s| s["call"] == "ecr:PutImage")
-        .cloned()
-        .expect("put");
+    let put = plan_step(&d, "ecr:PutImage");
     assert!(put["summary"].as_str().unwrap_or("").contains("scan: COMPLETE"), "{put}");
     let id = id_of(&d);
     bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
@@ -269,14 +242,7 @@ async fn a_promotion_the_current_lifecycle_would_expire_is_flagged_for_the_appro
     let app = spawn_app().await;
     let alice = app.sign_in("alice", "requester").await;
     let bob = app.sign_in("bob", "admin").await;
-    let name = unique("expiring");
-    let mut body = request_body(&name);
-    body["keep_last_images"] = json!(1);
-    let (_, created) = alice.post("/api/v1/requests", body).await;
-    let cid = id_of(&created);
-    bob.post(&format!("/api/v1/requests/{cid}/approve"), json!({})).await;
-    assert_eq!(bob.wait_settled(cid).await["summary"]["status"], "applied");
-    let full = format!("crytera/{name}");
+    let full = managed_repo_with(&alice, &bob, "expiring", json!({"keep_last_images": 1})).await;
     let old = push_image(&app, &full, "build-1", 1).await;
     push_image(&app, &full, "build-2", 2).await;
     let (s, d) = alice.post("/api/v1/requests", promote(&full, &old, "v1.0.0")).await;

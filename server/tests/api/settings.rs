@@ -186,14 +186,6 @@ async fn the_settings_page_forms_file_requests_and_refusals_say_why() {
         html.contains("action=\"/repositories/update\"") && html.contains("action=\"/repositories/delete\""),
         "{html}"
     );
-    let post = |path: &str, form: Vec<(&str, String)>| {
-        browser()
-            .post(format!("{}{path}", app.base))
-            .header("cookie", cookie.clone())
-            .header("origin", app.base.clone())
-            .form(&form)
-            .send()
-    };
     let base = |lifecycle: &str| {
         vec![
             ("repository", full.clone()),
@@ -207,7 +199,7 @@ async fn the_settings_page_forms_file_requests_and_refusals_say_why() {
             ("justification", "mutable for the nightly tag".to_string()),
         ]
     };
-    let refused = post("/repositories/update", base("{not json")).await.expect("post");
+    let refused = post_form(&app, &cookie, "/repositories/update", &base("{not json")).await;
     assert_eq!(refused.status(), 422);
     let csp = refused.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     assert!(csp.contains("style-src 'self'") && csp.contains("default-src 'none'"), "{csp}");
@@ -233,7 +225,7 @@ async fn the_settings_page_forms_file_requests_and_refusals_say_why() {
     let html = page.text().await.expect("html");
     assert!(html.contains("data-testid=\"form-preview\"") && html.contains("2 image(s) now: 1 would expire"), "{html}");
     assert!(html.contains("mutable for the nightly tag") && html.contains("owner=alice"), "the draft is kept: {html}");
-    let filed = post("/repositories/update", base("")).await.expect("post");
+    let filed = post_form(&app, &cookie, "/repositories/update", &base("")).await;
     assert_eq!(filed.status(), 303);
     let to = location(&filed);
     assert!(to.starts_with("/requests/"), "{to}");
@@ -241,9 +233,8 @@ async fn the_settings_page_forms_file_requests_and_refusals_say_why() {
     let (_, d) = alice.get(&format!("/api/v1/requests/{id}")).await;
     assert_eq!(d["kind"]["spec"]["tag_mutability"], "MUTABLE", "{d}");
     // One open request per repository: the delete form says so.
-    let busy = post("/repositories/delete", vec![("repository", full.clone()), ("justification", "gone".into())])
-        .await
-        .expect("post");
+    let delete = [("repository", full.clone()), ("justification", "gone".to_string())];
+    let busy = post_form(&app, &cookie, "/repositories/delete", &delete).await;
     assert_eq!(busy.status(), 409);
     assert!(busy.text().await.expect("html").contains("already has an open request"));
 }

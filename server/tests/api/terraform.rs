@@ -43,15 +43,8 @@ async fn an_export_plans_as_imports_only_and_after_applying_them_as_no_changes()
     let alice = app.sign_in("alice", "requester").await;
     let bob = app.sign_in("bob", "admin").await;
     managed_repo(&alice, &bob, "tf-plain").await;
-    let name = unique("tf-prod");
-    let mut body = request_body(&name);
-    body["keep_last_images"] = json!(30);
-    body["expire_untagged_after_days"] = json!(7);
-    body["grant_production"] = json!(true);
-    let (_, made) = alice.post("/api/v1/requests", body).await;
-    let id = id_of(&made);
-    bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
-    assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
+    let settings = json!({"keep_last_images": 30, "expire_untagged_after_days": 7, "grant_production": true});
+    managed_repo_with(&alice, &bob, "tf-prod", settings).await;
 
     let ns = app::domain::name::Namespace::parse("crytera").expect("ns");
     let export = server::terraform::export(&*app.service.registry, &ns).await.expect("export");

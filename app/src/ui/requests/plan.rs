@@ -79,7 +79,7 @@ pub(crate) fn Preview(preview: LifecyclePreview) -> impl IntoView {
                     <thead><tr><th scope="col">"Image"</th><th scope="col">"Tags"</th><th scope="col">"Pushed"</th><th scope="col">"Rule"</th><th scope="col">"Protected"</th></tr></thead>
                     <tbody>
                         {preview.expiring.into_iter().map(|e| {
-                            let short = e.digest.chars().take(19).collect::<String>();
+                            let short = crate::domain::image::short_digest(&e.digest);
                             let is_protected = e.protected.is_some();
                             let digest = e.digest.clone();
                             view! {
