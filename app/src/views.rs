@@ -440,3 +440,74 @@ pub struct OutboxPage {
     pub failed: usize,
     pub notifications: Vec<OutboxView>,
 }
+
+/// A Terraform file to import: its name (for the report and the errors) and its text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TerraformFile {
+    pub name: String,
+    pub text: String,
+}
+
+/// `POST /api/v1/terraform/import` and the import page: the files, and what
+/// to fill in for repositories to be created when a file's tags do not say.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TerraformImportInput {
+    pub files: Vec<TerraformFile>,
+    /// Report what would happen, change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub team: Option<String>,
+    #[serde(default)]
+    pub cost_center: Option<String>,
+    /// For the requests the import files; a default that names the file otherwise.
+    #[serde(default)]
+    pub justification: Option<String>,
+}
+
+/// What the import did (or, in a dry run, would do) with one repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportOutcome {
+    /// In ECR: taken into the portal's records as it is.
+    Adopted,
+    /// Not in ECR: a create request was filed.
+    CreateRequested,
+    /// Already in the portal's records: nothing to do.
+    AlreadyManaged,
+    /// Outside the namespace, or with an open request: passed over.
+    Skipped,
+}
+
+impl ImportOutcome {
+    pub fn label(self, dry_run: bool) -> &'static str {
+        match (self, dry_run) {
+            (Self::Adopted, false) => "adopted",
+            (Self::Adopted, true) => "would be adopted",
+            (Self::CreateRequested, false) => "create request filed",
+            (Self::CreateRequested, true) => "would get a create request",
+            (Self::AlreadyManaged, _) => "already managed",
+            (Self::Skipped, _) => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedRepository {
+    pub repository: String,
+    /// `file:line key`.
+    pub origin: String,
+    pub outcome: ImportOutcome,
+    pub detail: String,
+    /// The requests filed for it (a create request, or a production grant for an adopted one).
+    #[serde(default)]
+    pub request_ids: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerraformImportReport {
+    pub dry_run: bool,
+    pub repositories: Vec<ImportedRepository>,
+    /// What the files hold that the import passed over (module calls, stray policies).
+    pub notes: Vec<String>,
+}

@@ -2,6 +2,8 @@
 
 Usage: moto_policy.py ENDPOINT ACCOUNT REPOSITORY remove-portal-statement
        moto_policy.py ENDPOINT ACCOUNT REPOSITORY push TAG [TAG ...]   (one image per tag, as CI would)
+       moto_policy.py ENDPOINT ACCOUNT REPOSITORY terraform-module    (what the Terraform module made:
+                      MUTABLE, scan on push, production's read-only statement)
 Runs with the project's venv (boto3 comes with moto).
 """
 import json
@@ -28,6 +30,19 @@ if action == "remove-portal-statement":
         {"Sid": "HandEdit", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444444444444:root"}, "Action": "ecr:ListImages"}
     )
     ecr.set_repository_policy(repositoryName=repository, policyText=json.dumps(policy))
+elif action == "terraform-module":
+    ecr.create_repository(
+        repositoryName=repository, imageTagMutability="MUTABLE", imageScanningConfiguration={"scanOnPush": True}
+    )
+    readonly = {
+        "Sid": "ReadOnly",
+        "Effect": "Allow",
+        "Principal": {"AWS": ["arn:aws:iam::222222222222:root"]},
+        "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+    }
+    ecr.set_repository_policy(
+        repositoryName=repository, policyText=json.dumps({"Version": "2012-10-17", "Statement": [readonly]})
+    )
 elif action == "push":
     import hashlib
     import time

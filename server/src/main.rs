@@ -6,7 +6,9 @@
 //! - `ecr-portal audit verify` checks the audit chain and names the first broken event;
 //! - `ecr-portal audit export [--format csv|ndjson] [--actor A] [--action A] [--repository R] [--from D] [--to D]`
 //!   writes the audit trail to standard output;
-//! - `ecr-portal backup PATH` writes a consistent copy of the live database while the portal keeps serving.
+//! - `ecr-portal backup PATH` writes a consistent copy of the live database while the portal keeps serving;
+//! - `ecr-portal terraform export --out DIR` writes the repositories as Terraform;
+//! - `ecr-portal terraform import FILE… [--dry-run]` takes over the repositories a Terraform file describes.
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
@@ -57,6 +59,31 @@ enum TerraformCommand {
         /// The folder to write main.tf into (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+    },
+    /// Take over the repositories a Terraform file describes (the module's .tf, or the JSON of
+    /// `terraform show -json`): those in ECR are adopted as they are, the others get create
+    /// requests. Nothing is changed unless every file reads cleanly. Run it while the portal is
+    /// stopped (it takes the database's lock), or use the import page / the API instead.
+    Import {
+        /// The files: .tf, or .json from `terraform show -json`.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Report what would happen; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The team tag for repositories to be created whose file gives none.
+        #[arg(long)]
+        team: Option<String>,
+        /// The cost-center tag, likewise.
+        #[arg(long)]
+        cost_center: Option<String>,
+        /// The justification of the requests filed (default: one naming the file and key).
+        #[arg(long)]
+        justification: Option<String>,
+        /// Who the audit trail and the requests name (default: cli:$USER). The requests it files
+        /// are decided by others, as any request is.
+        #[arg(long = "as", value_name = "ID")]
+        actor: Option<String>,
     },
 }
 
@@ -155,6 +182,36 @@ async fn main() -> anyhow::Result<()> {
                 println!("skipped: {why}");
             }
             Ok(())
+        }
+        Command::Terraform(TerraformCommand::Import { files, dry_run, team, cost_center, justification, actor }) => {
+            let mut input =
+                app::views::TerraformImportInput { dry_run, team, cost_center, justification, files: vec![] };
+            for path in &files {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                input.files.push(app::views::TerraformFile { name: path.display().to_string(), text });
+            }
+            let (_lock, service) = Application::service_only(&config).await.context(
+                "the import writes to the portal's database; while the portal runs, use its import page \
+                 (/terraform/import) or POST /api/v1/terraform/import instead",
+            )?;
+            let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+            let id = actor.unwrap_or_else(|| format!("cli:{user}"));
+            let by =
+                app::domain::principal::Principal::new(id.clone(), id, app::domain::principal::Role::Admin, vec![]);
+            match service.import_terraform(&by, input).await {
+                Ok(report) => {
+                    print!("{}", server::terraform::report_text(&report));
+                    Ok(())
+                }
+                Err(server::service::Error::Invalid(errors)) => {
+                    eprintln!("nothing was imported; fix these and run it again:");
+                    for e in errors {
+                        eprintln!("  {}", e.message);
+                    }
+                    std::process::exit(2);
+                }
+                Err(e) => Err(anyhow::anyhow!("nothing was imported: {e}")),
+            }
         }
         Command::Backup { path } => {
             let pool = Db::open_read_only(&config.database_path).await?;

@@ -42,8 +42,17 @@ impl Application {
         Self::build_with(config, Overrides { clock: None, registry: None }).await
     }
 
-    pub async fn build_with(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
+    /// The service alone, without a listener or a worker: for commands that change
+    /// state from the command line (`terraform import`). It takes the database's
+    /// lock, so it refuses to run beside a running portal.
+    pub async fn service_only(config: &Config) -> anyhow::Result<(crate::lock::DatabaseLock, Arc<PortalService>)> {
         let lock = crate::lock::DatabaseLock::acquire(&config.database_path)?;
+        let service = Self::service(config, Overrides { clock: None, registry: None }, &config.public_url).await?;
+        Ok((lock, service))
+    }
+
+    /// Wires the service: the audit key, the database, AWS, the deployment's facts.
+    async fn service(config: &Config, overrides: Overrides, public_url: &str) -> anyhow::Result<Arc<PortalService>> {
         let (key, created) = crate::secret::PortalKey::load_or_create(&config.audit_key_path)?;
         if created {
             tracing::info!(
@@ -54,7 +63,7 @@ impl Application {
         let db = Db::connect(&config.database_path, &key).await?;
         let registry: Arc<dyn Registry> = match overrides.registry {
             Some(r) => r,
-            None => Arc::new(EcrRegistry::new(&config).await),
+            None => Arc::new(EcrRegistry::new(config).await),
         };
         let staging_account = match registry.ping().await {
             Ok(a) => Some(a),
@@ -63,22 +72,12 @@ impl Application {
                 None
             }
         };
-        let production_account = match aws::production_account(&config).await {
+        let production_account = match aws::production_account(config).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!("could not discover the production account: {e:#}");
                 None
             }
-        };
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding {} (config key `server.listen`)", config.listen))?;
-        let addr = listener.local_addr()?;
-        // Without a configured public URL, people reach the portal at the bound address (port 0 resolved).
-        let public_url = if config.raw.server.public_url.trim().is_empty() {
-            format!("http://{addr}")
-        } else {
-            config.public_url.clone()
         };
         let service = Arc::new(
             PortalService::new(
@@ -122,7 +121,7 @@ impl Application {
             })
             .with_audit_head_file(config.audit_head_file.clone())
             .with_notifications(
-                crate::notify::Notifier::new(&config.raw.notify, &public_url, config.raw.auth.admin_group.trim())?,
+                crate::notify::Notifier::new(&config.raw.notify, public_url, config.raw.auth.admin_group.trim())?,
                 crate::service::DeliveryPolicy {
                     retry: crate::service::RetryPolicy {
                         max_attempts: u32::MAX,
@@ -142,6 +141,22 @@ impl Application {
             ),
         );
         service.seal_unkeyed_audit_chain(&config.audit_key_path).await?;
+        Ok(service)
+    }
+
+    pub async fn build_with(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
+        let lock = crate::lock::DatabaseLock::acquire(&config.database_path)?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {} (config key `server.listen`)", config.listen))?;
+        let addr = listener.local_addr()?;
+        // Without a configured public URL, people reach the portal at the bound address (port 0 resolved).
+        let public_url = if config.raw.server.public_url.trim().is_empty() {
+            format!("http://{addr}")
+        } else {
+            config.public_url.clone()
+        };
+        let service = Self::service(&config, overrides, &public_url).await?;
         let oidc = match config.raw.auth.mode {
             AuthMode::Oidc => {
                 let redirect = Some(config.raw.oidc.redirect_url.trim().to_string())

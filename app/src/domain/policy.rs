@@ -72,7 +72,10 @@ pub fn desired(current: Option<&Value>, grant: Option<(&str, bool)>) -> Result<O
     if !doc.is_object() {
         return Err(PolicyError::NoStatements);
     }
-    let mut list: Vec<Value> = statements(&doc)?.into_iter().filter(|s| !is_ours(s)).collect();
+    let mut list: Vec<Value> = statements(&doc)?
+        .into_iter()
+        .filter(|s| !is_ours(s) && !grant.is_some_and(|(account, with_list)| only_pulls(s, account, with_list)))
+        .collect();
     if let Some((account, with_list)) = grant {
         list.push(grant_statement(account, with_list));
     }
@@ -88,6 +91,37 @@ pub fn desired(current: Option<&Value>, grant: Option<(&str, bool)>) -> Result<O
         return Err(PolicyError::TooLarge(size));
     }
     Ok(Some(doc))
+}
+
+/// Whether a statement lets `account` pull and does nothing else: Allow, the
+/// account's root as the only principal, only actions the portal's grant has,
+/// no condition or resource. A grant takes the place of such statements (the
+/// read-only statement of the Terraform module the portal replaces, say), so
+/// production keeps exactly one way in, the portal's.
+fn only_pulls(statement: &Value, account: &str, with_list: bool) -> bool {
+    let Some(fields) = statement.as_object() else { return false };
+    if fields.keys().any(|k| !["Sid", "Effect", "Principal", "Action"].contains(&k.as_str())) {
+        return false;
+    }
+    let root = format!("arn:aws:iam::{account}:root");
+    let principal = statement.get("Principal").and_then(Value::as_object);
+    let principals_ok = principal.is_some_and(|p| {
+        p.len() == 1 && {
+            let ids = values(p.get("AWS"));
+            !ids.is_empty() && ids.iter().all(|id| *id == root || *id == account)
+        }
+    });
+    let allowed = |a: &str| {
+        PULL_ACTIONS
+            .iter()
+            .chain(if with_list { LIST_ACTIONS.iter() } else { [].iter() })
+            .any(|p| p.eq_ignore_ascii_case(a))
+    };
+    let actions = values(statement.get("Action"));
+    statement.get("Effect").and_then(Value::as_str) == Some("Allow")
+        && principals_ok
+        && !actions.is_empty()
+        && actions.iter().all(|a| allowed(a))
 }
 
 /// The portal's statement, if the policy has one.
@@ -317,6 +351,29 @@ mod tests {
         assert!(grants(Some(&once), "222222222222", false));
         let twice = desired(Some(&once), Some(("222222222222", false))).expect("ok").expect("policy");
         assert_eq!(once, twice, "granting twice changes nothing");
+    }
+
+    #[test]
+    fn a_grant_takes_the_place_of_a_statement_that_only_lets_production_pull() {
+        let module = json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "ReadOnly", "Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::222222222222:root"]},
+             "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]},
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:root"}, "Action": "ecr:*"},
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:root"}, "Action": "ecr:BatchGetImage",
+             "Condition": {"Bool": {"aws:SecureTransport": "true"}}},
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::333333333333:root"}, "Action": "ecr:BatchGetImage"}
+        ]});
+        let granted = desired(Some(&module), Some(("222222222222", false))).expect("ok").expect("policy");
+        let list = granted["Statement"].as_array().expect("list");
+        assert!(list.iter().all(|s| s["Sid"] != "ReadOnly"), "the pull-only statement is replaced: {list:?}");
+        assert_eq!(list.len(), 4, "a wider, conditioned or other account's statement stays: {list:?}");
+        assert!(grants(Some(&granted), "222222222222", false));
+        let with_list = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "222222222222"},
+            "Action": ["ecr:BatchGetImage", "ecr:ListImages"]}]});
+        let narrow = desired(Some(&with_list), Some(("222222222222", false))).expect("ok").expect("policy");
+        assert_eq!(narrow["Statement"].as_array().map(Vec::len), Some(2), "ListImages is more than the grant gives");
+        let wide = desired(Some(&with_list), Some(("222222222222", true))).expect("ok").expect("policy");
+        assert_eq!(wide["Statement"].as_array().map(Vec::len), Some(1));
     }
 
     #[test]

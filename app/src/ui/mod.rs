@@ -8,6 +8,7 @@ mod notifications;
 mod repo_settings;
 mod repos;
 mod requests;
+mod terraform;
 mod tokens;
 mod users;
 
@@ -86,6 +87,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/repositories") view=repos::Repositories/>
                     <Route path=path!("/repositories/images") view=images::ImagesPageView ssr=leptos_router::SsrMode::Async/>
                     <Route path=path!("/repositories/settings") view=repo_settings::RepositorySettingsPage ssr=leptos_router::SsrMode::Async/>
+                    <Route path=path!("/terraform/import") view=terraform::TerraformImportPage/>
                     <Route path=path!("/audit") view=audit::AuditPage/>
                     <Route path=path!("/tokens") view=tokens::TokensPage/>
                     // Rendered whole before it is sent: the page and its form work without JavaScript.

@@ -118,7 +118,9 @@ pub fn Repositories() -> impl IntoView {
             </div>
             <p class="lede">"Read from ECR in the staging account (refreshed every minute), including repositories created outside the portal. "
                 <a href="/api/v1/terraform/export" download="main.tf" data-testid="terraform-export">"Download as Terraform"</a>
-                " (the module's shape, with import blocks)."</p>
+                " (the module's shape, with import blocks)."
+                <Show when=is_admin>" "<a href="/terraform/import" data-testid="terraform-import">"Import from Terraform"</a></Show>
+            </p>
             <form method="get" action="/repositories" class="card filters-form" aria-label="Search the repositories">
                 <div class="field">
                     <label for="r-q">"Name contains"</label>

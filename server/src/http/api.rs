@@ -467,6 +467,18 @@ async fn terraform_export(State(s): State<AppState>, u: Option<Extension<Princip
         .into_response())
 }
 
+/// `POST /api/v1/terraform/import`: the repositories a Terraform file describes, taken over
+/// (adopted when in ECR, create requests otherwise), or with `dry_run` only reported.
+async fn terraform_import(
+    State(s): State<AppState>,
+    u: Option<Extension<Principal>>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let by = user(u)?;
+    let input: app::views::TerraformImportInput = json_body(&body)?;
+    Ok(Json(s.service.import_terraform(&by, input).await?).into_response())
+}
+
 async fn me(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
     Ok(Json(s.service.info(u.map(|Extension(p)| p))).into_response())
 }
@@ -492,6 +504,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/images/scan", post(scan))
         .route("/api/v1/releases", get(releases))
         .route("/api/v1/terraform/export", get(terraform_export))
+        .route("/api/v1/terraform/import", post(terraform_import))
         .route("/api/v1/repositories/{action}", post(repository_action))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/audit/export", get(export))

@@ -9,6 +9,7 @@ pub mod guard;
 mod people;
 pub mod serve;
 mod state;
+mod terraform;
 
 pub use state::{AppState, Cookies};
 
@@ -77,6 +78,7 @@ pub fn router(state: AppState, site: Site) -> Router {
         .route("/repositories/delete", post(people::delete_repository))
         .route("/repositories/promote", post(people::promote))
         .route("/repositories/scan", post(people::scan))
+        .route("/terraform/import", post(terraform::import))
         .merge(api::routes())
         .with_state(state.clone());
 

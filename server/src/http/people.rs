@@ -147,7 +147,7 @@ pub async fn withdraw(
 }
 
 /// Escapes text for HTML.
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -165,7 +165,7 @@ fn escape(text: &str) -> String {
 /// A refused settings or delete form: every problem, in a page of its own
 /// (422), with the way back. The browser's Back keeps what was typed in the
 /// form, so nothing is lost.
-fn refused(what: &str, back: &str, e: &AppError) -> Response {
+pub(super) fn refused(what: &str, back: &str, e: &AppError) -> Response {
     let problems = match e.field_errors() {
         [] => format!("<li>{}</li>", escape(&e.to_string())),
         list => list

@@ -353,7 +353,7 @@ impl PortalService {
     }
 
     /// The settings as they are live, if the portal can express them.
-    fn spec_from_live(name: &RepoName, live: &LiveRepository) -> Option<RepositorySpec> {
+    pub(super) fn spec_from_live(name: &RepoName, live: &LiveRepository) -> Option<RepositorySpec> {
         let lifecycle = Lifecycle::from_policy(live.lifecycle_policy.as_ref())?;
         let mut tags: Vec<Tag> =
             live.tags.iter().filter(|t| app::domain::form::is_required_tag(&t.key)).cloned().collect();

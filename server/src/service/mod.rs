@@ -12,6 +12,7 @@ mod decisions;
 mod drift;
 mod error;
 mod images;
+mod import;
 mod notifications;
 mod people;
 mod port;

@@ -26,18 +26,8 @@ impl PortalService {
                 "the production account is not configured, so access cannot be granted yet",
             ));
         }
-        // ECR wants the key in the repository's own region.
-        if let app::domain::settings::Encryption::Kms(key) = &parsed.spec.encryption {
-            let region = app::domain::settings::KmsKeyRef::parse(key).and_then(|k| k.region());
-            if let Some(r) = region.filter(|r| *r != self.deployment.target.region) {
-                return Err(Error::field(
-                    "kms_key_arn",
-                    format!(
-                        "the key is in {r}; ECR needs a key in {}, the repositories' region",
-                        self.deployment.target.region
-                    ),
-                ));
-            }
+        if let Some(why) = self.kms_key_elsewhere(&parsed.spec) {
+            return Err(Error::field("kms_key_arn", why));
         }
         let name = parsed.spec.name.clone();
         match self.registry.describe(name.as_str()).await {
@@ -48,6 +38,16 @@ impl PortalService {
         let kind = RequestKind::CreateRepository { spec: parsed.spec, grant_production: parsed.grant_production };
         let request = self.new_request(&by.id, kind, parsed.justification, Status::Pending);
         self.insert_request(request, by.via().map(|v| format!("through {v}")).unwrap_or_default()).await
+    }
+
+    /// ECR wants the key in the repository's own region: why this spec's is not, if it is not.
+    pub(super) fn kms_key_elsewhere(&self, spec: &app::domain::settings::RepositorySpec) -> Option<String> {
+        let app::domain::settings::Encryption::Kms(key) = &spec.encryption else { return None };
+        let region = app::domain::settings::KmsKeyRef::parse(key).and_then(|k| k.region());
+        let ours = &self.deployment.target.region;
+        region
+            .filter(|r| *r != ours.as_str())
+            .map(|r| format!("the key is in {r}; ECR needs a key in {ours}, the repositories' region"))
     }
 
     pub async fn submit_access(&self, by: &Principal, input: AccessRequestInput) -> Result<i64, Error> {

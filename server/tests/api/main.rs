@@ -19,4 +19,5 @@ mod requests;
 mod security;
 mod settings;
 mod terraform;
+mod terraform_import;
 mod web;

@@ -170,6 +170,8 @@ async fn every_route_allows_exactly_the_principals_it_should() {
         row("GET", "/api/v1/images?repository=crytera/no-such-repository", None, &inventory_readers),
         row("GET", "/api/v1/releases?repository=crytera/no-such-repository", None, &inventory_readers),
         row("GET", "/api/v1/terraform/export", None, &inventory_readers),
+        // No files: 422 past authorization.
+        row("POST", "/api/v1/terraform/import", Some(json!({"files": []})), &admins),
         row("POST", "/api/v1/images/scan", Some(json!({"repository": "crytera/x", "digest": "bad"})), &admins),
         row(
             "POST",

@@ -160,4 +160,38 @@ mod tests {
         assert_eq!(hcl_string(r#"a"b\c"#), r#""a\"b\\c""#);
         assert_eq!(hcl_string("${var.x} %{if}"), r#""$${var.x} %%{if}""#);
     }
+
+    /// What the export writes, the import reads back as the same repositories.
+    #[test]
+    fn the_export_reads_back() {
+        use app::domain::settings::Tag;
+        let live = |name: &str, lifecycle: Option<serde_json::Value>| LiveRepository {
+            name: name.into(),
+            uri: String::new(),
+            arn: String::new(),
+            registry_id: String::new(),
+            created_at_ms: 0,
+            tag_mutability: TagMutability::Immutable,
+            tag_mutability_exclusions: vec![],
+            scan_on_push: true,
+            encryption: Encryption::Aes256,
+            tags: vec![Tag { key: "team".into(), value: "a \"b\" ${c}".into() }],
+            lifecycle_policy: lifecycle,
+            policy: Some(serde_json::json!({"Version": "2012-10-17", "Statement": []})),
+            request_ids: vec![],
+        };
+        let rules = serde_json::json!({"rules": [{"rulePriority": 1, "selection": {"tagStatus": "untagged",
+            "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 7}, "action": {"type": "expire"}}]});
+        let ns = Namespace::parse("crytera").expect("namespace");
+        let out = render(&ns, &[live("crytera/a", Some(rules.clone())), live("crytera/b", None)]);
+        let found = crate::terraform::read::read("main.tf", &out.main_tf).expect("the export reads back");
+        assert_eq!(found.repositories.len(), 2);
+        let a = &found.repositories[0];
+        assert_eq!(a.name, "crytera/a");
+        assert_eq!((a.tag_mutability.as_deref(), a.scan_on_push), (Some("IMMUTABLE"), Some(true)));
+        assert_eq!(a.tags.get("team").map(String::as_str), Some("a \"b\" ${c}"));
+        assert_eq!(a.lifecycle_policy.as_ref(), Some(&rules));
+        assert!(a.policy.is_some());
+        assert_eq!(found.repositories[1].lifecycle_policy, None);
+    }
 }

@@ -1,0 +1,905 @@
+//! Terraform interop, the way in: the ECR repositories a Terraform file
+//! describes, with where each one is (file, line, key), so the import can say
+//! what it did with each and every error points at the text to fix.
+//!
+//! Two inputs:
+//! - **HCL** (`.tf`), parsed with `hcl-rs` (its `hcl::edit` tree keeps byte
+//!   spans, hence lines; `hcl::eval` evaluates expressions). `variable`
+//!   defaults and `locals` are resolved (in any order, `local.*` referring to
+//!   each other), then every `aws_ecr_repository` resource with its `for_each`,
+//!   and the `aws_ecr_lifecycle_policy` / `aws_ecr_repository_policy`
+//!   resources that name those repositories (`jsonencode(…)`, heredocs and
+//!   `data "aws_iam_policy_document"` are understood). Functions beyond a few
+//!   pure ones (`jsonencode`, `merge`, `concat`, `lower`, `upper`, `tolist`,
+//!   `toset`, `tomap`) and `count` are refused with the place named: the state
+//!   (`terraform show -json`) is the way to import what needs them.
+//! - **The JSON of `terraform show -json`** (a state or a saved plan's state):
+//!   its `aws_ecr_repository`, `aws_ecr_lifecycle_policy` and
+//!   `aws_ecr_repository_policy` resources, in the root module and child modules.
+//!
+//! Pure: text in, repositories or errors out; no AWS, no database.
+use hcl::edit::expr::{Expression as EditExpr, ObjectKey, TraversalOperator};
+use hcl::edit::structure::{Block, Body};
+use hcl::edit::Span;
+use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
+use hcl::Value as Hcl;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Where something is: the file, its line (1-based) and the Terraform key
+/// (`aws_ecr_repository.this["repo01"]`, `local.ecr_repo["repo02"].repo_name`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub file: String,
+    pub line: usize,
+    pub key: String,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{} {}", self.file, self.line, self.key)
+    }
+}
+
+/// A problem in a file, at a place.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{}: {}: {message}", origin.file, origin.line, origin.key)]
+pub struct ReadError {
+    pub origin: Origin,
+    pub message: String,
+}
+
+/// A repository as the file describes it (what it leaves out is `None`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FoundRepository {
+    pub name: String,
+    pub origin: Origin,
+    pub tag_mutability: Option<String>,
+    pub scan_on_push: Option<bool>,
+    pub encryption_type: Option<String>,
+    pub kms_key: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// The lifecycle policy document, parsed.
+    pub lifecycle_policy: Option<Value>,
+    /// The repository policy document, parsed.
+    pub policy: Option<Value>,
+}
+
+/// What a file holds: its repositories, and what the reader passed over (module calls).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Found {
+    pub repositories: Vec<FoundRepository>,
+    pub notes: Vec<String>,
+}
+
+/// Reads one file: JSON (from `terraform show -json`) when it starts with `{`, HCL otherwise.
+pub fn read(file: &str, text: &str) -> Result<Found, Vec<ReadError>> {
+    if text.trim_start().starts_with('{') {
+        read_state(file, text)
+    } else {
+        read_hcl(file, text)
+    }
+}
+
+/// The 1-based line of a byte offset.
+fn line_at(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
+}
+
+/// A Terraform key for a map entry: `name["key"]`.
+fn indexed(base: &str, key: &str) -> String {
+    format!("{base}[{}]", serde_json::to_string(key).unwrap_or_default())
+}
+
+/// A policy attribute's text as a document.
+fn document(text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("not a JSON policy document: {e}"))
+}
+
+// ---------------------------------------------------------------------------
+// terraform show -json
+
+fn read_state(file: &str, text: &str) -> Result<Found, Vec<ReadError>> {
+    let at = |line: usize, key: &str, message: String| ReadError {
+        origin: Origin { file: file.into(), line, key: key.into() },
+        message,
+    };
+    let doc: Value =
+        serde_json::from_str(text).map_err(|e| vec![at(e.line(), "(document)", format!("not valid JSON: {e}"))])?;
+    let root = doc.pointer("/values/root_module").ok_or_else(|| {
+        vec![at(
+            1,
+            "values.root_module",
+            "not the JSON of `terraform show -json` (it has no values.root_module); write it with \
+             `terraform show -json > state.json`"
+                .into(),
+        )]
+    })?;
+    let mut resources = Vec::new();
+    collect_resources(root, &mut resources);
+    // Where an address is written in the text (a state is usually one long line).
+    let line_of = |address: &str| {
+        let quoted = serde_json::to_string(address).unwrap_or_default();
+        text.find(&quoted).map_or(1, |i| line_at(text, i))
+    };
+    let mut found = Found::default();
+    let mut errors = Vec::new();
+    let mut policies: Vec<(String, &'static str, Value, String)> = Vec::new();
+    for r in resources {
+        if r.get("mode").and_then(Value::as_str) != Some("managed") {
+            continue;
+        }
+        let address = r.get("address").and_then(Value::as_str).unwrap_or("(resource without an address)");
+        let values = r.get("values").cloned().unwrap_or(Value::Null);
+        let s = |k: &str| values.get(k).and_then(Value::as_str).map(str::to_string);
+        let origin = Origin { file: file.into(), line: line_of(address), key: address.into() };
+        match r.get("type").and_then(Value::as_str) {
+            Some("aws_ecr_repository") => {
+                let Some(name) = s("name") else {
+                    errors.push(ReadError {
+                        origin: Origin { key: format!("{address}.name"), ..origin },
+                        message: "has no name".into(),
+                    });
+                    continue;
+                };
+                let first = |block: &str, k: &str| values.pointer(&format!("/{block}/0/{k}")).cloned();
+                let tags = values
+                    .get("tags")
+                    .and_then(Value::as_object)
+                    .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+                    .unwrap_or_default();
+                found.repositories.push(FoundRepository {
+                    name,
+                    origin,
+                    tag_mutability: s("image_tag_mutability"),
+                    scan_on_push: first("image_scanning_configuration", "scan_on_push").and_then(|v| v.as_bool()),
+                    encryption_type: first("encryption_configuration", "encryption_type")
+                        .and_then(|v| v.as_str().map(str::to_string)),
+                    kms_key: first("encryption_configuration", "kms_key")
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .filter(|k| !k.is_empty()),
+                    tags,
+                    ..FoundRepository::default()
+                });
+            }
+            Some(kind @ ("aws_ecr_repository_policy" | "aws_ecr_lifecycle_policy")) => {
+                let kind: &'static str = if kind == "aws_ecr_repository_policy" {
+                    "aws_ecr_repository_policy"
+                } else {
+                    "aws_ecr_lifecycle_policy"
+                };
+                match (s("repository"), s("policy").map(|p| document(&p))) {
+                    (Some(repo), Some(Ok(policy))) => policies.push((repo, kind, policy, address.to_string())),
+                    (_, Some(Err(e))) => errors
+                        .push(ReadError { origin: Origin { key: format!("{address}.policy"), ..origin }, message: e }),
+                    _ => errors.push(ReadError { origin, message: "needs both repository and policy".into() }),
+                }
+            }
+            _ => {}
+        }
+    }
+    attach_policies(&mut found, policies);
+    if errors.is_empty() {
+        Ok(found)
+    } else {
+        Err(errors)
+    }
+}
+
+fn collect_resources<'a>(module: &'a Value, out: &mut Vec<&'a Value>) {
+    if let Some(list) = module.get("resources").and_then(Value::as_array) {
+        out.extend(list);
+    }
+    for child in module.get("child_modules").and_then(Value::as_array).into_iter().flatten() {
+        collect_resources(child, out);
+    }
+}
+
+/// Puts each lifecycle or repository policy on the repository it names.
+fn attach_policies(found: &mut Found, policies: Vec<(String, &'static str, Value, String)>) {
+    for (repo, kind, policy, address) in policies {
+        match found.repositories.iter_mut().find(|r| r.name == repo) {
+            Some(r) if kind == "aws_ecr_lifecycle_policy" => r.lifecycle_policy = Some(policy),
+            Some(r) => r.policy = Some(policy),
+            None => found
+                .notes
+                .push(format!("{address} is for {repo}, which no aws_ecr_repository in the file defines; passed over")),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// HCL
+
+/// The functions a module may call while the reader evaluates it: pure ones only.
+fn functions(ctx: &mut Context) {
+    fn jsonencode(args: FuncArgs) -> Result<Hcl, String> {
+        serde_json::to_string(&args[0]).map(Hcl::String).map_err(|e| e.to_string())
+    }
+    fn merge(args: FuncArgs) -> Result<Hcl, String> {
+        let mut out = hcl::Map::new();
+        for a in args.into_values() {
+            if let Hcl::Object(m) = a {
+                out.extend(m);
+            }
+        }
+        Ok(Hcl::Object(out))
+    }
+    fn concat(args: FuncArgs) -> Result<Hcl, String> {
+        Ok(Hcl::Array(
+            args.into_values().into_iter().flat_map(|a| if let Hcl::Array(v) = a { v } else { vec![] }).collect(),
+        ))
+    }
+    fn lower(args: FuncArgs) -> Result<Hcl, String> {
+        Ok(Hcl::String(args[0].as_str().unwrap_or_default().to_lowercase()))
+    }
+    fn upper(args: FuncArgs) -> Result<Hcl, String> {
+        Ok(Hcl::String(args[0].as_str().unwrap_or_default().to_uppercase()))
+    }
+    fn same(args: FuncArgs) -> Result<Hcl, String> {
+        Ok(args.into_values().remove(0))
+    }
+    fn toset(args: FuncArgs) -> Result<Hcl, String> {
+        let mut out: Vec<Hcl> = Vec::new();
+        for v in args.into_values().into_iter().flat_map(|a| if let Hcl::Array(v) = a { v } else { vec![] }) {
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+        Ok(Hcl::Array(out))
+    }
+    let object = ParamType::object_of(ParamType::Any);
+    let array = ParamType::array_of(ParamType::Any);
+    ctx.declare_func("jsonencode", FuncDef::builder().param(ParamType::Any).build(jsonencode));
+    ctx.declare_func("merge", FuncDef::builder().variadic_param(object.clone()).build(merge));
+    ctx.declare_func("concat", FuncDef::builder().variadic_param(array.clone()).build(concat));
+    ctx.declare_func("lower", FuncDef::builder().param(ParamType::String).build(lower));
+    ctx.declare_func("upper", FuncDef::builder().param(ParamType::String).build(upper));
+    ctx.declare_func("tolist", FuncDef::builder().param(array.clone()).build(same));
+    ctx.declare_func("tomap", FuncDef::builder().param(object).build(same));
+    ctx.declare_func("toset", FuncDef::builder().param(array).build(toset));
+}
+
+/// The names an expression can refer to while the file is read.
+#[derive(Default, Clone)]
+struct Scope {
+    var: hcl::Map<String, Hcl>,
+    local: hcl::Map<String, Hcl>,
+    data: hcl::Map<String, Hcl>,
+    repositories: hcl::Map<String, Hcl>,
+}
+
+impl Scope {
+    fn context(&self, each: Option<&(Hcl, Hcl)>) -> Context<'static> {
+        let mut ctx = Context::new();
+        functions(&mut ctx);
+        ctx.declare_var("var", Hcl::Object(self.var.clone()));
+        ctx.declare_var("local", Hcl::Object(self.local.clone()));
+        let mut data = hcl::Map::new();
+        data.insert("aws_iam_policy_document".to_string(), Hcl::Object(self.data.clone()));
+        ctx.declare_var("data", Hcl::Object(data));
+        ctx.declare_var("aws_ecr_repository", Hcl::Object(self.repositories.clone()));
+        if let Some((k, v)) = each {
+            let mut e = hcl::Map::new();
+            e.insert("key".to_string(), k.clone());
+            e.insert("value".to_string(), v.clone());
+            ctx.declare_var("each", Hcl::Object(e));
+        }
+        ctx
+    }
+}
+
+/// One instance of a resource block: its key, its `each` (key, value) and its line.
+type Instance = (String, Option<(Hcl, Hcl)>, usize);
+
+struct Reader<'t> {
+    file: &'t str,
+    text: &'t str,
+    scope: Scope,
+    /// Locals that could not be resolved, with where and why (reported when used).
+    unresolved: BTreeMap<String, ReadError>,
+    /// Policy documents that could not be built, likewise.
+    broken_documents: BTreeMap<String, ReadError>,
+    /// Each local's expression, to find the line of a map entry.
+    local_exprs: BTreeMap<String, EditExpr>,
+    errors: Vec<ReadError>,
+}
+
+fn label(block: &Block, i: usize) -> Option<&str> {
+    block.labels.get(i).map(|l| l.as_str())
+}
+
+fn key_text(key: &ObjectKey) -> Option<String> {
+    match key {
+        ObjectKey::Ident(i) => Some(i.as_str().to_string()),
+        ObjectKey::Expression(EditExpr::String(s)) => Some(s.as_str().to_string()),
+        ObjectKey::Expression(_) => None,
+    }
+}
+
+impl<'t> Reader<'t> {
+    fn line(&self, span: Option<std::ops::Range<usize>>) -> usize {
+        span.map_or(1, |s| line_at(self.text, s.start))
+    }
+
+    fn error(&self, span: Option<std::ops::Range<usize>>, key: &str, message: impl Into<String>) -> ReadError {
+        ReadError {
+            origin: Origin { file: self.file.into(), line: self.line(span), key: key.into() },
+            message: message.into(),
+        }
+    }
+
+    fn source(&self, span: Option<std::ops::Range<usize>>) -> &str {
+        span.and_then(|s| self.text.get(s)).unwrap_or_default()
+    }
+
+    fn eval(&self, expr: &EditExpr, each: Option<&(Hcl, Hcl)>) -> Result<Hcl, String> {
+        let expr: hcl::Expression = expr.clone().into();
+        expr.evaluate(&self.scope.context(each)).map_err(|e| e.to_string())
+    }
+
+    /// Why an expression does not evaluate, as precisely as the text allows:
+    /// a local it uses that could not be resolved, a policy document that could
+    /// not be built, or the innermost map entry that fails.
+    fn failure(&self, expr: &EditExpr, key: &str, each: Option<&(Hcl, Hcl)>, why: String) -> ReadError {
+        let text = self.source(expr.span());
+        for (name, e) in &self.unresolved {
+            if text.contains(&format!("local.{name}")) {
+                return e.clone();
+            }
+        }
+        for (name, e) in &self.broken_documents {
+            if text.contains(&format!("aws_iam_policy_document.{name}")) {
+                return e.clone();
+            }
+        }
+        if let EditExpr::Object(object) = expr {
+            for (k, v) in object.iter() {
+                let name = key_text(k).unwrap_or_else(|| "?".into());
+                let inner = if k.is_ident() { format!("{key}.{name}") } else { indexed(key, &name) };
+                if let Err(why) = self.eval(v.expr(), each) {
+                    return self.failure(v.expr(), &inner, each, why);
+                }
+            }
+        }
+        self.error(expr.span(), key, why)
+    }
+
+    fn variables(&mut self, body: &Body) {
+        for block in body.get_blocks("variable") {
+            let Some(name) = label(block, 0) else { continue };
+            if let Some(default) = block.body.get_attribute("default") {
+                match self.eval(&default.value, None) {
+                    Ok(v) => {
+                        self.scope.var.insert(name.to_string(), v);
+                    }
+                    Err(why) => self.errors.push(self.error(default.span(), &format!("var.{name}"), why)),
+                }
+            }
+        }
+    }
+
+    /// Resolves the locals in whatever order they refer to each other.
+    fn locals(&mut self, body: &Body) {
+        let mut pending: Vec<(String, EditExpr)> = body
+            .get_blocks("locals")
+            .flat_map(|b| b.body.attributes().map(|a| (a.key.as_str().to_string(), a.value.clone())))
+            .collect();
+        for (name, expr) in &pending {
+            self.local_exprs.insert(name.clone(), expr.clone());
+        }
+        loop {
+            let before = pending.len();
+            pending.retain(|(name, expr)| match self.eval(expr, None) {
+                Ok(v) => {
+                    self.scope.local.insert(name.clone(), v);
+                    false
+                }
+                Err(_) => true,
+            });
+            if pending.is_empty() || pending.len() == before {
+                break;
+            }
+        }
+        for (name, expr) in pending {
+            let why = self.eval(&expr, None).err().unwrap_or_default();
+            let e = self.failure(&expr, &format!("local.{name}"), None, why);
+            self.unresolved.insert(name, e);
+        }
+    }
+
+    /// `data "aws_iam_policy_document"` blocks, as the JSON the data source would give.
+    fn policy_documents(&mut self, body: &Body) {
+        for block in body.get_blocks("data") {
+            if label(block, 0) != Some("aws_iam_policy_document") {
+                continue;
+            }
+            let Some(name) = label(block, 1) else { continue };
+            let key = format!("data.aws_iam_policy_document.{name}");
+            match self.policy_document(block, &key) {
+                Ok(doc) => {
+                    let mut v = hcl::Map::new();
+                    v.insert("json".to_string(), Hcl::String(doc.to_string()));
+                    self.scope.data.insert(name.to_string(), Hcl::Object(v));
+                }
+                Err(e) => {
+                    self.broken_documents.insert(name.to_string(), e);
+                }
+            }
+        }
+    }
+
+    fn policy_document(&self, block: &Block, key: &str) -> Result<Value, ReadError> {
+        let json = |e: &EditExpr, k: &str| -> Result<Value, ReadError> {
+            let v = self.eval(e, None).map_err(|why| self.failure(e, k, None, why))?;
+            serde_json::to_value(&v).map_err(|why| self.error(e.span(), k, why.to_string()))
+        };
+        let mut statements = Vec::new();
+        for (i, st) in block.body.get_blocks("statement").enumerate() {
+            let k = format!("{key}.statement[{i}]");
+            if st.body.get_blocks("dynamic").next().is_some() {
+                return Err(self.error(st.span(), &k, "dynamic blocks are not read; import the state instead"));
+            }
+            let mut s = serde_json::Map::new();
+            let attr = |name: &str| st.body.get_attribute(name);
+            if let Some(a) = attr("sid") {
+                s.insert("Sid".into(), json(&a.value, &format!("{k}.sid"))?);
+            }
+            let effect = match attr("effect") {
+                Some(a) => json(&a.value, &format!("{k}.effect"))?,
+                None => Value::String("Allow".into()),
+            };
+            s.insert("Effect".into(), effect);
+            for (hcl_name, iam) in [
+                ("actions", "Action"),
+                ("not_actions", "NotAction"),
+                ("resources", "Resource"),
+                ("not_resources", "NotResource"),
+            ] {
+                if let Some(a) = attr(hcl_name) {
+                    s.insert(iam.into(), json(&a.value, &format!("{k}.{hcl_name}"))?);
+                }
+            }
+            for (hcl_name, iam) in [("principals", "Principal"), ("not_principals", "NotPrincipal")] {
+                let mut principals = serde_json::Map::new();
+                for p in st.body.get_blocks(hcl_name) {
+                    let pk = format!("{k}.{hcl_name}");
+                    let kind = p.body.get_attribute("type").ok_or_else(|| self.error(p.span(), &pk, "needs type"))?;
+                    let ids = p
+                        .body
+                        .get_attribute("identifiers")
+                        .ok_or_else(|| self.error(p.span(), &pk, "needs identifiers"))?;
+                    let kind = json(&kind.value, &pk)?;
+                    principals.insert(kind.as_str().unwrap_or_default().to_string(), json(&ids.value, &pk)?);
+                }
+                if !principals.is_empty() {
+                    s.insert(iam.into(), Value::Object(principals));
+                }
+            }
+            let mut conditions = serde_json::Map::new();
+            for c in st.body.get_blocks("condition") {
+                let ck = format!("{k}.condition");
+                let get = |n: &str| {
+                    c.body
+                        .get_attribute(n)
+                        .ok_or_else(|| self.error(c.span(), &ck, format!("needs {n}")))
+                        .and_then(|a| json(&a.value, &ck))
+                };
+                let (test, variable, values) = (get("test")?, get("variable")?, get("values")?);
+                let entry = conditions
+                    .entry(test.as_str().unwrap_or_default().to_string())
+                    .or_insert_with(|| Value::Object(serde_json::Map::new()));
+                entry[variable.as_str().unwrap_or_default()] = values;
+            }
+            if !conditions.is_empty() {
+                s.insert("Condition".into(), Value::Object(conditions));
+            }
+            statements.push(Value::Object(s));
+        }
+        Ok(serde_json::json!({"Version": "2012-10-17", "Statement": statements}))
+    }
+
+    /// The instances of a resource block: one without `for_each`, one per entry with it.
+    /// Each comes with its key, its `each` and the line of its map entry when it has one.
+    fn instances(&mut self, block: &Block, address: &str) -> Option<Vec<Instance>> {
+        if let Some(count) = block.body.get_attribute("count") {
+            self.errors.push(self.error(
+                count.span(),
+                &format!("{address}.count"),
+                "count is not read; use for_each, or import the state (`terraform show -json`)",
+            ));
+            return None;
+        }
+        let Some(for_each) = block.body.get_attribute("for_each") else {
+            return Some(vec![(address.to_string(), None, self.line(block.span()))]);
+        };
+        let value = match self.eval(&for_each.value, None) {
+            Ok(v) => v,
+            Err(why) => {
+                let e = self.failure(&for_each.value, &format!("{address}.for_each"), None, why);
+                self.errors.push(e);
+                return None;
+            }
+        };
+        let entries: Vec<(String, Hcl)> = match value {
+            Hcl::Object(m) => m.into_iter().collect(),
+            Hcl::Array(items) => items
+                .into_iter()
+                .map(|v| (v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()), v))
+                .collect(),
+            other => {
+                self.errors.push(self.error(
+                    for_each.span(),
+                    &format!("{address}.for_each"),
+                    format!("for_each must be a map or a set of strings, not {other}"),
+                ));
+                return None;
+            }
+        };
+        // `for_each = local.NAME` with NAME a map written out: each entry has its own line.
+        let map_lines: BTreeMap<String, usize> = match &for_each.value {
+            EditExpr::Traversal(t) => match (&t.expr, t.operators.as_slice()) {
+                (EditExpr::Variable(v), [op]) if v.as_str() == "local" => match op.value() {
+                    TraversalOperator::GetAttr(name) => match self.local_exprs.get(name.as_str()) {
+                        Some(EditExpr::Object(o)) => {
+                            o.iter().filter_map(|(k, _)| Some((key_text(k)?, self.line(k.span())))).collect()
+                        }
+                        _ => BTreeMap::new(),
+                    },
+                    _ => BTreeMap::new(),
+                },
+                _ => BTreeMap::new(),
+            },
+            _ => BTreeMap::new(),
+        };
+        let fallback = self.line(block.span());
+        Some(
+            entries
+                .into_iter()
+                .map(|(k, v)| {
+                    let line = map_lines.get(&k).copied().unwrap_or(fallback);
+                    (indexed(address, &k), Some((Hcl::String(k), v)), line)
+                })
+                .collect(),
+        )
+    }
+
+    /// An attribute of an instance, evaluated; errors name the instance's key and attribute.
+    fn attribute(
+        &mut self,
+        body: &Body,
+        name: &str,
+        key: &str,
+        each: Option<&(Hcl, Hcl)>,
+        entry_line: usize,
+    ) -> Option<Hcl> {
+        let a = body.get_attribute(name)?;
+        match self.eval(&a.value, each) {
+            Ok(Hcl::Null) => None,
+            Ok(v) => Some(v),
+            Err(why) => {
+                let mut e = self.failure(&a.value, &format!("{key}.{name}"), each, why);
+                if e.origin.key == format!("{key}.{name}") && self.source(a.value.span()).contains("each.") {
+                    e.origin.line = entry_line;
+                }
+                self.errors.push(e);
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, v: Option<Hcl>, key: &str, span: Option<std::ops::Range<usize>>) -> Option<String> {
+        match v? {
+            Hcl::String(s) => Some(s),
+            other => {
+                self.errors.push(self.error(span, key, format!("must be a string, not {other}")));
+                None
+            }
+        }
+    }
+
+    fn repositories(&mut self, body: &Body) -> Vec<FoundRepository> {
+        let mut found = Vec::new();
+        for block in body.get_blocks("resource") {
+            if label(block, 0) != Some("aws_ecr_repository") {
+                continue;
+            }
+            let Some(rname) = label(block, 1) else { continue };
+            let address = format!("aws_ecr_repository.{rname}");
+            let Some(instances) = self.instances(block, &address) else { continue };
+            let mut values = hcl::Map::new();
+            for (key, each, line) in instances {
+                let each = each.as_ref();
+                let span = block.span();
+                let name = self.attribute(&block.body, "name", &key, each, line);
+                let Some(name) = self.string(name, &format!("{key}.name"), span.clone()) else {
+                    if block.body.get_attribute("name").is_none() {
+                        self.errors.push(self.error(span, &key, "has no name"));
+                    }
+                    continue;
+                };
+                let mutability = self.attribute(&block.body, "image_tag_mutability", &key, each, line);
+                let mut repo = FoundRepository {
+                    origin: Origin { file: self.file.into(), line, key: key.clone() },
+                    tag_mutability: self.string(mutability, &format!("{key}.image_tag_mutability"), span.clone()),
+                    ..FoundRepository::default()
+                };
+                for nested in block.body.get_blocks("image_scanning_configuration") {
+                    let k = format!("{key}.image_scanning_configuration");
+                    match self.attribute(&nested.body, "scan_on_push", &k, each, line) {
+                        Some(Hcl::Bool(b)) => repo.scan_on_push = Some(b),
+                        Some(other) => self.errors.push(self.error(
+                            nested.span(),
+                            &format!("{k}.scan_on_push"),
+                            format!("must be true or false, not {other}"),
+                        )),
+                        None => {}
+                    }
+                }
+                for nested in block.body.get_blocks("encryption_configuration") {
+                    let k = format!("{key}.encryption_configuration");
+                    let t = self.attribute(&nested.body, "encryption_type", &k, each, line);
+                    repo.encryption_type = self.string(t, &format!("{k}.encryption_type"), nested.span());
+                    let kms = self.attribute(&nested.body, "kms_key", &k, each, line);
+                    repo.kms_key = self.string(kms, &format!("{k}.kms_key"), nested.span());
+                }
+                match self.attribute(&block.body, "tags", &key, each, line) {
+                    Some(Hcl::Object(m)) => {
+                        for (k, v) in m {
+                            match v {
+                                Hcl::String(s) => {
+                                    repo.tags.insert(k, s);
+                                }
+                                Hcl::Null => {}
+                                other => repo.tags.insert(k, other.to_string()).map_or((), |_| ()),
+                            }
+                        }
+                    }
+                    Some(other) => self.errors.push(self.error(
+                        span,
+                        &format!("{key}.tags"),
+                        format!("must be a map, not {other}"),
+                    )),
+                    None => {}
+                }
+                let mut instance = hcl::Map::new();
+                instance.insert("name".to_string(), Hcl::String(name.clone()));
+                instance.insert("id".to_string(), Hcl::String(name.clone()));
+                match each {
+                    Some((Hcl::String(k), _)) => {
+                        values.insert(k.clone(), Hcl::Object(instance));
+                    }
+                    _ => values = instance,
+                }
+                repo.name = name;
+                found.push(repo);
+            }
+            self.scope.repositories.insert(rname.to_string(), Hcl::Object(values));
+        }
+        found
+    }
+
+    /// `aws_ecr_lifecycle_policy` and `aws_ecr_repository_policy` resources: (repository, kind, document, address).
+    fn policies(&mut self, body: &Body) -> Vec<(String, &'static str, Value, String)> {
+        let mut out = Vec::new();
+        for block in body.get_blocks("resource") {
+            let kind: &'static str = match label(block, 0) {
+                Some("aws_ecr_lifecycle_policy") => "aws_ecr_lifecycle_policy",
+                Some("aws_ecr_repository_policy") => "aws_ecr_repository_policy",
+                _ => continue,
+            };
+            let Some(rname) = label(block, 1) else { continue };
+            let address = format!("{kind}.{rname}");
+            let Some(instances) = self.instances(block, &address) else { continue };
+            for (key, each, line) in instances {
+                let each = each.as_ref();
+                let repo = self.attribute(&block.body, "repository", &key, each, line);
+                let repo = self.string(repo, &format!("{key}.repository"), block.span());
+                let policy = self.attribute(&block.body, "policy", &key, each, line);
+                let policy = self.string(policy, &format!("{key}.policy"), block.span());
+                match (repo, policy) {
+                    (Some(r), Some(p)) => match document(&p) {
+                        Ok(doc) => out.push((r, kind, doc, key)),
+                        Err(why) => {
+                            let span = block.body.get_attribute("policy").and_then(|a| a.span());
+                            self.errors.push(self.error(span, &format!("{key}.policy"), why));
+                        }
+                    },
+                    (None, _) if block.body.get_attribute("repository").is_none() => {
+                        self.errors.push(self.error(block.span(), &key, "has no repository"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+}
+
+fn read_hcl(file: &str, text: &str) -> Result<Found, Vec<ReadError>> {
+    let body: Body = text.parse().map_err(|e: hcl::edit::parser::Error| {
+        vec![ReadError {
+            origin: Origin { file: file.into(), line: e.location().line(), key: "(syntax)".into() },
+            message: format!("not valid HCL at column {}: {}", e.location().column(), e.message()),
+        }]
+    })?;
+    let mut reader = Reader {
+        file,
+        text,
+        scope: Scope::default(),
+        unresolved: BTreeMap::new(),
+        broken_documents: BTreeMap::new(),
+        local_exprs: BTreeMap::new(),
+        errors: Vec::new(),
+    };
+    reader.variables(&body);
+    reader.locals(&body);
+    reader.policy_documents(&body);
+    let repositories = reader.repositories(&body);
+    let policies = reader.policies(&body);
+    let mut found = Found { repositories, notes: Vec::new() };
+    for block in body.get_blocks("module") {
+        found.notes.push(format!(
+            "{file}:{} module {:?} is not read: import the module's own files, or the state (`terraform show -json`)",
+            reader.line(block.span()),
+            label(block, 0).unwrap_or_default()
+        ));
+    }
+    attach_policies(&mut found, policies);
+    if reader.errors.is_empty() {
+        Ok(found)
+    } else {
+        // A local that fails is reported once, however many resources use it.
+        let mut errors = reader.errors;
+        let mut seen = std::collections::HashSet::new();
+        errors.retain(|e| seen.insert(e.clone().to_string()));
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The module the portal replaces, as teams have it.
+    const MODULE: &str = r#"
+variable "production_account" {
+  default = "222222222222"
+}
+
+locals {
+  repo_acc1 = "crytera"
+  ecr_repo = {
+    "repo01" = { acc_name = local.repo_acc1, repo_name = "templateistio" }
+    "repo02" = { acc_name = local.repo_acc1, repo_name = "templatenginxistio" }
+    "repo03" = {
+      acc_name  = local.repo_acc1
+      repo_name = "templatefargate"
+    }
+  }
+  allow_readonly = ["arn:aws:iam::${var.production_account}:root"]
+}
+
+resource "aws_ecr_repository" "ecr_repo" {
+  for_each             = local.ecr_repo
+  name                 = "${each.value.acc_name}/${each.value.repo_name}"
+  image_tag_mutability = "MUTABLE"
+
+  image_scanning_configuration {
+    scan_on_push = true
+  }
+  tags = { team = "platform", "cost-center" = "cc-1" }
+}
+
+data "aws_iam_policy_document" "readonly" {
+  statement {
+    sid     = "ReadOnly"
+    actions = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+    principals {
+      type        = "AWS"
+      identifiers = local.allow_readonly
+    }
+  }
+}
+
+resource "aws_ecr_repository_policy" "readonly" {
+  for_each   = local.ecr_repo
+  repository = aws_ecr_repository.ecr_repo[each.key].name
+  policy     = data.aws_iam_policy_document.readonly.json
+}
+"#;
+
+    #[test]
+    fn the_module_is_read_with_its_locals_and_policies() {
+        let found = read("main.tf", MODULE).expect("reads");
+        let names: Vec<&str> = found.repositories.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["crytera/templateistio", "crytera/templatenginxistio", "crytera/templatefargate"]);
+        let r = &found.repositories[2];
+        assert_eq!(r.origin.key, r#"aws_ecr_repository.ecr_repo["repo03"]"#);
+        assert_eq!(r.origin.line, 11, "the map entry's line");
+        assert_eq!(r.tag_mutability.as_deref(), Some("MUTABLE"));
+        assert_eq!(r.scan_on_push, Some(true));
+        assert_eq!(r.tags.get("team").map(String::as_str), Some("platform"));
+        let policy = r.policy.as_ref().expect("policy attached");
+        assert_eq!(policy["Statement"][0]["Principal"]["AWS"][0], "arn:aws:iam::222222222222:root");
+        assert_eq!(policy["Statement"][0]["Effect"], "Allow");
+    }
+
+    #[test]
+    fn an_unresolvable_entry_is_named_with_its_line() {
+        let text = MODULE.replace(r#"repo_name = "templatefargate""#, "repo_name = var.suffix");
+        let errors = read("main.tf", &text).expect_err("var.suffix has no value");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let e = &errors[0];
+        assert_eq!(e.origin.line, 13);
+        assert_eq!(e.origin.key, r#"local.ecr_repo["repo03"].repo_name"#);
+        assert!(e.to_string().starts_with(r#"main.tf:13: local.ecr_repo["repo03"].repo_name: "#), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_and_refused_constructs_name_their_place() {
+        let errors = read("broken.tf", "locals {\n  a = \n}\n").expect_err("syntax");
+        assert_eq!((errors[0].origin.file.as_str(), errors[0].origin.key.as_str()), ("broken.tf", "(syntax)"));
+        assert!(errors[0].origin.line >= 2, "{errors:?}");
+        let counted = "resource \"aws_ecr_repository\" \"r\" {\n  count = 2\n  name = \"crytera/x\"\n}\n";
+        let errors = read("count.tf", counted).expect_err("count refused");
+        assert_eq!(errors[0].origin.line, 2);
+        assert_eq!(errors[0].origin.key, "aws_ecr_repository.r.count");
+        let unknown = "resource \"aws_ecr_repository\" \"r\" {\n  name = file(\"name.txt\")\n}\n";
+        let errors = read("f.tf", unknown).expect_err("file() is not evaluated");
+        assert_eq!((errors[0].origin.line, errors[0].origin.key.as_str()), (2, "aws_ecr_repository.r.name"));
+        let bad_policy = "resource \"aws_ecr_repository\" \"r\" {\n  name = \"crytera/x\"\n}\nresource \
+                          \"aws_ecr_repository_policy\" \"p\" {\n  repository = aws_ecr_repository.r.name\n  \
+                          policy = \"not json\"\n}\n";
+        let errors = read("p.tf", bad_policy).expect_err("policy must be JSON");
+        assert_eq!((errors[0].origin.line, errors[0].origin.key.as_str()), (6, "aws_ecr_repository_policy.p.policy"));
+    }
+
+    #[test]
+    fn a_single_resource_with_jsonencode_and_a_lifecycle() {
+        let text = r#"
+resource "aws_ecr_repository" "one" {
+  name = "crytera/one"
+  encryption_configuration {
+    encryption_type = "AES256"
+  }
+}
+resource "aws_ecr_lifecycle_policy" "one" {
+  repository = aws_ecr_repository.one.name
+  policy = jsonencode({ rules = [{ rulePriority = 1, selection = { tagStatus = "untagged", countType = "sinceImagePushed", countUnit = "days", countNumber = 7 }, action = { type = "expire" } }] })
+}
+module "other" {
+  source = "./other"
+}
+"#;
+        let found = read("one.tf", text).expect("reads");
+        let r = &found.repositories[0];
+        assert_eq!((r.name.as_str(), r.origin.line), ("crytera/one", 2));
+        assert_eq!(r.encryption_type.as_deref(), Some("AES256"));
+        assert_eq!(r.lifecycle_policy.as_ref().expect("attached")["rules"][0]["selection"]["countNumber"], 7);
+        assert!(found.notes[0].contains("module \"other\" is not read"), "{:?}", found.notes);
+    }
+
+    #[test]
+    fn a_state_from_terraform_show_json() {
+        let policy = r#"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"EcrPortalProductionPull\",\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"arn:aws:iam::222222222222:root\"},\"Action\":[\"ecr:BatchGetImage\"]}]}"#;
+        let text = format!(
+            r#"{{"format_version":"1.0","values":{{"root_module":{{"resources":[
+{{"address":"aws_ecr_repository.this[\"a\"]","mode":"managed","type":"aws_ecr_repository","values":{{"name":"crytera/a","image_tag_mutability":"IMMUTABLE","image_scanning_configuration":[{{"scan_on_push":false}}],"encryption_configuration":[{{"encryption_type":"AES256","kms_key":""}}],"tags":{{"team":"t"}}}}}},
+{{"address":"aws_ecr_repository_policy.this[\"a\"]","mode":"managed","type":"aws_ecr_repository_policy","values":{{"repository":"crytera/a","policy":"{policy}"}}}}
+],"child_modules":[{{"resources":[
+{{"address":"module.m.aws_ecr_repository.b","mode":"managed","type":"aws_ecr_repository","values":{{"name":"crytera/b"}}}}]}}]}}}}}}"#
+        );
+        let found = read("state.json", &text).expect("reads");
+        assert_eq!(found.repositories.len(), 2);
+        let a = &found.repositories[0];
+        assert_eq!((a.origin.key.as_str(), a.origin.line), (r#"aws_ecr_repository.this["a"]"#, 2));
+        assert_eq!((a.scan_on_push, a.kms_key.as_deref()), (Some(false), None));
+        assert_eq!(a.policy.as_ref().expect("attached")["Statement"][0]["Sid"], "EcrPortalProductionPull");
+        assert_eq!(found.repositories[1].name, "crytera/b");
+        let errors = read("bad.json", "{\"values\": 3,}").expect_err("not JSON");
+        assert_eq!(errors[0].origin.key, "(document)");
+        let errors = read("plan.json", "{\"format_version\": \"1.0\"}").expect_err("not a state");
+        assert!(errors[0].message.contains("terraform show -json"));
+    }
+}
