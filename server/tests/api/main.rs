@@ -5,6 +5,7 @@ mod break_glass;
 mod crash;
 mod faults;
 mod helpers;
+mod iam;
 mod images;
 mod input;
 mod leases;

@@ -66,6 +66,10 @@ fn every_command_has_help_and_the_binary_tells_its_version() {
         (vec!["audit", "--help"], "verify"),
         (vec!["audit", "export", "--help"], "--repository"),
         (vec!["backup", "--help"], "<PATH>"),
+        (vec!["--help"], "terraform"),
+        (vec!["terraform", "--help"], "import"),
+        (vec!["terraform", "export", "--help"], "--out"),
+        (vec!["terraform", "import", "--help"], "--dry-run"),
     ] {
         let out = run(&args);
         assert!(out.status.success(), "{args:?}");
