@@ -9,6 +9,7 @@ pub mod export;
 pub mod http;
 pub mod limiter;
 pub mod lock;
+pub mod metrics;
 pub mod notify;
 pub mod oidc;
 pub mod secret;

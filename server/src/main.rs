@@ -113,18 +113,24 @@ enum AuditCommand {
     },
 }
 
+/// The log on standard error: `log.format` text (coloured only on a terminal) or JSON lines; each
+/// line of a request carries its id (the `request` span). `RUST_LOG` filters.
+fn logging(format: server::config::LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn,aws_config=warn,aws_smithy_runtime=warn".into());
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr);
+    match format {
+        server::config::LogFormat::Json => fmt.json().with_current_span(true).with_span_list(false).init(),
+        server::config::LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,aws_config=warn,aws_smithy_runtime=warn".into()),
-        )
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
     let config = Config::load(cli.config.as_deref())?;
+    logging(config.raw.log.format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(config).await?;

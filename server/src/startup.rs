@@ -18,6 +18,7 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     pub service: Arc<PortalService>,
     stop: watch::Sender<bool>,
     worker: tokio::task::JoinHandle<()>,
@@ -25,6 +26,8 @@ pub struct Application {
     heads: tokio::task::JoinHandle<()>,
     /// Delivers notifications (`worker::send_notifications`).
     sender: tokio::task::JoinHandle<()>,
+    /// Serves `/metrics` (`server.metrics_listen`).
+    metrics: tokio::task::JoinHandle<()>,
     /// Connection bounds (`http::serve`).
     limits: crate::http::serve::Limits,
     /// This process's claim on the database, until it stops.
@@ -146,6 +149,19 @@ impl Application {
 
     pub async fn build_with(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
         let lock = crate::lock::DatabaseLock::acquire(&config.database_path)?;
+        // The recorder goes in before anything is measured (the first AWS calls are at start).
+        let metrics_listener = match config.metrics_listen {
+            Some(at) => {
+                crate::metrics::handle();
+                Some(
+                    tokio::net::TcpListener::bind(at)
+                        .await
+                        .with_context(|| format!("binding {at} (config key `server.metrics_listen`)"))?,
+                )
+            }
+            None => None,
+        };
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {} (config key `server.listen`)", config.listen))?;
@@ -216,6 +232,13 @@ impl Application {
         ));
         let heads =
             tokio::spawn(publish_heads(service.clone(), config.raw.audit.publish_every_events, stop.subscribe()));
+        let metrics = match metrics_listener {
+            Some(l) => {
+                tracing::info!("metrics at http://{}/metrics", metrics_addr.map(|a| a.to_string()).unwrap_or_default());
+                tokio::spawn(crate::metrics::serve(l, service.clone(), stop.subscribe()))
+            }
+            None => tokio::spawn(async {}),
+        };
         let worker = if config.raw.worker.enabled {
             tokio::spawn(crate::worker::run(
                 service.clone(),
@@ -233,11 +256,29 @@ impl Application {
             header_read_timeout: Duration::from_secs(config.raw.server.header_read_timeout_seconds),
             max_connections: usize::try_from(config.raw.server.max_connections).unwrap_or(usize::MAX),
         };
-        Ok(Self { listener, router, addr, service, stop, worker, heads, sender, limits, _lock: lock })
+        Ok(Self {
+            listener,
+            router,
+            addr,
+            metrics_addr,
+            service,
+            stop,
+            worker,
+            heads,
+            sender,
+            metrics,
+            limits,
+            _lock: lock,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served, when `server.metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// A handle that stops the server and worker when sent `true`.
@@ -259,6 +300,7 @@ impl Application {
         let _ = self.worker.await;
         let _ = self.heads.await;
         let _ = self.sender.await;
+        let _ = self.metrics.await;
         Ok(())
     }
 }

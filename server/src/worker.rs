@@ -51,9 +51,11 @@ pub async fn run(service: Arc<PortalService>, settings: Settings, mut stop: watc
                 Err(e) => tracing::error!("drift check: {e}"),
             }
         }
+        let started = Instant::now();
         match service.apply_next(&owner, lease_ms).await {
             Ok(ApplyOutcome::Idle) => {}
             Ok(outcome) => {
+                crate::metrics::apply_finished(&outcome, started);
                 tracing::info!(?outcome, "apply finished");
                 continue;
             }

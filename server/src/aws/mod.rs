@@ -207,7 +207,10 @@ impl EcrRegistry {
             Some(r) => assume(&base, r, who).await,
             None => base.clone(),
         };
-        Self { ecr: aws_sdk_ecr::Client::new(&cfg), sts: aws_sdk_sts::Client::new(&cfg), base, role }
+        let ecr = aws_sdk_ecr::Client::from_conf(
+            aws_sdk_ecr::config::Builder::from(&cfg).interceptor(crate::metrics::CountAwsCalls).build(),
+        );
+        Self { ecr, sts: sts::sts_client(&cfg), base, role }
     }
 
     fn live(r: &ecr::Repository) -> LiveRepository {

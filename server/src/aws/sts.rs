@@ -158,16 +158,22 @@ impl aws_credential_types::provider::ProvideCredentials for AttributedAssumeRole
     }
 }
 
+/// An STS client whose calls the metrics count.
+pub fn sts_client(cfg: &SdkConfig) -> aws_sdk_sts::Client {
+    aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(cfg).interceptor(crate::metrics::CountAwsCalls).build(),
+    )
+}
+
 /// The SDK config acting as `role`, assumed with `who`'s attribution.
 pub async fn assume(base: &SdkConfig, role: &str, who: &Attribution) -> SdkConfig {
-    let provider =
-        AttributedAssumeRole { sts: aws_sdk_sts::Client::new(base), role: role.to_string(), who: who.clone() };
+    let provider = AttributedAssumeRole { sts: sts_client(base), role: role.to_string(), who: who.clone() };
     base.to_builder().credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(provider)).build()
 }
 
 /// The account the given SDK config acts in (STS GetCallerIdentity).
 pub async fn caller_account(cfg: &SdkConfig) -> anyhow::Result<String> {
-    let who = aws_sdk_sts::Client::new(cfg).get_caller_identity().send().await.context("STS GetCallerIdentity")?;
+    let who = sts_client(cfg).get_caller_identity().send().await.context("STS GetCallerIdentity")?;
     who.account().map(str::to_string).context("GetCallerIdentity returned no account")
 }
 

@@ -23,6 +23,8 @@ pub const AWS_CALL_CAP_SECONDS: u64 = 60;
 pub struct Config {
     pub raw: RawConfig,
     pub listen: SocketAddr,
+    /// `server.metrics_listen`, if set.
+    pub metrics_listen: Option<SocketAddr>,
     pub database_path: PathBuf,
     pub namespace: Namespace,
     pub staging_role: Option<RoleArn>,
@@ -78,6 +80,16 @@ impl Config {
         let listen: SocketAddr = raw.server.listen.parse().map_err(|_| {
             anyhow!("config key `server.listen`: `{}` is not an address like 127.0.0.1:3000", raw.server.listen)
         })?;
+        let metrics_listen = opt(&raw.server.metrics_listen)
+            .map(|m| {
+                m.parse::<SocketAddr>().map_err(|_| {
+                    anyhow!("config key `server.metrics_listen`: `{m}` is not an address like 127.0.0.1:9464 (empty: no metrics)")
+                })
+            })
+            .transpose()?;
+        if metrics_listen.is_some_and(|m| m == listen && m.port() != 0) {
+            bail!("config key `server.metrics_listen`: metrics get a listener of their own, not `server.listen`'s");
+        }
         let namespace =
             Namespace::parse(&raw.portal.namespace).map_err(|e| anyhow!("config key `portal.namespace`: {e}"))?;
         if opt(&raw.database.path).is_none() {
@@ -281,6 +293,7 @@ impl Config {
             public_url,
             approval,
             listen,
+            metrics_listen,
             audit_key_path,
             audit_head_file: opt(&raw.audit.head_file).map(PathBuf::from),
             database_path,

@@ -15,6 +15,7 @@ pub struct RawConfig {
     pub worker: WorkerSection,
     pub audit: AuditSection,
     pub notify: NotifySection,
+    pub log: LogSection,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +39,9 @@ pub struct ServerSection {
     /// Behind a reverse proxy: take the client's address for per-client limits
     /// from the last `X-Forwarded-For` entry (only if the proxy always sets it).
     pub trust_forwarded_for: bool,
+    /// Where Prometheus scrapes `/metrics` (a listener of its own, never the
+    /// portal's); empty: no metrics.
+    pub metrics_listen: String,
 }
 
 impl Default for ServerSection {
@@ -51,6 +55,7 @@ impl Default for ServerSection {
             request_timeout_seconds: 120,
             max_connections: 1024,
             trust_forwarded_for: false,
+            metrics_listen: String::new(),
         }
     }
 }
@@ -138,6 +143,23 @@ impl Default for AwsSection {
             production_profile: String::new(),
         }
     }
+}
+
+/// `[log]`: how the portal writes its log (to standard error).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people (coloured only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, with the request's id, for log pipelines.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -174,3 +174,38 @@ impl Db {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
     }
 }
+
+/// What the metrics report about the portal's state, read when Prometheus scrapes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gauges {
+    /// Requests waiting for a decision.
+    pub waiting: i64,
+    /// When the oldest of them was filed (unix ms).
+    pub oldest_waiting_at: Option<i64>,
+    /// Repositories whose last drift check found differences.
+    pub drifted: i64,
+    /// Notifications not yet delivered.
+    pub outbox: i64,
+    /// Events in the audit trail.
+    pub audit_events: i64,
+}
+
+pub async fn gauges(pool: &SqlitePool) -> Result<Gauges, sqlx::Error> {
+    use sqlx::Row;
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM requests WHERE status = 'pending') AS waiting, \
+                (SELECT MIN(created_at) FROM requests WHERE status = 'pending') AS oldest, \
+                (SELECT COUNT(*) FROM repositories WHERE drift <> '[]') AS drifted, \
+                (SELECT COUNT(*) FROM outbox WHERE status = 'pending') AS outbox, \
+                (SELECT COALESCE(MAX(id), 0) FROM audit_events) AS audit_events",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(Gauges {
+        waiting: row.try_get("waiting")?,
+        oldest_waiting_at: row.try_get("oldest")?,
+        drifted: row.try_get("drifted")?,
+        outbox: row.try_get("outbox")?,
+        audit_events: row.try_get("audit_events")?,
+    })
+}

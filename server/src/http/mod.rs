@@ -90,6 +90,8 @@ pub fn router(state: AppState, site: Site) -> Router {
         None
     };
     own.merge(pages)
+        // Innermost, where the route's pattern is known.
+        .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(axum::middleware::from_fn(guard::json_content_only))
         .layer(axum::middleware::from_fn(guard::no_store_when_personal))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::same_origin_only))
@@ -115,6 +117,37 @@ pub fn router(state: AppState, site: Site) -> Router {
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(header::STRICT_TRANSPORT_SECURITY, hsts))
+        // Every request gets an id (the caller's `x-request-id` when it is a sane one), every log
+        // line of the request carries it (the span), and the answer says it.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span).on_request(()).on_response(
+                tower_http::trace::DefaultOnResponse::new()
+                    .level(tracing::Level::INFO)
+                    .latency_unit(tower_http::LatencyUnit::Millis),
+            ),
+        )
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(tower_http::request_id::MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_odd_request_id))
+}
+
+/// The span every log line of a request is written in: its id, method and path (never the query).
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+}
+
+/// A caller's `x-request-id` is kept when it looks like an id (1–128 of `[A-Za-z0-9._:-]`);
+/// anything else is replaced by a fresh one, so logs never carry what a client typed.
+async fn drop_odd_request_id(mut req: axum::http::Request<axum::body::Body>) -> axum::http::Request<axum::body::Body> {
+    let sane = |v: &HeaderValue| {
+        let b = v.as_bytes();
+        (1..=128).contains(&b.len()) && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(c))
+    };
+    if req.headers().get("x-request-id").is_some_and(|v| !sane(v)) {
+        req.headers_mut().remove("x-request-id");
+    }
+    req
 }
 
 /// The pages' routes, listed once per process. Listing them renders the app

@@ -19,6 +19,8 @@ pub struct TestApp {
     pub moto: String,
     pub service: Arc<PortalService>,
     pub db_path: std::path::PathBuf,
+    /// `http://…/metrics` when `server.metrics_listen` was set.
+    pub metrics: Option<String>,
     dir: Option<tempfile::TempDir>,
     stop: tokio::sync::watch::Sender<bool>,
     running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -99,10 +101,11 @@ async fn start_app(
     let clock = clock.map(|c| c as Arc<dyn Clock>);
     let app = Application::build_with(config, Overrides { clock, registry: None }).await.expect("application builds");
     let base = format!("http://{}", app.addr());
+    let metrics = app.metrics_addr().map(|a| format!("http://{a}/metrics"));
     let stop = app.stopper();
     let service = app.service.clone();
     let running = Some(tokio::spawn(app.run_until_stopped()));
-    TestApp { base, account, moto, service, db_path, dir: Some(dir), stop, running }
+    TestApp { base, account, moto, service, db_path, metrics, dir: Some(dir), stop, running }
 }
 
 /// One person's HTTP client with its own cookie jar.
