@@ -196,6 +196,13 @@ async fn main() -> anyhow::Result<()> {
                 let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
                 input.files.push(app::views::TerraformFile { name: path.display().to_string(), text });
             }
+            if !config.database_path.exists() {
+                anyhow::bail!(
+                    "there is no database at {} (config key `database.path`); the import goes into the portal's \
+                     own database, so point at it (or start the portal once to create it)",
+                    config.database_path.display()
+                );
+            }
             let (_lock, service) = Application::service_only(&config).await.context(
                 "the import writes to the portal's database; while the portal runs, use its import page \
                  (/terraform/import) or POST /api/v1/terraform/import instead",

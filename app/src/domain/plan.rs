@@ -286,10 +286,10 @@ pub fn for_access(repository: &str, before: Option<&Value>, grant: bool, target:
                 ..Plan::default()
             }
         }
-        (true, Some(a)) => Some((a, target.production_can_list)),
+        (true, Some(_)) => Some(target.production_can_list),
         (false, _) => None,
     };
-    match policy::desired(before, wanted) {
+    match policy::with_production(before, account, wanted) {
         Err(e) => Plan { blocked: Some(e.to_string()), ..Plan::default() },
         Ok(after) => {
             let change = PolicyChange::new(before, after.as_ref());

@@ -93,6 +93,31 @@ pub fn desired(current: Option<&Value>, grant: Option<(&str, bool)>) -> Result<O
     Ok(Some(doc))
 }
 
+/// The policy with production's access as wanted. `grant`: the portal's
+/// statement, in place of statements that only let production pull
+/// ([`desired`]); no `grant`: production's access taken away, the portal's
+/// statement and those statements both. Only the portal's statement is
+/// handled when the production account is not known.
+pub fn with_production(
+    current: Option<&Value>,
+    account: Option<&str>,
+    grant: Option<bool>,
+) -> Result<Option<Value>, PolicyError> {
+    match (account, grant) {
+        (Some(a), Some(with_list)) => desired(current, Some((a, with_list))),
+        (Some(a), None) => {
+            let mut doc = match current {
+                Some(d) if d.is_object() => d.clone(),
+                _ => return desired(current, None),
+            };
+            let kept: Vec<Value> = statements(&doc)?.into_iter().filter(|s| !only_pulls(s, a, true)).collect();
+            doc["Statement"] = Value::Array(kept);
+            desired(Some(&doc), None)
+        }
+        (None, _) => desired(current, None),
+    }
+}
+
 /// Whether a statement lets `account` pull and does nothing else: Allow, the
 /// account's root as the only principal, only actions the portal's grant has,
 /// no condition or resource. A grant takes the place of such statements (the
@@ -374,6 +399,22 @@ mod tests {
         assert_eq!(narrow["Statement"].as_array().map(Vec::len), Some(2), "ListImages is more than the grant gives");
         let wide = desired(Some(&with_list), Some(("222222222222", true))).expect("ok").expect("policy");
         assert_eq!(wide["Statement"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn taking_production_away_removes_its_pull_only_statements_too() {
+        let module = json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "ReadOnly", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:root"}, "Action": "ecr:BatchGetImage"},
+            {"Sid": "CiPush", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:role/ci"}, "Action": ["ecr:PutImage"]}
+        ]});
+        let revoked = with_production(Some(&module), Some("222222222222"), None).expect("ok").expect("policy");
+        let sids: Vec<&str> =
+            revoked["Statement"].as_array().expect("list").iter().filter_map(|s| s["Sid"].as_str()).collect();
+        assert_eq!(sids, ["CiPush"]);
+        // Unknown production account: only the portal's own statement could be recognised.
+        assert_eq!(with_production(Some(&module), None, None).expect("ok").as_ref(), Some(&module));
+        let granted = with_production(Some(&module), Some("222222222222"), Some(false)).expect("ok");
+        assert!(grants(granted.as_ref(), "222222222222", false));
     }
 
     #[test]

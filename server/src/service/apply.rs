@@ -689,8 +689,9 @@ impl PortalService {
         approved: Option<&Option<Value>>,
         calls: &mut Calls,
     ) -> Result<(), Failure> {
-        let wanted = match (grant, self.deployment.target.production_account.as_deref()) {
-            (true, Some(a)) => Some((a, self.deployment.target.production_can_list)),
+        let account = self.deployment.target.production_account.as_deref();
+        let wanted = match (grant, account) {
+            (true, Some(_)) => Some(self.deployment.target.production_can_list),
             (true, None) => {
                 return Err(calls.fail("the production account is not configured or could not be discovered".into()))
             }
@@ -701,8 +702,8 @@ impl PortalService {
         let live = policy::parse(text.as_deref()).map_err(|e| calls.fail(e.to_string()))?;
         if let Some(approved) = approved {
             if !same_policy(live.as_ref(), approved.as_ref()) {
-                let approved_after =
-                    policy::desired(approved.as_ref(), wanted).map_err(|e| calls.fail(e.to_string()))?;
+                let approved_after = policy::with_production(approved.as_ref(), account, wanted)
+                    .map_err(|e| calls.fail(e.to_string()))?;
                 if same_policy(live.as_ref(), approved_after.as_ref()) {
                     return Ok(()); // Someone (or an earlier attempt) already made exactly the approved change.
                 }
@@ -713,7 +714,7 @@ impl PortalService {
                 return Err(f);
             }
         }
-        let after = policy::desired(live.as_ref(), wanted).map_err(|e| calls.fail(e.to_string()))?;
+        let after = policy::with_production(live.as_ref(), account, wanted).map_err(|e| calls.fail(e.to_string()))?;
         if same_policy(live.as_ref(), after.as_ref()) {
             return Ok(());
         }

@@ -569,8 +569,9 @@ impl PortalService {
             }));
         }
         let before = approved_policy.unwrap_or(live.policy.clone());
-        let wanted = if rec.production_access { self.grant_target() } else { None };
-        let policy_change = match policy::desired(before.as_ref(), wanted) {
+        let account = self.deployment.target.production_account.as_deref();
+        let wanted = rec.production_access.then_some(self.deployment.target.production_can_list);
+        let policy_change = match policy::with_production(before.as_ref(), account, wanted) {
             Ok(after) => {
                 let change = PolicyChange::new(before.as_ref(), after.as_ref());
                 steps.extend(plan::policy_steps(name, &change));

@@ -17,9 +17,10 @@ use super::{aws_unavailable, Error, PortalService};
 use crate::db::{self, NewEvent, RecordRow};
 use crate::terraform::read::{self, FoundRepository};
 use app::domain::audit::AuditAction;
-use app::domain::form::{is_required_tag, FieldError, RepositoryRequestInput};
+use app::domain::form::{is_required_tag, FieldError, RepositoryRequestInput, MAX_JUSTIFICATION};
 use app::domain::name::RepoName;
 use app::domain::notify::NotifyEvent;
+use app::domain::policy;
 use app::domain::principal::{Capability, Principal};
 use app::domain::request::{Request, RequestKind, Status};
 use app::views::{ImportOutcome, ImportedRepository, TerraformImportInput, TerraformImportReport};
@@ -36,10 +37,10 @@ fn attribute_of(field: &str) -> &str {
         "tag_mutability" => "image_tag_mutability",
         "encryption" => "encryption_configuration.encryption_type",
         "kms_key_arn" => "encryption_configuration.kms_key",
+        "grant_production" => "policy",
         "scan_on_push" => "image_scanning_configuration.scan_on_push",
-        "lifecycle_rules" | "keep_last_images" | "expire_untagged_after_days" => "(aws_ecr_lifecycle_policy).policy",
-        "team" => "tags.team",
-        "cost_center" => "tags.cost-center",
+        "lifecycle_rules" | "keep_last_images" | "expire_untagged_after_days" => "lifecycle_policy",
+        "team" | "cost_center" | "tags" => "tags",
         other => other,
     }
 }
@@ -57,20 +58,35 @@ impl PortalService {
                 "give a Terraform file (.tf) or the JSON of `terraform show -json`; nothing was imported",
             ));
         }
-        // 1. Read.
-        let mut found: Vec<FoundRepository> = Vec::new();
+        // 1. Read (the HCL files together, as one module).
         let mut report = TerraformImportReport { dry_run: input.dry_run, ..Default::default() };
         let mut errors: Vec<FieldError> = Vec::new();
-        for (i, f) in input.files.iter().enumerate() {
-            let name = Some(f.name.trim()).filter(|n| !n.is_empty()).map_or(format!("file {}", i + 1), str::to_string);
-            match read::read(&name, &f.text) {
-                Ok(r) => {
-                    found.extend(r.repositories);
-                    report.notes.extend(r.notes);
-                }
-                Err(es) => errors.extend(es.iter().map(|e| FieldError::new("file", e.to_string()))),
+        let mut input = input;
+        if let Some(j) = &input.justification {
+            match app::domain::text::free_text(j, MAX_JUSTIFICATION, true) {
+                Ok(j) => input.justification = Some(j).filter(|j| !j.is_empty()),
+                Err(e) => errors.push(FieldError::new("justification", format!("the justification: {e}"))),
             }
         }
+        let mut files = Vec::new();
+        for (i, f) in input.files.iter().enumerate() {
+            let name = f.name.trim();
+            let name = if name.is_empty() { format!("file {}", i + 1) } else { name.to_string() };
+            match app::domain::text::free_text(&name, 200, false) {
+                Ok(n) => files.push((n, f.text.clone())),
+                Err(e) => errors.push(FieldError::new("files", format!("file {}'s name: {e}", i + 1))),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        let found: Vec<FoundRepository> = match read::read_all(&files) {
+            Ok(r) => {
+                report.notes.extend(r.notes);
+                r.repositories
+            }
+            Err(es) => return Err(Error::Invalid(es.iter().map(|e| FieldError::new("file", e.to_string())).collect())),
+        };
         let mut seen = std::collections::HashMap::new();
         for r in &found {
             if let Some(first) = seen.insert(r.name.clone(), r.origin.to_string()) {
@@ -127,11 +143,13 @@ impl PortalService {
             let live =
                 self.registry.describe(name.as_str()).await.map_err(|e| aws_unavailable(&format!("read {name}"), e))?;
             match live {
-                Some(live) => {
-                    let (step, detail) = self.adoption(by, &input, &r, &name, &live);
-                    report.repositories.push(line(ImportOutcome::Adopted, detail));
-                    steps.push(step);
-                }
+                Some(live) => match self.adoption(by, &input, &r, &name, &live) {
+                    Ok((step, detail)) => {
+                        report.repositories.push(line(ImportOutcome::Adopted, detail));
+                        steps.push(step);
+                    }
+                    Err(why) => report.repositories.push(line(ImportOutcome::Skipped, why)),
+                },
                 None => match self.creation(by, &input, &r, &mut report.notes) {
                     Ok(request) => {
                         let detail = match &request.kind {
@@ -181,12 +199,12 @@ impl PortalService {
                     )
                     .await?;
                     if let Some(g) = grant {
-                        filed.push((record.name.clone(), self.file_in(&mut tx, g).await?));
+                        filed.push((record.name.clone(), self.file_in(&mut tx, by, g).await?));
                     }
                     adopted.push(record.name);
                 }
                 Step::Create { request } => {
-                    filed.push((request.kind.repository().to_string(), self.file_in(&mut tx, request).await?));
+                    filed.push((request.kind.repository().to_string(), self.file_in(&mut tx, by, request).await?));
                 }
             }
         }
@@ -202,9 +220,16 @@ impl PortalService {
         Ok(report)
     }
 
+    fn imported_by(&self, by: &Principal) -> String {
+        match by.via() {
+            Some(v) => format!("imported from Terraform, through {v}"),
+            None => "imported from Terraform".into(),
+        }
+    }
+
     /// Inserts an imported request with its event and its "submitted" notification.
-    async fn file_in(&self, tx: &mut db::WriteTx, request: Request) -> Result<i64, Error> {
-        let id = Self::insert_request_in(tx, &request, "imported from Terraform".into()).await?;
+    async fn file_in(&self, tx: &mut db::WriteTx, by: &Principal, request: Request) -> Result<i64, Error> {
+        let id = Self::insert_request_in(tx, &request, self.imported_by(by)).await?;
         let submitted = Request { id, ..request };
         let notice = self.notice(NotifyEvent::RequestSubmitted, &submitted, submitted.justification.clone());
         self.enqueue(tx, &notice, Some(id), None).await?;
@@ -220,7 +245,26 @@ impl PortalService {
         r: &FoundRepository,
         name: &RepoName,
         live: &crate::aws::LiveRepository,
-    ) -> (Step, String) {
+    ) -> Result<(Step, String), String> {
+        // Adoption approves nothing about production (as "Adopt" in the UI): when production can
+        // pull now, a grant request asks for it, if a grant can take that access over.
+        let production =
+            policy::portal_statement(live.policy.as_ref()).is_some() || self.production_reaches(live.policy.as_ref());
+        if production {
+            let Some(target) = self.grant_target() else {
+                return Err("its live policy lets production pull, and the production account is not configured, so \
+                            the portal cannot take that access over; configure it, then import again"
+                    .into());
+            };
+            let after = policy::desired(live.policy.as_ref(), Some(target)).map_err(|e| e.to_string())?;
+            if let Some(g) = self.foreign_grants(after.as_ref()).into_iter().find(|g| g.reaches_production) {
+                return Err(format!(
+                    "its live policy has the statement {} that {}, which the portal did not approve and a grant \
+                     cannot take over; remove it in ECR (or narrow it to production's pull), then import again",
+                    g.name, g.why
+                ));
+            }
+        }
         let now = self.now();
         let mut record = RecordRow {
             name: name.to_string(),
@@ -233,8 +277,7 @@ impl PortalService {
             checked_at: Some(now),
         };
         record.drift = self.drift_of(&record, Some(live));
-        let production = self.production_reaches(live.policy.as_ref());
-        let grant = (production && self.deployment.target.production_account.is_some()).then(|| {
+        let grant = production.then(|| {
             let why = input.justification.clone().filter(|j| !j.trim().is_empty()).unwrap_or_else(|| {
                 format!(
                     "Imported from Terraform ({}): its policy lets production pull; this puts that access under \
@@ -252,6 +295,9 @@ impl PortalService {
         let mut detail = format!("adopted from Terraform ({}) as it is live", r.origin);
         detail.push_str(match (&grant, record.spec.is_some()) {
             (Some(_), _) => "; production can pull now, and a grant request asks to approve that",
+            (None, true) if self.deployment.target.production_account.is_none() => {
+                "; production access: no as far as the portal can tell (the production account is not configured)"
+            }
             (None, true) => "; production access: no",
             (None, false) => "; its lifecycle policy is not one the portal can express, so only access is managed",
         });
@@ -267,7 +313,7 @@ impl PortalService {
         if !differs.is_empty() {
             detail.push_str(&format!("; the portal keeps what is live ({})", differs.join(", ")));
         }
-        (Step::Adopt { record: Box::new(record), grant, detail: detail.clone() }, detail)
+        Ok((Step::Adopt { record: Box::new(record), grant, detail: detail.clone() }, detail))
     }
 
     /// The create request for a repository the file names and ECR lacks, checked as the form checks it.
@@ -279,10 +325,13 @@ impl PortalService {
         notes: &mut Vec<String>,
     ) -> Result<Request, Vec<FieldError>> {
         let at = |field: &str, message: &str| {
-            FieldError::new(
-                "file",
-                format!("{}:{}: {}.{}: {message}", r.origin.file, r.origin.line, r.origin.key, attribute_of(field)),
-            )
+            let mut place = r.place(attribute_of(field));
+            match field {
+                "team" => place.key.push_str(".team"),
+                "cost_center" => place.key.push_str(".cost-center"),
+                _ => {}
+            }
+            FieldError::new("file", read::ReadError::at(place, message).to_string())
         };
         let wants_production = self.production_reaches(r.policy.as_ref());
         if wants_production && self.deployment.target.production_account.is_none() {
@@ -295,8 +344,30 @@ impl PortalService {
         let or_default = |tag: &str, default: &Option<String>| {
             r.tags.get(tag).cloned().or_else(|| default.clone()).unwrap_or_default()
         };
-        let free: std::collections::BTreeMap<String, String> =
-            r.tags.iter().filter(|(k, _)| !is_required_tag(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let reserved = |k: &str| k.starts_with("ecr-portal:") || k.to_ascii_lowercase().starts_with("aws:");
+        if r.tags.keys().any(|k| reserved(k)) {
+            notes.push(format!(
+                "{}: the tags ecr-portal:… and aws:… are the portal's and AWS's own; the create request leaves them out",
+                r.place("tags")
+            ));
+        }
+        let free: std::collections::BTreeMap<String, String> = r
+            .tags
+            .iter()
+            .filter(|(k, _)| !is_required_tag(k) && !reserved(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // What of the file's policy a create request cannot carry: anything but production's pull.
+        if let Some(account) = self.deployment.target.production_account.as_deref() {
+            let rest = policy::with_production(r.policy.as_ref(), Some(account), None).ok().flatten();
+            if rest.is_some() {
+                notes.push(format!(
+                    "{}: the policy has statements besides production's pull; a create request does not carry them \
+                     (add them in ECR once it exists)",
+                    r.place("policy")
+                ));
+            }
+        }
         let form = RepositoryRequestInput {
             name: r.name.clone(),
             tag_mutability: r.tag_mutability.clone(),

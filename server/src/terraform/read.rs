@@ -1,21 +1,23 @@
-//! Terraform interop, the way in: the ECR repositories a Terraform file
-//! describes, with where each one is (file, line, key), so the import can say
-//! what it did with each and every error points at the text to fix.
+//! Terraform interop, the way in: the ECR repositories Terraform files
+//! describe, with where each one (and each of its settings) is: file, line,
+//! key. The import says what it did with each, and every error points at the
+//! text to fix.
 //!
 //! Two inputs:
 //! - **HCL** (`.tf`), parsed with `hcl-rs` (its `hcl::edit` tree keeps byte
-//!   spans, hence lines; `hcl::eval` evaluates expressions). `variable`
-//!   defaults and `locals` are resolved (in any order, `local.*` referring to
-//!   each other), then every `aws_ecr_repository` resource with its `for_each`,
-//!   and the `aws_ecr_lifecycle_policy` / `aws_ecr_repository_policy`
-//!   resources that name those repositories (`jsonencode(…)`, heredocs and
-//!   `data "aws_iam_policy_document"` are understood). Functions beyond a few
-//!   pure ones (`jsonencode`, `merge`, `concat`, `lower`, `upper`, `tolist`,
-//!   `toset`, `tomap`) and `count` are refused with the place named: the state
-//!   (`terraform show -json`) is the way to import what needs them.
-//! - **The JSON of `terraform show -json`** (a state or a saved plan's state):
-//!   its `aws_ecr_repository`, `aws_ecr_lifecycle_policy` and
-//!   `aws_ecr_repository_policy` resources, in the root module and child modules.
+//!   spans, hence lines; `hcl::eval` evaluates expressions). The files given
+//!   together are one module, as Terraform reads a folder: `variable`
+//!   defaults and `locals` from any of them are resolved (in any order,
+//!   `local.*` referring to each other), then every `aws_ecr_repository`
+//!   resource with its `for_each`, and the `aws_ecr_lifecycle_policy` /
+//!   `aws_ecr_repository_policy` resources that name those repositories
+//!   (`jsonencode(…)`, heredocs and `data "aws_iam_policy_document"` are
+//!   understood). Functions beyond a few pure ones (`jsonencode`, `merge`,
+//!   `concat`, `lower`, `upper`, `tolist`, `toset`, `tomap`) and `count` are
+//!   refused with the place named: the state is the way to import what needs them.
+//! - **The JSON of `terraform show -json`** (a state): its `aws_ecr_repository`,
+//!   `aws_ecr_lifecycle_policy` and `aws_ecr_repository_policy` resources, in
+//!   the root module and child modules.
 //!
 //! Pure: text in, repositories or errors out; no AWS, no database.
 use hcl::edit::expr::{Expression as EditExpr, ObjectKey, TraversalOperator};
@@ -49,7 +51,13 @@ pub struct ReadError {
     pub message: String,
 }
 
-/// A repository as the file describes it (what it leaves out is `None`).
+impl ReadError {
+    pub fn at(origin: Origin, message: impl Into<String>) -> Self {
+        Self { origin, message: message.into() }
+    }
+}
+
+/// A repository as the files describe it (what they leave out is `None`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FoundRepository {
     pub name: String,
@@ -63,27 +71,115 @@ pub struct FoundRepository {
     pub lifecycle_policy: Option<Value>,
     /// The repository policy document, parsed.
     pub policy: Option<Value>,
+    /// Where each setting is written (`image_tag_mutability`, `tags`, `lifecycle_policy`, …),
+    /// for errors about one of them.
+    pub places: BTreeMap<String, Origin>,
 }
 
-/// What a file holds: its repositories, and what the reader passed over (module calls).
+impl FoundRepository {
+    /// Where a setting is written: its own place, or the repository's with the setting's key.
+    pub fn place(&self, setting: &str) -> Origin {
+        self.places
+            .get(setting)
+            .cloned()
+            .unwrap_or_else(|| Origin { key: format!("{}.{setting}", self.origin.key), ..self.origin.clone() })
+    }
+}
+
+/// What files hold: their repositories, and what the reader passed over (module calls).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Found {
     pub repositories: Vec<FoundRepository>,
     pub notes: Vec<String>,
 }
 
-/// Reads one file: JSON (from `terraform show -json`) when it starts with `{`, HCL otherwise.
+/// The deepest nesting the reader accepts (the HCL parser recurses; deeper is not a real module).
+const MAX_DEPTH: usize = 64;
+
+/// Reads one file (see [`read_all`]).
 pub fn read(file: &str, text: &str) -> Result<Found, Vec<ReadError>> {
-    if text.trim_start().starts_with('{') {
-        read_state(file, text)
-    } else {
-        read_hcl(file, text)
+    read_all(&[(file.to_string(), text.to_string())])
+}
+
+/// Reads files given together: JSON (from `terraform show -json`) when one
+/// starts with `{`, HCL otherwise; the HCL files are one module.
+pub fn read_all(files: &[(String, String)]) -> Result<Found, Vec<ReadError>> {
+    let mut found = Found::default();
+    let mut errors = Vec::new();
+    let mut sources = Vec::new();
+    let mut bodies = Vec::new();
+    for (name, text) in files {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        if text.trim_start().starts_with('{') {
+            match read_state(name, text) {
+                Ok(f) => {
+                    found.repositories.extend(f.repositories);
+                    found.notes.extend(f.notes);
+                }
+                Err(e) => errors.extend(e),
+            }
+            continue;
+        }
+        if let Some(line) = too_deep(text) {
+            errors.push(ReadError::at(
+                Origin { file: name.clone(), line, key: "(syntax)".into() },
+                format!("nested more than {MAX_DEPTH} levels deep"),
+            ));
+            continue;
+        }
+        match text.parse::<Body>() {
+            Ok(body) => {
+                sources.push(Source { name: name.clone(), text: text.to_string() });
+                bodies.push(body);
+            }
+            Err(e) => errors.push(ReadError::at(
+                Origin { file: name.clone(), line: e.location().line(), key: "(syntax)".into() },
+                format!("not valid HCL at column {}: {}", e.location().column(), e.message()),
+            )),
+        }
     }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if !bodies.is_empty() {
+        let module = read_module(sources, &bodies)?;
+        found.repositories.extend(module.repositories);
+        found.notes.extend(module.notes);
+    }
+    Ok(found)
 }
 
 /// The 1-based line of a byte offset.
 fn line_at(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
+}
+
+/// The line where brackets outside strings first nest deeper than [`MAX_DEPTH`].
+fn too_deep(text: &str) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, b) in text.bytes().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(line_at(text, i));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A Terraform key for a map entry: `name["key"]`.
@@ -96,13 +192,50 @@ fn document(text: &str) -> Result<Value, String> {
     serde_json::from_str(text).map_err(|e| format!("not a JSON policy document: {e}"))
 }
 
+/// Whether `text` refers to `reference` as a whole (`local.ecr` is not in `local.ecr_repo`).
+fn mentions(text: &str, reference: &str) -> bool {
+    let ident = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    text.match_indices(reference).any(|(i, _)| {
+        let after = text[i + reference.len()..].chars().next();
+        let before = text[..i].chars().next_back();
+        !after.is_some_and(ident) && !before.is_some_and(|c| ident(c) || c == '.')
+    })
+}
+
+/// A lifecycle or repository policy resource: the repository it names, and its document.
+struct FoundPolicy {
+    repository: String,
+    lifecycle: bool,
+    document: Value,
+    origin: Origin,
+}
+
+/// Puts each lifecycle or repository policy on the repository it names.
+fn attach_policies(found: &mut Found, policies: Vec<FoundPolicy>) {
+    for p in policies {
+        match found.repositories.iter_mut().find(|r| r.name == p.repository) {
+            Some(r) if p.lifecycle => {
+                r.lifecycle_policy = Some(p.document);
+                r.places.insert("lifecycle_policy".into(), p.origin);
+            }
+            Some(r) => {
+                r.policy = Some(p.document);
+                r.places.insert("policy".into(), p.origin);
+            }
+            None => found.notes.push(format!(
+                "{} is for {}, which no aws_ecr_repository in the files defines; passed over",
+                p.origin, p.repository
+            )),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // terraform show -json
 
 fn read_state(file: &str, text: &str) -> Result<Found, Vec<ReadError>> {
-    let at = |line: usize, key: &str, message: String| ReadError {
-        origin: Origin { file: file.into(), line, key: key.into() },
-        message,
+    let at = |line: usize, key: &str, message: String| {
+        ReadError::at(Origin { file: file.into(), line, key: key.into() }, message)
     };
     let doc: Value =
         serde_json::from_str(text).map_err(|e| vec![at(e.line(), "(document)", format!("not valid JSON: {e}"))])?;
@@ -110,8 +243,8 @@ fn read_state(file: &str, text: &str) -> Result<Found, Vec<ReadError>> {
         vec![at(
             1,
             "values.root_module",
-            "not the JSON of `terraform show -json` (it has no values.root_module); write it with \
-             `terraform show -json > state.json`"
+            "not the JSON of a state from `terraform show -json` (it has no values.root_module); write it \
+             with `terraform show -json > state.json`"
                 .into(),
         )]
     })?;
@@ -124,7 +257,7 @@ fn read_state(file: &str, text: &str) -> Result<Found, Vec<ReadError>> {
     };
     let mut found = Found::default();
     let mut errors = Vec::new();
-    let mut policies: Vec<(String, &'static str, Value, String)> = Vec::new();
+    let mut policies = Vec::new();
     for r in resources {
         if r.get("mode").and_then(Value::as_str) != Some("managed") {
             continue;
@@ -136,18 +269,19 @@ fn read_state(file: &str, text: &str) -> Result<Found, Vec<ReadError>> {
         match r.get("type").and_then(Value::as_str) {
             Some("aws_ecr_repository") => {
                 let Some(name) = s("name") else {
-                    errors.push(ReadError {
-                        origin: Origin { key: format!("{address}.name"), ..origin },
-                        message: "has no name".into(),
-                    });
+                    errors.push(ReadError::at(Origin { key: format!("{address}.name"), ..origin }, "has no name"));
                     continue;
                 };
                 let first = |block: &str, k: &str| values.pointer(&format!("/{block}/0/{k}")).cloned();
-                let tags = values
-                    .get("tags")
-                    .and_then(Value::as_object)
-                    .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
-                    .unwrap_or_default();
+                // `tags_all` has the provider's default tags too; the resource's own win.
+                let mut tags: BTreeMap<String, String> = BTreeMap::new();
+                for k in ["tags_all", "tags"] {
+                    for (k, v) in values.get(k).and_then(Value::as_object).into_iter().flatten() {
+                        if let Some(v) = v.as_str() {
+                            tags.insert(k.clone(), v.to_string());
+                        }
+                    }
+                }
                 found.repositories.push(FoundRepository {
                     name,
                     origin,
@@ -163,16 +297,14 @@ fn read_state(file: &str, text: &str) -> Result<Found, Vec<ReadError>> {
                 });
             }
             Some(kind @ ("aws_ecr_repository_policy" | "aws_ecr_lifecycle_policy")) => {
-                let kind: &'static str = if kind == "aws_ecr_repository_policy" {
-                    "aws_ecr_repository_policy"
-                } else {
-                    "aws_ecr_lifecycle_policy"
-                };
+                let lifecycle = kind == "aws_ecr_lifecycle_policy";
+                let policy_origin = Origin { key: format!("{address}.policy"), ..origin.clone() };
                 match (s("repository"), s("policy").map(|p| document(&p))) {
-                    (Some(repo), Some(Ok(policy))) => policies.push((repo, kind, policy, address.to_string())),
-                    (_, Some(Err(e))) => errors
-                        .push(ReadError { origin: Origin { key: format!("{address}.policy"), ..origin }, message: e }),
-                    _ => errors.push(ReadError { origin, message: "needs both repository and policy".into() }),
+                    (Some(repository), Some(Ok(document))) => {
+                        policies.push(FoundPolicy { repository, lifecycle, document, origin: policy_origin })
+                    }
+                    (_, Some(Err(e))) => errors.push(ReadError::at(policy_origin, e)),
+                    _ => errors.push(ReadError::at(origin, "needs both repository and policy")),
                 }
             }
             _ => {}
@@ -192,19 +324,6 @@ fn collect_resources<'a>(module: &'a Value, out: &mut Vec<&'a Value>) {
     }
     for child in module.get("child_modules").and_then(Value::as_array).into_iter().flatten() {
         collect_resources(child, out);
-    }
-}
-
-/// Puts each lifecycle or repository policy on the repository it names.
-fn attach_policies(found: &mut Found, policies: Vec<(String, &'static str, Value, String)>) {
-    for (repo, kind, policy, address) in policies {
-        match found.repositories.iter_mut().find(|r| r.name == repo) {
-            Some(r) if kind == "aws_ecr_lifecycle_policy" => r.lifecycle_policy = Some(policy),
-            Some(r) => r.policy = Some(policy),
-            None => found
-                .notes
-                .push(format!("{address} is for {repo}, which no aws_ecr_repository in the file defines; passed over")),
-        }
     }
 }
 
@@ -260,7 +379,7 @@ fn functions(ctx: &mut Context) {
     ctx.declare_func("toset", FuncDef::builder().param(array).build(toset));
 }
 
-/// The names an expression can refer to while the file is read.
+/// The names an expression can refer to while the module is read.
 #[derive(Default, Clone)]
 struct Scope {
     var: hcl::Map<String, Hcl>,
@@ -289,19 +408,34 @@ impl Scope {
     }
 }
 
-/// One instance of a resource block: its key, its `each` (key, value) and its line.
-type Instance = (String, Option<(Hcl, Hcl)>, usize);
+/// One HCL file of the module.
+struct Source {
+    name: String,
+    text: String,
+}
 
-struct Reader<'t> {
-    file: &'t str,
-    text: &'t str,
+/// Where an instance's values are written: its map entry when it has one
+/// (`for_each = local.ecr_repo`), the resource block otherwise.
+#[derive(Debug, Clone)]
+struct Entry {
+    file: usize,
+    line: usize,
+}
+
+/// One instance of a resource block: its key, its `each` (key, value) and its entry.
+type Instance = (String, Option<(Hcl, Hcl)>, Entry);
+
+struct Reader {
+    sources: Vec<Source>,
+    /// The file whose blocks are being read.
+    cur: usize,
     scope: Scope,
     /// Locals that could not be resolved, with where and why (reported when used).
     unresolved: BTreeMap<String, ReadError>,
     /// Policy documents that could not be built, likewise.
     broken_documents: BTreeMap<String, ReadError>,
-    /// Each local's expression, to find the line of a map entry.
-    local_exprs: BTreeMap<String, EditExpr>,
+    /// Each local's file and expression, to find the line of a map entry.
+    local_exprs: BTreeMap<String, (usize, EditExpr)>,
     errors: Vec<ReadError>,
 }
 
@@ -317,20 +451,27 @@ fn key_text(key: &ObjectKey) -> Option<String> {
     }
 }
 
-impl<'t> Reader<'t> {
-    fn line(&self, span: Option<std::ops::Range<usize>>) -> usize {
-        span.map_or(1, |s| line_at(self.text, s.start))
+type SpanRange = Option<std::ops::Range<usize>>;
+
+impl Reader {
+    fn line_in(&self, file: usize, span: SpanRange) -> usize {
+        span.map_or(1, |s| line_at(&self.sources[file].text, s.start))
     }
 
-    fn error(&self, span: Option<std::ops::Range<usize>>, key: &str, message: impl Into<String>) -> ReadError {
-        ReadError {
-            origin: Origin { file: self.file.into(), line: self.line(span), key: key.into() },
-            message: message.into(),
-        }
+    fn at(&self, span: SpanRange, key: &str) -> Origin {
+        Origin { file: self.sources[self.cur].name.clone(), line: self.line_in(self.cur, span), key: key.into() }
     }
 
-    fn source(&self, span: Option<std::ops::Range<usize>>) -> &str {
-        span.and_then(|s| self.text.get(s)).unwrap_or_default()
+    fn entry_at(&self, entry: &Entry, key: &str) -> Origin {
+        Origin { file: self.sources[entry.file].name.clone(), line: entry.line, key: key.into() }
+    }
+
+    fn error(&self, span: SpanRange, key: &str, message: impl Into<String>) -> ReadError {
+        ReadError::at(self.at(span, key), message)
+    }
+
+    fn source(&self, span: SpanRange) -> &str {
+        span.and_then(|s| self.sources[self.cur].text.get(s)).unwrap_or_default()
     }
 
     fn eval(&self, expr: &EditExpr, each: Option<&(Hcl, Hcl)>) -> Result<Hcl, String> {
@@ -344,12 +485,12 @@ impl<'t> Reader<'t> {
     fn failure(&self, expr: &EditExpr, key: &str, each: Option<&(Hcl, Hcl)>, why: String) -> ReadError {
         let text = self.source(expr.span());
         for (name, e) in &self.unresolved {
-            if text.contains(&format!("local.{name}")) {
+            if mentions(text, &format!("local.{name}")) {
                 return e.clone();
             }
         }
         for (name, e) in &self.broken_documents {
-            if text.contains(&format!("aws_iam_policy_document.{name}")) {
+            if mentions(text, &format!("aws_iam_policy_document.{name}")) {
                 return e.clone();
             }
         }
@@ -379,18 +520,29 @@ impl<'t> Reader<'t> {
         }
     }
 
-    /// Resolves the locals in whatever order they refer to each other.
-    fn locals(&mut self, body: &Body) {
-        let mut pending: Vec<(String, EditExpr)> = body
-            .get_blocks("locals")
-            .flat_map(|b| b.body.attributes().map(|a| (a.key.as_str().to_string(), a.value.clone())))
-            .collect();
-        for (name, expr) in &pending {
-            self.local_exprs.insert(name.clone(), expr.clone());
+    /// Resolves the locals of every file, in whatever order they refer to each other.
+    fn locals(&mut self, bodies: &[Body]) {
+        let mut pending: Vec<(usize, String, EditExpr)> = Vec::new();
+        for (file, body) in bodies.iter().enumerate() {
+            for a in body.get_blocks("locals").flat_map(|b| b.body.attributes()) {
+                let name = a.key.as_str().to_string();
+                if let Some((first, _)) = self.local_exprs.get(&name) {
+                    let first = self.sources[*first].name.clone();
+                    self.cur = file;
+                    self.errors.push(self.error(
+                        a.span(),
+                        &format!("local.{name}"),
+                        format!("is also defined in {first}"),
+                    ));
+                    continue;
+                }
+                self.local_exprs.insert(name.clone(), (file, a.value.clone()));
+                pending.push((file, name, a.value.clone()));
+            }
         }
         loop {
             let before = pending.len();
-            pending.retain(|(name, expr)| match self.eval(expr, None) {
+            pending.retain(|(_, name, expr)| match self.eval(expr, None) {
                 Ok(v) => {
                     self.scope.local.insert(name.clone(), v);
                     false
@@ -401,7 +553,8 @@ impl<'t> Reader<'t> {
                 break;
             }
         }
-        for (name, expr) in pending {
+        for (file, name, expr) in pending {
+            self.cur = file;
             let why = self.eval(&expr, None).err().unwrap_or_default();
             let e = self.failure(&expr, &format!("local.{name}"), None, why);
             self.unresolved.insert(name, e);
@@ -500,7 +653,6 @@ impl<'t> Reader<'t> {
     }
 
     /// The instances of a resource block: one without `for_each`, one per entry with it.
-    /// Each comes with its key, its `each` and the line of its map entry when it has one.
     fn instances(&mut self, block: &Block, address: &str) -> Option<Vec<Instance>> {
         if let Some(count) = block.body.get_attribute("count") {
             self.errors.push(self.error(
@@ -510,8 +662,9 @@ impl<'t> Reader<'t> {
             ));
             return None;
         }
+        let here = Entry { file: self.cur, line: self.line_in(self.cur, block.span()) };
         let Some(for_each) = block.body.get_attribute("for_each") else {
-            return Some(vec![(address.to_string(), None, self.line(block.span()))]);
+            return Some(vec![(address.to_string(), None, here)]);
         };
         let value = match self.eval(&for_each.value, None) {
             Ok(v) => v,
@@ -537,50 +690,58 @@ impl<'t> Reader<'t> {
             }
         };
         // `for_each = local.NAME` with NAME a map written out: each entry has its own line.
-        let map_lines: BTreeMap<String, usize> = match &for_each.value {
+        let local_map = match &for_each.value {
             EditExpr::Traversal(t) => match (&t.expr, t.operators.as_slice()) {
                 (EditExpr::Variable(v), [op]) if v.as_str() == "local" => match op.value() {
-                    TraversalOperator::GetAttr(name) => match self.local_exprs.get(name.as_str()) {
-                        Some(EditExpr::Object(o)) => {
-                            o.iter().filter_map(|(k, _)| Some((key_text(k)?, self.line(k.span())))).collect()
-                        }
-                        _ => BTreeMap::new(),
-                    },
-                    _ => BTreeMap::new(),
+                    TraversalOperator::GetAttr(name) => self.local_exprs.get(name.as_str()),
+                    _ => None,
                 },
-                _ => BTreeMap::new(),
+                _ => None,
             },
+            _ => None,
+        };
+        let entry_lines: BTreeMap<String, Entry> = match local_map {
+            Some((file, EditExpr::Object(o))) => o
+                .iter()
+                .filter_map(|(k, _)| Some((key_text(k)?, Entry { file: *file, line: self.line_in(*file, k.span()) })))
+                .collect(),
             _ => BTreeMap::new(),
         };
-        let fallback = self.line(block.span());
         Some(
             entries
                 .into_iter()
                 .map(|(k, v)| {
-                    let line = map_lines.get(&k).copied().unwrap_or(fallback);
-                    (indexed(address, &k), Some((Hcl::String(k), v)), line)
+                    let entry = entry_lines.get(&k).cloned().unwrap_or_else(|| here.clone());
+                    (indexed(address, &k), Some((Hcl::String(k), v)), entry)
                 })
                 .collect(),
         )
     }
 
-    /// An attribute of an instance, evaluated; errors name the instance's key and attribute.
+    /// An attribute of an instance, evaluated, with where it is written: the map entry
+    /// when its value comes from `each`, the attribute's own line otherwise.
     fn attribute(
         &mut self,
         body: &Body,
         name: &str,
         key: &str,
         each: Option<&(Hcl, Hcl)>,
-        entry_line: usize,
-    ) -> Option<Hcl> {
+        entry: &Entry,
+    ) -> Option<(Hcl, Origin)> {
         let a = body.get_attribute(name)?;
+        let full = format!("{key}.{name}");
+        let place = if mentions(self.source(a.value.span()), "each.value") {
+            self.entry_at(entry, &full)
+        } else {
+            self.at(a.span(), &full)
+        };
         match self.eval(&a.value, each) {
             Ok(Hcl::Null) => None,
-            Ok(v) => Some(v),
+            Ok(v) => Some((v, place)),
             Err(why) => {
-                let mut e = self.failure(&a.value, &format!("{key}.{name}"), each, why);
-                if e.origin.key == format!("{key}.{name}") && self.source(a.value.span()).contains("each.") {
-                    e.origin.line = entry_line;
+                let mut e = self.failure(&a.value, &full, each, why);
+                if e.origin.key == full {
+                    e.origin = place;
                 }
                 self.errors.push(e);
                 None
@@ -588,11 +749,11 @@ impl<'t> Reader<'t> {
         }
     }
 
-    fn string(&mut self, v: Option<Hcl>, key: &str, span: Option<std::ops::Range<usize>>) -> Option<String> {
+    fn string(&mut self, v: Option<(Hcl, Origin)>) -> Option<(String, Origin)> {
         match v? {
-            Hcl::String(s) => Some(s),
-            other => {
-                self.errors.push(self.error(span, key, format!("must be a string, not {other}")));
+            (Hcl::String(s), place) => Some((s, place)),
+            (other, place) => {
+                self.errors.push(ReadError::at(place, format!("must be a string, not {other}")));
                 None
             }
         }
@@ -608,58 +769,66 @@ impl<'t> Reader<'t> {
             let address = format!("aws_ecr_repository.{rname}");
             let Some(instances) = self.instances(block, &address) else { continue };
             let mut values = hcl::Map::new();
-            for (key, each, line) in instances {
+            for (key, each, entry) in instances {
                 let each = each.as_ref();
-                let span = block.span();
-                let name = self.attribute(&block.body, "name", &key, each, line);
-                let Some(name) = self.string(name, &format!("{key}.name"), span.clone()) else {
+                let name = self.attribute(&block.body, "name", &key, each, &entry);
+                let Some((name, _)) = self.string(name) else {
                     if block.body.get_attribute("name").is_none() {
-                        self.errors.push(self.error(span, &key, "has no name"));
+                        self.errors.push(self.error(block.span(), &key, "has no name"));
                     }
                     continue;
                 };
-                let mutability = self.attribute(&block.body, "image_tag_mutability", &key, each, line);
-                let mut repo = FoundRepository {
-                    origin: Origin { file: self.file.into(), line, key: key.clone() },
-                    tag_mutability: self.string(mutability, &format!("{key}.image_tag_mutability"), span.clone()),
-                    ..FoundRepository::default()
+                let mut repo = FoundRepository { origin: self.entry_at(&entry, &key), ..FoundRepository::default() };
+                let place = |repo: &mut FoundRepository, setting: &str, origin: Origin| {
+                    repo.places.insert(setting.to_string(), origin);
                 };
+                let mutability = self.attribute(&block.body, "image_tag_mutability", &key, each, &entry);
+                if let Some((m, at)) = self.string(mutability) {
+                    repo.tag_mutability = Some(m);
+                    place(&mut repo, "image_tag_mutability", at);
+                }
                 for nested in block.body.get_blocks("image_scanning_configuration") {
                     let k = format!("{key}.image_scanning_configuration");
-                    match self.attribute(&nested.body, "scan_on_push", &k, each, line) {
-                        Some(Hcl::Bool(b)) => repo.scan_on_push = Some(b),
-                        Some(other) => self.errors.push(self.error(
-                            nested.span(),
-                            &format!("{k}.scan_on_push"),
-                            format!("must be true or false, not {other}"),
-                        )),
+                    match self.attribute(&nested.body, "scan_on_push", &k, each, &entry) {
+                        Some((Hcl::Bool(b), at)) => {
+                            repo.scan_on_push = Some(b);
+                            place(&mut repo, "image_scanning_configuration.scan_on_push", at);
+                        }
+                        Some((other, at)) => {
+                            self.errors.push(ReadError::at(at, format!("must be true or false, not {other}")))
+                        }
                         None => {}
                     }
                 }
                 for nested in block.body.get_blocks("encryption_configuration") {
                     let k = format!("{key}.encryption_configuration");
-                    let t = self.attribute(&nested.body, "encryption_type", &k, each, line);
-                    repo.encryption_type = self.string(t, &format!("{k}.encryption_type"), nested.span());
-                    let kms = self.attribute(&nested.body, "kms_key", &k, each, line);
-                    repo.kms_key = self.string(kms, &format!("{k}.kms_key"), nested.span());
+                    let t = self.attribute(&nested.body, "encryption_type", &k, each, &entry);
+                    if let Some((t, at)) = self.string(t) {
+                        repo.encryption_type = Some(t);
+                        place(&mut repo, "encryption_configuration.encryption_type", at);
+                    }
+                    let kms = self.attribute(&nested.body, "kms_key", &k, each, &entry);
+                    if let Some((kms, at)) = self.string(kms) {
+                        repo.kms_key = Some(kms);
+                        place(&mut repo, "encryption_configuration.kms_key", at);
+                    }
                 }
-                match self.attribute(&block.body, "tags", &key, each, line) {
-                    Some(Hcl::Object(m)) => {
+                match self.attribute(&block.body, "tags", &key, each, &entry) {
+                    Some((Hcl::Object(m), at)) => {
                         for (k, v) in m {
                             match v {
                                 Hcl::String(s) => {
                                     repo.tags.insert(k, s);
                                 }
                                 Hcl::Null => {}
-                                other => repo.tags.insert(k, other.to_string()).map_or((), |_| ()),
+                                other => {
+                                    repo.tags.insert(k, other.to_string());
+                                }
                             }
                         }
+                        place(&mut repo, "tags", at);
                     }
-                    Some(other) => self.errors.push(self.error(
-                        span,
-                        &format!("{key}.tags"),
-                        format!("must be a map, not {other}"),
-                    )),
+                    Some((other, at)) => self.errors.push(ReadError::at(at, format!("must be a map, not {other}"))),
                     None => {}
                 }
                 let mut instance = hcl::Map::new();
@@ -679,32 +848,36 @@ impl<'t> Reader<'t> {
         found
     }
 
-    /// `aws_ecr_lifecycle_policy` and `aws_ecr_repository_policy` resources: (repository, kind, document, address).
-    fn policies(&mut self, body: &Body) -> Vec<(String, &'static str, Value, String)> {
+    /// `aws_ecr_lifecycle_policy` and `aws_ecr_repository_policy` resources.
+    fn policies(&mut self, body: &Body) -> Vec<FoundPolicy> {
         let mut out = Vec::new();
         for block in body.get_blocks("resource") {
-            let kind: &'static str = match label(block, 0) {
-                Some("aws_ecr_lifecycle_policy") => "aws_ecr_lifecycle_policy",
-                Some("aws_ecr_repository_policy") => "aws_ecr_repository_policy",
+            let lifecycle = match label(block, 0) {
+                Some("aws_ecr_lifecycle_policy") => true,
+                Some("aws_ecr_repository_policy") => false,
                 _ => continue,
             };
             let Some(rname) = label(block, 1) else { continue };
-            let address = format!("{kind}.{rname}");
+            let address = format!("{}.{rname}", label(block, 0).unwrap_or_default());
             let Some(instances) = self.instances(block, &address) else { continue };
-            for (key, each, line) in instances {
+            for (key, each, entry) in instances {
                 let each = each.as_ref();
-                let repo = self.attribute(&block.body, "repository", &key, each, line);
-                let repo = self.string(repo, &format!("{key}.repository"), block.span());
-                let policy = self.attribute(&block.body, "policy", &key, each, line);
-                let policy = self.string(policy, &format!("{key}.policy"), block.span());
-                match (repo, policy) {
-                    (Some(r), Some(p)) => match document(&p) {
-                        Ok(doc) => out.push((r, kind, doc, key)),
-                        Err(why) => {
-                            let span = block.body.get_attribute("policy").and_then(|a| a.span());
-                            self.errors.push(self.error(span, &format!("{key}.policy"), why));
+                let repository = self.attribute(&block.body, "repository", &key, each, &entry);
+                let repository = self.string(repository);
+                let policy = self.attribute(&block.body, "policy", &key, each, &entry);
+                let policy = self.string(policy);
+                match (repository, policy) {
+                    (Some((repository, _)), Some((text, at))) => {
+                        // The policy's place is the resource's own attribute, whatever feeds it.
+                        let origin = block
+                            .body
+                            .get_attribute("policy")
+                            .map_or(at, |a| self.at(a.span(), &format!("{key}.policy")));
+                        match document(&text) {
+                            Ok(document) => out.push(FoundPolicy { repository, lifecycle, document, origin }),
+                            Err(why) => self.errors.push(ReadError::at(origin, why)),
                         }
-                    },
+                    }
                     (None, _) if block.body.get_attribute("repository").is_none() => {
                         self.errors.push(self.error(block.span(), &key, "has no repository"))
                     }
@@ -716,34 +889,43 @@ impl<'t> Reader<'t> {
     }
 }
 
-fn read_hcl(file: &str, text: &str) -> Result<Found, Vec<ReadError>> {
-    let body: Body = text.parse().map_err(|e: hcl::edit::parser::Error| {
-        vec![ReadError {
-            origin: Origin { file: file.into(), line: e.location().line(), key: "(syntax)".into() },
-            message: format!("not valid HCL at column {}: {}", e.location().column(), e.message()),
-        }]
-    })?;
+/// Reads the HCL files of one module together.
+fn read_module(sources: Vec<Source>, bodies: &[Body]) -> Result<Found, Vec<ReadError>> {
     let mut reader = Reader {
-        file,
-        text,
+        sources,
+        cur: 0,
         scope: Scope::default(),
         unresolved: BTreeMap::new(),
         broken_documents: BTreeMap::new(),
         local_exprs: BTreeMap::new(),
         errors: Vec::new(),
     };
-    reader.variables(&body);
-    reader.locals(&body);
-    reader.policy_documents(&body);
-    let repositories = reader.repositories(&body);
-    let policies = reader.policies(&body);
-    let mut found = Found { repositories, notes: Vec::new() };
-    for block in body.get_blocks("module") {
-        found.notes.push(format!(
-            "{file}:{} module {:?} is not read: import the module's own files, or the state (`terraform show -json`)",
-            reader.line(block.span()),
-            label(block, 0).unwrap_or_default()
-        ));
+    for (i, body) in bodies.iter().enumerate() {
+        reader.cur = i;
+        reader.variables(body);
+    }
+    reader.locals(bodies);
+    for (i, body) in bodies.iter().enumerate() {
+        reader.cur = i;
+        reader.policy_documents(body);
+    }
+    let mut found = Found::default();
+    for (i, body) in bodies.iter().enumerate() {
+        reader.cur = i;
+        found.repositories.extend(reader.repositories(body));
+    }
+    let mut policies = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        reader.cur = i;
+        policies.extend(reader.policies(body));
+        for block in body.get_blocks("module") {
+            found.notes.push(format!(
+                "{}:{} module {:?} is not read: import the module's own files, or the state (`terraform show -json`)",
+                reader.sources[i].name,
+                reader.line_in(i, block.span()),
+                label(block, 0).unwrap_or_default()
+            ));
+        }
     }
     attach_policies(&mut found, policies);
     if reader.errors.is_empty() {
@@ -752,7 +934,7 @@ fn read_hcl(file: &str, text: &str) -> Result<Found, Vec<ReadError>> {
         // A local that fails is reported once, however many resources use it.
         let mut errors = reader.errors;
         let mut seen = std::collections::HashSet::new();
-        errors.retain(|e| seen.insert(e.clone().to_string()));
+        errors.retain(|e| seen.insert(e.to_string()));
         Err(errors)
     }
 }
@@ -878,6 +1060,45 @@ module "other" {
         assert_eq!(r.encryption_type.as_deref(), Some("AES256"));
         assert_eq!(r.lifecycle_policy.as_ref().expect("attached")["rules"][0]["selection"]["countNumber"], 7);
         assert!(found.notes[0].contains("module \"other\" is not read"), "{:?}", found.notes);
+    }
+
+    #[test]
+    fn a_module_split_across_files_is_read_as_one() {
+        let variables = "variable \"production_account\" {\n  default = \"222222222222\"\n}\n".to_string();
+        let locals =
+            MODULE[MODULE.find("locals {").expect("locals")..MODULE.find("resource").expect("resource")].to_string();
+        let main = MODULE[MODULE.find("resource").expect("resource")..].to_string();
+        let files =
+            [("main.tf".to_string(), main), ("locals.tf".to_string(), locals), ("variables.tf".to_string(), variables)];
+        let found = read_all(&files).expect("reads as one module");
+        assert_eq!(found.repositories.len(), 3);
+        let r = &found.repositories[0];
+        assert_eq!((r.origin.file.as_str(), r.origin.line), ("locals.tf", 4), "the entry, in the file that has it");
+        assert_eq!(r.place("image_tag_mutability").file, "main.tf", "a literal: where it is written");
+        assert!(r.policy.is_some(), "the policy, from another resource, attached");
+        let twice = [
+            ("a.tf".to_string(), "locals {\n  x = 1\n}\n".to_string()),
+            ("b.tf".to_string(), "locals {\n  x = 2\n}\n".to_string()),
+        ];
+        let errors = read_all(&twice).expect_err("a local defined twice");
+        assert_eq!(errors[0].to_string(), "b.tf:2: local.x: is also defined in a.tf");
+    }
+
+    #[test]
+    fn references_are_matched_whole_and_nesting_is_bounded() {
+        assert!(mentions("local.ecr", "local.ecr"));
+        assert!(mentions("x = local.ecr[\"a\"]", "local.ecr"));
+        assert!(!mentions("local.ecr_repo", "local.ecr"));
+        assert!(!mentions("xlocal.ecr", "local.ecr"));
+        let deep = format!("a = {}1{}\n", "[".repeat(200), "]".repeat(200));
+        let errors = read("deep.tf", &deep).expect_err("too deep");
+        assert!(errors[0].message.contains("nested more than 64 levels"), "{errors:?}");
+        let quoted = format!("a = \"{}\"\n", "[".repeat(200));
+        assert!(read("quoted.tf", &quoted).is_ok(), "brackets in strings do not count");
+        assert!(
+            read("bom.json", "\u{feff}{\"values\": {\"root_module\": {}}}").is_ok(),
+            "a byte order mark is ignored"
+        );
     }
 
     #[test]

@@ -181,11 +181,13 @@ async fn files_with_errors_change_nothing_and_name_file_line_and_key() {
     let unresolved = good.replace(&format!("repo_name = \"{u}fargate\""), "repo_name = var.suffix");
     let bad_setting = good.replace("image_tag_mutability = \"MUTABLE\"", "image_tag_mutability = \"SOMETIMES\"");
     let before = request_count(&bob).await;
-    // One good file and one bad: nothing from either.
+    // A good state and a bad module: nothing from either.
+    let state = json!({"values": {"root_module": {"resources": [{"address": "aws_ecr_repository.s", "mode": "managed",
+        "type": "aws_ecr_repository", "values": {"name": format!("crytera/{u}fromstate"), "tags": {"team": "t", "cost-center": "c"}}}]}}});
     let (s, e) = bob
         .post(
             "/api/v1/terraform/import",
-            json!({"files": [{"name": "good.tf", "text": good}, {"name": "envs/prod.tf", "text": unresolved}]}),
+            json!({"files": [{"name": "state.json", "text": state.to_string()}, {"name": "envs/prod.tf", "text": unresolved}]}),
         )
         .await;
     assert_eq!(s, 422, "{e}");
@@ -196,7 +198,7 @@ async fn files_with_errors_change_nothing_and_name_file_line_and_key() {
     assert_eq!(s, 422, "{e}");
     let message = e["error"]["fields"][0]["message"].as_str().unwrap_or("").to_string();
     assert!(
-        message.starts_with("main.tf:10: aws_ecr_repository.ecr_repo[\"repo02\"].image_tag_mutability: "),
+        message.starts_with("main.tf:20: aws_ecr_repository.ecr_repo[\"repo02\"].image_tag_mutability: "),
         "{message}"
     );
     // Syntax.
@@ -226,7 +228,7 @@ async fn files_with_errors_change_nothing_and_name_file_line_and_key() {
     assert!(html.contains("dry run") && html.contains("would be adopted") && html.contains(&istio), "{html}");
     let r = post_form(&app, &cookie, "/terraform/import", &form(bad_setting, false)).await;
     assert_eq!(r.status(), 422);
-    assert!(r.text().await.expect("html").contains("main.tf:10: aws_ecr_repository.ecr_repo[&quot;repo02&quot;]"));
+    assert!(r.text().await.expect("html").contains("main.tf:20: aws_ecr_repository.ecr_repo[&quot;repo02&quot;]"));
     assert_eq!(bob.repository(&istio).await["managed"], false, "still nothing adopted");
 }
 
@@ -261,6 +263,29 @@ async fn a_state_from_terraform_show_json_through_the_command_line() {
         let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         (out.status.code().unwrap_or(-1), said)
     };
+    // The import goes into the portal's own database: a wrong path is refused, not created.
+    let (code, said) = cli(&["--dry-run"]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("there is no database at"), "{said}");
+    // Start the portal once (it creates its database), then stop it: the command line needs the lock.
+    let mut portal = Command::new(env!("CARGO_BIN_EXE_ecr-portal"))
+        .env("ECR_PORTAL_SERVER__LISTEN", "127.0.0.1:0")
+        .env("ECR_PORTAL_AWS__LOCAL_ENDPOINT", &app.moto)
+        .env("ECR_PORTAL_AWS__STAGING_ROLE_ARN", format!("arn:aws:iam::{}:role/ecr-portal-apply", app.account))
+        .env("ECR_PORTAL_DATABASE__PATH", dir.path().join("portal.db"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(portal.stdout.take().expect("stdout")), &mut ready)
+        .expect("ready");
+    assert!(ready.contains("ready"), "{ready}");
+    let (code, said) = cli(&["--dry-run"]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("is in use by another ecr-portal process") && said.contains("/terraform/import"), "{said}");
+    let _ = portal.kill();
+    let _ = portal.wait();
     // Without a cost center for the one to be created: refused, with its place.
     let (code, said) = cli(&["--dry-run"]);
     assert_eq!(code, 2, "{said}");
@@ -283,4 +308,26 @@ async fn a_state_from_terraform_show_json_through_the_command_line() {
     // Nothing was created in ECR: the create request waits for an approver.
     let missing_now = app.ecr().await.describe_repositories().repository_names(&missing).send().await;
     assert!(missing_now.is_err(), "not created before approval");
+}
+
+#[tokio::test]
+async fn a_repository_open_to_everyone_is_listed_and_skipped_not_adopted() {
+    let app = spawn_app().await;
+    let bob = app.sign_in("bob", "admin").await;
+    let u = unique("tfp");
+    let (open, fine) = (format!("crytera/{u}istio"), format!("crytera/{u}nginxistio"));
+    made_by_terraform(&app, &open).await;
+    made_by_terraform(&app, &fine).await;
+    let public = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Public", "Effect": "Allow", "Principal": "*",
+        "Action": ["ecr:BatchGetImage"]}]});
+    let ecr = app.ecr().await;
+    ecr.set_repository_policy().repository_name(&open).policy_text(public.to_string()).send().await.expect("policy");
+    let (s, report) = bob.post("/api/v1/terraform/import", import_body("main.tf", &module(&u), false)).await;
+    assert_eq!(s, 200, "{report}");
+    let o = outcomes(&report);
+    assert_eq!(o[0], (open.clone(), "skipped".to_string()));
+    assert!(report["repositories"][0]["detail"].as_str().unwrap_or("").contains("lets anyone in"), "{report}");
+    assert_eq!(o[1], (fine.clone(), "adopted".to_string()));
+    assert_eq!(bob.repository(&open).await["managed"], false, "not adopted: the UI would refuse it too");
+    assert_eq!(bob.repository(&fine).await["managed"], true);
 }
