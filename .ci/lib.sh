@@ -73,8 +73,9 @@ ensure_npm() {
 }
 
 ensure_npm_end2end() {
-  if [[ ! -d end2end/node_modules/@playwright/test || ! -d end2end/node_modules/oauth2-mock-server ]]; then
-    step "npm ci in end2end/ (Playwright, oauth2-mock-server)"
+  if [[ ! -d end2end/node_modules/@playwright/test || ! -d end2end/node_modules/oauth2-mock-server \
+    || ! -d end2end/node_modules/@axe-core/playwright ]]; then
+    step "npm ci in end2end/ (Playwright, oauth2-mock-server, axe-core)"
     (cd end2end && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }

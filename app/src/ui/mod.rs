@@ -77,20 +77,21 @@ pub fn App() -> impl IntoView {
             <a class="skip-link" href="#main">"Skip to content"</a>
             <Header/>
             <main id="main" tabindex="-1">
+                // Every page is rendered whole before it is sent (in order, not streamed out of order):
+                // its content is there without JavaScript, and the wasm only enhances it.
                 <Routes fallback=|| view! { <common::NotFound/> }>
-                    <Route path=path!("/") view=requests::RequestList/>
-                    <Route path=path!("/login") view=login::LoginPage/>
-                    <Route path=path!("/requests/new") view=requests::NewRequest/>
-                    <Route path=path!("/requests/access") view=requests::AccessRequest/>
-                    <Route path=path!("/requests/:id") view=requests::RequestPage/>
-                    <Route path=path!("/queue") view=requests::Queue/>
-                    <Route path=path!("/repositories") view=repos::Repositories/>
+                    <Route path=path!("/") view=requests::RequestList ssr=leptos_router::SsrMode::Async/>
+                    <Route path=path!("/login") view=login::LoginPage ssr=leptos_router::SsrMode::Async/>
+                    <Route path=path!("/requests/new") view=requests::NewRequest ssr=leptos_router::SsrMode::Async/>
+                    <Route path=path!("/requests/access") view=requests::AccessRequest ssr=leptos_router::SsrMode::Async/>
+                    <Route path=path!("/requests/:id") view=requests::RequestPage ssr=leptos_router::SsrMode::Async/>
+                    <Route path=path!("/queue") view=requests::Queue ssr=leptos_router::SsrMode::Async/>
+                    <Route path=path!("/repositories") view=repos::Repositories ssr=leptos_router::SsrMode::Async/>
                     <Route path=path!("/repositories/images") view=images::ImagesPageView ssr=leptos_router::SsrMode::Async/>
                     <Route path=path!("/repositories/settings") view=repo_settings::RepositorySettingsPage ssr=leptos_router::SsrMode::Async/>
-                    <Route path=path!("/terraform/import") view=terraform::TerraformImportPage/>
-                    <Route path=path!("/audit") view=audit::AuditPage/>
-                    <Route path=path!("/tokens") view=tokens::TokensPage/>
-                    // Rendered whole before it is sent: the page and its form work without JavaScript.
+                    <Route path=path!("/terraform/import") view=terraform::TerraformImportPage ssr=leptos_router::SsrMode::Async/>
+                    <Route path=path!("/audit") view=audit::AuditPage ssr=leptos_router::SsrMode::Async/>
+                    <Route path=path!("/tokens") view=tokens::TokensPage ssr=leptos_router::SsrMode::Async/>
                     <Route path=path!("/users") view=users::UsersPage ssr=leptos_router::SsrMode::Async/>
                     <Route path=path!("/notifications") view=notifications::NotificationsPage ssr=leptos_router::SsrMode::Async/>
                 </Routes>
