@@ -331,3 +331,53 @@ async fn a_repository_open_to_everyone_is_listed_and_skipped_not_adopted() {
     assert_eq!(bob.repository(&open).await["managed"], false, "not adopted: the UI would refuse it too");
     assert_eq!(bob.repository(&fine).await["managed"], true);
 }
+
+/// Nothing half-done: when the write fails part-way (here the last insert, refused by a trigger put
+/// into the database file), the adoptions and requests written before it in the same transaction
+/// are gone too, and the audit trail has none of it.
+#[tokio::test]
+async fn a_failure_while_writing_leaves_nothing_behind() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    use std::str::FromStr;
+    let app = spawn_app().await;
+    let bob = app.sign_in("bob", "admin").await;
+    let u = unique("tfw");
+    let (istio, nginx, fargate) =
+        (format!("crytera/{u}istio"), format!("crytera/{u}nginxistio"), format!("crytera/{u}fargate"));
+    made_by_terraform(&app, &istio).await;
+    made_by_terraform(&app, &nginx).await;
+    let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", app.db_path.display())).expect("path");
+    let raw = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.expect("open");
+    // The create request for the third repository is the transaction's last write.
+    sqlx::query(&format!(
+        "CREATE TRIGGER refuse_one BEFORE INSERT ON requests WHEN NEW.repository = '{fargate}' \
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+    ))
+    .execute(&raw)
+    .await
+    .expect("trigger");
+    let events_before: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_events").fetch_one(&raw).await.expect("count");
+    let requests_before = request_count(&bob).await;
+    let (s, e) = bob.post("/api/v1/terraform/import", import_body("main.tf", &module(&u), false)).await;
+    assert!(s >= 500, "{s} {e}");
+    assert_eq!(bob.repository(&istio).await["managed"], false, "the first adoption was undone");
+    assert_eq!(bob.repository(&nginx).await["managed"], false);
+    assert_eq!(request_count(&bob).await, requests_before, "no grant or create request left");
+    let records: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM repositories WHERE name IN (?, ?)")
+        .bind(&istio)
+        .bind(&nginx)
+        .fetch_one(&raw)
+        .await
+        .expect("count");
+    assert_eq!(records, 0);
+    let events_after: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_events").fetch_one(&raw).await.expect("count");
+    // Only the refusal's own trace may be there (an internal error is logged, not audited).
+    assert_eq!(events_after, events_before, "no adoption or submission event");
+    // Without the fault, the same import goes through.
+    sqlx::query("DROP TRIGGER refuse_one").execute(&raw).await.expect("drop");
+    let (s, report) = bob.post("/api/v1/terraform/import", import_body("main.tf", &module(&u), false)).await;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(bob.repository(&istio).await["managed"], true);
+}
