@@ -6,7 +6,7 @@
 //!   pattern, `/api/v1/requests/{id}`, never the raw path);
 //! - `ecr_portal_applies_total{outcome}` and `ecr_portal_apply_duration_seconds{outcome}`;
 //! - `ecr_portal_aws_calls_total{operation,error}` (every SDK call: `error` is
-//!   `none`, `http_<status>` or `network`);
+//!   `none`, `http_<status>` or `network`; counted by `aws::CountAwsCalls`);
 //! - read from the database at each scrape: `ecr_portal_requests_waiting`,
 //!   `ecr_portal_oldest_waiting_request_age_seconds`, `ecr_portal_repositories_drifted`,
 //!   `ecr_portal_outbox_backlog`, `ecr_portal_audit_events_total`.
@@ -15,12 +15,6 @@
 //! by our own axum listener (the exporter's own HTTP listener would be a second
 //! HTTP stack for one route).
 use crate::service::PortalService;
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -78,33 +72,6 @@ pub fn apply_finished(outcome: &crate::service::ApplyOutcome, started: Instant) 
     metrics::counter!("ecr_portal_applies_total", "outcome" => outcome).increment(1);
     metrics::histogram!("ecr_portal_apply_duration_seconds", "outcome" => outcome)
         .record(started.elapsed().as_secs_f64());
-}
-
-/// Counts every AWS SDK call by operation and error (an interceptor on each client).
-#[derive(Debug, Clone, Copy)]
-pub struct CountAwsCalls;
-
-impl Intercept for CountAwsCalls {
-    fn name(&self) -> &'static str {
-        "CountAwsCalls"
-    }
-
-    fn read_after_execution(
-        &self,
-        context: &FinalizerInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let operation = cfg.load::<Metadata>().map_or_else(|| "unknown".to_string(), |m| m.name().to_string());
-        let error = match context.output_or_error() {
-            Some(Err(_)) => {
-                context.response().map_or_else(|| "network".to_string(), |r| format!("http_{}", r.status().as_u16()))
-            }
-            _ => "none".to_string(),
-        };
-        metrics::counter!("ecr_portal_aws_calls_total", "operation" => operation, "error" => error).increment(1);
-        Ok(())
-    }
 }
 
 /// `GET /metrics`: the recorder's metrics plus the state read from the database now.

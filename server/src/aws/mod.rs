@@ -11,9 +11,11 @@ use aws_sdk_ecr::error::ProvideErrorMetadata;
 use aws_sdk_ecr::operation::RequestId;
 use aws_sdk_ecr::types as ecr;
 
+mod count;
 mod live;
 mod sts;
 
+pub use count::CountAwsCalls;
 pub use live::{fixes, Fix, LiveRepository};
 pub use sts::{assume, base_config, caller_account, production_account, session_name, Attribution};
 
@@ -207,9 +209,8 @@ impl EcrRegistry {
             Some(r) => assume(&base, r, who).await,
             None => base.clone(),
         };
-        let ecr = aws_sdk_ecr::Client::from_conf(
-            aws_sdk_ecr::config::Builder::from(&cfg).interceptor(crate::metrics::CountAwsCalls).build(),
-        );
+        let ecr =
+            aws_sdk_ecr::Client::from_conf(aws_sdk_ecr::config::Builder::from(&cfg).interceptor(CountAwsCalls).build());
         Self { ecr, sts: sts::sts_client(&cfg), base, role }
     }
 

@@ -160,9 +160,7 @@ impl aws_credential_types::provider::ProvideCredentials for AttributedAssumeRole
 
 /// An STS client whose calls the metrics count.
 pub fn sts_client(cfg: &SdkConfig) -> aws_sdk_sts::Client {
-    aws_sdk_sts::Client::from_conf(
-        aws_sdk_sts::config::Builder::from(cfg).interceptor(crate::metrics::CountAwsCalls).build(),
-    )
+    aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(cfg).interceptor(super::CountAwsCalls).build())
 }
 
 /// The SDK config acting as `role`, assumed with `who`'s attribution.

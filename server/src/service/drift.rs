@@ -404,6 +404,25 @@ impl PortalService {
         tx.commit().await.map_err(Error::from)
     }
 
+    /// The record of a repository adopted as it is live: its settings approved (when the
+    /// portal can express its lifecycle), production access not; statements that let
+    /// outsiders write show as drift from the start.
+    pub(super) fn adopted_record(&self, name: &RepoName, live: &LiveRepository) -> RecordRow {
+        let now = self.now();
+        let mut rec = RecordRow {
+            name: name.to_string(),
+            spec: Self::spec_from_live(name, live),
+            production_access: false,
+            production_until: None,
+            request_id: None,
+            adopted_at: Some(now),
+            drift: Vec::new(),
+            checked_at: Some(now),
+        };
+        rec.drift = self.drift_of(&rec, Some(live));
+        rec
+    }
+
     /// Takes a repository made outside the portal into its records, as it is.
     pub async fn adopt_repository(&self, by: &Principal, repository: &str) -> Result<RepositoryView, Error> {
         let name = RepoName::parse(&self.deployment.namespace, repository)
@@ -429,21 +448,8 @@ impl PortalService {
                 &format!("has the statement {} that {}", g.name, g.why),
             ));
         }
-        let spec = Self::spec_from_live(&name, &live);
-        let now = self.now();
-        let mut rec = RecordRow {
-            name: name.to_string(),
-            spec: spec.clone(),
-            production_access: false,
-            production_until: None,
-            request_id: None,
-            adopted_at: Some(now),
-            drift: Vec::new(),
-            checked_at: Some(now),
-        };
-        // Statements that let outsiders write show as drift from the start.
-        rec.drift = self.drift_of(&rec, Some(&live));
-        let detail = match spec {
+        let rec = self.adopted_record(&name, &live);
+        let detail = match rec.spec {
             Some(_) => "adopted as it is; production access: no".to_string(),
             None => {
                 "adopted; its lifecycle policy is not one of the portal's presets, so only access is managed".into()

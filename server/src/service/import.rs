@@ -265,18 +265,7 @@ impl PortalService {
                 ));
             }
         }
-        let now = self.now();
-        let mut record = RecordRow {
-            name: name.to_string(),
-            spec: Self::spec_from_live(name, live),
-            production_access: false,
-            production_until: None,
-            request_id: None,
-            adopted_at: Some(now),
-            drift: Vec::new(),
-            checked_at: Some(now),
-        };
-        record.drift = self.drift_of(&record, Some(live));
+        let record = self.adopted_record(name, live);
         let grant = production.then(|| {
             let why = input.justification.clone().filter(|j| !j.trim().is_empty()).unwrap_or_else(|| {
                 format!(
