@@ -31,6 +31,8 @@
 //! binary; default: the one `cargo bench` builds), BENCH_SITE (target/site), BENCH_OUT (docs/benchmarks.md),
 //! BENCH_EVENTS, BENCH_REQUESTS, BENCH_REPOS, BENCH_SECONDS (per load run),
 //! BENCH_ONLY=approvals (only step 4, printed and not written),
+//! BENCH_ONLY=import (a Terraform module of BENCH_IMPORT repositories, 400 by default, half of
+//! them in moto: the import's dry run timed; printed and not written),
 //! BENCH_ONLY=images (a repository with BENCH_IMAGES images, 3,000 by default: its
 //! images page and JSON timed; printed and not written),
 //! BENCH_SERVER_LOG (the server's RUST_LOG, its log on this standard error).
@@ -47,7 +49,7 @@ use measure::{approve_all, approve_to_applied, bundle, first_load, seed_workflow
 use report::{write_section, Report};
 use seed::{count_status, env_or, repo, seed_db, seed_images, seed_moto, user};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use target::{Portal, WRK_REPORT};
 
@@ -97,6 +99,9 @@ async fn main() -> anyhow::Result<()> {
         }
         portal.stop().await;
         return Ok(());
+    }
+    if env_or("BENCH_ONLY", "") == "import" {
+        return import_bench(&bin, &site, &db_path, &moto).await;
     }
     let t = Instant::now();
     seed_moto(&moto, n_repos).await?;
@@ -209,5 +214,46 @@ async fn main() -> anyhow::Result<()> {
     println!("{table}");
     write_section(&out, &table)?;
     println!("written to {}", out.display());
+    Ok(())
+}
+
+/// An admin's dry run of a Terraform module: every repository read, half found in ECR.
+async fn import_bench(bin: &Path, site: &Path, db_path: &Path, moto: &str) -> anyhow::Result<()> {
+    let n: usize = env_or("BENCH_IMPORT", "400").parse()?;
+    seed_moto(moto, n / 2).await?;
+    let entries: String = (0..n)
+        .map(|i| {
+            let short = repo(i).trim_start_matches("crytera/").to_string();
+            format!("    \"r{i}\" = {{ acc_name = local.repo_acc1, repo_name = \"{short}\" }}\n")
+        })
+        .collect();
+    let module = format!(
+        "locals {{\n  repo_acc1 = \"crytera\"\n  ecr_repo = {{\n{entries}  }}\n}}\n\nresource \"aws_ecr_repository\" \"r\" {{\n  \
+         for_each = local.ecr_repo\n  name = \"${{each.value.acc_name}}/${{each.value.repo_name}}\"\n  \
+         tags = {{ team = \"platform\", \"cost-center\" = \"cc-1\" }}\n}}\n"
+    );
+    eprintln!("a module of {n} repositories: {} KB", module.len() / 1024);
+    let portal = Portal::start(bin, site, db_path, moto, false).await?;
+    let admin = portal.sign_in("bench-admin", "admin").await?;
+    let body = serde_json::json!({"files": [{"name": "main.tf", "text": module}], "dry_run": true});
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = portal
+            .http
+            .post(format!("{}/api/v1/terraform/import", portal.base))
+            .header("cookie", &admin)
+            .header("origin", &portal.base)
+            .json(&body)
+            .send()
+            .await?;
+        let status = r.status();
+        let text = r.text().await?;
+        anyhow::ensure!(status.is_success(), "import: {status} {text}");
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let p = measure::percentiles(times);
+    eprintln!("dry run of {n} repositories: p50 {:.0} ms, p95 {:.0} ms (5 runs)", p.at(0.5), p.at(0.95));
+    portal.stop().await;
     Ok(())
 }

@@ -24,6 +24,7 @@ use app::domain::policy;
 use app::domain::principal::{Capability, Principal};
 use app::domain::request::{Request, RequestKind, Status};
 use app::views::{ImportOutcome, ImportedRepository, TerraformImportInput, TerraformImportReport};
+use futures::StreamExt;
 
 /// What the import will write for one repository.
 enum Step {
@@ -102,9 +103,11 @@ impl PortalService {
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
-        // 2. Decide.
+        // 2. Decide. What the records say first; then every repository left is read from ECR,
+        // a few at a time (an admin importing 400 waits for the reads, not for each in turn).
         let ns = &self.deployment.namespace;
-        let mut steps: Vec<Step> = Vec::new();
+        let mut sorted: Vec<(FoundRepository, Result<RepoName, ImportedRepository>)> = Vec::new();
+        let mut conn = self.db.pool.acquire().await?;
         for r in found {
             let line = |outcome, detail: String| ImportedRepository {
                 repository: r.name.clone(),
@@ -114,7 +117,8 @@ impl PortalService {
                 request_ids: vec![],
             };
             if !r.name.starts_with(&format!("{ns}/")) {
-                report.repositories.push(line(ImportOutcome::Skipped, format!("outside the namespace {ns}/")));
+                let l = line(ImportOutcome::Skipped, format!("outside the namespace {ns}/"));
+                sorted.push((r, Err(l)));
                 continue;
             }
             let name = match RepoName::parse_full(ns, &r.name) {
@@ -127,22 +131,49 @@ impl PortalService {
                     continue;
                 }
             };
-            let mut conn = self.db.pool.acquire().await?;
-            if db::get_record(&mut conn, name.as_str()).await?.is_some() {
-                report.repositories.push(line(ImportOutcome::AlreadyManaged, "already in the portal's records".into()));
-                continue;
-            }
-            if let Some(id) = db::open_request_about(&mut conn, name.as_str()).await? {
-                report.repositories.push(line(
+            let decided = if db::get_record(&mut conn, name.as_str()).await?.is_some() {
+                Err(line(ImportOutcome::AlreadyManaged, "already in the portal's records".into()))
+            } else if let Some(id) = db::open_request_about(&mut conn, name.as_str()).await? {
+                Err(line(
                     ImportOutcome::Skipped,
                     format!("request #{id} about it is open; decide it first, then import again"),
-                ));
-                continue;
-            }
-            drop(conn);
-            let live =
-                self.registry.describe(name.as_str()).await.map_err(|e| aws_unavailable(&format!("read {name}"), e))?;
-            match live {
+                ))
+            } else {
+                Ok(name)
+            };
+            sorted.push((r, decided));
+        }
+        drop(conn);
+        let to_read: Vec<RepoName> = sorted.iter().filter_map(|(_, d)| d.as_ref().ok().cloned()).collect();
+        let reads: Vec<_> = futures::stream::iter(to_read)
+            .map(|name| async move {
+                let live = self.registry.describe(name.as_str()).await;
+                (name, live)
+            })
+            .buffered(8)
+            .collect()
+            .await;
+        let mut live_of = std::collections::HashMap::new();
+        for (name, live) in reads {
+            live_of.insert(name.to_string(), live.map_err(|e| aws_unavailable(&format!("read {name}"), e))?);
+        }
+        let mut steps: Vec<Step> = Vec::new();
+        for (r, decided) in sorted {
+            let name = match decided {
+                Ok(name) => name,
+                Err(l) => {
+                    report.repositories.push(l);
+                    continue;
+                }
+            };
+            let line = |outcome, detail: String| ImportedRepository {
+                repository: r.name.clone(),
+                origin: r.origin.to_string(),
+                outcome,
+                detail,
+                request_ids: vec![],
+            };
+            match live_of.remove(name.as_str()).flatten() {
                 Some(live) => match self.adoption(by, &input, &r, &name, &live) {
                     Ok((step, detail)) => {
                         report.repositories.push(line(ImportOutcome::Adopted, detail));
