@@ -180,18 +180,28 @@ pub(super) fn refused(what: &str, back: &str, e: &AppError) -> Response {
         AppError::Conflict(_) => axum::http::StatusCode::CONFLICT,
         _ => axum::http::StatusCode::SERVICE_UNAVAILABLE,
     };
-    let html = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
-         content=\"width=device-width, initial-scale=1\"><title>{what} not submitted</title>\
-         <link rel=\"stylesheet\" href=\"/pkg/ecr-portal.css\"></head><body><main class=\"page narrow\">\
-         <section class=\"card notice-error\" role=\"alert\" data-testid=\"form-refused\"><h1>{what} not submitted</h1>\
+    let body = format!(
+        "<section class=\"card notice-error\" role=\"alert\" data-testid=\"form-refused\"><h1>{what} not submitted</h1>\
          <p>Nothing was requested. Fix these and send it again:</p><ul>{problems}</ul>\
          <p><a href=\"{back}\">Back to the form</a> (your browser's Back button keeps what you typed).</p>\
-         </section></main></body></html>",
+         </section>",
         what = escape(what),
         back = escape(back),
     );
-    // Its own policy: no script at all, and the portal's stylesheet.
+    plain_page(status, &format!("{what} not submitted"), "narrow", &body)
+}
+
+/// A server-rendered page outside the app (a refused form, an import's report): the portal's
+/// stylesheet, a `<main class="page {width}">` holding `body` (already escaped), and its own
+/// policy: no script at all.
+pub(super) fn plain_page(status: axum::http::StatusCode, title: &str, width: &str, body: &str) -> Response {
+    let html = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+         content=\"width=device-width, initial-scale=1\"><title>{title}</title>\
+         <link rel=\"stylesheet\" href=\"/pkg/ecr-portal.css\"></head><body><main class=\"page {width}\">{body}</main>\
+         </body></html>",
+        title = escape(title),
+    );
     let csp = (
         axum::http::header::CONTENT_SECURITY_POLICY,
         "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",

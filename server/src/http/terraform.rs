@@ -1,7 +1,7 @@
 //! `POST /terraform/import`: the import page's plain HTML form, answered with
 //! the report (what was adopted, which requests were filed, what was skipped)
 //! or with the refused-form page listing each error with its file, line and key.
-use super::people::{escape, refused};
+use super::people::{escape, plain_page, refused};
 use super::state::AppState;
 use app::domain::principal::Principal;
 use app::error::AppError;
@@ -66,20 +66,13 @@ fn report_page(report: &TerraformImportReport) -> Response {
         .collect();
     let notes: String = report.notes.iter().map(|n| format!("<li>{}</li>", escape(n))).collect();
     let heading = if report.dry_run { "Import: dry run (nothing was changed)" } else { "Import done" };
-    let html = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
-         content=\"width=device-width, initial-scale=1\"><title>{heading}</title>\
-         <link rel=\"stylesheet\" href=\"/pkg/ecr-portal.css\"></head><body><main class=\"page wide\">\
-         <section class=\"card\" data-testid=\"import-report\"><h1>{heading}</h1>\
+    let body = format!(
+        "<section class=\"card\" data-testid=\"import-report\"><h1>{heading}</h1>\
          <div class=\"table-wrap\"><table><thead><tr><th scope=\"col\">Repository</th><th scope=\"col\">Outcome</th>\
          <th scope=\"col\">In the file</th><th scope=\"col\">Detail</th></tr></thead><tbody>{rows}</tbody></table></div>\
          {notes}<p><a href=\"/terraform/import\">Import another file</a> · <a href=\"/repositories\">Repositories</a> · \
-         <a href=\"/queue\">Waiting for a decision</a></p></section></main></body></html>",
+         <a href=\"/queue\">Waiting for a decision</a></p></section>",
         notes = if notes.is_empty() { String::new() } else { format!("<h2>Notes</h2><ul>{notes}</ul>") },
     );
-    let csp = (
-        axum::http::header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-    );
-    ([csp], axum::response::Html(html)).into_response()
+    plain_page(axum::http::StatusCode::OK, heading, "wide", &body)
 }

@@ -26,6 +26,10 @@ use app::domain::request::{Request, RequestKind, Status};
 use app::views::{ImportOutcome, ImportedRepository, TerraformImportInput, TerraformImportReport};
 use futures::StreamExt;
 
+/// A repository after the records are checked: to be read from ECR (its name), or already
+/// decided (outcome, detail).
+type Sorted = Result<RepoName, (ImportOutcome, String)>;
+
 /// What the import will write for one repository.
 enum Step {
     Adopt { record: Box<RecordRow>, grant: Option<Request>, detail: String },
@@ -91,13 +95,8 @@ impl PortalService {
         let mut seen = std::collections::HashMap::new();
         for r in &found {
             if let Some(first) = seen.insert(r.name.clone(), r.origin.to_string()) {
-                errors.push(FieldError::new(
-                    "file",
-                    format!(
-                        "{}:{}: {}: {} is already defined at {first}",
-                        r.origin.file, r.origin.line, r.origin.key, r.name
-                    ),
-                ));
+                let why = format!("{} is already defined at {first}", r.name);
+                errors.push(FieldError::new("file", read::ReadError::at(r.origin.clone(), why).to_string()));
             }
         }
         if !errors.is_empty() {
@@ -106,35 +105,25 @@ impl PortalService {
         // 2. Decide. What the records say first; then every repository left is read from ECR,
         // a few at a time (an admin importing 400 waits for the reads, not for each in turn).
         let ns = &self.deployment.namespace;
-        let mut sorted: Vec<(FoundRepository, Result<RepoName, ImportedRepository>)> = Vec::new();
+        let mut sorted: Vec<(FoundRepository, Sorted)> = Vec::new();
         let mut conn = self.db.pool.acquire().await?;
         for r in found {
-            let line = |outcome, detail: String| ImportedRepository {
-                repository: r.name.clone(),
-                origin: r.origin.to_string(),
-                outcome,
-                detail,
-                request_ids: vec![],
-            };
             if !r.name.starts_with(&format!("{ns}/")) {
-                let l = line(ImportOutcome::Skipped, format!("outside the namespace {ns}/"));
-                sorted.push((r, Err(l)));
+                sorted.push((r, Err((ImportOutcome::Skipped, format!("outside the namespace {ns}/")))));
                 continue;
             }
             let name = match RepoName::parse_full(ns, &r.name) {
                 Ok(n) => n,
                 Err(e) => {
-                    errors.push(FieldError::new(
-                        "file",
-                        format!("{}:{}: {}.name: {e}", r.origin.file, r.origin.line, r.origin.key),
-                    ));
+                    errors
+                        .push(FieldError::new("file", read::ReadError::at(r.place("name"), e.to_string()).to_string()));
                     continue;
                 }
             };
             let decided = if db::get_record(&mut conn, name.as_str()).await?.is_some() {
-                Err(line(ImportOutcome::AlreadyManaged, "already in the portal's records".into()))
+                Err((ImportOutcome::AlreadyManaged, "already in the portal's records".into()))
             } else if let Some(id) = db::open_request_about(&mut conn, name.as_str()).await? {
-                Err(line(
+                Err((
                     ImportOutcome::Skipped,
                     format!("request #{id} about it is open; decide it first, then import again"),
                 ))
@@ -159,19 +148,19 @@ impl PortalService {
         }
         let mut steps: Vec<Step> = Vec::new();
         for (r, decided) in sorted {
-            let name = match decided {
-                Ok(name) => name,
-                Err(l) => {
-                    report.repositories.push(l);
-                    continue;
-                }
-            };
             let line = |outcome, detail: String| ImportedRepository {
                 repository: r.name.clone(),
                 origin: r.origin.to_string(),
                 outcome,
                 detail,
                 request_ids: vec![],
+            };
+            let name = match decided {
+                Ok(name) => name,
+                Err((outcome, detail)) => {
+                    report.repositories.push(line(outcome, detail));
+                    continue;
+                }
             };
             match live_of.remove(name.as_str()).flatten() {
                 Some(live) => match self.adoption(by, &input, &r, &name, &live) {

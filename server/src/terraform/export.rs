@@ -184,7 +184,8 @@ mod tests {
             "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 7}, "action": {"type": "expire"}}]});
         let ns = Namespace::parse("crytera").expect("namespace");
         let out = render(&ns, &[live("crytera/a", Some(rules.clone())), live("crytera/b", None)]);
-        let found = crate::terraform::read::read("main.tf", &out.main_tf).expect("the export reads back");
+        let found = crate::terraform::read::read_all(&[("main.tf".to_string(), out.main_tf.clone())])
+            .expect("the export reads back");
         assert_eq!(found.repositories.len(), 2);
         let a = &found.repositories[0];
         assert_eq!(a.name, "crytera/a");
