@@ -99,7 +99,22 @@ async fn start_app(
     tweak(&mut raw);
     let config = Config::validate(raw).expect("valid test config");
     let clock = clock.map(|c| c as Arc<dyn Clock>);
-    let app = Application::build_with(config, Overrides { clock, registry: None }).await.expect("application builds");
+    // A restart takes the database's lock right after the old portal let it go. This test binary
+    // spawns processes from other tests meanwhile, and a child that is between fork and exec still
+    // holds a copy of the lock file's descriptor for that instant: wait that out (never on a fresh
+    // directory, whose lock nobody holds).
+    let mut tries = 0;
+    let app = loop {
+        let overrides = Overrides { clock: clock.clone(), registry: None };
+        match Application::build_with(config.clone(), overrides).await {
+            Ok(app) => break app,
+            Err(e) if tries < 50 && format!("{e:#}").contains("is in use by another ecr-portal process") => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("application builds: {e:#}"),
+        }
+    };
     let base = format!("http://{}", app.addr());
     let metrics = app.metrics_addr().map(|a| format!("http://{a}/metrics"));
     let stop = app.stopper();
