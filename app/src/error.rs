@@ -6,6 +6,7 @@ use crate::domain::request::TransitionError;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum AppError {
     /// 401
     #[error("sign in to continue")]

@@ -1,11 +1,13 @@
 //! What pages and the JSON API show: plain serialisable views built by the
-//! service layer. Times come pre-formatted (UTC) so server and browser agree.
+//! service layer. Times are [`Timestamp`]s: RFC 3339 in JSON, UTC words on pages.
 use crate::domain::plan::Plan;
 use crate::domain::principal::Principal;
 use crate::domain::request::{RequestKind, Status};
+use crate::domain::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RequestSummary {
     pub id: i64,
     /// `create_repository`, `grant_production`, `revoke_production` or `restore_repository`.
@@ -14,11 +16,12 @@ pub struct RequestSummary {
     pub repository: String,
     pub requester: String,
     pub status: Status,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ApplyResult {
     pub repository_uri: String,
     pub repository_arn: String,
@@ -28,11 +31,12 @@ pub struct ApplyResult {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RequestDetail {
     pub summary: RequestSummary,
     pub kind: RequestKind,
     /// The end of a temporary grant, formatted.
-    pub until: Option<String>,
+    pub until: Option<Timestamp>,
     pub justification: String,
     pub decided_by: Option<String>,
     pub decision_comment: Option<String>,
@@ -67,19 +71,21 @@ pub struct RequestDetail {
     pub approvals_required: u32,
     pub approver_groups: Vec<String>,
     /// When a pending request expires without a decision.
-    pub expires_at: Option<String>,
+    pub expires_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ApprovalView {
     pub approver: String,
-    pub at: String,
+    pub at: Timestamp,
     pub comment: Option<String>,
 }
 
 /// A page of the requests list: newest first, `limit` (default 50, at most
 /// 500) requests older than the request `before`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RequestsPage {
     #[serde(default)]
     pub before: Option<i64>,
@@ -115,14 +121,15 @@ impl RequestsPage {
 
 /// A person who has signed in, as the users page shows them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UserView {
     pub id: String,
     pub name: String,
     pub role: crate::domain::principal::Role,
     pub groups: Vec<String>,
-    pub last_sign_in: String,
+    pub last_sign_in: Timestamp,
     /// The latest use of a session or API token (or the sign-in).
-    pub last_seen: String,
+    pub last_seen: Timestamp,
     /// Sessions not yet expired.
     pub sessions: u32,
     /// API tokens neither revoked nor expired.
@@ -131,6 +138,7 @@ pub struct UserView {
 
 /// What cutting a person off ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UserRevoked {
     pub user: String,
     pub sessions_ended: u32,
@@ -139,19 +147,21 @@ pub struct UserRevoked {
 
 /// An API token as its owner sees it (never the secret).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TokenView {
     pub id: i64,
     pub name: String,
     pub scope: crate::domain::principal::TokenScope,
-    pub created_at: String,
-    pub expires_at: String,
-    pub last_used_at: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
     /// "active", "expired" or "revoked".
     pub state: String,
 }
 
 /// A new token: the secret is in this answer and nowhere else, ever.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CreatedToken {
     pub token: TokenView,
     pub secret: String,
@@ -160,6 +170,7 @@ pub struct CreatedToken {
 /// What part of the inventory to show: a name search, a filter, and a page
 /// (`offset`, `limit`: default 100, at most 500). Every field optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct RepositoriesQuery {
     /// Part of the repository name, any case.
     #[serde(default)]
@@ -197,6 +208,7 @@ impl RepositoriesQuery {
 
 /// One page of the inventory, with the counts a reader needs at a glance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RepositoriesPage {
     pub repositories: Vec<RepositoryView>,
     /// Repositories under the namespace in ECR.
@@ -213,6 +225,7 @@ pub struct RepositoriesPage {
 
 /// What a drift check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DriftSummary {
     /// Managed repositories compared with their approved state.
     pub checked: usize,
@@ -222,13 +235,14 @@ pub struct DriftSummary {
 
 /// One image as the images page and `GET /api/v1/images` show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ImageView {
     pub digest: String,
     pub tags: Vec<String>,
-    pub pushed_at: String,
+    pub pushed_at: Timestamp,
     pub size_bytes: Option<i64>,
     pub media_type: Option<String>,
-    pub last_pull: Option<String>,
+    pub last_pull: Option<Timestamp>,
     /// The scan in words, or "not scanned".
     pub scan: String,
     pub scanned: bool,
@@ -237,13 +251,14 @@ pub struct ImageView {
 
 /// A promotion as applied: the release production pulls.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ReleaseView {
     pub tag: String,
     pub digest: String,
     pub request_id: i64,
     pub requested_by: String,
     pub approved_by: String,
-    pub at: String,
+    pub at: Timestamp,
     /// `docker pull <uri>@<digest>`, and by tag.
     pub pull_by_digest: String,
     pub pull_by_tag: String,
@@ -251,6 +266,7 @@ pub struct ReleaseView {
 
 /// `GET /api/v1/images?repository=&offset=&limit=` (limit 50 by default, at most 500).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct ImagesQuery {
     pub repository: String,
     #[serde(default)]
@@ -261,6 +277,7 @@ pub struct ImagesQuery {
 
 /// A repository's images, newest first, a page at a time, with its releases.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ImagesPage {
     pub repository: String,
     pub uri: String,
@@ -278,6 +295,7 @@ pub struct ImagesPage {
 
 /// A repository's settings page: what is approved, and what changing or deleting it involves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RepositorySettingsView {
     pub name: String,
     /// The approved settings (None: not managed by the portal; an admin adopts it first).
@@ -296,11 +314,12 @@ pub struct RepositorySettingsView {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RepositoryView {
     pub name: String,
     pub uri: String,
     pub arn: String,
-    pub created_at: String,
+    pub created_at: Timestamp,
     pub tag_mutability: String,
     pub scan_on_push: bool,
     pub encryption: String,
@@ -310,18 +329,19 @@ pub struct RepositoryView {
     pub managed: bool,
     /// The production account can pull (the portal's statement is in the policy).
     pub production_access: bool,
-    pub production_until: Option<String>,
+    pub production_until: Option<Timestamp>,
     pub image_count: usize,
-    pub last_push: Option<String>,
+    pub last_push: Option<Timestamp>,
     /// Differences between the live state and the approved one (empty: in sync).
     pub drift: Vec<String>,
-    pub drift_checked_at: Option<String>,
+    pub drift_checked_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AuditEventView {
     pub id: i64,
-    pub at: String,
+    pub at: Timestamp,
     pub actor: String,
     pub action: String,
     pub label: String,
@@ -333,6 +353,7 @@ pub struct AuditEventView {
 
 /// Filters for the audit history; every field optional. Dates are `YYYY-MM-DD` (UTC, inclusive).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct AuditQuery {
     #[serde(default)]
     pub actor: Option<String>,
@@ -357,6 +378,7 @@ pub struct AuditQuery {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AuditPage {
     /// Newest first.
     pub events: Vec<AuditEventView>,
@@ -368,6 +390,7 @@ pub struct AuditPage {
 
 /// The result of checking the audit chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AuditVerification {
     pub intact: bool,
     pub events: u64,
@@ -375,11 +398,12 @@ pub struct AuditVerification {
     pub head: String,
     pub broken_at: Option<i64>,
     pub reason: Option<String>,
-    pub checked_at: String,
+    pub checked_at: Timestamp,
 }
 
 /// What every page needs to know about the portal and the viewer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PortalInfo {
     pub namespace: String,
     pub region: String,
@@ -415,6 +439,7 @@ pub fn login_error_text(code: &str) -> Option<&'static str> {
 
 /// One notification in the outbox, as the admins' notifications page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct OutboxView {
     pub id: i64,
     pub delivery: String,
@@ -425,15 +450,16 @@ pub struct OutboxView {
     /// `pending`, `delivered` or `failed`.
     pub status: String,
     pub attempts: u32,
-    pub created_at: String,
-    pub delivered_at: Option<String>,
+    pub created_at: Timestamp,
+    pub delivered_at: Option<Timestamp>,
     /// When a pending one is tried next.
-    pub next_attempt_at: Option<String>,
+    pub next_attempt_at: Option<Timestamp>,
     pub last_error: Option<String>,
 }
 
 /// The notifications page: the configured channels and the newest notifications.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct OutboxPage {
     pub channels: Vec<String>,
     pub pending: usize,
@@ -443,6 +469,7 @@ pub struct OutboxPage {
 
 /// A Terraform file to import: its name (for the report and the errors) and its text.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TerraformFile {
     pub name: String,
     pub text: String,
@@ -451,6 +478,7 @@ pub struct TerraformFile {
 /// `POST /api/v1/terraform/import` and the import page: the files, and what
 /// to fill in for repositories to be created when a file's tags do not say.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TerraformImportInput {
     pub files: Vec<TerraformFile>,
     /// Report what would happen, change nothing.
@@ -467,6 +495,7 @@ pub struct TerraformImportInput {
 
 /// What the import did (or, in a dry run, would do) with one repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ImportOutcome {
     /// In ECR: taken into the portal's records as it is.
@@ -493,6 +522,7 @@ impl ImportOutcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ImportedRepository {
     pub repository: String,
     /// `file:line key`.
@@ -505,6 +535,7 @@ pub struct ImportedRepository {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TerraformImportReport {
     pub dry_run: bool,
     pub repositories: Vec<ImportedRepository>,

@@ -1,4 +1,5 @@
 //! Time as a port, so tests can move it (temporary grants, lease expiry).
+use app::domain::time::Timestamp;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 pub trait Clock: Send + Sync + 'static {
@@ -30,13 +31,14 @@ impl Clock for ManualClock {
     }
 }
 
-/// `2026-11-27 21:15:03 UTC`.
+/// `2026-11-27 21:15:03 UTC`, for sentences (the views carry a [`Timestamp`]).
 pub fn format_ms(ms: i64) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&fmt).ok())
-        .unwrap_or_else(|| ms.to_string())
+    Timestamp::from_unix_ms(ms).to_string()
+}
+
+/// The moment a view shows (RFC 3339 in JSON).
+pub fn timestamp(ms: i64) -> Timestamp {
+    Timestamp::from_unix_ms(ms)
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ pub fn line(format: Format, e: &EventRow, hash: &str) -> String {
         ),
         Format::Ndjson => {
             let mut s = serde_json::json!({
-                "id": e.id, "at": format_ms(e.at), "at_ms": e.at, "actor": e.actor, "action": e.action,
+                "id": e.id, "at": crate::clock::timestamp(e.at), "at_ms": e.at, "actor": e.actor, "action": e.action,
                 "request_id": e.request_id, "repository": e.repository, "detail": e.detail,
                 "aws_request_ids": e.aws_request_ids, "hash": hash,
             })

@@ -49,6 +49,9 @@ enum Command {
     /// Terraform interop.
     #[command(subcommand)]
     Terraform(TerraformCommand),
+    /// Print the JSON API's OpenAPI 3.1 document (the one served at /api/v1/openapi.json),
+    /// e.g. to generate a client.
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -129,6 +132,11 @@ fn logging(format: server::config::LogFormat) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        // Needs no configuration: the document is the code's.
+        println!("{}", server::http::api::openapi().to_pretty_json()?);
+        return Ok(());
+    }
     let config = Config::load(cli.config.as_deref())?;
     logging(config.raw.log.format);
     match cli.command.unwrap_or(Command::Serve) {
@@ -137,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
             println!("ecr-portal is ready at http://{}", app.addr());
             app.run_until_stopped().await
         }
+        Command::Openapi => Ok(()),
         Command::CheckConfig => {
             println!("configuration is valid");
             Ok(())

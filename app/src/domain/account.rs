@@ -12,6 +12,7 @@ pub enum AccountError {
 
 /// A 12-digit AWS account id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AccountId(String);
 
 impl AccountId {
@@ -40,6 +41,7 @@ impl fmt::Display for AccountId {
 
 /// `arn:<partition>:iam::<account>:role/<path/name>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RoleArn {
     arn: String,
     account: AccountId,

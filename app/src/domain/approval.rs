@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// The rule for one kind of request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ApprovalRule {
     /// Members of any of these groups may approve or reject.
     pub groups: Vec<String>,
@@ -30,6 +31,7 @@ impl ApprovalRule {
 
 /// Rules per request kind, and how long a request may wait for them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ApprovalPolicy {
     pub create_repository: ApprovalRule,
     pub grant_production: ApprovalRule,
@@ -59,6 +61,7 @@ impl ApprovalPolicy {
 /// One approval given while the request waits (the current round only: a
 /// request sent back for re-approval starts a new round).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Approval {
     pub approver: String,
     pub at: i64,

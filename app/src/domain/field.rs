@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// One problem with one field, e.g. `{field: "name", message: "use lowercase letters only"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct FieldError {
     pub field: String,
     pub message: String,

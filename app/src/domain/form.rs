@@ -15,6 +15,7 @@ pub use super::field::FieldError;
 /// A request for a new repository, as received (JSON API) or built from the form.
 /// Optional settings take the portal's recommended defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RepositoryRequestInput {
     /// The part after `<namespace>/` (a full name is accepted too).
@@ -60,6 +61,7 @@ pub struct RepositoryRequestInput {
 /// A request to change a repository's settings. Whatever is left out keeps its
 /// approved value; encryption cannot change (ECR fixes it at creation).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequestInput {
     pub repository: String,
@@ -250,6 +252,7 @@ fn free_tags(map: &std::collections::BTreeMap<String, String>, errors: &mut Vec<
 
 /// A parsed, valid request for a new repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct NewRepositoryRequest {
     pub spec: RepositorySpec,
     pub grant_production: bool,
@@ -272,6 +275,7 @@ fn justification(raw: &str, errors: &mut Vec<FieldError>, empty: &str) -> String
 
 /// A request to promote an image (by digest) to a release tag.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PromoteRequestInput {
     pub repository: String,
@@ -285,6 +289,7 @@ pub struct PromoteRequestInput {
 
 /// A request to delete a repository with its images.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeleteRequestInput {
     pub repository: String,
@@ -293,6 +298,7 @@ pub struct DeleteRequestInput {
 
 /// A request to grant or revoke the production account's read-only pull access.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AccessRequestInput {
     /// `grant` or `revoke`.
@@ -307,6 +313,7 @@ pub struct AccessRequestInput {
 
 /// A parsed, valid access request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AccessRequest {
     pub grant: bool,
     pub repository: RepoName,
@@ -498,6 +505,7 @@ fn all_tags(team: String, cost_center: String, free: Vec<Tag>, errors: &mut Vec<
 
 /// A valid settings change: the whole new spec.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UpdateRequest {
     pub spec: RepositorySpec,
     pub expire_protected: bool,

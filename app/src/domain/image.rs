@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 /// The state of an image's vulnerability scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ScanSummary {
     /// ECR's status (`COMPLETE`, `IN_PROGRESS`, `FAILED`, …).
     pub status: String,
@@ -38,6 +39,7 @@ impl ScanSummary {
 
 /// One image as the images page shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ImageInfo {
     pub image: Image,
     pub size_bytes: Option<i64>,

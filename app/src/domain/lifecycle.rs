@@ -26,6 +26,7 @@ pub const MAX_COUNT: u32 = 100_000;
 const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TagStatus {
     Any,
@@ -44,6 +45,7 @@ impl TagStatus {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Count {
     /// Keep the newest N of the selected images.
@@ -54,6 +56,7 @@ pub enum Count {
 
 /// One valid lifecycle rule (only ever built by [`parse_rules`] or the presets).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct LifecycleRule {
     pub priority: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -318,6 +321,7 @@ pub fn rules_from_text(text: &str) -> Result<Vec<Value>, FieldError> {
 
 /// An image as the preview sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Image {
     pub digest: String,
     pub tags: Vec<String>,
@@ -329,6 +333,7 @@ pub struct Image {
 
 /// Which images nobody should lose by accident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Protection {
     /// Pulled within this many days (0: pulls do not protect).
     pub pulled_within_days: u32,
@@ -343,6 +348,7 @@ impl Default for Protection {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "why")]
 pub enum Protected {
     /// Pulled at this time (unix ms), within the protection window.
@@ -366,6 +372,7 @@ impl Protection {
 
 /// One image the rules would expire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Expiring {
     pub image: Image,
     /// The priority of the rule that expires it.

@@ -15,3 +15,4 @@ pub mod principal;
 pub mod request;
 pub mod settings;
 pub mod text;
+pub mod time;

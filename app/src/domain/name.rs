@@ -18,6 +18,7 @@ pub const MIN_NAME_LEN: usize = 2;
 
 /// Why a name was refused. Each message says what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum NameError {
     #[error("enter a repository name")]
     Empty,
@@ -72,6 +73,7 @@ fn check_path(path: &str) -> Result<(), NameError> {
 
 /// The namespace every repository lives under (`crytera` by default).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Namespace(String);
 
 impl Namespace {
@@ -98,6 +100,7 @@ impl fmt::Display for Namespace {
 
 /// A full, valid repository name inside the namespace, e.g. `crytera/templateistio`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema), schema(value_type = String))]
 #[serde(try_from = "String", into = "String")]
 pub struct RepoName(String);
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What happened. The names are the webhook's `event` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum NotifyEvent {
     #[serde(rename = "request.submitted")]
     RequestSubmitted,
@@ -124,6 +125,7 @@ pub enum Audience {
 
 /// Where a notification goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Slack,
@@ -148,6 +150,7 @@ impl Channel {
 /// What a message is about, as stored in the outbox: the request as the
 /// JSON API lists it (or nothing, for drift and tests), and a line of detail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Notice {
     pub event: NotifyEvent,
     /// The request as the JSON API shows it in lists (`RequestSummary`), if any.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PlanStep {
     /// The AWS API call, e.g. `ecr:CreateRepository`.
     pub call: String,
@@ -20,6 +21,7 @@ pub struct PlanStep {
 
 /// The repository policy before and after, for the approver to compare.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PolicyChange {
     /// Pretty-printed; empty when there is no policy.
     pub before: String,
@@ -43,6 +45,7 @@ impl PolicyChange {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Plan {
     pub steps: Vec<PlanStep>,
     pub policy: Option<PolicyChange>,
@@ -62,6 +65,7 @@ pub struct Plan {
 
 /// One setting, before → after.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SettingChange {
     pub setting: String,
     pub before: String,
@@ -78,10 +82,11 @@ impl SettingChange {
 
 /// One image the lifecycle would expire, for people to read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ExpiringImage {
     pub digest: String,
     pub tags: Vec<String>,
-    pub pushed_at: String,
+    pub pushed_at: crate::domain::time::Timestamp,
     /// The rule that expires it, in words.
     pub rule: String,
     /// Why it should be kept (pulled lately, a release tag), if it should.
@@ -89,6 +94,7 @@ pub struct ExpiringImage {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct LifecyclePreview {
     pub images: usize,
     /// Newest first.
@@ -228,6 +234,7 @@ pub fn for_update(
 /// Where the plan runs: the role assumed in the staging account, the region,
 /// and the production account that pull grants name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Target {
     pub region: String,
     pub staging_role_arn: Option<String>,
@@ -656,7 +663,7 @@ mod tests {
             expiring: vec![ExpiringImage {
                 digest: "sha256:a".into(),
                 tags: vec!["v1".into()],
-                pushed_at: "2026-12-01".into(),
+                pushed_at: crate::domain::time::Timestamp::from_unix_ms(0),
                 rule: "#1".into(),
                 protected: Some("release tag v1".into()),
             }],

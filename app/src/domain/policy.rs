@@ -314,6 +314,7 @@ pub fn pretty(policy: Option<&Value>) -> String {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum Change {
     Same,
     Added,
@@ -322,6 +323,7 @@ pub enum Change {
 
 /// One line of a diff.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DiffLine {
     pub change: Change,
     pub text: String,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Anyone signed in: submits requests and follows their own. A member of
@@ -42,6 +43,7 @@ impl fmt::Display for Role {
 
 /// What an API token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum TokenScope {
     /// Submit requests and read its owner's requests; nothing else.
@@ -71,6 +73,7 @@ impl TokenScope {
 
 /// The API token a request was made with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TokenUse {
     pub id: i64,
     pub name: String,
@@ -105,6 +108,7 @@ pub enum Capability {
 /// The signed-in actor. `id` is stable and unique (`local:alice`,
 /// `oidc:<sub>@<issuer host and path>`); `name` is for display.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Principal {
     pub id: String,
     pub name: String,

@@ -21,6 +21,7 @@ use std::fmt;
 pub const MAX_COMMENT: usize = 2_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Pending,
@@ -108,6 +109,7 @@ fn verb(action: &str) -> &str {
 
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RequestKind {
     /// A new repository, optionally pullable by production from the start.
@@ -207,6 +209,7 @@ impl RequestKind {
 
 /// A request, with its decision and apply state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Request {
     pub id: i64,
     pub kind: RequestKind,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TagMutability {
     Mutable,
@@ -50,6 +51,7 @@ impl fmt::Display for TagMutability {
 
 /// How images are encrypted at rest. ECR fixes this at creation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(tag = "type", content = "kms_key")]
 pub enum Encryption {
     #[serde(rename = "AES256")]
@@ -176,6 +178,7 @@ impl Encryption {
 /// A repository's lifecycle: the two presets the portal offers (both
 /// optional), or a list of rules in ECR's terms (then no preset).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Lifecycle {
     /// Keep only the newest N images (any tag state).
     pub keep_last_images: Option<u32>,
@@ -253,6 +256,7 @@ impl Lifecycle {
 
 /// A tag as ECR stores it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Tag {
     pub key: String,
     pub value: String,
@@ -260,6 +264,7 @@ pub struct Tag {
 
 /// Everything needed to create one repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RepositorySpec {
     pub name: RepoName,
     pub tag_mutability: TagMutability,

@@ -1,6 +1,6 @@
 //! The audit history: filters (actor, action, repository, dates) in the URL,
 //! keyset pagination (newer / older), newest first.
-use super::common::{encode, use_hydrated, EmptyState, ErrorNotice, Loading};
+use super::common::{encode, use_hydrated, EmptyState, ErrorNotice, Loading, Time};
 use crate::api::{audit_history, VerifyAudit};
 use crate::domain::audit::AuditAction;
 use crate::views::AuditQuery;
@@ -121,7 +121,7 @@ pub fn AuditPage() -> impl IntoView {
                                     <tbody>
                                         {p.events.into_iter().map(|e| view! {
                                             <tr data-action=e.action.clone()>
-                                                <td><time>{e.at}</time></td>
+                                                <td><Time at=e.at/></td>
                                                 <td>{e.actor}</td>
                                                 <td><span class="action">{e.label}</span></td>
                                                 <td>{e.repository.map(|r| view! { <code>{r}</code> })}</td>
@@ -163,7 +163,7 @@ fn VerifyChain() -> impl IntoView {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
                     Ok(v) if v.intact => view! {
                         <p class="notice notice-ok">
-                            "Intact: all " {v.events} " events chain correctly (checked " {v.checked_at} "). Head hash "
+                            "Intact: all " {v.events} " events chain correctly (checked " <Time at=v.checked_at/> "). Head hash "
                             <code class="reqid">{v.head}</code>
                         </p>
                     }.into_any(),

@@ -1,6 +1,7 @@
 //! Small shared components: status badges, error notices, empty states;
 //! and the query-value encoding the pages' links share.
 use crate::domain::request::Status;
+use crate::domain::time::Timestamp;
 use crate::error::AppError;
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -98,6 +99,12 @@ pub fn Fields(hydrated: ReadSignal<bool>, children: Children) -> impl IntoView {
             {children()}
         </fieldset>
     }
+}
+
+/// A moment: people read `2026-12-01 21:39:00 UTC`, machines the `datetime` (RFC 3339).
+#[component]
+pub fn Time(at: Timestamp) -> impl IntoView {
+    view! { <time datetime=at.rfc3339().to_string()>{at.to_string()}</time> }
 }
 
 #[component]

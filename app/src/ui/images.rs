@@ -4,7 +4,7 @@
 //! HTML (POST `/repositories/promote`, `/repositories/scan`), so they work
 //! without JavaScript; only the copy buttons are islands.
 use super::common::CopyButton;
-use super::common::{encode, ErrorNotice, Loading};
+use super::common::{encode, ErrorNotice, Loading, Time};
 use crate::api::list_images;
 use crate::domain::image::short_digest;
 use crate::views::{ImageView, ImagesPage, ImagesQuery, ReleaseView};
@@ -131,9 +131,9 @@ fn ImageRow(i: ImageView, repository: String, patterns: String, can_scan: bool) 
             <td>{if i.tags.is_empty() { view! { <span class="help">"untagged"</span> }.into_any() } else {
                 i.tags.iter().map(|t| view! { <span class="chip">{t.clone()}</span>" " }).collect_view().into_any()
             }}</td>
-            <td><time>{i.pushed_at.clone()}</time></td>
+            <td><Time at=i.pushed_at.clone()/></td>
             <td>{size}</td>
-            <td>{i.last_pull.clone().unwrap_or_else(|| "never".into())}</td>
+            <td>{i.last_pull.clone().map_or_else(|| "never".into_any(), |t| view! { <Time at=t/> }.into_any())}</td>
             <td class:danger=critical>{i.scan.clone()}</td>
             <td class="row-actions">
                 <details class="promote">
@@ -193,7 +193,7 @@ fn Releases(list: Vec<ReleaseView>) -> impl IntoView {
                                             <td><code title=r.digest.clone()>{short}</code></td>
                                             <td>{r.requested_by.clone()}</td>
                                             <td>{r.approved_by.clone()}</td>
-                                            <td><time>{r.at.clone()}</time></td>
+                                            <td><Time at=r.at.clone()/></td>
                                             <td class="uri">
                                                 <code>{r.pull_by_digest.clone()}</code>
                                                 <CopyButton text=r.pull_by_digest.clone() label=format!("Copy the pull command of {} by digest", r.tag)/>

@@ -2,7 +2,9 @@
 //! with its pull URI, settings, production access, images and drift. Admins
 //! adopt repositories made outside the portal, check drift, and resolve it.
 //! Search, filter and page are in the URL (100 rows a page).
-use super::common::{encode, go_to, reload, reload_when, use_hydrated, CopyButton, EmptyState, ErrorNotice, Loading};
+use super::common::{
+    encode, go_to, reload, reload_when, use_hydrated, CopyButton, EmptyState, ErrorNotice, Loading, Time,
+};
 use super::InfoResource;
 use crate::api::{list_repositories, AcceptDrift, AdoptRepository, CheckDrift, RequestRestore};
 use crate::error::AppError;
@@ -78,7 +80,7 @@ pub fn Repositories() -> impl IntoView {
                     } else {
                         view! { <span class="badge badge-rejected">"no access"</span> }.into_any()
                     }}
-                    {r.production_until.clone().map(|u| view! { <p class="help">"until "{u}</p> })}
+                    {r.production_until.clone().map(|u| view! { <p class="help">"until "<Time at=u/></p> })}
                     <p><a class="small-link" href=format!("/requests/access?repository={}&action={}", n4, if r.production_access { "revoke" } else { "grant" })>
                         {if r.production_access { "Request revoke" } else { "Request access" }}
                     </a></p>
@@ -95,7 +97,7 @@ pub fn Repositories() -> impl IntoView {
                     } else {
                         view! { <span class="help">"—"</span> }.into_any()
                     }}
-                    {r.drift_checked_at.clone().map(|c| view! { <p class="help">"checked "{c}</p> })}
+                    {r.drift_checked_at.clone().map(|c| view! { <p class="help">"checked "<Time at=c/></p> })}
                 </td>
                 <td class="row-actions">
                     <Show when=is_admin>

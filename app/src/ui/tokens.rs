@@ -1,6 +1,6 @@
 //! API tokens for pipelines: create one (its secret is shown once), see the
 //! others with their state and last use, revoke.
-use super::common::{use_hydrated, EmptyState, ErrorNotice, Fields, Loading};
+use super::common::{use_hydrated, EmptyState, ErrorNotice, Fields, Loading, Time};
 use crate::api::{list_tokens, CreateToken, RevokeToken};
 use crate::domain::principal::TokenScope;
 use crate::error::AppError;
@@ -182,8 +182,8 @@ fn TokenTable(list: Vec<TokenView>, hydrated: ReadSignal<bool>, on_change: Callb
                                 <td>{t.name.clone()}</td>
                                 <td>{t.scope.label()}</td>
                                 <td><span class=format!("badge badge-token-{}", t.state)>{t.state.clone()}</span></td>
-                                <td><time>{t.expires_at.clone()}</time></td>
-                                <td>{t.last_used_at.clone().unwrap_or_else(|| "never".into())}</td>
+                                <td><Time at=t.expires_at.clone()/></td>
+                                <td>{t.last_used_at.clone().map_or_else(|| "never".into_any(), |t| view! { <Time at=t/> }.into_any())}</td>
                                 <td>
                                     {active.then(|| view! {
                                         <button class="button danger small" aria-label=format!("Revoke token {}", t.name)

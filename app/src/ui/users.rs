@@ -3,7 +3,7 @@
 //! Rendered on the server only: cutting someone off is a plain HTML form
 //! (POST /users/revoke, answered with a redirect back here), so it works
 //! before, and without, any JavaScript.
-use super::common::{EmptyState, ErrorNotice, Loading};
+use super::common::{EmptyState, ErrorNotice, Loading, Time};
 use super::InfoResource;
 use crate::api::list_users;
 use crate::domain::principal::Capability;
@@ -89,7 +89,7 @@ fn UserTable(list: Vec<UserView>, manage: bool) -> impl IntoView {
                                     {u.role.to_string()}
                                     {(!u.groups.is_empty()).then(|| view! { <br/><span class="help">{u.groups.join(", ")}</span> })}
                                 </td>
-                                <td><time>{u.last_seen.clone()}</time><br/><span class="help">"signed in " {u.last_sign_in.clone()}</span></td>
+                                <td><Time at=u.last_seen.clone()/><br/><span class="help">"signed in " <Time at=u.last_sign_in.clone()/></span></td>
                                 <td>{u.sessions}</td>
                                 <td>{u.tokens}</td>
                                 {manage.then(|| view! {

@@ -1,21 +1,28 @@
 //! The JSON API for automation (`/api/v1`), mirroring the UI through the same
 //! service. Errors are answered by `error.rs`.
-use super::error::{ApiError, ApiResult};
+//!
+//! Every route is registered through `utoipa-axum` from its handler's `#[utoipa::path]`,
+//! so a route cannot exist without its entry in the OpenAPI document
+//! (`GET /api/v1/openapi.json`); the schemas come from the view and input types themselves.
+use super::error::{ApiError, ApiResult, ErrorResponses};
 use super::state::AppState;
 use app::api::Portal;
 use app::domain::form::{AccessRequestInput, RepositoryRequestInput};
 use app::domain::principal::Principal;
 use app::domain::request::Status;
 use app::error::AppError;
-use app::views::AuditQuery;
+use app::views::{AuditQuery, DriftSummary, RepositoryView, RequestDetail, RequestSummary};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 fn user(u: Option<Extension<Principal>>) -> Result<Principal, ApiError> {
     u.map(|Extension(p)| p).ok_or(ApiError(AppError::Unauthenticated))
@@ -40,8 +47,38 @@ fn query<T: DeserializeOwned>(raw: Option<String>) -> Result<T, ApiError> {
         .map_err(|e| ApiError(AppError::BadRequest(format!("query string: {e}"))))
 }
 
-/// `kind` picks the request: `create_repository` (default), `update_repository`,
-/// `grant_production`, `revoke_production` or `delete_repository`.
+/// The body of `POST /api/v1/requests`: `kind` picks the request (`create_repository`
+/// when absent); the other fields are that kind's.
+#[derive(Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(dead_code)] // Only its documentation is used; `submit` reads the body by `kind`.
+enum SubmitBody {
+    CreateRepository(RepositoryRequestInput),
+    UpdateRepository(app::domain::form::UpdateRequestInput),
+    GrantProduction(AccessBody),
+    RevokeProduction(AccessBody),
+    DeleteRepository(app::domain::form::DeleteRequestInput),
+    PromoteImage(app::domain::form::PromoteRequestInput),
+}
+
+/// A production grant or revoke (`kind` says which).
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+struct AccessBody {
+    /// The repository (with or without the namespace prefix).
+    repository: String,
+    /// A grant's last day, `YYYY-MM-DD` (UTC); it is revoked when the day has passed.
+    #[serde(default)]
+    until: Option<String>,
+    justification: String,
+}
+
+/// Files a request; it waits for approval. `kind` picks the request: `create_repository`
+/// (default), `update_repository`, `grant_production`, `revoke_production`,
+/// `delete_repository` or `promote_image`.
+#[utoipa::path(post, path = "/api/v1/requests", tag = "requests", request_body = SubmitBody,
+    responses((status = 201, description = "Filed; `location` names it", body = RequestDetail,
+        headers(("location" = String, description = "`/api/v1/requests/{id}`"))), ErrorResponses))]
 async fn submit(State(s): State<AppState>, u: Option<Extension<Principal>>, body: Bytes) -> ApiResult<Response> {
     let by = user(u)?;
     let mut value: serde_json::Value = json_body(&body)?;
@@ -85,24 +122,36 @@ async fn submit(State(s): State<AppState>, u: Option<Extension<Principal>>, body
     Ok((StatusCode::CREATED, [("location", format!("/api/v1/requests/{id}"))], Json(detail)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only requests in this status (`pending`, `approved`, `applying`, `applied`, `rejected`,
+    /// `failed`, `needs_reapproval`, `withdrawn`).
     #[serde(default)]
     status: Option<String>,
+    /// Only the caller's own requests.
     #[serde(default)]
     mine: Option<bool>,
+    /// Keyset cursor: requests older than this id.
     #[serde(default)]
     before: Option<i64>,
+    /// At most this many (default 50, at most 500).
     #[serde(default)]
     limit: Option<u32>,
+    /// Part of the repository's name (any case).
     #[serde(default)]
     repository: Option<String>,
+    /// The requester's user id, exactly.
     #[serde(default)]
     requester: Option<String>,
+    /// The kind, e.g. `grant_production`.
     #[serde(default)]
     kind: Option<String>,
 }
 
+/// The requests the caller may see, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(ListQuery),
+    responses((status = 200, body = Vec<RequestSummary>), ErrorResponses))]
 async fn list(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
@@ -129,6 +178,9 @@ async fn list(
     Ok(Json(s.service.list_requests(&by, status, q.mine.unwrap_or(false), page).await?).into_response())
 }
 
+/// One request: its plan, approvals, timeline and what the caller may do with it.
+#[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests", params(("id" = i64, Path, description = "The request's number")),
+    responses((status = 200, body = RequestDetail), ErrorResponses))]
 async fn show(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
@@ -143,9 +195,10 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse().map_err(|_| ApiError(AppError::NotFound(format!("there is no request `{raw}`"))))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Decision {
+    /// Shown on the request's timeline.
     #[serde(default)]
     comment: String,
 }
@@ -158,6 +211,10 @@ fn decision(body: &Bytes) -> Result<Decision, ApiError> {
     }
 }
 
+/// Approves it (one of the approvals its rule needs); the worker applies it when the quorum is reached. Not the requester.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/approve", tag = "decisions", params(("id" = i64, Path, description = "The request's number")),
+    request_body(content = Option<Decision>, description = "Optional; an empty body is no comment"),
+    responses((status = 200, body = RequestDetail), ErrorResponses))]
 async fn approve(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
@@ -170,6 +227,10 @@ async fn approve(
     Ok(Json(s.service.approve(&by, id, d.comment).await?).into_response())
 }
 
+/// Rejects it; nothing changes in AWS. Not the requester.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/reject", tag = "decisions", params(("id" = i64, Path, description = "The request's number")),
+    request_body(content = Option<Decision>, description = "Optional; an empty body is no comment"),
+    responses((status = 200, body = RequestDetail), ErrorResponses))]
 async fn reject(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
@@ -182,6 +243,9 @@ async fn reject(
     Ok(Json(s.service.reject(&by, id, d.comment).await?).into_response())
 }
 
+/// Applies a failed request's approved plan again (admins).
+#[utoipa::path(post, path = "/api/v1/requests/{id}/retry", tag = "decisions", params(("id" = i64, Path, description = "The request's number")),
+    responses((status = 200, body = RequestDetail), ErrorResponses))]
 async fn retry(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
@@ -192,6 +256,9 @@ async fn retry(
     Ok(Json(s.service.retry(&by, id).await?).into_response())
 }
 
+/// What approving it will change in AWS: the steps and the policy diff.
+#[utoipa::path(get, path = "/api/v1/requests/{id}/plan", tag = "requests", params(("id" = i64, Path, description = "The request's number")),
+    responses((status = 200, body = app::domain::plan::Plan), ErrorResponses))]
 async fn plan(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
@@ -202,46 +269,66 @@ async fn plan(
     Ok(Json(s.service.request_detail(&by, id).await?.plan).into_response())
 }
 
-#[derive(Deserialize)]
+/// The body of the repository actions.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RepositoryAction {
+    /// The repository (with or without the namespace prefix); `check` without it checks every managed one.
     #[serde(default)]
     name: Option<String>,
+    /// Why (`restore` files a request with it).
     #[serde(default)]
     justification: String,
 }
 
-/// `POST /api/v1/repositories/{adopt|check|accept|restore}` with `{"name": …}`.
-async fn repository_action(
-    State(s): State<AppState>,
-    u: Option<Extension<Principal>>,
-    Path(action): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let by = user(u)?;
-    let a: RepositoryAction = json_body(&body)?;
-    let name = || {
-        a.name.clone().ok_or_else(|| {
+impl RepositoryAction {
+    fn name(&self) -> Result<String, ApiError> {
+        self.name.clone().ok_or_else(|| {
             ApiError(AppError::Invalid(vec![app::domain::form::FieldError::new("name", "name the repository")]))
         })
-    };
-    Ok(match action.as_str() {
-        "adopt" => Json(s.service.adopt(&by, name()?).await?).into_response(),
-        "check" => Json(s.service.check_drift(&by, a.name.clone()).await?).into_response(),
-        "accept" => Json(s.service.accept_drift(&by, name()?).await?).into_response(),
-        "restore" => {
-            let id = s.service.request_restore(&by, name()?, a.justification.clone()).await?;
-            (StatusCode::CREATED, Json(s.service.request_detail(&by, id).await?)).into_response()
-        }
-        other => {
-            return Err(ApiError(AppError::NotFound(format!(
-                "no repository action `{other}`; use adopt, check, accept or restore"
-            ))))
-        }
-    })
+    }
 }
 
-/// `GET /api/v1/repositories?q=&show=all|drift|unmanaged|production&offset=&limit=`: one page of the inventory.
+/// Takes a repository that exists in ECR into the portal's records as it is (admins).
+#[utoipa::path(post, path = "/api/v1/repositories/adopt", tag = "repositories", request_body = RepositoryAction,
+    responses((status = 200, body = RepositoryView), ErrorResponses))]
+async fn adopt(State(s): State<AppState>, u: Option<Extension<Principal>>, body: Bytes) -> ApiResult<Response> {
+    let by = user(u)?;
+    let a: RepositoryAction = json_body(&body)?;
+    Ok(Json(s.service.adopt(&by, a.name()?).await?).into_response())
+}
+
+/// Compares the live settings of one managed repository (or all) with the approved ones.
+#[utoipa::path(post, path = "/api/v1/repositories/check", tag = "repositories", request_body = RepositoryAction,
+    responses((status = 200, body = DriftSummary), ErrorResponses))]
+async fn check(State(s): State<AppState>, u: Option<Extension<Principal>>, body: Bytes) -> ApiResult<Response> {
+    let by = user(u)?;
+    let a: RepositoryAction = json_body(&body)?;
+    Ok(Json(s.service.check_drift(&by, a.name).await?).into_response())
+}
+
+/// Makes a drifted repository's live settings the approved ones (admins).
+#[utoipa::path(post, path = "/api/v1/repositories/accept", tag = "repositories", request_body = RepositoryAction,
+    responses((status = 200, body = RepositoryView), ErrorResponses))]
+async fn accept(State(s): State<AppState>, u: Option<Extension<Principal>>, body: Bytes) -> ApiResult<Response> {
+    let by = user(u)?;
+    let a: RepositoryAction = json_body(&body)?;
+    Ok(Json(s.service.accept_drift(&by, a.name()?).await?).into_response())
+}
+
+/// Files a request that puts a drifted repository back to its approved settings.
+#[utoipa::path(post, path = "/api/v1/repositories/restore", tag = "repositories", request_body = RepositoryAction,
+    responses((status = 201, body = RequestDetail), ErrorResponses))]
+async fn restore(State(s): State<AppState>, u: Option<Extension<Principal>>, body: Bytes) -> ApiResult<Response> {
+    let by = user(u)?;
+    let a: RepositoryAction = json_body(&body)?;
+    let id = s.service.request_restore(&by, a.name()?, a.justification.clone()).await?;
+    Ok((StatusCode::CREATED, Json(s.service.request_detail(&by, id).await?)).into_response())
+}
+
+/// One page of the inventory: the repositories under the namespace, live, with drift and production access.
+#[utoipa::path(get, path = "/api/v1/repositories", tag = "repositories", params(app::views::RepositoriesQuery),
+    responses((status = 200, body = app::views::RepositoriesPage), ErrorResponses))]
 async fn repositories(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
@@ -252,6 +339,9 @@ async fn repositories(
     Ok(Json(s.service.repositories(&by, q).await?).into_response())
 }
 
+/// A page of the audit trail, newest first, filtered.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = app::views::AuditPage), ErrorResponses))]
 async fn audit(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
@@ -262,13 +352,18 @@ async fn audit(
     Ok(Json(s.service.audit(&by, q).await?).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ExportFormat {
+    /// `csv` (default) or `ndjson`.
     #[serde(default)]
     format: Option<String>,
 }
 
-/// `GET /api/v1/audit/export?format=csv|ndjson&<the audit filters>`: every matching event, oldest first.
+/// Every matching event, oldest first, as a download (`format=csv|ndjson` and the audit filters).
+#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(ExportFormat, AuditQuery),
+    responses((status = 200, description = "CSV or NDJSON, one event a line (each with `at` in RFC 3339)",
+        content((String = "text/csv"), (String = "application/x-ndjson"))), ErrorResponses))]
 async fn export(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
@@ -284,6 +379,11 @@ async fn export(
     Ok(([("content-type", format.content_type().to_string()), ("content-disposition", name)], body).into_response())
 }
 
+/// Checks the audit trail's hash chain from the first event to the newest.
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+    // The errors first: this 409 is the broken chain's answer, not an `ErrorBody`.
+    responses(ErrorResponses, (status = 200, description = "Intact", body = app::views::AuditVerification),
+        (status = 409, description = "Broken: where and why", body = app::views::AuditVerification)))]
 async fn verify(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
     let by = user(u)?;
     let v = s.service.verify_audit(&by).await?;
@@ -291,38 +391,48 @@ async fn verify(State(s): State<AppState>, u: Option<Extension<Principal>>) -> A
     Ok((status, Json(v)).into_response())
 }
 
-/// `GET /api/v1/users`: who has signed in, with role, last seen, live sessions and tokens (admins, auditors).
+/// Who has signed in, with role, last seen, live sessions and tokens (admins, auditors).
+#[utoipa::path(get, path = "/api/v1/users", tag = "people",
+    responses((status = 200, body = Vec<app::views::UserView>), ErrorResponses))]
 async fn users(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
     let by = user(u)?;
     Ok(Json(s.service.list_users(&by).await?).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RevokeUser {
+    /// The user id, e.g. `oidc:alice`.
     user: String,
 }
 
-/// `POST /api/v1/users/revoke` `{"user"}`: ends all of that person's sessions and API tokens (admins).
+/// Ends all of that person's sessions and API tokens (admins).
+#[utoipa::path(post, path = "/api/v1/users/revoke", tag = "people", request_body = RevokeUser,
+    responses((status = 200, body = app::views::UserRevoked), ErrorResponses))]
 async fn revoke_user(State(s): State<AppState>, u: Option<Extension<Principal>>, body: Bytes) -> ApiResult<Response> {
     let by = user(u)?;
     let RevokeUser { user: who } = json_body(&body)?;
     Ok(Json(s.service.revoke_user(&by, who).await?).into_response())
 }
 
-/// `GET /api/v1/notifications`: the channels and the newest notifications (admins).
+/// The notification channels and the newest notifications (admins).
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications",
+    responses((status = 200, body = app::views::OutboxPage), ErrorResponses))]
 async fn notifications(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
     let by = user(u)?;
     Ok(Json(s.service.outbox_page(&by).await?).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TestNotification {
+    /// A configured channel's name.
     channel: String,
 }
 
-/// `POST /api/v1/notifications/test` `{"channel"}`: queues a test notification (admins).
+/// Queues a test notification on a channel (admins).
+#[utoipa::path(post, path = "/api/v1/notifications/test", tag = "notifications", request_body = TestNotification,
+    responses((status = 202, body = app::views::OutboxPage), ErrorResponses))]
 async fn test_notification(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
@@ -333,13 +443,15 @@ async fn test_notification(
     Ok((StatusCode::ACCEPTED, Json(s.service.send_test_notification(&by, channel).await?)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CommentBody {
     body: String,
 }
 
-/// `POST /api/v1/requests/{id}/comments` `{"body"}`: a comment on the request's timeline; 201 with the request.
+/// A comment on the request's timeline.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/comments", tag = "requests", params(("id" = i64, Path, description = "The request's number")), request_body = CommentBody,
+    responses((status = 201, body = RequestDetail), ErrorResponses))]
 async fn comment(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
@@ -352,7 +464,9 @@ async fn comment(
     Ok((StatusCode::CREATED, Json(s.service.comment(&by, id, body).await?)).into_response())
 }
 
-/// `POST /api/v1/requests/{id}/withdraw`: the requester takes it back while it waits for a decision.
+/// The requester takes it back while it waits for a decision.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/withdraw", tag = "requests", params(("id" = i64, Path, description = "The request's number")),
+    responses((status = 200, body = RequestDetail), ErrorResponses))]
 async fn withdraw(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
@@ -363,15 +477,17 @@ async fn withdraw(
     Ok(Json(s.service.withdraw(&by, id).await?).into_response())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BreakGlassBody {
+    /// Why it cannot wait (required).
     #[serde(default)]
     reason: String,
 }
 
-/// `POST /api/v1/requests/{id}/break-glass` `{"reason"}`: an admin (not the
-/// requester) applies it at once, without the quorum (`approval.break_glass`).
+/// An admin (not the requester) applies it at once, without the quorum (`approval.break_glass`).
+#[utoipa::path(post, path = "/api/v1/requests/{id}/break-glass", tag = "decisions", params(("id" = i64, Path, description = "The request's number")), request_body = BreakGlassBody,
+    responses((status = 200, body = RequestDetail), ErrorResponses))]
 async fn break_glass(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
@@ -384,17 +500,19 @@ async fn break_glass(
     Ok(Json(s.service.break_glass(&by, id, reason).await?).into_response())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReviewBody {
+    /// `accepted` or `revert`.
     #[serde(default)]
     outcome: String,
     #[serde(default)]
     comment: String,
 }
 
-/// `POST /api/v1/requests/{id}/review` `{"outcome": "accepted"|"revert", "comment"}`:
-/// another admin reviews a break-glass apply; `revert` files the request that undoes it.
+/// Another admin reviews a break-glass apply; `revert` files the request that undoes it.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/review", tag = "decisions", params(("id" = i64, Path, description = "The request's number")), request_body = ReviewBody,
+    responses((status = 200, body = RequestDetail), ErrorResponses))]
 async fn review(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
@@ -407,7 +525,9 @@ async fn review(
     Ok(Json(s.service.review_break_glass(&by, id, outcome, comment).await?).into_response())
 }
 
-/// `GET /api/v1/images?repository=&offset=&limit=`: a repository's images, newest first, with its releases.
+/// A repository's images, newest first, a page at a time, with its releases.
+#[utoipa::path(get, path = "/api/v1/images", tag = "images", params(app::views::ImagesQuery),
+    responses((status = 200, body = app::views::ImagesPage), ErrorResponses))]
 async fn images(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
@@ -418,13 +538,17 @@ async fn images(
     Ok(Json(s.service.images_page(&by, query).await?).into_response())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ReleasesQuery {
+    /// The repository (with or without the namespace prefix).
     #[serde(default)]
     repository: String,
 }
 
-/// `GET /api/v1/releases?repository=`: the repository's releases, newest first.
+/// The repository's releases (promoted images), newest first.
+#[utoipa::path(get, path = "/api/v1/releases", tag = "images", params(ReleasesQuery),
+    responses((status = 200, body = Vec<app::views::ReleaseView>), ErrorResponses))]
 async fn releases(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
@@ -435,7 +559,7 @@ async fn releases(
     Ok(Json(s.service.releases(&by, query.repository).await?).into_response())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ScanBody {
     #[serde(default)]
@@ -444,16 +568,25 @@ struct ScanBody {
     digest: String,
 }
 
-/// `POST /api/v1/images/scan` `{"repository","digest"}`: start a scan (admins); 202.
+#[derive(Serialize, ToSchema)]
+struct ScanStarted {
+    started: bool,
+}
+
+/// Starts a vulnerability scan of one image (admins); the images page shows the result.
+#[utoipa::path(post, path = "/api/v1/images/scan", tag = "images", request_body = ScanBody,
+    responses((status = 202, body = ScanStarted), ErrorResponses))]
 async fn scan(State(s): State<AppState>, u: Option<Extension<Principal>>, body: Bytes) -> ApiResult<Response> {
     let by = user(u)?;
     let ScanBody { repository, digest } = json_body(&body)?;
     s.service.start_scan(&by, repository, digest).await?;
-    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({"started": true}))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(ScanStarted { started: true })).into_response())
 }
 
-/// `GET /api/v1/terraform/export`: main.tf for the repositories under the namespace, as they are
-/// live, in the Terraform module's shape with import blocks (a download).
+/// `main.tf` for the repositories under the namespace, as they are live, in the Terraform
+/// module's shape with import blocks (a download).
+#[utoipa::path(get, path = "/api/v1/terraform/export", tag = "terraform",
+    responses((status = 200, body = String, content_type = "text/plain"), ErrorResponses))]
 async fn terraform_export(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
     let by = user(u)?;
     let export = s.service.terraform_export(&by).await?;
@@ -467,8 +600,10 @@ async fn terraform_export(State(s): State<AppState>, u: Option<Extension<Princip
         .into_response())
 }
 
-/// `POST /api/v1/terraform/import`: the repositories a Terraform file describes, taken over
-/// (adopted when in ECR, create requests otherwise), or with `dry_run` only reported.
+/// Takes over the repositories Terraform files describe (adopted when in ECR, create
+/// requests otherwise), or with `dry_run` only reports what it would do (admins).
+#[utoipa::path(post, path = "/api/v1/terraform/import", tag = "terraform", request_body = app::views::TerraformImportInput,
+    responses((status = 200, body = app::views::TerraformImportReport), ErrorResponses))]
 async fn terraform_import(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
@@ -479,6 +614,9 @@ async fn terraform_import(
     Ok(Json(s.service.import_terraform(&by, input).await?).into_response())
 }
 
+/// The portal (namespace, accounts, sign-in methods) and the caller, if signed in.
+#[utoipa::path(get, path = "/api/v1/me", tag = "people",
+    responses((status = 200, body = app::views::PortalInfo), ErrorResponses))]
 async fn me(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
     Ok(Json(s.service.info(u.map(|Extension(p)| p))).into_response())
 }
@@ -487,32 +625,105 @@ async fn not_found() -> ApiError {
     ApiError(AppError::NotFound("no such API route; see README.md for the API".into()))
 }
 
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", security(()),
+    responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json", body = Object)))]
+async fn openapi_json() -> Response {
+    static DOCUMENT: LazyLock<String> = LazyLock::new(|| openapi().to_pretty_json().unwrap_or_default());
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], DOCUMENT.as_str()).into_response()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ecr-portal",
+        description = "Self-service Amazon ECR repositories: requests, approvals, the inventory, images and \
+                       the audit trail. Authenticate with an API token (`Authorization: Bearer …`, made on the \
+                       Tokens page) or a session cookie. Times are RFC 3339 in UTC. Every error is an `ErrorBody`."
+    ),
+    security(("token" = []), ("session" = [])),
+    components(schemas(super::error::ErrorBody)),
+    modifiers(&Security),
+    tags(
+        (name = "requests", description = "Ask for repositories, changes, production access and promotions"),
+        (name = "decisions", description = "Approve, reject, retry, break glass"),
+        (name = "repositories", description = "The inventory, drift, adoption"),
+        (name = "images", description = "Images, releases, scans"),
+        (name = "audit", description = "The hash-chained audit trail"),
+        (name = "people", description = "The caller and the people who signed in"),
+        (name = "notifications", description = "Channels and the outbox"),
+        (name = "terraform", description = "From and to Terraform"),
+        (name = "meta", description = "This document")
+    )
+)]
+struct ApiDoc;
+
+/// The two ways to authenticate.
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API token made on the Tokens page"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "ecr_portal_session",
+                "The browser's session (named `__Host-ecr_portal_session` when the portal is served over HTTPS)",
+            ))),
+        );
+    }
+}
+
+/// The API's routes and their document, from the same handlers.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(submit, list))
+        .routes(routes!(show))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(retry))
+        .routes(routes!(plan))
+        .routes(routes!(comment))
+        .routes(routes!(withdraw))
+        .routes(routes!(break_glass))
+        .routes(routes!(review))
+        .routes(routes!(repositories))
+        .routes(routes!(adopt))
+        .routes(routes!(check))
+        .routes(routes!(accept))
+        .routes(routes!(restore))
+        .routes(routes!(images))
+        .routes(routes!(scan))
+        .routes(routes!(releases))
+        .routes(routes!(terraform_export))
+        .routes(routes!(terraform_import))
+        .routes(routes!(audit))
+        .routes(routes!(export))
+        .routes(routes!(verify))
+        .routes(routes!(me))
+        .routes(routes!(users))
+        .routes(routes!(revoke_user))
+        .routes(routes!(notifications))
+        .routes(routes!(test_notification))
+        .routes(routes!(openapi_json))
+}
+
+/// The OpenAPI 3.1 document of every `/api/v1` route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/requests", post(submit).get(list))
-        .route("/api/v1/requests/{id}", get(show))
-        .route("/api/v1/requests/{id}/approve", post(approve))
-        .route("/api/v1/requests/{id}/reject", post(reject))
-        .route("/api/v1/requests/{id}/retry", post(retry))
-        .route("/api/v1/requests/{id}/plan", get(plan))
-        .route("/api/v1/requests/{id}/comments", post(comment))
-        .route("/api/v1/requests/{id}/withdraw", post(withdraw))
-        .route("/api/v1/requests/{id}/break-glass", post(break_glass))
-        .route("/api/v1/requests/{id}/review", post(review))
-        .route("/api/v1/repositories", get(repositories))
-        .route("/api/v1/images", get(images))
-        .route("/api/v1/images/scan", post(scan))
-        .route("/api/v1/releases", get(releases))
-        .route("/api/v1/terraform/export", get(terraform_export))
-        .route("/api/v1/terraform/import", post(terraform_import))
-        .route("/api/v1/repositories/{action}", post(repository_action))
-        .route("/api/v1/audit", get(audit))
-        .route("/api/v1/audit/export", get(export))
-        .route("/api/v1/audit/verify", get(verify))
-        .route("/api/v1/me", get(me))
-        .route("/api/v1/users", get(users))
-        .route("/api/v1/users/revoke", post(revoke_user))
-        .route("/api/v1/notifications", get(notifications))
-        .route("/api/v1/notifications/test", post(test_notification))
-        .route("/api/v1/{*rest}", axum::routing::any(not_found))
+    // Anything else under /api/v1 is a JSON 404 (not the pages' HTML one).
+    api().split_for_parts().0.route("/api/v1/{*rest}", axum::routing::any(not_found))
 }

@@ -107,6 +107,33 @@ pub async fn limit_sign_ins(State(state): State<AppState>, req: Request, next: N
     }
 }
 
+/// The answers tower-http makes below the handlers (a body over `server.max_body_bytes`, a
+/// request over `server.request_timeout_seconds`) are plain text; API clients get the API's
+/// JSON error shape for them too, as its OpenAPI document says.
+pub async fn api_errors_as_json(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let resp = next.run(req).await;
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !api || json {
+        return resp;
+    }
+    match resp.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => error_response(&app::error::AppError::TooLarge(
+            "the body is larger than this portal takes (server.max_body_bytes)".into(),
+        )),
+        StatusCode::REQUEST_TIMEOUT => super::error::json_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "the request was not answered within server.request_timeout_seconds",
+        ),
+        _ => resp,
+    }
+}
+
 /// Content types the JSON API and the server functions take: JSON, and the
 /// URL-encoded form a few server functions use. A `text/plain` body (what a
 /// cross-site HTML form can send without a preflight) is refused with 415.

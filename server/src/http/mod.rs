@@ -99,6 +99,8 @@ pub fn router(state: AppState, site: Site) -> Router {
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         // The whole request, from its first byte to the answer's headers.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, site.request_timeout))
+        // Outside the two above: their plain-text answers become the API's JSON errors.
+        .layer(axum::middleware::from_fn(guard::api_errors_as_json))
         // Pages and JSON are compressed on the fly (fast gzip); the site's static
         // files are served precompressed (.br/.gz, made at build time) and left alone.
         .layer(

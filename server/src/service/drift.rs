@@ -2,7 +2,6 @@
 //! from what was approved), adoption and accepting the live state.
 use super::{aws_unavailable, Error, PortalService};
 use crate::aws::{fixes, LiveRepository};
-use crate::clock::format_ms;
 use crate::db::{self, NewEvent, RecordRow};
 use app::domain::audit::AuditAction;
 use app::domain::name::RepoName;
@@ -221,15 +220,18 @@ impl PortalService {
             request_id: record.and_then(|x| x.request_id),
             managed: record.is_some(),
             production_access: access,
-            production_until: record.filter(|x| x.production_access).and_then(|x| x.production_until).map(format_ms),
+            production_until: record
+                .filter(|x| x.production_access)
+                .and_then(|x| x.production_until)
+                .map(crate::clock::timestamp),
             image_count: *count,
-            last_push: last.map(format_ms),
+            last_push: last.map(crate::clock::timestamp),
             drift: record.map(|x| x.drift.clone()).unwrap_or_default(),
-            drift_checked_at: record.and_then(|x| x.checked_at).map(format_ms),
+            drift_checked_at: record.and_then(|x| x.checked_at).map(crate::clock::timestamp),
             name: r.name.clone(),
             uri: r.uri.clone(),
             arn: r.arn.clone(),
-            created_at: format_ms(r.created_at_ms),
+            created_at: crate::clock::timestamp(r.created_at_ms),
             tag_mutability: r.tag_mutability.to_string(),
             scan_on_push: r.scan_on_push,
             encryption: r.encryption.to_string(),

@@ -23,10 +23,10 @@ fn image_view(i: ImageInfo) -> ImageView {
         critical: i.scan.as_ref().map_or(0, |s| s.critical()),
         digest: i.image.digest,
         tags: i.image.tags,
-        pushed_at: format_ms(i.image.pushed_at),
+        pushed_at: crate::clock::timestamp(i.image.pushed_at),
         size_bytes: i.size_bytes,
         media_type: i.media_type,
-        last_pull: i.image.last_pull.map(format_ms),
+        last_pull: i.image.last_pull.map(crate::clock::timestamp),
     }
 }
 
@@ -87,7 +87,7 @@ impl PortalService {
                 request_id: r.request_id,
                 requested_by: r.requested_by,
                 approved_by: r.approved_by,
-                at: format_ms(r.at),
+                at: crate::clock::timestamp(r.at),
             })
             .collect())
     }

@@ -15,7 +15,6 @@
 //!   start): at least once, and receivers drop duplicates by that id.
 use super::views::summary;
 use super::{Error, PortalService, RetryPolicy};
-use crate::clock::format_ms;
 use crate::db::{self, NewEvent, OutboxRow};
 use app::domain::audit::AuditAction;
 use app::domain::notify::{Channel, Notice, NotifyEvent};
@@ -283,9 +282,9 @@ fn outbox_view(r: &OutboxRow) -> OutboxView {
         repository: r.notice.repository.clone(),
         status: r.status.clone(),
         attempts: r.attempts,
-        created_at: format_ms(r.created_at),
-        delivered_at: r.delivered_at.map(format_ms),
-        next_attempt_at: (r.status == "pending").then(|| format_ms(r.next_attempt_at)),
+        created_at: crate::clock::timestamp(r.created_at),
+        delivered_at: r.delivered_at.map(crate::clock::timestamp),
+        next_attempt_at: (r.status == "pending").then(|| crate::clock::timestamp(r.next_attempt_at)),
         last_error: r.last_error.clone(),
     }
 }

@@ -176,8 +176,8 @@ impl PortalService {
                 name: u.principal.name,
                 role: u.principal.role,
                 groups: u.principal.groups,
-                last_sign_in: format_ms(u.last_sign_in),
-                last_seen: format_ms(u.last_seen),
+                last_sign_in: crate::clock::timestamp(u.last_sign_in),
+                last_seen: crate::clock::timestamp(u.last_seen),
                 sessions: u.sessions,
                 tokens: u.tokens,
             })
@@ -330,9 +330,9 @@ impl PortalService {
             id: t.id,
             name: t.name,
             scope: t.scope,
-            created_at: format_ms(t.created_at),
-            expires_at: format_ms(t.expires_at),
-            last_used_at: t.last_used_at.map(format_ms),
+            created_at: crate::clock::timestamp(t.created_at),
+            expires_at: crate::clock::timestamp(t.expires_at),
+            last_used_at: t.last_used_at.map(crate::clock::timestamp),
             state: state.into(),
         }
     }

@@ -253,7 +253,7 @@ async fn a_temporary_grant_is_revoked_by_the_portal_after_its_end_date() {
     assert_eq!((status, body["error"]["fields"][0]["field"].as_str()), (422, Some("until")), "an end date in the past");
     let (_, created) = access(&alice, "grant_production", &name, Some("2026-11-28")).await;
     let id = id_of(&created);
-    assert_eq!(created["until"], "2026-11-29 00:00:00 UTC");
+    assert_eq!(created["until"], "2026-11-29T00:00:00Z");
     bob.post(&format!("/api/v1/requests/{id}/approve"), json!({})).await;
     assert_eq!(bob.wait_settled(id).await["summary"]["status"], "applied");
     assert!(policy::grants(live_policy(&app, &full).await.as_ref(), PROD, false));
@@ -569,7 +569,7 @@ async fn a_request_sent_back_for_reapproval_expires_like_a_pending_one_counted_f
     set_policy(&app, &full, &json!({"Version": "2012-10-17", "Statement": [foreign_statement(&app), extra]})).await;
     assert_eq!(app.apply_once().await, server::service::ApplyOutcome::NeedsReapproval(id));
     let (_, d) = bob.get(&format!("/api/v1/requests/{id}")).await;
-    assert!(d["expires_at"].as_str().unwrap_or("").starts_with("2026-11-30 12:00"), "48 h after being sent back: {d}");
+    assert!(d["expires_at"].as_str().unwrap_or("").starts_with("2026-11-30T12:00"), "48 h after being sent back: {d}");
     // 47 hours after being sent back (71 after submission): still waiting.
     clock.advance_ms(47 * 3_600_000);
     assert_eq!(app.service.expire_pending().await.expect("expire"), 0);

@@ -217,7 +217,9 @@ impl User {
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let r = self.http.get(format!("{}{path}", self.base)).send().await.expect("GET");
         let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        let body = r.json().await.unwrap_or(Value::Null);
+        crate::openapi::check_answer("GET", path, status, &body);
+        (status, body)
     }
 
     /// One repository's row in the inventory (found with the name search).
@@ -231,7 +233,9 @@ impl User {
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let r = self.http.post(format!("{}{path}", self.base)).json(&body).send().await.expect("POST");
         let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        let body = r.json().await.unwrap_or(Value::Null);
+        crate::openapi::check_answer("POST", path, status, &body);
+        (status, body)
     }
 
     pub async fn submit(&self, name: &str) -> (u16, Value) {

@@ -12,6 +12,7 @@ mod leases;
 mod limits;
 mod notifications;
 mod oidc;
+mod openapi;
 mod operations;
 mod people;
 mod process;

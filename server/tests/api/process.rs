@@ -70,12 +70,18 @@ fn every_command_has_help_and_the_binary_tells_its_version() {
         (vec!["terraform", "--help"], "import"),
         (vec!["terraform", "export", "--help"], "--out"),
         (vec!["terraform", "import", "--help"], "--dry-run"),
+        (vec!["--help"], "openapi"),
     ] {
         let out = run(&args);
         assert!(out.status.success(), "{args:?}");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains(says), "{args:?}: {text}");
     }
+    // The OpenAPI document, without any configuration (a path that cannot be a config file).
+    let out = run(&["--config", "/nonexistent/ecr-portal.toml", "openapi"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the document is JSON");
+    assert_eq!(doc, serde_json::to_value(server::http::api::openapi()).expect("JSON"));
     let out = run(&["audit", "unknown"]);
     assert_eq!(out.status.code(), Some(2), "a mistyped command is a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("unrecognized subcommand 'unknown'"));

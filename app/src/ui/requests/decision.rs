@@ -3,7 +3,7 @@
 use crate::api::{ApproveRequest, RejectRequest, RetryRequest};
 use crate::domain::request::Status;
 use crate::error::AppError;
-use crate::ui::common::{reload, reload_when, use_hydrated, ErrorNotice, Fields};
+use crate::ui::common::{reload, reload_when, use_hydrated, ErrorNotice, Fields, Time};
 use crate::views::RequestDetail;
 use leptos::prelude::*;
 
@@ -46,13 +46,13 @@ pub(super) fn Decision(detail: RequestDetail) -> AnyView {
                         <ul class="approval-list">
                             {approvals.into_iter().map(|a| view! {
                                 <li>
-                                    "Approved by " <strong>{a.approver}</strong> " · " <time>{a.at}</time>
+                                    "Approved by " <strong>{a.approver}</strong> " · " <Time at=a.at/>
                                     {a.comment.map(|c| view! { <span class="prose">" — "{c}</span> })}
                                 </li>
                             }).collect_view()}
                         </ul>
                     })}
-                    {expires.map(|e| view! { <p class="help">"Expires without a decision on " <time>{e}</time></p> })}
+                    {expires.map(|e| view! { <p class="help">"Expires without a decision on " <Time at=e/></p> })}
                 </div>
                 {blocked.clone().map(|b| view! { <p class="notice notice-info" data-testid="approve-blocked">{b}</p> })}
                 {(can_approve || can_reject).then(|| view! { <DecisionButtons id can_approve can_reject/> })}

@@ -2,7 +2,7 @@
 use crate::api::list_requests;
 use crate::domain::request::Status;
 use crate::error::AppError;
-use crate::ui::common::{EmptyState, ErrorNotice, Loading, StatusBadge};
+use crate::ui::common::{EmptyState, ErrorNotice, Loading, StatusBadge, Time};
 use crate::ui::InfoResource;
 use crate::views::{RequestSummary, RequestsPage};
 use leptos::prelude::*;
@@ -36,7 +36,7 @@ fn RequestTable(rows: Vec<RequestSummary>) -> impl IntoView {
                                     <td>{r.kind_label}</td>
                                     <td><StatusBadge status=r.status/></td>
                                     <td>{r.requester}</td>
-                                    <td><time>{r.created_at}</time></td>
+                                    <td><Time at=r.created_at/></td>
                                 </tr>
                             }
                         })

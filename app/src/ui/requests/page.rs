@@ -5,7 +5,7 @@ use super::plan::PlanView;
 use crate::api::{get_request, request_status};
 use crate::domain::request::{RequestKind, Status};
 use crate::error::AppError;
-use crate::ui::common::{reload, ErrorNotice, Loading, StatusBadge};
+use crate::ui::common::{reload, ErrorNotice, Loading, StatusBadge, Time};
 use crate::views::RequestDetail;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -72,7 +72,7 @@ fn RequestView(detail: RequestDetail) -> AnyView {
             </div>
             <div data-testid="request-status"><StatusBadge status=d.summary.status/></div>
         </div>
-        <p class="meta">"Requested by " <strong>{d.summary.requester.clone()}</strong> " on " <time>{d.summary.created_at.clone()}</time></p>
+        <p class="meta">"Requested by " <strong>{d.summary.requester.clone()}</strong> " on " <Time at=d.summary.created_at.clone()/></p>
         {d.break_glass.clone().map(|b| view! {
             <div class="notice notice-error banner" role="status" data-testid="break-glass-banner">
                 <p><strong>"Break glass. "</strong>{b}</p>
@@ -281,7 +281,7 @@ fn Timeline(detail: RequestDetail) -> AnyView {
                 {detail.timeline.into_iter().map(|e| view! {
                     <li data-action=e.action.clone()>
                         <p><strong>{e.label}</strong>" · "{e.actor}</p>
-                        <p class="meta"><time>{e.at}</time></p>
+                        <p class="meta"><Time at=e.at/></p>
                         {(!e.detail.is_empty()).then(|| view! { <p class="detail">{e.detail}</p> })}
                     </li>
                 }).collect_view()}

@@ -2,6 +2,7 @@
 //! before and after.
 use crate::domain::plan::{LifecyclePreview, PolicyChange, SettingChange};
 use crate::domain::policy::Change;
+use crate::ui::common::Time;
 use crate::views::RequestDetail;
 use leptos::prelude::*;
 
@@ -86,7 +87,7 @@ pub(crate) fn Preview(preview: LifecyclePreview) -> impl IntoView {
                                 <tr class:protected=is_protected data-digest=digest>
                                     <td><code title=e.digest>{short}</code></td>
                                     <td>{if e.tags.is_empty() { "untagged".to_string() } else { e.tags.join(", ") }}</td>
-                                    <td><time>{e.pushed_at}</time></td>
+                                    <td><Time at=e.pushed_at/></td>
                                     <td>{e.rule}</td>
                                     <td>{e.protected.map(|p| view! { <strong class="danger">{p}</strong> })}</td>
                                 </tr>
