@@ -542,3 +542,14 @@ pub struct TerraformImportReport {
     /// What the files hold that the import passed over (module calls, stray policies).
     pub notes: Vec<String>,
 }
+
+/// A form posted without JavaScript that the server answers by rendering its page again
+/// (as a context for that render): what was sent and why it was refused, so nothing typed
+/// is lost, or what it made (a new token's secret, shown this once).
+#[derive(Debug, Clone)]
+pub enum Posted {
+    Repository { form: crate::domain::form::RepositoryForm, error: crate::error::AppError },
+    Access { form: crate::domain::form::AccessRequestInput, error: crate::error::AppError },
+    TokenCreated(CreatedToken),
+    TokenRefused { name: String, scope: String, days: String, error: crate::error::AppError },
+}

@@ -80,24 +80,55 @@ pub fn NotFound() -> impl IntoView {
 }
 
 /// False during server rendering and until the wasm bundle has hydrated the
-/// page: buttons that need the client stay disabled until then, so an early
-/// click can never submit a half-wired form and lose what was typed.
+/// page (for controls that only the script can work, like Copy).
 pub fn use_hydrated() -> ReadSignal<bool> {
     let (hydrated, set_hydrated) = signal(false);
     Effect::new(move |_| set_hydrated.set(true));
     hydrated
 }
 
-/// An island's fields, disabled until the island is hydrated. Hydration sets
-/// each controlled field to its signal, so text typed into the server's HTML
-/// before then would be wiped; a disabled fieldset cannot be typed into, and
-/// browsers (and Playwright) wait for it.
-#[component]
-pub fn Fields(hydrated: ReadSignal<bool>, children: Children) -> impl IntoView {
-    view! {
-        <fieldset class="bare" disabled=move || !hydrated.get() aria-busy=move || (!hydrated.get()).to_string()>
-            {children()}
-        </fieldset>
+/// Text to put inside a `<textarea>` on the server: Leptos writes a textarea's children
+/// unescaped (as it must for `<script>`), so `</textarea>` in what someone typed (or put in
+/// a link's query) would end the field and become markup. Only `&` and `<` matter there.
+pub fn textarea_text(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;")
+}
+
+/// What a submitted form holds: its named fields as a JSON object of strings (an unticked
+/// box is absent). Forms that change something are plain HTML forms that the server
+/// answers without JavaScript; once the wasm is there it reads the form itself (not
+/// signals) on submit, so text typed before the page's script loaded counts as well.
+pub fn form_values(ev: &leptos::ev::SubmitEvent) -> serde_json::Map<String, serde_json::Value> {
+    #[allow(unused_mut)]
+    let mut out = serde_json::Map::new();
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let form = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok());
+        if let Some(data) = form.and_then(|f| web_sys::FormData::new_with_form(&f).ok()) {
+            for entry in data.entries().into_iter().flatten() {
+                let pair = js_sys::Array::from(&entry);
+                if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                    out.insert(k, serde_json::Value::String(v));
+                }
+            }
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = ev;
+    out
+}
+
+/// Which submit button sent the form (its `value`), when a form has several.
+pub fn submitter_value(ev: &leptos::ev::SubmitEvent) -> Option<String> {
+    #[cfg(feature = "hydrate")]
+    {
+        ev.submitter().and_then(|b| b.get_attribute("value"))
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = ev;
+        None
     }
 }
 

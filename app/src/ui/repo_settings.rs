@@ -4,7 +4,7 @@
 //! answered with the new request's page, so they work without JavaScript and
 //! add nothing to the browser bundle. The plan and the lifecycle preview are on
 //! the request's page, where the approver sees them too.
-use super::common::{encode, ErrorNotice, Loading};
+use super::common::{encode, textarea_text, ErrorNotice, Loading};
 use crate::api::{preview_lifecycle, repository_settings};
 use crate::domain::plan::setting_rows;
 use crate::domain::settings::TagMutability;
@@ -164,7 +164,7 @@ fn UpdateForm(
                 </div>
                 <div class="field">
                     <label for="lifecycle">"Lifecycle policy (ECR JSON)"</label>
-                    <textarea id="lifecycle" name="lifecycle" rows="10" spellcheck="false" class="code" aria-describedby="lifecycle-help">{draft.or("lifecycle", v.lifecycle_json.clone())}</textarea>
+                    <textarea id="lifecycle" name="lifecycle" rows="10" spellcheck="false" class="code" aria-describedby="lifecycle-help">{textarea_text(&draft.or("lifecycle", v.lifecycle_json.clone()))}</textarea>
                     <p class="help" id="lifecycle-help">"ECR's own lifecycle policy, {\"rules\": [...]}: tag status any, tagged (with tagPrefixList or tagPatternList) or untagged; imageCountMoreThan, or sinceImagePushed in days. Empty: no lifecycle. " {protection}</p>
                     <button type="submit" class="button" formmethod="get" formaction="/repositories/settings" formnovalidate
                         name="preview" value="1">"Preview what it would expire"</button>
@@ -182,7 +182,7 @@ fn UpdateForm(
                 </div>
                 <div class="field">
                     <label for="tags">"Other tags"</label>
-                    <textarea id="tags" name="tags" rows="3" spellcheck="false" aria-describedby="tags-help">{draft.or("tags", v.free_tags.clone())}</textarea>
+                    <textarea id="tags" name="tags" rows="3" spellcheck="false" aria-describedby="tags-help">{textarea_text(&draft.or("tags", v.free_tags.clone()))}</textarea>
                     <p class="help" id="tags-help">"One key=value per line. Keys starting with ecr-portal: or aws: are reserved."</p>
                 </div>
                 <div class="field checkbox">
@@ -191,7 +191,7 @@ fn UpdateForm(
                 </div>
                 <div class="field">
                     <label for="update-justification">"Justification"</label>
-                    <textarea id="update-justification" name="justification" rows="2" maxlength="2000" required>{draft.get("justification")}</textarea>
+                    <textarea id="update-justification" name="justification" rows="2" maxlength="2000" required>{textarea_text(&draft.get("justification").unwrap_or_default())}</textarea>
                 </div>
                 <button type="submit" class="button primary">"Request the change"</button>
             </form>

@@ -2,9 +2,7 @@
 //! with its pull URI, settings, production access, images and drift. Admins
 //! adopt repositories made outside the portal, check drift, and resolve it.
 //! Search, filter and page are in the URL (100 rows a page).
-use super::common::{
-    encode, go_to, reload, reload_when, use_hydrated, CopyButton, EmptyState, ErrorNotice, Loading, Time,
-};
+use super::common::{encode, go_to, reload, reload_when, CopyButton, EmptyState, ErrorNotice, Loading, Time};
 use super::InfoResource;
 use crate::api::{list_repositories, AcceptDrift, AdoptRepository, CheckDrift, RequestRestore};
 use crate::error::AppError;
@@ -205,15 +203,15 @@ pub fn Repositories() -> impl IntoView {
     }
 }
 
-/// An admin's actions on one repository: adopt it, accept its live state, or
-/// ask for it to be restored. The page loads again with the result.
+/// Adopt, accept the live state, request a restore: plain HTML forms (`POST
+/// /repositories/{adopt,accept,restore}`) answered without JavaScript; with the wasm, server
+/// functions, then the page loads again (or the restore request opens).
 #[island]
 fn RepoActions(name: String, managed: bool, drifted: bool) -> impl IntoView {
     let adopt = ServerAction::<AdoptRepository>::new();
     let accept = ServerAction::<AcceptDrift>::new();
     let restore = ServerAction::<RequestRestore>::new();
     let error = RwSignal::new(None::<AppError>);
-    let hydrated = use_hydrated();
     Effect::new(move |_| {
         for r in [adopt.value().get(), accept.value().get()].into_iter().flatten() {
             match r {
@@ -227,37 +225,63 @@ fn RepoActions(name: String, managed: bool, drifted: bool) -> impl IntoView {
         Some(Err(e)) => error.set(Some(e)),
         None => {}
     });
-    let busy = move || !hydrated.get() || adopt.pending().get() || accept.pending().get() || restore.pending().get();
-    let (n1, n2, n3) = (name.clone(), name.clone(), name);
+    let busy = move || adopt.pending().get() || accept.pending().get() || restore.pending().get();
+    let action = move |ev: leptos::ev::SubmitEvent, what: &'static str, repository: String| {
+        ev.prevent_default();
+        if busy() {
+            return;
+        }
+        error.set(None);
+        match what {
+            "adopt" => {
+                adopt.dispatch(AdoptRepository { repository });
+            }
+            "accept" => {
+                accept.dispatch(AcceptDrift { repository });
+            }
+            _ => {
+                restore.dispatch(RequestRestore { repository, justification: String::new() });
+            }
+        }
+    };
+    let form = move |what: &'static str, label: &'static str, class: &'static str| {
+        let repository = name.clone();
+        view! {
+            <form class="inline-form" method="post" action=format!("/repositories/{what}")
+                on:submit=move |ev| action(ev, what, repository.clone())>
+                <input type="hidden" name="name" value=name.clone()/>
+                <button type="submit" class=class disabled=busy>{label}</button>
+            </form>
+        }
+    };
     view! {
         {move || error.get().map(|e| view! { <ErrorNotice error=e/> })}
-        {(!managed).then(|| view! {
-            <button class="button small" disabled=busy
-                on:click=move |_| { error.set(None); adopt.dispatch(AdoptRepository { repository: n1.clone() }); }>"Adopt"</button>
-        })}
+        {(!managed).then(|| form("adopt", "Adopt", "button small"))}
         {drifted.then(|| view! {
-            <button class="button small" disabled=busy
-                on:click=move |_| { error.set(None); accept.dispatch(AcceptDrift { repository: n2.clone() }); }>"Accept live state"</button>
-            <button class="button small primary" disabled=busy
-                on:click=move |_| {
-                    error.set(None);
-                    restore.dispatch(RequestRestore { repository: n3.clone(), justification: String::new() });
-                }>"Request restore"</button>
+            {form("accept", "Accept live state", "button small")}
+            {form("restore", "Request restore", "button small primary")}
         })}
     }
 }
 
-/// Checks every managed repository for drift now; the page loads again with the result.
+/// Checks every managed repository for drift now: a plain HTML form (`POST
+/// /repositories/check`); with the wasm, a server function, then the page loads again.
 #[island]
 fn CheckDriftButton() -> impl IntoView {
     let check = ServerAction::<CheckDrift>::new();
-    let hydrated = use_hydrated();
     reload_when(move || matches!(check.value().get(), Some(Ok(_))));
     view! {
-        <button class="button" disabled=move || !hydrated.get() || check.pending().get()
-            on:click=move |_| { check.dispatch(CheckDrift { repository: None }); }>
-            {move || if check.pending().get() { "Checking…" } else { "Check drift now" }}
-        </button>
+        <form class="inline-form" method="post" action="/repositories/check"
+            on:submit=move |ev: leptos::ev::SubmitEvent| {
+                ev.prevent_default();
+                if !check.pending().get_untracked() {
+                    check.dispatch(CheckDrift { repository: None });
+                }
+            }>
+            <button type="submit" class="button" disabled=move || check.pending().get()>
+                {move || if check.pending().get() { "Checking…" } else { "Check drift now" }}
+            </button>
+        </form>
         {move || check.value().get().and_then(Result::err).map(|e| view! { <ErrorNotice error=e/> })}
     }
 }

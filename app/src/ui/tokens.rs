@@ -1,9 +1,10 @@
 //! API tokens for pipelines: create one (its secret is shown once), see the
 //! others with their state and last use, revoke.
-use super::common::{use_hydrated, EmptyState, ErrorNotice, Fields, Loading, Time};
+use super::common::{form_values, EmptyState, ErrorNotice, Loading, Time};
 use crate::api::{list_tokens, CreateToken, RevokeToken};
 use crate::domain::principal::TokenScope;
 use crate::error::AppError;
+use crate::views::Posted;
 use crate::views::{CreatedToken, TokenView};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -11,6 +12,8 @@ use leptos_meta::Title;
 #[component]
 pub fn TokensPage() -> impl IntoView {
     let tokens = Resource::new(|| (), |_| list_tokens());
+    // Posted without JavaScript: the new token's secret (this once), or the refused form.
+    let posted = use_context::<Posted>();
     view! {
         <Title text="API tokens"/>
         <section class="page">
@@ -24,24 +27,48 @@ pub fn TokensPage() -> impl IntoView {
             <Suspense fallback=Loading>
                 {move || tokens.get().map(|r| match r {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
-                    Ok(list) => view! { <Tokens list/> }.into_any(),
+                    Ok(list) => {
+                        let (created, form) = match posted.clone() {
+                            Some(Posted::TokenCreated(c)) => (Some(c), TokenForm::default()),
+                            Some(Posted::TokenRefused { name, scope, days, error }) => {
+                                (None, TokenForm { name, scope, days, error: Some(error) })
+                            }
+                            _ => (None, TokenForm::default()),
+                        };
+                        view! { <Tokens list created form/> }.into_any()
+                    }
                 })}
             </Suspense>
         </section>
     }
 }
 
+/// The new-token form's fields as sent (the server renders them again when it refuses them).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TokenForm {
+    pub name: String,
+    pub scope: String,
+    pub days: String,
+    pub error: Option<AppError>,
+}
+
+impl Default for TokenForm {
+    fn default() -> Self {
+        Self { name: String::new(), scope: TokenScope::Submit.as_str().into(), days: "30".into(), error: None }
+    }
+}
+
 /// The form, the new secret and the list: one island that starts from the
 /// list the server rendered and keeps it current from what creating and
-/// revoking answer (the secret must never go through a page load).
+/// revoking answer (with the wasm the secret never goes through a page load;
+/// without it, the server's answer to the plain form shows it, once).
 #[island]
-fn Tokens(list: Vec<TokenView>) -> impl IntoView {
+fn Tokens(list: Vec<TokenView>, created: Option<CreatedToken>, form: TokenForm) -> impl IntoView {
     let list = RwSignal::new(list);
-    let created = RwSignal::new(None::<CreatedToken>);
-    let hydrated = use_hydrated();
+    let created = RwSignal::new(created);
     view! {
         {move || created.get().map(|c| view! { <NewSecret created=c/> })}
-        <CreateForm hydrated on_created=Callback::new(move |c: CreatedToken| {
+        <CreateForm form on_created=Callback::new(move |c: CreatedToken| {
             list.update(|l| l.insert(0, c.token.clone()));
             created.set(Some(c));
         })/>
@@ -56,7 +83,7 @@ fn Tokens(list: Vec<TokenView>) -> impl IntoView {
                 }
                 .into_any()
             } else {
-                view! { <TokenTable list=l hydrated on_change=Callback::new(move |now: Vec<TokenView>| list.set(now))/> }.into_any()
+                view! { <TokenTable list=l on_change=Callback::new(move |now: Vec<TokenView>| list.set(now))/> }.into_any()
             }
         }}
     }
@@ -71,22 +98,20 @@ fn NewSecret(created: CreatedToken) -> impl IntoView {
                 " Copy it now: it is shown only once and the portal keeps only its hash."
             </p>
             <label for="new-token-secret">"Token"</label>
-            <input id="new-token-secret" class="mono" readonly prop:value=created.secret.clone()/>
+            <input id="new-token-secret" class="mono" readonly value=created.secret.clone()/>
         </div>
     }
 }
 
+/// A plain HTML form (`POST /tokens`) the server answers without JavaScript; with the
+/// wasm, a server function, and the secret appears above without a page load.
 #[component]
-fn CreateForm(hydrated: ReadSignal<bool>, on_created: Callback<CreatedToken>) -> impl IntoView {
+fn CreateForm(form: TokenForm, on_created: Callback<CreatedToken>) -> impl IntoView {
     let create = ServerAction::<CreateToken>::new();
-    let name = RwSignal::new(String::new());
-    let scope = RwSignal::new(TokenScope::Submit.as_str().to_string());
-    let days = RwSignal::new("30".to_string());
-    let error = RwSignal::new(None::<AppError>);
+    let error = RwSignal::new(form.error.clone());
     Effect::new(move |_| match create.value().get() {
         Some(Ok(c)) => {
             error.set(None);
-            name.set(String::new());
             on_created.run(c);
         }
         Some(Err(e)) => error.set(Some(e)),
@@ -99,36 +124,31 @@ fn CreateForm(hydrated: ReadSignal<bool>, on_created: Callback<CreatedToken>) ->
     };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let days = match days.get_untracked().trim().parse::<u32>() {
-            Ok(d) => d,
-            Err(_) => {
-                error.set(Some(AppError::Invalid(vec![crate::domain::form::FieldError::new(
-                    "days",
-                    "enter a whole number of days",
-                )])));
-                return;
+        let values = form_values(&ev);
+        let text = |k: &str| values.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        match crate::domain::form::parse_token_days(&text("days")) {
+            Ok(days) => {
+                create.dispatch(CreateToken { name: text("name"), scope: text("scope"), days });
             }
-        };
-        create.dispatch(CreateToken { name: name.get_untracked(), scope: scope.get_untracked(), days });
+            Err(e) => error.set(Some(AppError::Invalid(vec![e]))),
+        }
     };
+    let scope = form.scope.clone();
     view! {
-        <form class="card form" on:submit=submit novalidate>
+        <form class="card form" method="post" action="/tokens" on:submit=submit novalidate>
             <h2>"New token"</h2>
             {move || error.get().filter(|e| e.field_errors().is_empty()).map(|e| view! { <ErrorNotice error=e/> })}
-            <Fields hydrated>
             <div class="field" class:has-error=move || field_error("name").is_some()>
                 <label for="token-name">"Name"</label>
-                <input id="token-name" maxlength="64" placeholder="ci-deploy" aria-describedby="token-name-error"
-                    prop:value=name on:input=move |ev| name.set(event_target_value(&ev))/>
+                <input id="token-name" name="name" maxlength="64" placeholder="ci-deploy" aria-describedby="token-name-error"
+                    value=form.name.clone()/>
                 <p class="field-error" id="token-name-error" role="alert">{move || field_error("name")}</p>
             </div>
             <fieldset class="field">
                 <legend>"What it may do"</legend>
                 {TokenScope::ALL.into_iter().map(|s| view! {
                     <label class="choice">
-                        <input type="radio" name="scope" value=s.as_str()
-                            prop:checked=move || scope.get() == s.as_str()
-                            on:change=move |_| scope.set(s.as_str().to_string())/>
+                        <input type="radio" name="scope" value=s.as_str() checked=scope == s.as_str()/>
                         " " {s.label()}
                     </label>
                 }).collect_view()}
@@ -136,20 +156,19 @@ fn CreateForm(hydrated: ReadSignal<bool>, on_created: Callback<CreatedToken>) ->
             </fieldset>
             <div class="field" class:has-error=move || field_error("days").is_some()>
                 <label for="token-days">"Valid for (days)"</label>
-                <input id="token-days" inputmode="numeric" aria-describedby="token-days-error"
-                    prop:value=days on:input=move |ev| days.set(event_target_value(&ev))/>
+                <input id="token-days" name="days" inputmode="numeric" aria-describedby="token-days-error"
+                    value=form.days.clone()/>
                 <p class="field-error" id="token-days-error" role="alert">{move || field_error("days")}</p>
             </div>
             <button type="submit" class="button primary" disabled=move || create.pending().get()>
                 "Create token"
             </button>
-            </Fields>
         </form>
     }
 }
 
 #[component]
-fn TokenTable(list: Vec<TokenView>, hydrated: ReadSignal<bool>, on_change: Callback<Vec<TokenView>>) -> impl IntoView {
+fn TokenTable(list: Vec<TokenView>, on_change: Callback<Vec<TokenView>>) -> impl IntoView {
     let revoke = ServerAction::<RevokeToken>::new();
     let error = RwSignal::new(None::<AppError>);
     Effect::new(move |_| match revoke.value().get() {
@@ -186,11 +205,18 @@ fn TokenTable(list: Vec<TokenView>, hydrated: ReadSignal<bool>, on_change: Callb
                                 <td>{t.last_used_at.clone().map_or_else(|| "never".into_any(), |t| view! { <Time at=t/> }.into_any())}</td>
                                 <td>
                                     {active.then(|| view! {
-                                        <button class="button danger small" aria-label=format!("Revoke token {}", t.name)
-                                            disabled=move || !hydrated.get() || revoke.pending().get()
-                                            on:click=move |_| { revoke.dispatch(RevokeToken { id }); }>
-                                            "Revoke"
-                                        </button>
+                                        <form class="inline-form" method="post" action=format!("/tokens/{id}/revoke")
+                                            on:submit=move |ev: leptos::ev::SubmitEvent| {
+                                                ev.prevent_default();
+                                                if !revoke.pending().get_untracked() {
+                                                    revoke.dispatch(RevokeToken { id });
+                                                }
+                                            }>
+                                            <button type="submit" class="button danger small" aria-label=format!("Revoke token {}", t.name)
+                                                disabled=move || revoke.pending().get()>
+                                                "Revoke"
+                                            </button>
+                                        </form>
                                     })}
                                 </td>
                             </tr>

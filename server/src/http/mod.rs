@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+mod forms;
 pub mod guard;
 mod people;
 pub mod serve;
@@ -49,6 +50,7 @@ pub fn router(state: AppState, site: Site) -> Router {
         .build();
     let routes = route_list();
     let handle = PortalHandle(state.service.clone() as Arc<dyn Portal>);
+    let form_pages = forms::Pages { options: leptos_options.clone(), handle: handle.clone() };
     let pages = Router::new()
         .leptos_routes_with_context(&leptos_options, routes, move || provide_context(handle.clone()), {
             let options = leptos_options.clone();
@@ -79,6 +81,16 @@ pub fn router(state: AppState, site: Site) -> Router {
         .route("/repositories/promote", post(people::promote))
         .route("/repositories/scan", post(people::scan))
         .route("/terraform/import", post(terraform::import))
+        // The island forms without the wasm (forms.rs).
+        .route("/requests/new", post(forms::new_request))
+        .route("/requests/access", post(forms::access_request))
+        .route("/requests/{id}/approve", post(forms::approve))
+        .route("/requests/{id}/reject", post(forms::reject))
+        .route("/requests/{id}/retry", post(forms::retry))
+        .route("/repositories/{action}", post(forms::repository_action))
+        .route("/tokens", post(forms::create_token))
+        .route("/tokens/{id}/revoke", post(forms::revoke_token))
+        .layer(axum::Extension(form_pages))
         .merge(api::routes())
         .with_state(state.clone());
 

@@ -4,6 +4,7 @@ mod audit;
 mod break_glass;
 mod crash;
 mod faults;
+mod forms;
 mod helpers;
 mod iam;
 mod images;

@@ -186,6 +186,19 @@ async fn the_settings_page_forms_file_requests_and_refusals_say_why() {
         html.contains("action=\"/repositories/update\"") && html.contains("action=\"/repositories/delete\""),
         "{html}"
     );
+    // A link whose query fills the draft cannot end a textarea and inject markup.
+    let payload = "</textarea><form id=injected action=https://evil.example>&amp;";
+    let link = format!(
+        "{}/repositories/settings?name={full}&preview=1&justification={p}&tags={p}&lifecycle={p}",
+        app.base,
+        p = percent_encoding::utf8_percent_encode(payload, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let html = browser().get(link).header("cookie", &cookie).send().await.expect("page").text().await.expect("html");
+    assert!(!html.contains("<form id=injected") && !html.contains("</textarea><form"), "markup from a link's query");
+    assert!(
+        html.contains("&lt;/textarea>&lt;form id=injected action=https://evil.example>&amp;amp;"),
+        "shown as typed"
+    );
     let base = |lifecycle: &str| {
         vec![
             ("repository", full.clone()),

@@ -3,7 +3,7 @@
 use crate::api::{ApproveRequest, RejectRequest, RetryRequest};
 use crate::domain::request::Status;
 use crate::error::AppError;
-use crate::ui::common::{reload, reload_when, use_hydrated, ErrorNotice, Fields, Time};
+use crate::ui::common::{form_values, reload, reload_when, submitter_value, ErrorNotice, Time};
 use crate::views::RequestDetail;
 use leptos::prelude::*;
 
@@ -90,10 +90,11 @@ pub(super) fn Decision(detail: RequestDetail) -> AnyView {
     .into_any()
 }
 
-/// The comment and the Approve / Reject buttons; the page loads again with the decision.
+/// The comment and the Approve / Reject buttons: a plain HTML form, each button posting to
+/// its own address (`/requests/{id}/approve`, `…/reject`), answered without JavaScript.
+/// With the wasm it goes through a server function and the page loads again with the decision.
 #[island]
 fn DecisionButtons(id: i64, can_approve: bool, can_reject: bool) -> impl IntoView {
-    let comment = RwSignal::new(String::new());
     let approve = ServerAction::<ApproveRequest>::new();
     let reject = ServerAction::<RejectRequest>::new();
     let error = RwSignal::new(None::<AppError>);
@@ -105,42 +106,64 @@ fn DecisionButtons(id: i64, can_approve: bool, can_reject: bool) -> impl IntoVie
             }
         }
     });
-    let hydrated = use_hydrated();
     let busy = move || approve.pending().get() || reject.pending().get();
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if busy() {
+            return;
+        }
+        error.set(None);
+        let comment = form_values(&ev).get("comment").and_then(|c| c.as_str()).unwrap_or_default().to_string();
+        match submitter_value(&ev).as_deref() {
+            Some("reject") => {
+                reject.dispatch(RejectRequest { id, comment });
+            }
+            _ => {
+                approve.dispatch(ApproveRequest { id, comment });
+            }
+        }
+    };
     view! {
         {move || error.get().map(|e| view! { <ErrorNotice error=e/> })}
-        <Fields hydrated>
-        <div class="field">
-            <label for="comment">"Comment (optional)"</label>
-            <textarea id="comment" rows="3" prop:value=comment on:input=move |ev| comment.set(event_target_value(&ev))></textarea>
-        </div>
-        <div class="actions">
-            {can_approve.then(|| view! {
-                <button class="button primary" disabled=busy
-                    on:click=move |_| { error.set(None); approve.dispatch(ApproveRequest { id, comment: comment.get_untracked() }); }>
-                    "Approve"
-                </button>
-            })}
-            {can_reject.then(|| view! {
-                <button class="button danger" disabled=busy
-                    on:click=move |_| { error.set(None); reject.dispatch(RejectRequest { id, comment: comment.get_untracked() }); }>
-                    "Reject"
-                </button>
-            })}
-        </div>
-        </Fields>
+        <form method="post" action=format!("/requests/{id}/approve") on:submit=on_submit>
+            <div class="field">
+                <label for="comment">"Comment (optional)"</label>
+                <textarea id="comment" name="comment" rows="3"></textarea>
+            </div>
+            <div class="actions">
+                {can_approve.then(|| view! {
+                    <button type="submit" class="button primary" name="decision" value="approve"
+                        formaction=format!("/requests/{id}/approve") disabled=busy>
+                        "Approve"
+                    </button>
+                })}
+                {can_reject.then(|| view! {
+                    <button type="submit" class="button danger" name="decision" value="reject"
+                        formaction=format!("/requests/{id}/reject") disabled=busy>
+                        "Reject"
+                    </button>
+                })}
+            </div>
+        </form>
     }
 }
 
-/// Applies a failed request's approved plan again; the page loads again to follow it.
+/// Applies a failed request's approved plan again: a plain HTML form (`POST
+/// /requests/{id}/retry`); with the wasm, a server function, then the page loads again.
 #[island]
 fn RetryButton(id: i64) -> impl IntoView {
     let retry = ServerAction::<RetryRequest>::new();
-    let hydrated = use_hydrated();
     reload_when(move || matches!(retry.value().get(), Some(Ok(_))));
     view! {
         {move || retry.value().get().and_then(Result::err).map(|e| view! { <ErrorNotice error=e/> })}
-        <button class="button" disabled=move || !hydrated.get() || retry.pending().get()
-            on:click=move |_| { retry.dispatch(RetryRequest { id }); }>"Retry apply"</button>
+        <form method="post" action=format!("/requests/{id}/retry")
+            on:submit=move |ev: leptos::ev::SubmitEvent| {
+                ev.prevent_default();
+                if !retry.pending().get_untracked() {
+                    retry.dispatch(RetryRequest { id });
+                }
+            }>
+            <button type="submit" class="button" disabled=move || retry.pending().get()>"Retry apply"</button>
+        </form>
     }
 }

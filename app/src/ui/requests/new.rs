@@ -1,11 +1,12 @@
 //! The new-repository request: the page, its form island, and the labelled
 //! form field it shares with the access form.
 use crate::api::SubmitRepositoryRequest;
-use crate::domain::form::{parse_optional_number, FieldError, RepositoryRequestInput};
+use crate::domain::form::{FieldError, RepositoryForm};
 use crate::domain::name::{Namespace, RepoName};
 use crate::error::AppError;
-use crate::ui::common::{go_to, use_hydrated, ErrorNotice, Fields, Loading};
+use crate::ui::common::{form_values, go_to, textarea_text, use_hydrated, ErrorNotice, Loading};
 use crate::ui::InfoResource;
+use crate::views::Posted;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -32,6 +33,11 @@ pub(super) fn Field(
 #[component]
 pub fn NewRequest() -> impl IntoView {
     let info = expect_context::<InfoResource>().0;
+    // Posted without JavaScript and refused: the form again, as it was sent, with the problems.
+    let (form, error) = match use_context::<Posted>() {
+        Some(Posted::Repository { form, error }) => (form, Some(error)),
+        _ => (RepositoryForm::fresh(), None),
+    };
     view! {
         <Title text="New repository request"/>
         <section class="page narrow">
@@ -42,7 +48,9 @@ pub fn NewRequest() -> impl IntoView {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
                     Ok(i) if i.user.is_none() => view! { <ErrorNotice error=AppError::Unauthenticated/> }.into_any(),
                     Ok(i) => match Namespace::parse(&i.namespace) {
-                        Ok(ns) => view! { <NewRequestForm namespace=ns.as_str().to_string()/> }.into_any(),
+                        Ok(ns) => view! {
+                            <NewRequestForm namespace=ns.as_str().to_string() form=form.clone() error=error.clone()/>
+                        }.into_any(),
                         Err(e) => view! { <ErrorNotice error=AppError::Internal(e.to_string())/> }.into_any(),
                     },
                 })}
@@ -51,29 +59,35 @@ pub fn NewRequest() -> impl IntoView {
     }
 }
 
-/// The new-repository form: checks as the user types with the server's own
-/// parser, submits through a server function, then opens the new request.
+/// The new-repository form: a plain HTML form (`POST /requests/new`) that the server
+/// answers without JavaScript. With the wasm it checks the name as the user types and
+/// the whole form on submit with the server's own parser, submits through a server
+/// function, then opens the new request. `form` and `error`: what was sent and why it was
+/// refused, when the server renders it again.
 #[island]
-fn NewRequestForm(namespace: String) -> impl IntoView {
+fn NewRequestForm(namespace: String, form: RepositoryForm, error: Option<AppError>) -> impl IntoView {
     let namespace = match Namespace::parse(&namespace) {
         Ok(ns) => ns,
         Err(e) => return view! { <ErrorNotice error=AppError::Internal(e.to_string())/> }.into_any(),
     };
-    let name = RwSignal::new(String::new());
-    let tag_mutability = RwSignal::new("IMMUTABLE".to_string());
-    let scan_on_push = RwSignal::new(true);
-    let grant_production = RwSignal::new(false);
-    let encryption = RwSignal::new("AES256".to_string());
-    let kms_key_arn = RwSignal::new(String::new());
-    let keep_last = RwSignal::new(String::new());
-    let untagged_days = RwSignal::new(String::new());
-    let team = RwSignal::new(String::new());
-    let cost_center = RwSignal::new(String::new());
-    let justification = RwSignal::new(String::new());
-    let errors = RwSignal::new(Vec::<FieldError>::new());
-    let server_error = RwSignal::new(None::<AppError>);
+    // Signals only for what the script shows as the user types; the fields keep their own values.
+    let name = RwSignal::new(form.name.clone());
+    let encryption = RwSignal::new(form.encryption.clone());
+    let errors = RwSignal::new(error.as_ref().map(|e| e.field_errors().to_vec()).unwrap_or_default());
+    let server_error = RwSignal::new(error);
     let submit = ServerAction::<SubmitRepositoryRequest>::new();
     let hydrated = use_hydrated();
+    // What was typed or chosen before the wasm loaded: the live checks start from it.
+    let name_input = NodeRef::<leptos::html::Input>::new();
+    let encryption_select = NodeRef::<leptos::html::Select>::new();
+    Effect::new(move |_| {
+        if let Some(el) = name_input.get() {
+            name.set(el.value());
+        }
+        if let Some(el) = encryption_select.get() {
+            encryption.set(el.value());
+        }
+    });
 
     let ns = namespace.clone();
     let name_preview = move || {
@@ -96,41 +110,6 @@ fn NewRequestForm(namespace: String) -> impl IntoView {
             RepoName::parse(&ns, &n).err().map(|e| e.to_string())
         }
     });
-    let ns_build = namespace.clone();
-
-    let build = move || -> Result<RepositoryRequestInput, Vec<FieldError>> {
-        let mut errs = Vec::new();
-        let keep = parse_optional_number("keep_last_images", &keep_last.get()).map_err(|e| errs.push(e)).ok().flatten();
-        let days = parse_optional_number("expire_untagged_after_days", &untagged_days.get())
-            .map_err(|e| errs.push(e))
-            .ok()
-            .flatten();
-        let input = RepositoryRequestInput {
-            name: name.get(),
-            tag_mutability: Some(tag_mutability.get()),
-            scan_on_push: Some(scan_on_push.get()),
-            encryption: Some(encryption.get()),
-            kms_key_arn: Some(kms_key_arn.get()),
-            keep_last_images: keep,
-            expire_untagged_after_days: days,
-            // Exclusions, rules of one's own and free tags: through the JSON API (see the docs).
-            tag_mutability_exclusions: None,
-            lifecycle_rules: None,
-            tags: None,
-            team: team.get(),
-            cost_center: cost_center.get(),
-            justification: justification.get(),
-            grant_production: Some(grant_production.get()),
-        };
-        if let Err(mut more) = input.check_form(&ns_build) {
-            errs.append(&mut more);
-        }
-        if errs.is_empty() {
-            Ok(input)
-        } else {
-            Err(errs)
-        }
-    };
 
     Effect::new(move |_| {
         if let Some(result) = submit.value().get() {
@@ -144,10 +123,12 @@ fn NewRequestForm(namespace: String) -> impl IntoView {
         }
     });
 
+    let ns_submit = namespace.clone();
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         server_error.set(None);
-        match build() {
+        let form: RepositoryForm = serde_json::from_value(form_values(&ev).into()).unwrap_or_default();
+        match form.input(&ns_submit) {
             Ok(input) => {
                 errors.set(Vec::new());
                 submit.dispatch(SubmitRepositoryRequest { input });
@@ -157,18 +138,20 @@ fn NewRequestForm(namespace: String) -> impl IntoView {
     };
     let errs: Signal<Vec<FieldError>> = errors.into();
     let invalid = move |f: &'static str| move || errs.with(|e| e.iter().any(|x| x.field == f)).to_string();
+    let option = |value: &'static str, label: &'static str, current: &str| {
+        view! { <option value=value selected=current == value>{label}</option> }
+    };
 
     view! {
-        <form class="card form" on:submit=on_submit novalidate data-testid="new-request-form">
+        <form class="card form" method="post" action="/requests/new" on:submit=on_submit novalidate data-testid="new-request-form">
             {move || server_error.get().map(|e| view! { <ErrorNotice error=e/> })}
-            <Fields hydrated>
             <div class="field" class:has-error=move || name_error.get().is_some() || errs.with(|e| e.iter().any(|f| f.field == "name"))>
                 <label for="name">"Repository name"</label>
                 <div class="prefixed">
                     <span class="prefix" aria-hidden="true">{format!("{}/", namespace.as_str())}</span>
                     <input id="name" name="name" required autocomplete="off" spellcheck="false"
                         aria-describedby="name-help name-error" aria-invalid=invalid("name")
-                        prop:value=name on:input=move |ev| name.set(event_target_value(&ev))/>
+                        value=form.name.clone() node_ref=name_input on:input=move |ev| name.set(event_target_value(&ev))/>
                 </div>
                 <p class="help" id="name-help">"Will be created as " <code data-testid="name-preview">{name_preview}</code>". Lowercase letters, digits, and . _ - / between them."</p>
                 <p class="field-error" id="name-error" role="alert" data-field="name">
@@ -177,34 +160,31 @@ fn NewRequestForm(namespace: String) -> impl IntoView {
             </div>
             <div class="grid-2">
                 <Field id="tag_mutability" label="Image tags" errors=errs>
-                    <select id="tag_mutability" name="tag_mutability" prop:value=tag_mutability
-                        on:change=move |ev| tag_mutability.set(event_target_value(&ev))>
-                        <option value="IMMUTABLE">"Immutable (recommended)"</option>
-                        <option value="MUTABLE">"Mutable"</option>
+                    <select id="tag_mutability" name="tag_mutability">
+                        {option("IMMUTABLE", "Immutable (recommended)", &form.tag_mutability)}
+                        {option("MUTABLE", "Mutable", &form.tag_mutability)}
                     </select>
                 </Field>
                 <Field id="encryption" label="Encryption" errors=errs>
-                    <select id="encryption" name="encryption" prop:value=encryption
-                        on:change=move |ev| encryption.set(event_target_value(&ev))>
-                        <option value="AES256">"AES-256 (AWS managed)"</option>
-                        <option value="KMS">"KMS key"</option>
+                    <select id="encryption" name="encryption" node_ref=encryption_select on:change=move |ev| encryption.set(event_target_value(&ev))>
+                        {option("AES256", "AES-256 (AWS managed)", &form.encryption)}
+                        {option("KMS", "KMS key", &form.encryption)}
                     </select>
                 </Field>
             </div>
-            <Show when=move || encryption.get() == "KMS">
-                <Field id="kms_key_arn" label="KMS key ARN" errors=errs>
+            // Always there without the script; with it, only while KMS is chosen.
+            <div hidden=move || hydrated.get() && encryption.get() != "KMS">
+                <Field id="kms_key_arn" label="KMS key ARN" help="Only with KMS encryption." errors=errs>
                     <input id="kms_key_arn" name="kms_key_arn" spellcheck="false" aria-invalid=invalid("kms_key_arn")
-                        prop:value=kms_key_arn on:input=move |ev| kms_key_arn.set(event_target_value(&ev))/>
+                        value=form.kms_key_arn.clone()/>
                 </Field>
-            </Show>
+            </div>
             <div class="field checkbox">
-                <input type="checkbox" id="scan_on_push" name="scan_on_push" prop:checked=scan_on_push
-                    on:change=move |ev| scan_on_push.set(event_target_checked(&ev))/>
+                <input type="checkbox" id="scan_on_push" name="scan_on_push" value="true" checked=form.scan_on_push.is_some()/>
                 <label for="scan_on_push">"Scan images for vulnerabilities on push"</label>
             </div>
             <div class="field checkbox">
-                <input type="checkbox" id="grant_production" name="grant_production" prop:checked=grant_production
-                    on:change=move |ev| grant_production.set(event_target_checked(&ev))/>
+                <input type="checkbox" id="grant_production" name="grant_production" value="true" checked=form.grant_production.is_some()/>
                 <label for="grant_production">"Also grant the production account read-only pull access"</label>
             </div>
             <fieldset class="group">
@@ -212,12 +192,11 @@ fn NewRequestForm(namespace: String) -> impl IntoView {
                 <div class="grid-2">
                     <Field id="keep_last_images" label="Keep the last N images" help="Older images are expired." errors=errs>
                         <input id="keep_last_images" name="keep_last_images" inputmode="numeric" aria-invalid=invalid("keep_last_images")
-                            prop:value=keep_last on:input=move |ev| keep_last.set(event_target_value(&ev))/>
+                            value=form.keep_last_images.clone()/>
                     </Field>
                     <Field id="expire_untagged_after_days" label="Expire untagged images after N days" errors=errs>
                         <input id="expire_untagged_after_days" name="expire_untagged_after_days" inputmode="numeric"
-                            aria-invalid=invalid("expire_untagged_after_days")
-                            prop:value=untagged_days on:input=move |ev| untagged_days.set(event_target_value(&ev))/>
+                            aria-invalid=invalid("expire_untagged_after_days") value=form.expire_untagged_after_days.clone()/>
                     </Field>
                 </div>
             </fieldset>
@@ -225,25 +204,21 @@ fn NewRequestForm(namespace: String) -> impl IntoView {
                 <legend>"Tags"</legend>
                 <div class="grid-2">
                     <Field id="team" label="Team" errors=errs>
-                        <input id="team" name="team" required aria-invalid=invalid("team")
-                            prop:value=team on:input=move |ev| team.set(event_target_value(&ev))/>
+                        <input id="team" name="team" required aria-invalid=invalid("team") value=form.team.clone()/>
                     </Field>
                     <Field id="cost_center" label="Cost centre" errors=errs>
-                        <input id="cost_center" name="cost_center" required aria-invalid=invalid("cost_center")
-                            prop:value=cost_center on:input=move |ev| cost_center.set(event_target_value(&ev))/>
+                        <input id="cost_center" name="cost_center" required aria-invalid=invalid("cost_center") value=form.cost_center.clone()/>
                     </Field>
                 </div>
             </fieldset>
             <Field id="justification" label="Justification" help="What will this repository hold, and who pulls from it?" errors=errs>
-                <textarea id="justification" name="justification" rows="4" required aria-invalid=invalid("justification")
-                    prop:value=justification on:input=move |ev| justification.set(event_target_value(&ev))></textarea>
+                <textarea id="justification" name="justification" rows="4" required aria-invalid=invalid("justification")>{textarea_text(&form.justification)}</textarea>
             </Field>
             <div class="actions">
                 <button type="submit" class="button primary" disabled=move || submit.pending().get()>
                     {move || if submit.pending().get() { "Submitting…" } else { "Submit request" }}
                 </button>
             </div>
-            </Fields>
         </form>
     }
     .into_any()
