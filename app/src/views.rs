@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RequestSummary {
     pub id: i64,
-    /// `create_repository`, `grant_production`, `revoke_production` or `restore_repository`.
+    /// `create_repository`, `update_repository`, `grant_production`, `revoke_production`,
+    /// `restore_repository`, `delete_repository` or `promote_image`.
     pub kind: String,
     pub kind_label: String,
     pub repository: String,
@@ -35,7 +36,8 @@ pub struct ApplyResult {
 pub struct RequestDetail {
     pub summary: RequestSummary,
     pub kind: RequestKind,
-    /// The end of a temporary grant, formatted.
+    /// When a temporary grant ends (the start of the day after its last day). `kind.until`
+    /// holds the same moment in unix milliseconds.
     pub until: Option<Timestamp>,
     pub justification: String,
     pub decided_by: Option<String>,

@@ -134,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {
         // Needs no configuration: the document is the code's.
-        println!("{}", server::http::api::openapi().to_pretty_json()?);
+        println!("{}", serde_json::to_string_pretty(&server::http::api::openapi())?);
         return Ok(());
     }
     let config = Config::load(cli.config.as_deref())?;

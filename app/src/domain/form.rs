@@ -37,8 +37,8 @@ pub struct RepositoryRequestInput {
     #[serde(default)]
     pub expire_untagged_after_days: Option<u32>,
     /// With `IMMUTABLE_WITH_EXCLUSION` or `MUTABLE_WITH_EXCLUSION`: the tags that are the exception.
-    /// (The browser's form never sends these three: they come through the JSON API, and not
-    /// serialising them in the browser keeps their code out of the bundle.)
+    // (The browser's form never sends these three: they come through the JSON API, and not
+    // serialising them in the browser keeps their code out of the bundle.)
     #[serde(default)]
     #[cfg_attr(feature = "hydrate", serde(skip_serializing))]
     pub tag_mutability_exclusions: Option<Vec<String>>,

@@ -11,7 +11,12 @@ use std::fmt;
 pub struct Timestamp(String);
 
 impl Timestamp {
+    /// Beyond what a calendar date can say (year 9999) it is held at its edge, never
+    /// wrapped: a far-away deadline must not read as long past.
     pub fn from_unix_ms(ms: i64) -> Self {
+        const LAST: i64 = 253_402_300_799_000; // 9999-12-31T23:59:59Z
+        const FIRST: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00Z
+        let ms = ms.clamp(FIRST, LAST);
         let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         Self(format!(
@@ -52,6 +57,12 @@ mod tests {
         assert_eq!(t.to_string(), "2026-11-28 21:15:03 UTC");
         assert_eq!(serde_json::to_string(&t).ok().as_deref(), Some("\"2026-11-28T21:15:03Z\""));
         assert_eq!(Timestamp::from_unix_ms(0).to_string(), "1970-01-01 00:00:00 UTC");
+    }
+
+    #[test]
+    fn a_time_beyond_the_calendar_is_held_at_its_edge() {
+        assert_eq!(Timestamp::from_unix_ms(i64::MAX).rfc3339(), "9999-12-31T23:59:59Z");
+        assert_eq!(Timestamp::from_unix_ms(i64::MIN).rfc3339(), "0000-01-01T00:00:00Z");
     }
 
     #[test]

@@ -63,6 +63,7 @@ enum SubmitBody {
 
 /// A production grant or revoke (`kind` says which).
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 struct AccessBody {
     /// The repository (with or without the namespace prefix).
@@ -191,6 +192,13 @@ async fn show(
     Ok(Json(s.service.request_detail(&by, id).await?).into_response())
 }
 
+/// The body of the POSTs that take none: `{}` (or nothing), sent as `application/json` like
+/// every API POST (other content types are refused with 415: a cross-site form cannot send JSON).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Empty {}
+
 fn parse_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse().map_err(|_| ApiError(AppError::NotFound(format!("there is no request `{raw}`"))))
 }
@@ -245,6 +253,7 @@ async fn reject(
 
 /// Applies a failed request's approved plan again (admins).
 #[utoipa::path(post, path = "/api/v1/requests/{id}/retry", tag = "decisions", params(("id" = i64, Path, description = "The request's number")),
+    request_body(content = Option<Empty>, description = "`{}` or nothing, as `application/json`"),
     responses((status = 200, body = RequestDetail), ErrorResponses))]
 async fn retry(
     State(s): State<AppState>,
@@ -355,14 +364,16 @@ async fn audit(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ExportFormat {
-    /// `csv` (default) or `ndjson`.
+    /// `csv` (default) or `ndjson` (`jsonl` is taken as `ndjson`).
     #[serde(default)]
     format: Option<String>,
 }
 
-/// Every matching event, oldest first, as a download (`format=csv|ndjson` and the audit filters).
+/// Every matching event, oldest first, as a download (`format=csv|ndjson` and the audit filters;
+/// the paging ones, `before`, `after` and `limit`, do not apply: the export is whole).
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(ExportFormat, AuditQuery),
-    responses((status = 200, description = "CSV or NDJSON, one event a line (each with `at` in RFC 3339)",
+    responses((status = 200, description = "One event a line: CSV (times as `2026-12-01 21:39:00 UTC`) or \
+        NDJSON (`at` in RFC 3339, and `at_ms`)",
         content((String = "text/csv"), (String = "application/x-ndjson"))), ErrorResponses))]
 async fn export(
     State(s): State<AppState>,
@@ -466,6 +477,7 @@ async fn comment(
 
 /// The requester takes it back while it waits for a decision.
 #[utoipa::path(post, path = "/api/v1/requests/{id}/withdraw", tag = "requests", params(("id" = i64, Path, description = "The request's number")),
+    request_body(content = Option<Empty>, description = "`{}` or nothing, as `application/json`"),
     responses((status = 200, body = RequestDetail), ErrorResponses))]
 async fn withdraw(
     State(s): State<AppState>,
@@ -615,7 +627,7 @@ async fn terraform_import(
 }
 
 /// The portal (namespace, accounts, sign-in methods) and the caller, if signed in.
-#[utoipa::path(get, path = "/api/v1/me", tag = "people",
+#[utoipa::path(get, path = "/api/v1/me", tag = "people", security((), ("token" = []), ("session" = [])),
     responses((status = 200, body = app::views::PortalInfo), ErrorResponses))]
 async fn me(State(s): State<AppState>, u: Option<Extension<Principal>>) -> ApiResult<Response> {
     Ok(Json(s.service.info(u.map(|Extension(p)| p))).into_response())
@@ -629,7 +641,7 @@ async fn not_found() -> ApiError {
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", security(()),
     responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json", body = Object)))]
 async fn openapi_json() -> Response {
-    static DOCUMENT: LazyLock<String> = LazyLock::new(|| openapi().to_pretty_json().unwrap_or_default());
+    static DOCUMENT: LazyLock<String> = LazyLock::new(|| serde_json::to_string_pretty(&openapi()).unwrap_or_default());
     ([(axum::http::header::CONTENT_TYPE, "application/json")], DOCUMENT.as_str()).into_response()
 }
 
@@ -719,8 +731,40 @@ fn api() -> OpenApiRouter<AppState> {
 }
 
 /// The OpenAPI 3.1 document of every `/api/v1` route.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().split_for_parts().1
+pub fn openapi() -> serde_json::Value {
+    let mut doc = serde_json::to_value(api().split_for_parts().1).unwrap_or_default();
+    submit_body_as_sent(&mut doc);
+    doc
+}
+
+/// What utoipa cannot say about `POST /api/v1/requests`: each kind's body is its input plus
+/// `kind` (optional for `create_repository`, the default), and nothing else. The inputs refuse
+/// unknown fields (`additionalProperties: false`), which inside `allOf` would refuse `kind`
+/// too; so the refusal moves to each branch as a whole (`unevaluatedProperties: false`).
+fn submit_body_as_sent(doc: &mut serde_json::Value) {
+    let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(|s| s.as_object_mut()) else { return };
+    let mut inputs = Vec::new();
+    if let Some(branches) =
+        schemas.get_mut("SubmitBody").and_then(|b| b.get_mut("oneOf")).and_then(|o| o.as_array_mut())
+    {
+        for branch in branches {
+            let Some(parts) = branch.get_mut("allOf").and_then(|a| a.as_array_mut()) else { continue };
+            if let Some(input) = parts.first().and_then(|p| p["$ref"].as_str()) {
+                inputs.push(input.trim_start_matches("#/components/schemas/").to_string());
+            }
+            if let Some(kind) = parts.get_mut(1) {
+                if kind.pointer("/properties/kind/enum/0").and_then(|k| k.as_str()) == Some("create_repository") {
+                    kind.as_object_mut().map(|k| k.remove("required"));
+                }
+            }
+            branch["unevaluatedProperties"] = serde_json::Value::Bool(false);
+        }
+    }
+    for name in inputs {
+        if let Some(input) = schemas.get_mut(&name).and_then(|i| i.as_object_mut()) {
+            input.remove("additionalProperties");
+        }
+    }
 }
 
 pub fn routes() -> Router<AppState> {

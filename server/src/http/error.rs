@@ -20,7 +20,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, for programs: `unauthenticated`, `forbidden`, `not_found`, `conflict`, `bad_request`,
     /// `too_large`, `unsupported_media_type`, `too_many_requests`, `validation_failed`, `unavailable`,
-    /// `internal`, `timeout`.
+    /// `internal`; and for answers made before a handler: `timeout`, `method_not_allowed`, `misdirected`.
     pub code: String,
     /// For people; an internal error gives only a reference to the server's log.
     pub message: String,
@@ -45,6 +45,9 @@ pub enum ErrorResponses {
     /// No such request, repository or route.
     #[response(status = 404)]
     NotFound(ErrorBody),
+    /// The path exists, with other methods.
+    #[response(status = 405)]
+    MethodNotAllowed(ErrorBody),
     /// It is not in a state that allows it (already decided, another request open, …).
     #[response(status = 409)]
     Conflict(ErrorBody),
@@ -57,6 +60,9 @@ pub enum ErrorResponses {
     /// A body that is not `application/json`.
     #[response(status = 415)]
     UnsupportedMediaType(ErrorBody),
+    /// A `Host` this server does not serve (`server.public_url`).
+    #[response(status = 421)]
+    Misdirected(ErrorBody),
     /// A field's value is refused; `fields` names each.
     #[response(status = 422)]
     Invalid(ErrorBody),

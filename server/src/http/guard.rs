@@ -107,31 +107,47 @@ pub async fn limit_sign_ins(State(state): State<AppState>, req: Request, next: N
     }
 }
 
-/// The answers tower-http makes below the handlers (a body over `server.max_body_bytes`, a
-/// request over `server.request_timeout_seconds`) are plain text; API clients get the API's
-/// JSON error shape for them too, as its OpenAPI document says.
+/// Every error under `/api/` is the API's JSON error, as its OpenAPI document says: the
+/// answers made outside the handlers in plain text or with no body (a body over
+/// `server.max_body_bytes` and a request over `server.request_timeout_seconds` from
+/// tower-http, a wrong method from axum, a foreign `Host`) get that shape too, keeping
+/// their status and headers.
 pub async fn api_errors_as_json(req: Request, next: Next) -> Response {
     let api = req.uri().path().starts_with("/api/");
     let resp = next.run(req).await;
+    let status = resp.status();
     let json = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/json"));
-    if !api || json {
+    if !api || json || !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
-    match resp.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => error_response(&app::error::AppError::TooLarge(
-            "the body is larger than this portal takes (server.max_body_bytes)".into(),
-        )),
-        StatusCode::REQUEST_TIMEOUT => super::error::json_error(
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
-            "the request was not answered within server.request_timeout_seconds",
-        ),
-        _ => resp,
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("too_large", "the body is larger than this portal takes (server.max_body_bytes)")
+        }
+        StatusCode::REQUEST_TIMEOUT => {
+            ("timeout", "the request was not answered within server.request_timeout_seconds")
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "this path does not take that method; see /api/v1/openapi.json")
+        }
+        StatusCode::MISDIRECTED_REQUEST => {
+            ("misdirected", "this host name does not serve the portal; see server.public_url")
+        }
+        StatusCode::BAD_REQUEST => ("bad_request", "the request is malformed"),
+        StatusCode::NOT_FOUND => ("not_found", "no such API route; see /api/v1/openapi.json"),
+        _ => ("error", status.canonical_reason().unwrap_or("the request failed")),
+    };
+    let (mut parts, _) = resp.into_parts();
+    let json = super::error::json_error(status, code, message);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in json.headers() {
+        parts.headers.insert(name, value.clone());
     }
+    Response::from_parts(parts, json.into_body())
 }
 
 /// Content types the JSON API and the server functions take: JSON, and the

@@ -111,6 +111,8 @@ pub fn router(state: AppState, site: Site) -> Router {
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         // The whole request, from its first byte to the answer's headers.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, site.request_timeout))
+        // The one body limit is `server.max_body_bytes` (above), not also axum's 2 MiB default.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         // Outside the two above: their plain-text answers become the API's JSON errors.
         .layer(axum::middleware::from_fn(guard::api_errors_as_json))
         // Pages and JSON are compressed on the fly (fast gzip); the site's static

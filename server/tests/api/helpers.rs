@@ -216,9 +216,9 @@ pub async fn moto_config(moto: &str) -> SdkConfig {
 impl User {
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let r = self.http.get(format!("{}{path}", self.base)).send().await.expect("GET");
-        let status = r.status().as_u16();
+        let (status, headers) = (r.status().as_u16(), r.headers().clone());
         let body = r.json().await.unwrap_or(Value::Null);
-        crate::openapi::check_answer("GET", path, status, &body);
+        crate::openapi::check_answer("GET", path, None, status, &headers, &body);
         (status, body)
     }
 
@@ -232,10 +232,10 @@ impl User {
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let r = self.http.post(format!("{}{path}", self.base)).json(&body).send().await.expect("POST");
-        let status = r.status().as_u16();
-        let body = r.json().await.unwrap_or(Value::Null);
-        crate::openapi::check_answer("POST", path, status, &body);
-        (status, body)
+        let (status, headers) = (r.status().as_u16(), r.headers().clone());
+        let answer = r.json().await.unwrap_or(Value::Null);
+        crate::openapi::check_answer("POST", path, Some(&body), status, &headers, &answer);
+        (status, answer)
     }
 
     pub async fn submit(&self, name: &str) -> (u16, Value) {

@@ -8,8 +8,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
-static DOC: LazyLock<Value> =
-    LazyLock::new(|| serde_json::to_value(server::http::api::openapi()).expect("the document as JSON"));
+static DOC: LazyLock<Value> = LazyLock::new(server::http::api::openapi);
 
 static VALIDATORS: LazyLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> = LazyLock::new(Default::default);
 
@@ -72,13 +71,22 @@ fn validate(what: &str, key: String, schema: &Value, body: &Value) {
 }
 
 /// Fails when an answer of the JSON API is not what the document says: a status the
-/// operation does not list, or a body its schema refuses. `body` is `Null` when the
-/// answer was not JSON.
-pub fn check_answer(method: &str, path: &str, status: u16, body: &Value) {
+/// operation does not list, a content type or body its schema refuses, a documented
+/// header missing; and when a request the portal accepted (2xx) has a body the
+/// document's request schema refuses. `body` is `Null` when the answer was not JSON.
+pub fn check_answer(
+    method: &str,
+    path: &str,
+    request: Option<&Value>,
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &Value,
+) {
     if !path.starts_with("/api/v1/") {
         return;
     }
     let what = format!("{method} {path} → {status}");
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     let Some(t) = template(path) else {
         // Not a route: only the JSON 404 may answer.
         assert_eq!(status, 404, "{what}: the OpenAPI document has no such path, yet it answered");
@@ -93,11 +101,22 @@ pub fn check_answer(method: &str, path: &str, status: u16, body: &Value) {
     }
     let answer = &op["responses"][status.to_string()];
     assert!(!answer.is_null(), "{what}: {method} {t} does not list {status} in the OpenAPI document");
-    let Some(schema) = answer.pointer("/content/application~1json/schema") else {
-        return;
-    };
-    assert!(!body.is_null(), "{what}: the document says JSON, the answer was not JSON");
-    validate(&what, format!("{m} {t} {status}"), schema, body);
+    for (name, _) in answer["headers"].as_object().into_iter().flatten() {
+        assert!(headers.contains_key(name.as_str()), "{what}: the documented header `{name}` is missing");
+    }
+    if let Some(schema) = answer.pointer("/content/application~1json/schema") {
+        assert!(content_type.starts_with("application/json"), "{what}: documented as JSON, sent as `{content_type}`");
+        assert!(!body.is_null(), "{what}: the document says JSON, the answer was not JSON");
+        validate(&what, format!("{m} {t} {status}"), schema, body);
+    } else if let Some(types) = answer["content"].as_object() {
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        assert!(types.contains_key(essence), "{what}: sent as `{content_type}`, documented as {:?}", types.keys());
+    }
+    if let (Some(sent), true) = (request, (200..300).contains(&status)) {
+        if let Some(schema) = op.pointer("/requestBody/content/application~1json/schema") {
+            validate(&format!("{what} (the request it accepted)"), format!("{m} {t} request"), schema, sent);
+        }
+    }
 }
 
 /// Every (method, path template) the document lists.
@@ -212,12 +231,64 @@ fn the_readme_lists_exactly_the_documented_operations() {
     assert!(extra.is_empty(), "in the README's API table but not the OpenAPI document: {extra:?}");
 }
 
+/// A request as `GET /api/v1/requests/{id}` shows it, built from the view types.
+fn sample_detail() -> Value {
+    use app::domain::time::Timestamp;
+    use app::views::{RequestDetail, RequestSummary};
+    let ns = app::domain::name::Namespace::parse("crytera").expect("ns");
+    let detail = RequestDetail {
+        summary: RequestSummary {
+            id: 1,
+            kind: "revoke_production".into(),
+            kind_label: "revoke production access".into(),
+            repository: "crytera/x".into(),
+            requester: "local:alice".into(),
+            status: app::domain::request::Status::Pending,
+            created_at: Timestamp::from_unix_ms(0),
+            updated_at: Timestamp::from_unix_ms(0),
+        },
+        kind: app::domain::request::RequestKind::RevokeProduction {
+            repository: app::domain::name::RepoName::parse(&ns, "x").expect("name"),
+        },
+        until: None,
+        justification: "j".into(),
+        decided_by: None,
+        decision_comment: None,
+        failure: None,
+        attempts: 0,
+        plan: app::domain::plan::Plan::default(),
+        result: None,
+        timeline: vec![],
+        approve_blocked: None,
+        drift: vec![],
+        can_reject: false,
+        can_retry: false,
+        can_withdraw: true,
+        break_glass: None,
+        review_pending: false,
+        can_break_glass: false,
+        can_review: false,
+        approvals: vec![],
+        approvals_required: 1,
+        approver_groups: vec!["ecr-admins".into()],
+        expires_at: Some(Timestamp::from_unix_ms(86_400_000)),
+    };
+    serde_json::to_value(detail).expect("JSON")
+}
+
+fn good_me() -> Value {
+    json!({"namespace": "crytera", "region": "us-east-1", "staging_account": null,
+        "production_account": null, "local_sign_in": true, "oidc_sign_in": false, "user": null})
+}
+
 #[test]
 fn an_answer_that_breaks_the_document_is_caught() {
     // The checker itself: a missing field, a wrong type, a time that is not RFC 3339, an unlisted status.
-    let detail = |v: Value| std::panic::catch_unwind(|| check_answer("GET", "/api/v1/me", 200, &v)).is_err();
-    let good = json!({"namespace": "crytera", "region": "us-east-1", "staging_account": null,
-        "production_account": null, "local_sign_in": true, "oidc_sign_in": false, "user": null});
+    let mut json_headers = reqwest::header::HeaderMap::new();
+    json_headers.insert("content-type", "application/json".parse().expect("a header value"));
+    let h = &json_headers;
+    let detail = |v: Value| std::panic::catch_unwind(|| check_answer("GET", "/api/v1/me", None, 200, h, &v)).is_err();
+    let good = good_me();
     assert!(!detail(good.clone()), "a true answer passes");
     let mut no_region = good.clone();
     no_region.as_object_mut().expect("object").remove("region");
@@ -227,10 +298,70 @@ fn an_answer_that_breaks_the_document_is_caught() {
     assert!(detail(wrong), "a wrong type fails");
     let verification = |at: &str| {
         let v = json!({"intact": true, "events": 1, "head": "ab", "broken_at": null, "reason": null, "checked_at": at});
-        std::panic::catch_unwind(|| check_answer("GET", "/api/v1/audit/verify", 200, &v)).is_err()
+        std::panic::catch_unwind(|| check_answer("GET", "/api/v1/audit/verify", None, 200, h, &v)).is_err()
     };
     assert!(!verification("2026-12-01T21:39:00Z"));
     assert!(verification("2026-12-01 21:39:00 UTC"), "the old time format fails");
-    assert!(std::panic::catch_unwind(|| check_answer("GET", "/api/v1/me", 418, &Value::Null)).is_err());
-    assert!(std::panic::catch_unwind(|| check_answer("GET", "/api/v1/nothing-here", 200, &json!({}))).is_err());
+    assert!(std::panic::catch_unwind(|| check_answer("GET", "/api/v1/me", None, 418, h, &Value::Null)).is_err());
+    assert!(std::panic::catch_unwind(|| check_answer("GET", "/api/v1/nothing-here", None, 200, h, &json!({}))).is_err());
+    // JSON sent as something else; a 201 without its documented `location`.
+    let text = reqwest::header::HeaderMap::new();
+    assert!(std::panic::catch_unwind(|| check_answer("GET", "/api/v1/me", None, 200, &text, &good_me())).is_err());
+    let created = |req: &Value| {
+        let d = sample_detail();
+        std::panic::catch_unwind(|| check_answer("POST", "/api/v1/requests", Some(req), 201, h, &d)).is_err()
+    };
+    assert!(created(&json!({"name": "x", "team": "t", "cost_center": "c", "justification": "j"})), "no location");
+    let mut with_location = json_headers.clone();
+    with_location.insert("location", "/api/v1/requests/1".parse().expect("a header value"));
+    let accepted = |req: Value| {
+        let d = sample_detail();
+        let hl = &with_location;
+        std::panic::catch_unwind(|| check_answer("POST", "/api/v1/requests", Some(&req), 201, hl, &d)).is_err()
+    };
+    // The request bodies the portal takes match the document; one it could not have taken does not.
+    assert!(
+        !accepted(json!({"name": "x", "team": "t", "cost_center": "c", "justification": "j"})),
+        "create without kind"
+    );
+    assert!(!accepted(json!({"kind": "grant_production", "repository": "x", "justification": "j"})));
+    assert!(accepted(
+        json!({"kind": "create_repository", "name": "x", "team": "t", "cost_center": "c", "justification": "j", "colour": "red"})
+    ));
+    assert!(accepted(json!({"kind": "grant_production", "repository": "x"})), "no justification");
+}
+
+#[tokio::test]
+async fn errors_made_before_any_handler_are_the_api_s_json_error_too() {
+    let app = spawn_app().await;
+    let admin = app.sign_in("opal", "admin").await;
+    let (status, body) = admin.get("/api/v1/requests/1/approve").await;
+    assert_eq!(status, 405);
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    // A foreign Host (DNS rebinding) is refused before anything else, in the same shape.
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/me", app.base))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), 421);
+    assert!(r.headers()["content-type"].to_str().unwrap_or("").starts_with("application/json"));
+    let body: Value = r.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "misdirected", "{body}");
+    // A body over the limit, declared up front (tower-http answers before the handler).
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/requests", app.base))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 200_000])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 413);
+    let body: Value = r.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "too_large", "{body}");
+    // Pages keep their own answers.
+    let r =
+        reqwest::Client::new().get(format!("{}/requests/new", app.base)).header("host", "evil.example").send().await;
+    assert!(!r.expect("GET").headers()["content-type"].to_str().unwrap_or("").starts_with("application/json"));
 }
