@@ -140,43 +140,25 @@ pub struct DecisionForm {
     comment: String,
 }
 
-/// `POST /requests/{id}/approve` (the Approve button).
-pub async fn approve(
+/// `POST /requests/{id}/{approve|reject|retry}` (the request page's decision buttons).
+pub async fn decide(
     State(state): State<AppState>,
     by: Option<Extension<Principal>>,
-    Path(id): Path<i64>,
+    Path((id, action)): Path<(i64, String)>,
     Form(form): Form<DecisionForm>,
 ) -> Response {
     let back = format!("/requests/{id}");
     let Some(Extension(by)) = by else { return sign_in_first(&back) };
-    match state.service.approve(&by, id, form.comment).await.map_err(AppError::from) {
+    let s = &state.service;
+    let (what, result) = match action.as_str() {
+        "approve" => ("Approval", s.approve(&by, id, form.comment).await),
+        "reject" => ("Rejection", s.reject(&by, id, form.comment).await),
+        "retry" => ("Retry", s.retry(&by, id).await),
+        _ => return refused("Request action", &back, &AppError::NotFound(format!("no action `{action}`"))),
+    };
+    match result.map_err(AppError::from) {
         Ok(_) => Redirect::to(&back).into_response(),
-        Err(e) => refused("Approval", &back, &e),
-    }
-}
-
-/// `POST /requests/{id}/reject` (the Reject button).
-pub async fn reject(
-    State(state): State<AppState>,
-    by: Option<Extension<Principal>>,
-    Path(id): Path<i64>,
-    Form(form): Form<DecisionForm>,
-) -> Response {
-    let back = format!("/requests/{id}");
-    let Some(Extension(by)) = by else { return sign_in_first(&back) };
-    match state.service.reject(&by, id, form.comment).await.map_err(AppError::from) {
-        Ok(_) => Redirect::to(&back).into_response(),
-        Err(e) => refused("Rejection", &back, &e),
-    }
-}
-
-/// `POST /requests/{id}/retry` (the Retry apply button).
-pub async fn retry(State(state): State<AppState>, by: Option<Extension<Principal>>, Path(id): Path<i64>) -> Response {
-    let back = format!("/requests/{id}");
-    let Some(Extension(by)) = by else { return sign_in_first(&back) };
-    match state.service.retry(&by, id).await.map_err(AppError::from) {
-        Ok(_) => Redirect::to(&back).into_response(),
-        Err(e) => refused("Retry", &back, &e),
+        Err(e) => refused(what, &back, &e),
     }
 }
 

@@ -84,9 +84,7 @@ pub fn router(state: AppState, site: Site) -> Router {
         // The island forms without the wasm (forms.rs).
         .route("/requests/new", post(forms::new_request))
         .route("/requests/access", post(forms::access_request))
-        .route("/requests/{id}/approve", post(forms::approve))
-        .route("/requests/{id}/reject", post(forms::reject))
-        .route("/requests/{id}/retry", post(forms::retry))
+        .route("/requests/{id}/{action}", post(forms::decide))
         .route("/repositories/{action}", post(forms::repository_action))
         .route("/tokens", post(forms::create_token))
         .route("/tokens/{id}/revoke", post(forms::revoke_token))
