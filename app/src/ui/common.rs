@@ -94,13 +94,13 @@ pub fn textarea_text(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;")
 }
 
-/// What a submitted form holds: its named fields as a JSON object of strings (an unticked
-/// box is absent). Forms that change something are plain HTML forms that the server
-/// answers without JavaScript; once the wasm is there it reads the form itself (not
-/// signals) on submit, so text typed before the page's script loaded counts as well.
-pub fn form_values(ev: &leptos::ev::SubmitEvent) -> serde_json::Map<String, serde_json::Value> {
+/// What a submitted form holds: its named fields as text (an unticked box is absent).
+/// Forms that change something are plain HTML forms that the server answers without
+/// JavaScript; once the wasm is there it reads the form itself (not signals) on submit,
+/// so text typed before the page's script loaded counts as well.
+pub fn form_values(ev: &leptos::ev::SubmitEvent) -> FormValues {
     #[allow(unused_mut)]
-    let mut out = serde_json::Map::new();
+    let mut out = Vec::new();
     #[cfg(feature = "hydrate")]
     {
         use wasm_bindgen::JsCast;
@@ -109,14 +109,28 @@ pub fn form_values(ev: &leptos::ev::SubmitEvent) -> serde_json::Map<String, serd
             for entry in data.entries().into_iter().flatten() {
                 let pair = js_sys::Array::from(&entry);
                 if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
-                    out.insert(k, serde_json::Value::String(v));
+                    out.push((k, v));
                 }
             }
         }
     }
     #[cfg(not(feature = "hydrate"))]
     let _ = ev;
-    out
+    FormValues(out)
+}
+
+/// A submitted form's fields, in order (see [`form_values`]).
+pub struct FormValues(Vec<(String, String)>);
+
+impl FormValues {
+    /// The field's text (the last of that name), or None when the form did not send it.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+    /// The field's text, empty when absent.
+    pub fn text(&self, name: &str) -> String {
+        self.get(name).unwrap_or_default()
+    }
 }
 
 /// Which submit button sent the form (its `value`), when a form has several.

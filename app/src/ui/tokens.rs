@@ -124,11 +124,10 @@ fn CreateForm(form: TokenForm, on_created: Callback<CreatedToken>) -> impl IntoV
     };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let values = form_values(&ev);
-        let text = |k: &str| values.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-        match crate::domain::form::parse_token_days(&text("days")) {
+        let f = form_values(&ev);
+        match crate::domain::form::parse_token_days(&f.text("days")) {
             Ok(days) => {
-                create.dispatch(CreateToken { name: text("name"), scope: text("scope"), days });
+                create.dispatch(CreateToken { name: f.text("name"), scope: f.text("scope"), days });
             }
             Err(e) => error.set(Some(AppError::Invalid(vec![e]))),
         }

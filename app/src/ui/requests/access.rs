@@ -78,7 +78,14 @@ fn AccessForm(
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         server_error.set(None);
-        let input = AccessRequestInput::from_form(serde_json::from_value(form_values(&ev).into()).unwrap_or_default());
+        let f = form_values(&ev);
+        let input = AccessRequestInput {
+            action: f.text("action"),
+            repository: f.text("repository"),
+            until: f.get("until"),
+            justification: f.text("justification"),
+        }
+        .from_form();
         // The end date is checked against the clock on the server.
         let check = Namespace::parse(&ns).map(|n| input.parse(&n, 0));
         match check {

@@ -113,7 +113,7 @@ fn DecisionButtons(id: i64, can_approve: bool, can_reject: bool) -> impl IntoVie
             return;
         }
         error.set(None);
-        let comment = form_values(&ev).get("comment").and_then(|c| c.as_str()).unwrap_or_default().to_string();
+        let comment = form_values(&ev).text("comment");
         match submitter_value(&ev).as_deref() {
             Some("reject") => {
                 reject.dispatch(RejectRequest { id, comment });

@@ -127,7 +127,21 @@ fn NewRequestForm(namespace: String, form: RepositoryForm, error: Option<AppErro
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         server_error.set(None);
-        let form: RepositoryForm = serde_json::from_value(form_values(&ev).into()).unwrap_or_default();
+        let f = form_values(&ev);
+        // The names are the form's fields below (and what the server's handler reads).
+        let form = RepositoryForm {
+            name: f.text("name"),
+            tag_mutability: f.text("tag_mutability"),
+            encryption: f.text("encryption"),
+            kms_key_arn: f.text("kms_key_arn"),
+            scan_on_push: f.get("scan_on_push"),
+            grant_production: f.get("grant_production"),
+            keep_last_images: f.text("keep_last_images"),
+            expire_untagged_after_days: f.text("expire_untagged_after_days"),
+            team: f.text("team"),
+            cost_center: f.text("cost_center"),
+            justification: f.text("justification"),
+        };
         match form.input(&ns_submit) {
             Ok(input) => {
                 errors.set(Vec::new());
