@@ -1,5 +1,5 @@
 import { test, expect } from "@playwright/test";
-import { signIn, uniqueName, SHOTS } from "./helpers";
+import { signIn, slowWasm, uniqueName, SHOTS } from "./helpers";
 
 /**
  * A new user with JavaScript off (or before the wasm has loaded): every page
@@ -72,4 +72,31 @@ test("without JavaScript a request is submitted and an admin approves it", async
     }, { timeout: 20_000 })
     .toBe("applied");
   await expect(admin.locator("main")).toContainText("approved from a browser without JavaScript");
+});
+
+/**
+ * With JavaScript on but the wasm slow to arrive: the form can be typed into at once,
+ * hydration keeps what was typed (and the live checks start from it), and a submit
+ * after hydration goes through the server function without a page load.
+ */
+test("text typed before the wasm loads is kept and sent by the enhanced form", async ({ page }) => {
+  await signIn(page, "early-typist", "requester");
+  await slowWasm(page, 2500);
+  await page.goto("/requests/new");
+  const form = page.getByTestId("new-request-form");
+  await expect(form).toHaveAttribute("data-hydrated", "false");
+  const name = uniqueName("early");
+  await page.getByLabel("Repository name").fill(name);
+  await page.getByLabel("Team").fill("platform");
+  await page.getByLabel("Cost centre").fill("cc-1");
+  await page.getByLabel("Justification").fill("typed before the script arrived");
+  await expect(form).toHaveAttribute("data-hydrated", "true", { timeout: 15_000 });
+  await expect(page.getByLabel("Repository name")).toHaveValue(name);
+  await expect(page.getByLabel("Justification")).toHaveValue("typed before the script arrived");
+  await expect(page.getByTestId("name-preview")).toHaveText(`crytera/${name}`);
+  const rpc = page.waitForRequest("**/rpc/submit_repository_request");
+  await page.getByRole("button", { name: "Submit request" }).click();
+  await rpc;
+  await expect(page).toHaveURL(/\/requests\/\d+$/);
+  await expect(page.locator("main")).toContainText(`crytera/${name}`);
 });

@@ -687,6 +687,20 @@ pub fn parse_optional_number(field: &str, raw: &str) -> Result<Option<u32>, Fiel
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_revoke_from_the_web_form_drops_the_end_date_its_hidden_field_still_holds() {
+        let form = |action: &str| AccessRequestInput {
+            action: action.into(),
+            repository: "x".into(),
+            until: Some("2099-01-01".into()),
+            justification: "j".into(),
+        };
+        assert_eq!(form("revoke").from_form().until, None);
+        assert!(form("revoke").from_form().parse(&ns(), 0).is_ok());
+        assert_eq!(form("grant").from_form().until.as_deref(), Some("2099-01-01"));
+        assert!(form("revoke").parse(&ns(), 0).is_err(), "the JSON API still refuses it");
+    }
+
     fn ns() -> Namespace {
         Namespace::parse("crytera").expect("ns")
     }

@@ -28,13 +28,16 @@ pub fn TokensPage() -> impl IntoView {
                 {move || tokens.get().map(|r| match r {
                     Err(e) => view! { <ErrorNotice error=e/> }.into_any(),
                     Ok(list) => {
-                        let (created, form) = match posted.clone() {
+                        let (created, mut form) = match posted.clone() {
                             Some(Posted::TokenCreated(c)) => (Some(c), TokenForm::default()),
                             Some(Posted::TokenRefused { name, scope, days, error }) => {
-                                (None, TokenForm { name, scope, days, error: Some(error) })
+                                (None, TokenForm { name, scope, days, error: Some(error), once: String::new() })
                             }
                             _ => (None, TokenForm::default()),
                         };
+                        // This page's own nonce, sent with the plain form: the server makes one
+                        // token per rendered form, so a reload that posts it again makes none.
+                        form.once = leptos::nonce::use_nonce().map(|n| n.to_string()).unwrap_or_default();
                         view! { <Tokens list created form/> }.into_any()
                     }
                 })}
@@ -50,11 +53,19 @@ pub struct TokenForm {
     pub scope: String,
     pub days: String,
     pub error: Option<AppError>,
+    /// Sent back with the plain form (see `TokensPage`).
+    pub once: String,
 }
 
 impl Default for TokenForm {
     fn default() -> Self {
-        Self { name: String::new(), scope: TokenScope::Submit.as_str().into(), days: "30".into(), error: None }
+        Self {
+            name: String::new(),
+            scope: TokenScope::Submit.as_str().into(),
+            days: "30".into(),
+            error: None,
+            once: String::new(),
+        }
     }
 }
 
@@ -109,9 +120,14 @@ fn NewSecret(created: CreatedToken) -> impl IntoView {
 fn CreateForm(form: TokenForm, on_created: Callback<CreatedToken>) -> impl IntoView {
     let create = ServerAction::<CreateToken>::new();
     let error = RwSignal::new(form.error.clone());
+    let form_ref = NodeRef::<leptos::html::Form>::new();
     Effect::new(move |_| match create.value().get() {
         Some(Ok(c)) => {
             error.set(None);
+            // A fresh form: a second click must not make a second token by accident.
+            if let Some(f) = form_ref.get_untracked() {
+                f.reset();
+            }
             on_created.run(c);
         }
         Some(Err(e)) => error.set(Some(e)),
@@ -134,8 +150,9 @@ fn CreateForm(form: TokenForm, on_created: Callback<CreatedToken>) -> impl IntoV
     };
     let scope = form.scope.clone();
     view! {
-        <form class="card form" method="post" action="/tokens" on:submit=submit novalidate>
+        <form class="card form" method="post" action="/tokens" on:submit=submit novalidate node_ref=form_ref>
             <h2>"New token"</h2>
+            <input type="hidden" name="once" value=form.once.clone()/>
             {move || error.get().filter(|e| e.field_errors().is_empty()).map(|e| view! { <ErrorNotice error=e/> })}
             <div class="field" class:has-error=move || field_error("name").is_some()>
                 <label for="token-name">"Name"</label>

@@ -18,7 +18,7 @@ use app::domain::principal::Principal;
 use app::error::AppError;
 use app::views::Posted;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -26,12 +26,39 @@ use axum::{Extension, Form};
 use leptos::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 /// What renders a page again from a form handler: the same shell and context as the pages' routes.
 #[derive(Clone)]
 pub struct Pages {
     pub options: LeptosOptions,
     pub handle: PortalHandle,
+    /// The token forms already sent (their page nonce): one token per rendered form.
+    pub sent_once: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Pages {
+    pub fn new(options: LeptosOptions, handle: PortalHandle) -> Self {
+        Self { options, handle, sent_once: Arc::default() }
+    }
+
+    /// False when this form was sent before (a reload of the answer posts it again).
+    fn first_time(&self, once: &str) -> bool {
+        const KEPT: usize = 10_000;
+        if once.is_empty() {
+            return true;
+        }
+        let Ok(mut sent) = self.sent_once.lock() else { return true };
+        if sent.iter().any(|s| s == once) {
+            return false;
+        }
+        if sent.len() >= KEPT {
+            sent.pop_front();
+        }
+        sent.push_back(once.to_string());
+        true
+    }
 }
 
 impl Pages {
@@ -140,17 +167,24 @@ pub struct DecisionForm {
     comment: String,
 }
 
-/// `POST /requests/{id}/{approve|reject|retry}` (the request page's decision buttons).
+/// The last segment of the route (`…/approve` → `approve`): one handler serves a few fixed paths.
+fn action_of(path: &MatchedPath) -> &str {
+    path.as_str().rsplit('/').next().unwrap_or_default()
+}
+
+/// `POST /requests/{id}/approve|reject|retry` (the request page's decision buttons).
 pub async fn decide(
     State(state): State<AppState>,
     by: Option<Extension<Principal>>,
-    Path((id, action)): Path<(i64, String)>,
+    matched: MatchedPath,
+    Path(id): Path<i64>,
     Form(form): Form<DecisionForm>,
 ) -> Response {
+    let action = action_of(&matched);
     let back = format!("/requests/{id}");
     let Some(Extension(by)) = by else { return sign_in_first(&back) };
     let s = &state.service;
-    let (what, result) = match action.as_str() {
+    let (what, result) = match action {
         "approve" => ("Approval", s.approve(&by, id, form.comment).await),
         "reject" => ("Rejection", s.reject(&by, id, form.comment).await),
         "retry" => ("Retry", s.retry(&by, id).await),
@@ -168,19 +202,20 @@ pub struct RepositoryButton {
     name: String,
 }
 
-/// `POST /repositories/{adopt|accept|restore|check}` (the repositories page's buttons).
+/// `POST /repositories/adopt|accept|restore|check` (the repositories page's buttons).
 pub async fn repository_action(
     State(state): State<AppState>,
     by: Option<Extension<Principal>>,
-    Path(action): Path<String>,
+    matched: MatchedPath,
     Form(form): Form<RepositoryButton>,
 ) -> Response {
+    let action = action_of(&matched);
     let Some(Extension(by)) = by else { return sign_in_first("/repositories") };
     let s = &state.service;
     let name = form.name;
     let shown =
         format!("/repositories?q={}", percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC));
-    let (what, result) = match action.as_str() {
+    let (what, result) = match action {
         "adopt" => ("Adoption", s.adopt(&by, name).await.map(|_| shown)),
         "accept" => ("Accepting the live state", s.accept_drift(&by, name).await.map(|_| shown)),
         "restore" => {
@@ -188,9 +223,7 @@ pub async fn repository_action(
         }
         "check" => (
             "Drift check",
-            s.check_drift(&by, Some(name).filter(|n| !n.is_empty()))
-                .await
-                .map(|_| "/repositories?show=drift".to_string()),
+            s.check_drift(&by, Some(name).filter(|n| !n.is_empty())).await.map(|_| "/repositories".to_string()),
         ),
         _ => {
             return refused("Repository action", "/repositories", &AppError::NotFound(format!("no action `{action}`")))
@@ -204,6 +237,9 @@ pub async fn repository_action(
 
 #[derive(Deserialize, Default)]
 struct TokenForm {
+    /// The page's nonce the form was rendered with (see `Pages::first_time`).
+    #[serde(default)]
+    once: String,
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -221,6 +257,11 @@ pub async fn create_token(State(state): State<AppState>, Extension(pages): Exten
         Err(e) => return refused("API token", "/tokens", &e),
     };
     let result = match app::domain::form::parse_token_days(&f.days) {
+        _ if !pages.first_time(&f.once) => Err(AppError::Conflict(
+            "this form was sent already (the page was reloaded?): the token it made is in the list below, and \
+             its secret was shown that once. Make another if you need one."
+                .into(),
+        )),
         Err(e) => Err(AppError::Invalid(vec![e])),
         Ok(days) => {
             state.service.create_token(&by, f.name.clone(), f.scope.clone(), days).await.map_err(AppError::from)

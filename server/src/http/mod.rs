@@ -50,7 +50,7 @@ pub fn router(state: AppState, site: Site) -> Router {
         .build();
     let routes = route_list();
     let handle = PortalHandle(state.service.clone() as Arc<dyn Portal>);
-    let form_pages = forms::Pages { options: leptos_options.clone(), handle: handle.clone() };
+    let form_pages = forms::Pages::new(leptos_options.clone(), handle.clone());
     let pages = Router::new()
         .leptos_routes_with_context(&leptos_options, routes, move || provide_context(handle.clone()), {
             let options = leptos_options.clone();
@@ -84,8 +84,13 @@ pub fn router(state: AppState, site: Site) -> Router {
         // The island forms without the wasm (forms.rs).
         .route("/requests/new", post(forms::new_request))
         .route("/requests/access", post(forms::access_request))
-        .route("/requests/{id}/{action}", post(forms::decide))
-        .route("/repositories/{action}", post(forms::repository_action))
+        .route("/requests/{id}/approve", post(forms::decide))
+        .route("/requests/{id}/reject", post(forms::decide))
+        .route("/requests/{id}/retry", post(forms::decide))
+        .route("/repositories/adopt", post(forms::repository_action))
+        .route("/repositories/accept", post(forms::repository_action))
+        .route("/repositories/restore", post(forms::repository_action))
+        .route("/repositories/check", post(forms::repository_action))
         .route("/tokens", post(forms::create_token))
         .route("/tokens/{id}/revoke", post(forms::revoke_token))
         .layer(axum::Extension(form_pages))

@@ -177,8 +177,9 @@ pub(super) fn refused(what: &str, back: &str, e: &AppError) -> Response {
         AppError::Invalid(_) | AppError::BadRequest(_) => axum::http::StatusCode::UNPROCESSABLE_ENTITY,
         AppError::Forbidden(_) | AppError::Unauthenticated => axum::http::StatusCode::FORBIDDEN,
         AppError::NotFound(_) => axum::http::StatusCode::NOT_FOUND,
-        AppError::Conflict(_) => axum::http::StatusCode::CONFLICT,
-        _ => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        other => {
+            axum::http::StatusCode::from_u16(other.status()).unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE)
+        }
     };
     let body = format!(
         "<section class=\"card notice-error\" role=\"alert\" data-testid=\"form-refused\"><h1>{what} not submitted</h1>\

@@ -8,8 +8,28 @@ use app::domain::name::Namespace;
 use aws_sdk_ecr::types::ImageTagMutability;
 use serde_json::json;
 
-fn escaped(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+/// What a page shows under a field (its `<p data-field=…>`), as text.
+fn field_error(page: &str, field: &str) -> String {
+    let Some(at) = page.find(&format!("data-field=\"{field}\"")) else { return String::new() };
+    let rest = &page[at..];
+    let open = rest.find('>').map_or(rest.len(), |i| i + 1);
+    let text = &rest[open..open + rest[open..].find("</p>").unwrap_or(0)];
+    // Without Leptos's markers (`<!>`, `<!--…-->`).
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("<!") {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let end =
+            if rest.starts_with("<!--") { rest.find("-->").map(|e| e + 3) } else { rest.find('>').map(|e| e + 1) };
+        rest = &rest[end.unwrap_or(rest.len())..];
+    }
+    out.push_str(rest);
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
+}
+
+fn no_store(r: &reqwest::Response) -> bool {
+    r.headers().get("cache-control").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("no-store"))
 }
 
 #[tokio::test]
@@ -42,13 +62,16 @@ async fn a_refused_repository_request_comes_back_with_what_was_typed_and_a_good_
     let r = post_form(&app, &cookie, "/requests/new", &form(&bad)).await;
     assert_eq!(r.status(), 422);
     assert!(r.headers()["content-type"].to_str().unwrap_or("").starts_with("text/html"));
+    assert!(no_store(&r), "what was typed is not kept in caches");
     let page = r.text().await.expect("the page");
-    // The same messages the page's script shows, from the same parser, beside their fields.
+    // The same messages the page's script shows, from the same parser, each under its field.
     let expected = bad.input(&Namespace::parse("crytera").expect("ns")).expect_err("refused");
     assert!(expected.len() >= 3, "{expected:?}");
     for e in &expected {
-        assert!(page.contains(&escaped(&e.message)), "no `{}` in the page", e.message);
+        let first = expected.iter().find(|x| x.field == e.field).expect("itself");
+        assert_eq!(field_error(&page, &e.field), first.message, "under {}", e.field);
     }
+    assert_eq!(field_error(&page, "team"), "", "a good field has no message");
     // Nothing typed is lost: the fields hold it (as text, not markup).
     assert!(
         page.contains("value=\"Bad Name\"") && page.contains("value=\"platform\"") && page.contains("value=\"ten\"")
@@ -162,7 +185,8 @@ async fn access_adoption_and_drift_forms_work_without_javascript() {
     assert_eq!(r.status(), 422);
     let page = r.text().await.expect("page");
     assert!(page.contains(&format!("value=\"{name}\"")), "the repository is kept");
-    assert!(page.contains("data-field=\"justification\""), "{page}");
+    assert!(!field_error(&page, "justification").is_empty(), "the problem is under its field");
+    assert_eq!(field_error(&page, "repository"), "");
     let r = post_form(&app, &alice_cookie, "/requests/access", &form("EKS pulls these")).await;
     assert_eq!(r.status(), 303);
     let id: i64 = location(&r).trim_start_matches("/requests/").parse().expect("an id");
@@ -229,4 +253,44 @@ async fn a_token_made_without_javascript_shows_its_secret_once_and_is_revoked_by
     let r = post_form(&app, &cookie, &format!("/tokens/{id}/revoke"), &[]).await;
     assert_eq!(r.status(), 303);
     assert_eq!(me(secret).await.expect("me").status(), 401);
+}
+
+#[tokio::test]
+async fn a_token_form_sent_twice_makes_one_token_and_a_cross_site_one_makes_none() {
+    let app = spawn_app().await;
+    let cookie = app.session_cookie("piper", "requester").await;
+    let page = browser().get(format!("{}/tokens", app.base)).header("cookie", &cookie).send().await.expect("page");
+    let page = page.text().await.expect("page");
+    let at = page.find("name=\"once\" value=\"").expect("the form's nonce") + "name=\"once\" value=\"".len();
+    let once = page[at..].split('"').next().expect("its value").to_string();
+    assert!(once.len() >= 16, "{once}");
+    let form = vec![
+        ("once", once.clone()),
+        ("name", "ci".to_string()),
+        ("scope", "submit".to_string()),
+        ("days", "30".to_string()),
+    ];
+    let first = post_form(&app, &cookie, "/tokens", &form).await;
+    assert_eq!(first.status(), 201);
+    assert!(no_store(&first), "the secret's page is not cached");
+    // A reload of that answer posts the same form again: refused, nothing made.
+    let again = post_form(&app, &cookie, "/tokens", &form).await;
+    assert_eq!(again.status(), 409);
+    assert!(!again.text().await.expect("page").contains("value=\"ecrp_"));
+    // From another site: refused before anything is made.
+    let cross = browser()
+        .post(format!("{}/tokens", app.base))
+        .header("cookie", &cookie)
+        .header("origin", "http://evil.example")
+        .form(&[("name", "evil"), ("scope", "act_as_me"), ("days", "30")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(cross.status(), 403);
+    let list = browser().get(format!("{}/tokens", app.base)).header("cookie", &cookie).send().await.expect("page");
+    let list = list.text().await.expect("page");
+    assert_eq!(list.matches("action=\"/tokens/").count(), 1, "one token, one Revoke form");
+    // The buttons' addresses are fixed: another is not a form route.
+    let r = post_form(&app, &cookie, "/repositories/bogus", &[("name", "x".into())]).await;
+    assert!(r.status() == 404 || r.status() == 405, "{}", r.status());
 }

@@ -63,6 +63,13 @@ fn AccessForm(
     let server_error = RwSignal::new(error);
     let submit = ServerAction::<SubmitAccessRequest>::new();
     let hydrated = use_hydrated();
+    // The change chosen before the wasm loaded decides whether the end date shows.
+    let revoke_radio = NodeRef::<leptos::html::Input>::new();
+    Effect::new(move |_| {
+        if let Some(el) = revoke_radio.get() {
+            action.set(if el.checked() { "revoke" } else { "grant" }.into());
+        }
+    });
     Effect::new(move |_| {
         if let Some(result) = submit.value().get() {
             match result {
@@ -117,7 +124,7 @@ fn AccessForm(
                     " Grant read-only pull"
                 </label>
                 <label class="choice">
-                    <input type="radio" name="action" value="revoke" checked=!grant
+                    <input type="radio" name="action" value="revoke" checked=!grant node_ref=revoke_radio
                         on:change=move |_| action.set("revoke".into())/>
                     " Revoke"
                 </label>

@@ -108,19 +108,22 @@ fn DecisionButtons(id: i64, can_approve: bool, can_reject: bool) -> impl IntoVie
     });
     let busy = move || approve.pending().get() || reject.pending().get();
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        // Which button: a browser that does not say lets the form post itself to that
+        // button's own address, so a Reject can never turn into an approval.
+        let which = submitter_value(&ev);
+        if !matches!(which.as_deref(), Some("approve" | "reject")) {
+            return;
+        }
         ev.prevent_default();
         if busy() {
             return;
         }
         error.set(None);
         let comment = form_values(&ev).text("comment");
-        match submitter_value(&ev).as_deref() {
-            Some("reject") => {
-                reject.dispatch(RejectRequest { id, comment });
-            }
-            _ => {
-                approve.dispatch(ApproveRequest { id, comment });
-            }
+        if which.as_deref() == Some("reject") {
+            reject.dispatch(RejectRequest { id, comment });
+        } else {
+            approve.dispatch(ApproveRequest { id, comment });
         }
     };
     view! {

@@ -157,7 +157,8 @@ fn NewRequestForm(namespace: String, form: RepositoryForm, error: Option<AppErro
     };
 
     view! {
-        <form class="card form" method="post" action="/requests/new" on:submit=on_submit novalidate data-testid="new-request-form">
+        <form class="card form" method="post" action="/requests/new" on:submit=on_submit novalidate data-testid="new-request-form"
+            data-hydrated=move || hydrated.get().to_string()>
             {move || server_error.get().map(|e| view! { <ErrorNotice error=e/> })}
             <div class="field" class:has-error=move || name_error.get().is_some() || errs.with(|e| e.iter().any(|f| f.field == "name"))>
                 <label for="name">"Repository name"</label>
@@ -189,7 +190,9 @@ fn NewRequestForm(namespace: String, form: RepositoryForm, error: Option<AppErro
             // Always there without the script; with it, only while KMS is chosen.
             <div hidden=move || hydrated.get() && encryption.get() != "KMS">
                 <Field id="kms_key_arn" label="KMS key ARN" help="Only with KMS encryption." errors=errs>
+                    // Hidden means not sent: a key typed before switching back to AES-256 is left out.
                     <input id="kms_key_arn" name="kms_key_arn" spellcheck="false" aria-invalid=invalid("kms_key_arn")
+                        disabled=move || hydrated.get() && encryption.get() != "KMS"
                         value=form.kms_key_arn.clone()/>
                 </Field>
             </div>
