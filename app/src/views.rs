@@ -1,5 +1,7 @@
 //! What pages and the JSON API show: plain serialisable views built by the
 //! service layer. Times are [`Timestamp`]s: RFC 3339 in JSON, UTC words on pages.
+//! A `#[serde(default)]` on a field that is always sent is there for reading older data;
+//! `schema(required = true)` keeps it required in the OpenAPI document.
 use crate::domain::plan::Plan;
 use crate::domain::principal::Principal;
 use crate::domain::request::{RequestKind, Status};
@@ -55,18 +57,23 @@ pub struct RequestDetail {
     pub can_retry: bool,
     /// The viewer asked for it and it still waits for a decision.
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(required = true))]
     pub can_withdraw: bool,
     /// Applied by break glass: who, when and why (from the audit trail).
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(required = true))]
     pub break_glass: Option<String>,
     /// A break-glass apply waits for another admin's review.
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(required = true))]
     pub review_pending: bool,
     /// The viewer may break glass on it now (it is on, they are an admin who is not the requester).
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(required = true))]
     pub can_break_glass: bool,
     /// The viewer may review the break glass (an admin other than the one who broke it).
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(required = true))]
     pub can_review: bool,
     /// Approvals given in this round, and what the approval policy needs.
     pub approvals: Vec<ApprovalView>,
@@ -416,6 +423,7 @@ pub struct PortalInfo {
     pub user: Option<Principal>,
     /// The signed-in user is in a group the approval policy names (the queue is theirs too).
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(required = true))]
     pub can_decide: bool,
 }
 
@@ -533,6 +541,7 @@ pub struct ImportedRepository {
     pub detail: String,
     /// The requests filed for it (a create request, or a production grant for an adopted one).
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(required = true))]
     pub request_ids: Vec<i64>,
 }
 

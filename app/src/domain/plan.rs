@@ -53,13 +53,16 @@ pub struct Plan {
     pub blocked: Option<String>,
     /// A settings change: each setting before → after.
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(required = true))]
     pub changes: Vec<SettingChange>,
     /// What the lifecycle would expire from the repository's images now.
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(required = true))]
     pub preview: Option<LifecyclePreview>,
     /// What the approver must not miss (shown in red): protected images expire,
     /// production loses images.
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(required = true))]
     pub warning: Option<String>,
 }
 

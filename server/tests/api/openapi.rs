@@ -278,7 +278,7 @@ fn sample_detail() -> Value {
 
 fn good_me() -> Value {
     json!({"namespace": "crytera", "region": "us-east-1", "staging_account": null,
-        "production_account": null, "local_sign_in": true, "oidc_sign_in": false, "user": null})
+        "production_account": null, "local_sign_in": true, "oidc_sign_in": false, "user": null, "can_decide": false})
 }
 
 #[test]
