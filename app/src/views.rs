@@ -564,3 +564,9 @@ pub enum Posted {
     TokenCreated(CreatedToken),
     TokenRefused { name: String, scope: String, days: String, error: crate::error::AppError },
 }
+
+/// A fresh random key for each rendered page (the server provides it with the page's
+/// context): the token form sends it back, and the server makes one token per key, so a
+/// reload of the answer (which posts the form again) makes none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormKey(pub String);

@@ -1,5 +1,5 @@
 import { test, expect } from "@playwright/test";
-import { signIn, slowWasm, uniqueName, SHOTS } from "./helpers";
+import { signIn, uniqueName, SHOTS } from "./helpers";
 
 /**
  * A new user with JavaScript off (or before the wasm has loaded): every page
@@ -81,15 +81,23 @@ test("without JavaScript a request is submitted and an admin approves it", async
  */
 test("text typed before the wasm loads is kept and sent by the enhanced form", async ({ page }) => {
   await signIn(page, "early-typist", "requester");
-  await slowWasm(page, 2500);
+  // The wasm is held back until the test lets it through.
+  let release = () => {};
+  const gate = new Promise<void>((r) => (release = r));
+  await page.route("**/*.wasm", async (route) => {
+    await gate;
+    await route.continue();
+  });
   await page.goto("/requests/new");
   const form = page.getByTestId("new-request-form");
-  await expect(form).toHaveAttribute("data-hydrated", "false");
   const name = uniqueName("early");
   await page.getByLabel("Repository name").fill(name);
   await page.getByLabel("Team").fill("platform");
   await page.getByLabel("Cost centre").fill("cc-1");
   await page.getByLabel("Justification").fill("typed before the script arrived");
+  await expect(form).toHaveAttribute("data-hydrated", "false");
+  await expect(page.getByTestId("name-preview")).toHaveText("crytera/…");
+  release();
   await expect(form).toHaveAttribute("data-hydrated", "true", { timeout: 15_000 });
   await expect(page.getByLabel("Repository name")).toHaveValue(name);
   await expect(page.getByLabel("Justification")).toHaveValue("typed before the script arrived");

@@ -4,8 +4,8 @@ use super::common::{form_values, EmptyState, ErrorNotice, Loading, Time};
 use crate::api::{list_tokens, CreateToken, RevokeToken};
 use crate::domain::principal::TokenScope;
 use crate::error::AppError;
-use crate::views::Posted;
 use crate::views::{CreatedToken, TokenView};
+use crate::views::{FormKey, Posted};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -35,9 +35,8 @@ pub fn TokensPage() -> impl IntoView {
                             }
                             _ => (None, TokenForm::default()),
                         };
-                        // This page's own nonce, sent with the plain form: the server makes one
-                        // token per rendered form, so a reload that posts it again makes none.
-                        form.once = leptos::nonce::use_nonce().map(|n| n.to_string()).unwrap_or_default();
+                        // This rendering's key, sent with the plain form (see `FormKey`).
+                        form.once = use_context::<FormKey>().map(|k| k.0).unwrap_or_default();
                         view! { <Tokens list created form/> }.into_any()
                     }
                 })}

@@ -199,6 +199,15 @@ async fn show(
 #[allow(dead_code)]
 struct Empty {}
 
+/// Nothing, or `{}`: what the POSTs without fields take (as documented).
+fn empty(body: &Bytes) -> Result<(), ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(())
+    } else {
+        json_body::<Empty>(body).map(|_| ())
+    }
+}
+
 fn parse_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse().map_err(|_| ApiError(AppError::NotFound(format!("there is no request `{raw}`"))))
 }
@@ -259,9 +268,11 @@ async fn retry(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> ApiResult<Response> {
     let by = user(u)?;
     let id = parse_id(&id)?;
+    empty(&body)?;
     Ok(Json(s.service.retry(&by, id).await?).into_response())
 }
 
@@ -483,9 +494,11 @@ async fn withdraw(
     State(s): State<AppState>,
     u: Option<Extension<Principal>>,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> ApiResult<Response> {
     let by = user(u)?;
     let id = parse_id(&id)?;
+    empty(&body)?;
     Ok(Json(s.service.withdraw(&by, id).await?).into_response())
 }
 

@@ -20,7 +20,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, for programs: `unauthenticated`, `forbidden`, `not_found`, `conflict`, `bad_request`,
     /// `too_large`, `unsupported_media_type`, `too_many_requests`, `validation_failed`, `unavailable`,
-    /// `internal`; and for answers made before a handler: `timeout`, `method_not_allowed`, `misdirected`.
+    /// `internal`; and for answers made before a handler: `timeout`, `method_not_allowed`, `misdirected`,
+    /// or `error` for any other status.
     pub code: String,
     /// For people; an internal error gives only a reference to the server's log.
     pub message: String,

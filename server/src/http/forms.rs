@@ -16,7 +16,7 @@ use app::api::PortalHandle;
 use app::domain::form::{AccessRequestInput, RepositoryForm};
 use app::domain::principal::Principal;
 use app::error::AppError;
-use app::views::Posted;
+use app::views::{FormKey, Posted};
 use axum::body::Body;
 use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::request::Parts;
@@ -26,7 +26,7 @@ use axum::{Extension, Form};
 use leptos::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// What renders a page again from a form handler: the same shell and context as the pages' routes.
@@ -34,30 +34,72 @@ use std::sync::{Arc, Mutex};
 pub struct Pages {
     pub options: LeptosOptions,
     pub handle: PortalHandle,
-    /// The token forms already sent (their page nonce): one token per rendered form.
-    pub sent_once: Arc<Mutex<VecDeque<String>>>,
+    /// The token forms sent so far, by their page's [`FormKey`]: the token each made (None while
+    /// it is being made). The oldest are forgotten past [`SENT_KEPT`].
+    sent: Arc<Mutex<SentForms>>,
+}
+
+#[derive(Default)]
+struct SentForms {
+    made: HashMap<String, Option<i64>>,
+    /// Oldest first.
+    order: VecDeque<String>,
+}
+
+const SENT_KEPT: usize = 10_000;
+
+/// A new page's key: 32 hex digits (a random UUID).
+pub fn form_key() -> FormKey {
+    FormKey(uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// What a form's key says before its token is made.
+enum Sent {
+    /// Not a key this server hands out (or none): no guard.
+    Unkeyed,
+    /// First time: reserved now.
+    First(String),
+    /// Sent before: the token it made, if it is made yet.
+    Before(Option<i64>),
 }
 
 impl Pages {
     pub fn new(options: LeptosOptions, handle: PortalHandle) -> Self {
-        Self { options, handle, sent_once: Arc::default() }
+        Self { options, handle, sent: Arc::default() }
     }
 
-    /// False when this form was sent before (a reload of the answer posts it again).
-    fn first_time(&self, once: &str) -> bool {
-        const KEPT: usize = 10_000;
-        if once.is_empty() {
-            return true;
+    fn reserve(&self, key: &str) -> Sent {
+        if key.len() != 32 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Sent::Unkeyed;
         }
-        let Ok(mut sent) = self.sent_once.lock() else { return true };
-        if sent.iter().any(|s| s == once) {
-            return false;
+        let mut guard = self.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let SentForms { made, order } = &mut *guard;
+        if let Some(id) = made.get(key) {
+            return Sent::Before(*id);
         }
-        if sent.len() >= KEPT {
-            sent.pop_front();
+        if order.len() >= SENT_KEPT {
+            if let Some(old) = order.pop_front() {
+                made.remove(&old);
+            }
         }
-        sent.push_back(once.to_string());
-        true
+        made.insert(key.to_string(), None);
+        order.push_back(key.to_string());
+        Sent::First(key.to_string())
+    }
+
+    /// The token was made (`Some`), or not (`None`: the form may be sent again).
+    fn settle(&self, key: &str, token: Option<i64>) {
+        let mut guard = self.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let SentForms { made, order } = &mut *guard;
+        match token {
+            Some(id) => {
+                made.insert(key.to_string(), Some(id));
+            }
+            None => {
+                made.remove(key);
+                order.retain(|k| k != key);
+            }
+        }
     }
 }
 
@@ -71,6 +113,7 @@ impl Pages {
             move || {
                 provide_context(handle.clone());
                 provide_context(posted.clone());
+                provide_context(form_key());
             },
             move || app::shell(options.clone()),
         );
@@ -237,7 +280,7 @@ pub async fn repository_action(
 
 #[derive(Deserialize, Default)]
 struct TokenForm {
-    /// The page's nonce the form was rendered with (see `Pages::first_time`).
+    /// The page's key the form was rendered with (see `FormKey`).
     #[serde(default)]
     once: String,
     #[serde(default)]
@@ -256,15 +299,25 @@ pub async fn create_token(State(state): State<AppState>, Extension(pages): Exten
         Ok(f) => f,
         Err(e) => return refused("API token", "/tokens", &e),
     };
-    let result = match app::domain::form::parse_token_days(&f.days) {
-        _ if !pages.first_time(&f.once) => Err(AppError::Conflict(
-            "this form was sent already (the page was reloaded?): the token it made is in the list below, and \
-             its secret was shown that once. Make another if you need one."
-                .into(),
-        )),
-        Err(e) => Err(AppError::Invalid(vec![e])),
-        Ok(days) => {
-            state.service.create_token(&by, f.name.clone(), f.scope.clone(), days).await.map_err(AppError::from)
+    let result = match (pages.reserve(&f.once), app::domain::form::parse_token_days(&f.days)) {
+        (Sent::Before(made), _) => Err(AppError::Conflict(match made {
+            Some(id) => format!(
+                "this form was sent already (the page was reloaded?) and made token #{id}; its secret was shown \
+                 in that answer, once. If you did not copy it, revoke #{id} below and make another."
+            ),
+            None => "this form is being sent already; wait for its answer".to_string(),
+        })),
+        (sent, parsed) => {
+            let made = match parsed {
+                Err(e) => Err(AppError::Invalid(vec![e])),
+                Ok(days) => {
+                    state.service.create_token(&by, f.name.clone(), f.scope.clone(), days).await.map_err(AppError::from)
+                }
+            };
+            if let Sent::First(key) = sent {
+                pages.settle(&key, made.as_ref().ok().map(|c| c.token.id));
+            }
+            made
         }
     };
     match result {

@@ -141,13 +141,30 @@ pub async fn api_errors_as_json(req: Request, next: Next) -> Response {
         StatusCode::NOT_FOUND => ("not_found", "no such API route; see /api/v1/openapi.json"),
         _ => ("error", status.canonical_reason().unwrap_or("the request failed")),
     };
-    let (mut parts, _) = resp.into_parts();
-    let json = super::error::json_error(status, code, message);
-    parts.headers.remove(header::CONTENT_LENGTH);
-    for (name, value) in json.headers() {
-        parts.headers.insert(name, value.clone());
+    let (parts, body) = resp.into_parts();
+    // A short plain-text reason (axum's rejections give one) says more than the generic sentence.
+    let plain = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/plain"));
+    let said = match plain {
+        true => axum::body::to_bytes(body, 1024).await.ok().and_then(|b| String::from_utf8(b.to_vec()).ok()),
+        false => None,
+    };
+    let said = said.as_deref().map(str::trim).filter(|m| !m.is_empty() && m.len() <= 300);
+    let message = match said {
+        Some(m) if matches!(code, "bad_request" | "error") => m,
+        _ => message,
+    };
+    let mut json = super::error::json_error(status, code, message);
+    // Only the headers that still hold for the new body.
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE, header::CACHE_CONTROL] {
+        if let Some(v) = parts.headers.get(&name) {
+            json.headers_mut().insert(name, v.clone());
+        }
     }
-    Response::from_parts(parts, json.into_body())
+    json
 }
 
 /// Content types the JSON API and the server functions take: JSON, and the

@@ -52,10 +52,18 @@ pub fn router(state: AppState, site: Site) -> Router {
     let handle = PortalHandle(state.service.clone() as Arc<dyn Portal>);
     let form_pages = forms::Pages::new(leptos_options.clone(), handle.clone());
     let pages = Router::new()
-        .leptos_routes_with_context(&leptos_options, routes, move || provide_context(handle.clone()), {
-            let options = leptos_options.clone();
-            move || shell(options.clone())
-        })
+        .leptos_routes_with_context(
+            &leptos_options,
+            routes,
+            move || {
+                provide_context(handle.clone());
+                provide_context(forms::form_key());
+            },
+            {
+                let options = leptos_options.clone();
+                move || shell(options.clone())
+            },
+        )
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options);
 
