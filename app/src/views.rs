@@ -559,7 +559,7 @@ pub struct TerraformImportReport {
 /// is lost, or what it made (a new token's secret, shown this once).
 #[derive(Debug, Clone)]
 pub enum Posted {
-    Repository { form: crate::domain::form::RepositoryForm, error: crate::error::AppError },
+    Repository { form: crate::domain::web_form::RepositoryForm, error: crate::error::AppError },
     Access { form: crate::domain::form::AccessRequestInput, error: crate::error::AppError },
     TokenCreated(CreatedToken),
     TokenRefused { name: String, scope: String, days: String, error: crate::error::AppError },

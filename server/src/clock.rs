@@ -36,11 +36,6 @@ pub fn format_ms(ms: i64) -> String {
     Timestamp::from_unix_ms(ms).to_string()
 }
 
-/// The moment a view shows (RFC 3339 in JSON).
-pub fn timestamp(ms: i64) -> Timestamp {
-    Timestamp::from_unix_ms(ms)
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

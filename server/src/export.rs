@@ -2,6 +2,7 @@
 //! sits in memory. Used by `GET /api/v1/audit/export` and `ecr-portal audit export`.
 use crate::clock::format_ms;
 use crate::db::{EventFilter, EventRow};
+use app::domain::time::Timestamp;
 use axum::body::Bytes;
 use futures::Stream;
 use sqlx::SqlitePool;
@@ -65,7 +66,7 @@ pub fn line(format: Format, e: &EventRow, hash: &str) -> String {
         ),
         Format::Ndjson => {
             let mut s = serde_json::json!({
-                "id": e.id, "at": crate::clock::timestamp(e.at), "at_ms": e.at, "actor": e.actor, "action": e.action,
+                "id": e.id, "at": Timestamp::from_unix_ms(e.at), "at_ms": e.at, "actor": e.actor, "action": e.action,
                 "request_id": e.request_id, "repository": e.repository, "detail": e.detail,
                 "aws_request_ids": e.aws_request_ids, "hash": hash,
             })

@@ -16,3 +16,4 @@ pub mod request;
 pub mod settings;
 pub mod text;
 pub mod time;
+pub mod web_form;

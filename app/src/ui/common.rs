@@ -177,6 +177,23 @@ pub fn go_to(href: &str) {
     let _ = href;
 }
 
+/// When a form's server action that files a request answers: opens the new request, or
+/// shows the refusal, each field's problem under its field.
+pub fn open_when_filed(
+    answer: impl Fn() -> Option<Result<i64, AppError>> + 'static,
+    errors: RwSignal<Vec<crate::domain::form::FieldError>>,
+    refusal: RwSignal<Option<AppError>>,
+) {
+    Effect::new(move |_| match answer() {
+        Some(Ok(id)) => go_to(&format!("/requests/{id}")),
+        Some(Err(e)) => {
+            errors.set(e.field_errors().to_vec());
+            refusal.set(Some(e));
+        }
+        None => {}
+    });
+}
+
 /// Loads the page again as soon as `done` turns true (an action succeeded).
 pub fn reload_when(done: impl Fn() -> bool + 'static) {
     Effect::new(move |_| {

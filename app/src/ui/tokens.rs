@@ -140,7 +140,7 @@ fn CreateForm(form: TokenForm, on_created: Callback<CreatedToken>) -> impl IntoV
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let f = form_values(&ev);
-        match crate::domain::form::parse_token_days(&f.text("days")) {
+        match crate::domain::web_form::parse_token_days(&f.text("days")) {
             Ok(days) => {
                 create.dispatch(CreateToken { name: f.text("name"), scope: f.text("scope"), days });
             }

@@ -80,17 +80,16 @@ pub enum ErrorResponses {
 
 pub fn error_response(e: &AppError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = ErrorBody {
-        error: ErrorDetail { code: e.code().to_string(), message: e.to_string(), fields: e.field_errors().to_vec() },
-    };
-    (status, Json(body)).into_response()
+    answer(status, e.code(), e.to_string(), e.field_errors().to_vec())
 }
 
-/// An error answer that no `AppError` stands for (the request timeout).
+/// An error answer that no `AppError` stands for (the request timeout, a wrong method, …).
 pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body =
-        ErrorBody { error: ErrorDetail { code: code.to_string(), message: message.to_string(), fields: Vec::new() } };
-    (status, Json(body)).into_response()
+    answer(status, code, message.to_string(), Vec::new())
+}
+
+fn answer(status: StatusCode, code: &str, message: String, fields: Vec<FieldError>) -> Response {
+    (status, Json(ErrorBody { error: ErrorDetail { code: code.to_string(), message, fields } })).into_response()
 }
 
 pub struct ApiError(pub AppError);

@@ -13,8 +13,9 @@
 use super::people::refused;
 use super::state::AppState;
 use app::api::PortalHandle;
-use app::domain::form::{AccessRequestInput, RepositoryForm};
+use app::domain::form::AccessRequestInput;
 use app::domain::principal::Principal;
+use app::domain::web_form::RepositoryForm;
 use app::error::AppError;
 use app::views::{FormKey, Posted};
 use axum::body::Body;
@@ -299,7 +300,7 @@ pub async fn create_token(State(state): State<AppState>, Extension(pages): Exten
         Ok(f) => f,
         Err(e) => return refused("API token", "/tokens", &e),
     };
-    let result = match (pages.reserve(&f.once), app::domain::form::parse_token_days(&f.days)) {
+    let result = match (pages.reserve(&f.once), app::domain::web_form::parse_token_days(&f.days)) {
         (Sent::Before(made), _) => Err(AppError::Conflict(match made {
             Some(id) => format!(
                 "this form was sent already (the page was reloaded?) and made token #{id}; its secret was shown \

@@ -9,6 +9,7 @@ use app::domain::plan::{self, Plan, PlanStep, PolicyChange};
 use app::domain::policy;
 use app::domain::principal::{Capability, Principal};
 use app::domain::settings::{Lifecycle, RepositorySpec, Tag};
+use app::domain::time::Timestamp;
 use app::views::{DriftSummary, RepositoriesPage, RepositoriesQuery, RepositoryView};
 use futures::StreamExt;
 use serde_json::Value;
@@ -223,15 +224,15 @@ impl PortalService {
             production_until: record
                 .filter(|x| x.production_access)
                 .and_then(|x| x.production_until)
-                .map(crate::clock::timestamp),
+                .map(Timestamp::from_unix_ms),
             image_count: *count,
-            last_push: last.map(crate::clock::timestamp),
+            last_push: last.map(Timestamp::from_unix_ms),
             drift: record.map(|x| x.drift.clone()).unwrap_or_default(),
-            drift_checked_at: record.and_then(|x| x.checked_at).map(crate::clock::timestamp),
+            drift_checked_at: record.and_then(|x| x.checked_at).map(Timestamp::from_unix_ms),
             name: r.name.clone(),
             uri: r.uri.clone(),
             arn: r.arn.clone(),
-            created_at: crate::clock::timestamp(r.created_at_ms),
+            created_at: Timestamp::from_unix_ms(r.created_at_ms),
             tag_mutability: r.tag_mutability.to_string(),
             scan_on_push: r.scan_on_push,
             encryption: r.encryption.to_string(),

@@ -12,6 +12,7 @@ use app::domain::name::RepoName;
 use app::domain::plan::PromotionFacts;
 use app::domain::principal::{Capability, Principal};
 use app::domain::request::{RequestKind, Status};
+use app::domain::time::Timestamp;
 use app::views::*;
 
 pub const DEFAULT_IMAGES_PAGE: u32 = 50;
@@ -23,10 +24,10 @@ fn image_view(i: ImageInfo) -> ImageView {
         critical: i.scan.as_ref().map_or(0, |s| s.critical()),
         digest: i.image.digest,
         tags: i.image.tags,
-        pushed_at: crate::clock::timestamp(i.image.pushed_at),
+        pushed_at: Timestamp::from_unix_ms(i.image.pushed_at),
         size_bytes: i.size_bytes,
         media_type: i.media_type,
-        last_pull: i.image.last_pull.map(crate::clock::timestamp),
+        last_pull: i.image.last_pull.map(Timestamp::from_unix_ms),
     }
 }
 
@@ -87,7 +88,7 @@ impl PortalService {
                 request_id: r.request_id,
                 requested_by: r.requested_by,
                 approved_by: r.approved_by,
-                at: crate::clock::timestamp(r.at),
+                at: Timestamp::from_unix_ms(r.at),
             })
             .collect())
     }

@@ -20,6 +20,7 @@ use app::domain::audit::AuditAction;
 use app::domain::notify::{Channel, Notice, NotifyEvent};
 use app::domain::principal::{Capability, Principal, SYSTEM_ACTOR};
 use app::domain::request::Request;
+use app::domain::time::Timestamp;
 use app::views::{OutboxPage, OutboxView};
 
 /// How long a sender holds the rows it claimed (one delivery's time limit is far shorter).
@@ -282,9 +283,9 @@ fn outbox_view(r: &OutboxRow) -> OutboxView {
         repository: r.notice.repository.clone(),
         status: r.status.clone(),
         attempts: r.attempts,
-        created_at: crate::clock::timestamp(r.created_at),
-        delivered_at: r.delivered_at.map(crate::clock::timestamp),
-        next_attempt_at: (r.status == "pending").then(|| crate::clock::timestamp(r.next_attempt_at)),
+        created_at: Timestamp::from_unix_ms(r.created_at),
+        delivered_at: r.delivered_at.map(Timestamp::from_unix_ms),
+        next_attempt_at: (r.status == "pending").then(|| Timestamp::from_unix_ms(r.next_attempt_at)),
         last_error: r.last_error.clone(),
     }
 }

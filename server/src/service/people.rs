@@ -6,6 +6,7 @@ use crate::db::{self, NewEvent};
 use app::domain::audit::AuditAction;
 use app::domain::form::FieldError;
 use app::domain::principal::{Capability, Principal, TokenScope};
+use app::domain::time::Timestamp;
 use app::views::*;
 
 impl PortalService {
@@ -176,8 +177,8 @@ impl PortalService {
                 name: u.principal.name,
                 role: u.principal.role,
                 groups: u.principal.groups,
-                last_sign_in: crate::clock::timestamp(u.last_sign_in),
-                last_seen: crate::clock::timestamp(u.last_seen),
+                last_sign_in: Timestamp::from_unix_ms(u.last_sign_in),
+                last_seen: Timestamp::from_unix_ms(u.last_seen),
                 sessions: u.sessions,
                 tokens: u.tokens,
             })
@@ -330,9 +331,9 @@ impl PortalService {
             id: t.id,
             name: t.name,
             scope: t.scope,
-            created_at: crate::clock::timestamp(t.created_at),
-            expires_at: crate::clock::timestamp(t.expires_at),
-            last_used_at: t.last_used_at.map(crate::clock::timestamp),
+            created_at: Timestamp::from_unix_ms(t.created_at),
+            expires_at: Timestamp::from_unix_ms(t.expires_at),
+            last_used_at: t.last_used_at.map(Timestamp::from_unix_ms),
             state: state.into(),
         }
     }

@@ -7,13 +7,14 @@ use app::domain::audit::AuditAction;
 use app::domain::plan::{self, Plan};
 use app::domain::principal::{Capability, Principal};
 use app::domain::request::{Request, RequestKind, Status};
+use app::domain::time::Timestamp;
 use app::views::*;
 
 fn event_view(e: EventRow) -> AuditEventView {
     let label = AuditAction::parse(&e.action).map(|a| a.label().to_string()).unwrap_or_else(|| e.action.clone());
     AuditEventView {
         id: e.id,
-        at: crate::clock::timestamp(e.at),
+        at: Timestamp::from_unix_ms(e.at),
         actor: e.actor,
         action: e.action,
         label,
@@ -32,8 +33,8 @@ pub(super) fn summary(r: &Request) -> RequestSummary {
         repository: r.kind.repository().to_string(),
         requester: r.requester.clone(),
         status: r.status,
-        created_at: crate::clock::timestamp(r.created_at),
-        updated_at: crate::clock::timestamp(r.updated_at),
+        created_at: Timestamp::from_unix_ms(r.created_at),
+        updated_at: Timestamp::from_unix_ms(r.updated_at),
     }
 }
 
@@ -224,7 +225,7 @@ impl PortalService {
                     }),
                     digest: e.image.digest,
                     tags: e.image.tags,
-                    pushed_at: crate::clock::timestamp(e.image.pushed_at),
+                    pushed_at: Timestamp::from_unix_ms(e.image.pushed_at),
                 })
                 .collect(),
         }))
@@ -277,9 +278,9 @@ impl PortalService {
             Status::NeedsReapproval => Some(r.updated_at),
             _ => None,
         }
-        .map(|from| crate::clock::timestamp(from.saturating_add(self.deployment.approval.pending_expiry_ms)));
+        .map(|from| Timestamp::from_unix_ms(from.saturating_add(self.deployment.approval.pending_expiry_ms)));
         let until = match &r.kind {
-            RequestKind::GrantProduction { until: Some(t), .. } => Some(crate::clock::timestamp(*t)),
+            RequestKind::GrantProduction { until: Some(t), .. } => Some(Timestamp::from_unix_ms(*t)),
             _ => None,
         };
         let broken = timeline.iter().rev().find(|e: &&AuditEventView| e.action == AuditAction::BreakGlass.as_str());
@@ -315,7 +316,7 @@ impl PortalService {
             can_retry: by.can(Capability::Operate) && r.status == Status::Failed,
             approvals: approvals
                 .into_iter()
-                .map(|a| ApprovalView { approver: a.approver, at: crate::clock::timestamp(a.at), comment: a.comment })
+                .map(|a| ApprovalView { approver: a.approver, at: Timestamp::from_unix_ms(a.at), comment: a.comment })
                 .collect(),
             approvals_required: rule.required,
             approver_groups: rule.groups.clone(),
@@ -359,7 +360,7 @@ impl PortalService {
             head: v.head,
             broken_at: v.broken_at,
             reason: v.reason,
-            checked_at: crate::clock::timestamp(self.now()),
+            checked_at: Timestamp::from_unix_ms(self.now()),
         })
     }
 

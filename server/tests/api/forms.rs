@@ -3,8 +3,8 @@
 //! what was typed and the parser's own messages; a new token's secret in the answer).
 //! Results are checked through the API and in moto.
 use super::helpers::*;
-use app::domain::form::RepositoryForm;
 use app::domain::name::Namespace;
+use app::domain::web_form::RepositoryForm;
 use aws_sdk_ecr::types::ImageTagMutability;
 use serde_json::json;
 

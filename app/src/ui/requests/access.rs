@@ -4,7 +4,7 @@ use crate::api::SubmitAccessRequest;
 use crate::domain::form::{AccessRequestInput, FieldError};
 use crate::domain::name::Namespace;
 use crate::error::AppError;
-use crate::ui::common::{form_values, go_to, textarea_text, use_hydrated, ErrorNotice, Loading};
+use crate::ui::common::{form_values, open_when_filed, textarea_text, use_hydrated, ErrorNotice, Loading};
 use crate::ui::InfoResource;
 use crate::views::Posted;
 use leptos::prelude::*;
@@ -70,17 +70,7 @@ fn AccessForm(
             action.set(if el.checked() { "revoke" } else { "grant" }.into());
         }
     });
-    Effect::new(move |_| {
-        if let Some(result) = submit.value().get() {
-            match result {
-                Ok(id) => go_to(&format!("/requests/{id}")),
-                Err(e) => {
-                    errors.set(e.field_errors().to_vec());
-                    server_error.set(Some(e));
-                }
-            }
-        }
-    });
+    open_when_filed(move || submit.value().get(), errors, server_error);
     let ns = namespace.clone();
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();

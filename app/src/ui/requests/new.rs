@@ -1,10 +1,11 @@
 //! The new-repository request: the page, its form island, and the labelled
 //! form field it shares with the access form.
 use crate::api::SubmitRepositoryRequest;
-use crate::domain::form::{FieldError, RepositoryForm};
+use crate::domain::form::FieldError;
 use crate::domain::name::{Namespace, RepoName};
+use crate::domain::web_form::RepositoryForm;
 use crate::error::AppError;
-use crate::ui::common::{form_values, go_to, textarea_text, use_hydrated, ErrorNotice, Loading};
+use crate::ui::common::{form_values, open_when_filed, textarea_text, use_hydrated, ErrorNotice, Loading};
 use crate::ui::InfoResource;
 use crate::views::Posted;
 use leptos::prelude::*;
@@ -111,17 +112,7 @@ fn NewRequestForm(namespace: String, form: RepositoryForm, error: Option<AppErro
         }
     });
 
-    Effect::new(move |_| {
-        if let Some(result) = submit.value().get() {
-            match result {
-                Ok(id) => go_to(&format!("/requests/{id}")),
-                Err(e) => {
-                    errors.set(e.field_errors().to_vec());
-                    server_error.set(Some(e));
-                }
-            }
-        }
-    });
+    open_when_filed(move || submit.value().get(), errors, server_error);
 
     let ns_submit = namespace.clone();
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
